@@ -1,0 +1,5 @@
+"""``python -m qudata``: the command-line interface."""
+
+from qudata.cli import main
+
+main()

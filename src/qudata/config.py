@@ -1,0 +1,242 @@
+"""Typed configuration: one model per YAML section, defaults written once here.
+
+A configuration comes from a YAML file, a mapping, or keyword arguments; all of
+them go through :func:`load_config`, so an unknown key or a wrong type gives the
+same clear error wherever it comes from::
+
+    >>> cfg = load_config({"pack": {"jsonl": {"min_quality_score": 0.8}}})
+    >>> cfg.pack.jsonl.min_quality_score
+    0.8
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from qudata.errors import ConfigError
+
+__all__ = [
+    "ChatMLOptions",
+    "Config",
+    "DedupConfig",
+    "EngineConfig",
+    "InputConfig",
+    "JSONLOptions",
+    "OutputConfig",
+    "PackConfig",
+    "PlainOptions",
+    "QualityConfig",
+    "load_config",
+    "merge_options",
+]
+
+FORMAT_NAMES = ("chatml", "jsonl", "plain")
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class ChatMLOptions(Section):
+    """``pack.chatml``: conversations in the OpenAI ``messages`` shape."""
+
+    system_message: str | None = None
+    include_metadata: bool = False
+    max_tokens_per_message: int | None = Field(default=4096, gt=0)
+    user_prompt: str = 'Write a document titled "{title}".'
+    user_prompt_untitled: str = "Write a document."
+
+
+class JSONLOptions(Section):
+    """``pack.jsonl``: one JSON object per line with exactly ``fields``."""
+
+    fields: list[str] = Field(default_factory=lambda: ["text", "labels", "metadata"], min_length=1)
+    field_mapping: dict[str, str] = Field(default_factory=dict)
+    filter_low_quality: bool = False
+    min_quality_score: float = Field(default=0.7, ge=0.0, le=1.0)
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_fields(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("fields must not repeat a name")
+        return value
+
+
+class PlainOptions(Section):
+    """``pack.plain``: human-readable blocks for inspection."""
+
+    separator: str = "\n---\n"
+    include_headers: bool = True
+    max_line_length: int | None = Field(default=None, gt=0)
+
+
+class PackConfig(Section):
+    """``pack``: which formats to write and the options of each."""
+
+    formats: list[Literal["chatml", "jsonl", "plain"]] = Field(
+        default_factory=lambda: list(FORMAT_NAMES), min_length=1
+    )
+    chatml: ChatMLOptions = Field(default_factory=ChatMLOptions)
+    jsonl: JSONLOptions = Field(default_factory=JSONLOptions)
+    plain: PlainOptions = Field(default_factory=PlainOptions)
+
+
+class InputConfig(Section):
+    """``input``: where the text and id of each record are, and what a bad record does."""
+
+    text_key: str = "text"
+    id_key: str = "id"
+    on_error: Literal["skip", "fail"] = "skip"
+
+
+class QualityConfig(Section):
+    """``quality``: token counting and quality-score filtering before formatting."""
+
+    tokenizer: str = "cl100k_base"
+    min_quality_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    missing_score: Literal["keep", "drop", "score"] = "keep"
+
+
+class DedupConfig(Section):
+    """``dedup``: exact or near-duplicate removal; the first copy seen is kept."""
+
+    method: Literal["none", "exact", "near"] = "exact"
+    threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    num_perm: int = Field(default=128, ge=16, le=1024)
+    ngram: int = Field(default=5, ge=1, le=32)
+
+
+class OutputConfig(Section):
+    """``output``: how the dataset folder is laid out."""
+
+    overwrite: bool = False
+
+
+class EngineConfig(Section):
+    """``engine``: where the pipeline runs (``local`` is the reference)."""
+
+    name: Literal["local"] = "local"
+
+
+class Config(Section):
+    """The whole configuration; every section has defaults."""
+
+    input: InputConfig = Field(default_factory=InputConfig)
+    pack: PackConfig = Field(default_factory=PackConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys a model accepts at ``loc`` (the parent of an unknown key)."""
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = field.annotation
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def _describe(exc: ValidationError, model: type[BaseModel], prefix: str) -> str:
+    """One line per problem: the dotted path, what is wrong, what is allowed."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = ".".join(str(p) for p in (*([prefix] if prefix else []), *loc)) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(model, loc[:-1]))
+            lines.append(f"unknown key '{path}' (allowed keys: {allowed})")
+        else:
+            got = err.get("input")
+            shown = f"; got {got!r}" if not isinstance(got, Mapping | list) else ""
+            lines.append(f"'{path}': {err['msg']}{shown}")
+    return "; ".join(lines)
+
+
+def validate_section(model: type[M], data: Mapping[str, Any], *, prefix: str = "") -> M:
+    """Build ``model`` from ``data`` or raise :class:`ConfigError` naming the path."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, model, prefix)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    source: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Load and validate a configuration.
+
+    ``source`` is a :class:`Config`, a mapping of sections, or a YAML file path;
+    ``overrides`` (same shape, e.g. from command-line options) win over it.
+    """
+    if isinstance(source, Config):
+        data: dict[str, Any] = source.model_dump()
+    elif source is None:
+        data = {}
+    elif isinstance(source, Mapping):
+        data = dict(source)
+    else:
+        data = _read_yaml(Path(source))
+    if overrides:
+        data = _deep_merge(data, overrides)
+    return validate_section(Config, data)
+
+
+def merge_options(
+    model: type[M],
+    base: M,
+    config: Mapping[str, Any] | None,
+    options: Mapping[str, Any],
+    *,
+    prefix: str,
+) -> M:
+    """Options for one call: keyword arguments override ``config``, which overrides ``base``."""
+    if not config and not options:
+        return base
+    data = base.model_dump()
+    data.update(config or {})
+    data.update(options)
+    return validate_section(model, data, prefix=prefix)

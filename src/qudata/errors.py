@@ -1,0 +1,76 @@
+"""Errors raised by qudata.
+
+Every error a user can cause derives from :class:`QudataError`; the CLI turns
+them into one clean ``Error: ...`` line and an exit code, never a traceback::
+
+    QudataError
+    ├── ConfigError          bad configuration: unknown key, wrong type, bad value (exit 2)
+    ├── MissingExtraError    an optional dependency is not installed (exit 2)
+    ├── InputError           an input cannot be read or holds a bad record (exit 1)
+    └── OutputError          the output folder or file cannot be written safely (exit 2)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "InputError",
+    "MissingExtraError",
+    "OutputError",
+    "QudataError",
+]
+
+
+class QudataError(Exception):
+    """Base class of every error qudata raises on purpose."""
+
+    exit_code = 2
+
+
+class ConfigError(QudataError):
+    """The configuration is invalid; the message names the key path."""
+
+
+class MissingExtraError(QudataError, ImportError):
+    """An optional dependency is missing; the message names the ``pip install``.
+
+    Example::
+
+        raise MissingExtraError("parquet", "pyarrow", feature="Parquet input")
+    """
+
+    def __init__(self, extra: str, package: str, *, feature: str) -> None:
+        self.extra = extra
+        self.package = package
+        super().__init__(
+            f"{feature} needs the optional package '{package}': pip install 'qudata[{extra}]'"
+        )
+
+
+class InputError(QudataError):
+    """An input file cannot be read, or a record in it is bad (under ``on_error: fail``).
+
+    ``source`` and ``line`` say where; ``reason`` is a stable snake_case code.
+    """
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        reason: str = "invalid",
+    ) -> None:
+        self.source = source
+        self.line = line
+        self.reason = reason
+        where = source or ""
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class OutputError(QudataError):
+    """The output cannot be written safely (folder not empty, path escapes, ...)."""

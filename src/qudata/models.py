@@ -1,0 +1,274 @@
+"""The one :class:`Document` type, and the one place that normalises input shapes.
+
+Documents arrive as :class:`Document` objects, plain dicts (JSONL rows), or
+objects of a document-processing pipeline (``content``, ``source_path`` and a
+``metadata`` object). :class:`DocumentNormalizer` turns all of them into
+:class:`Document`, or raises :class:`~qudata.errors.InputError` saying which
+field is wrong and what was expected.
+
+    >>> normalize = DocumentNormalizer()
+    >>> doc = normalize({"text": "Hello.", "source": "a.pdf", "topics": "AI"})
+    >>> doc.metadata["source"], doc.topics
+    ('a.pdf', ['AI'])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import xxhash
+
+from qudata.errors import InputError
+
+__all__ = ["KNOWN_METADATA_KEYS", "Document", "DocumentNormalizer"]
+
+#: Metadata keys with a fixed meaning and a fixed output type.
+KNOWN_METADATA_KEYS = (
+    "source",
+    "title",
+    "language",
+    "topics",
+    "labels",
+    "quality_score",
+    "author",
+    "domain",
+    "entities",
+)
+_LIST_KEYS = frozenset({"topics", "labels", "entities"})
+_STRING_KEYS = frozenset({"source", "title", "language", "author", "domain"})
+_RESERVED = frozenset({"messages", "conversations", "metadata"})
+
+
+@dataclass(slots=True)
+class Document:
+    """A document: text, free-form metadata, labels and an optional quality score.
+
+    ``messages`` holds a conversation (OpenAI ``role``/``content`` dicts) when the
+    input already was one; ``text`` is then the conversation's text. ``origin`` and
+    ``line`` say where the document was read (for error messages and rejects).
+
+    Example::
+
+        Document(text="Content goes here...", id="d1",
+                 metadata={"source": "document.pdf", "topics": ["AI"]},
+                 quality_score=0.85)
+    """
+
+    text: str
+    id: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    quality_score: float | None = None
+    messages: list[dict[str, Any]] | None = None
+    origin: str | None = None
+    line: int | None = None
+
+    @property
+    def source(self) -> str | None:
+        value = self.metadata.get("source")
+        return value if isinstance(value, str) else None
+
+    @property
+    def title(self) -> str | None:
+        value = self.metadata.get("title")
+        return value if isinstance(value, str) else None
+
+    @property
+    def topics(self) -> list[str]:
+        value = self.metadata.get("topics")
+        return list(value) if isinstance(value, list) else []
+
+
+class DocumentNormalizer:
+    """Turn dicts, pipeline objects and :class:`Document` into :class:`Document`.
+
+    Stateful only for derived ids: a document without an id gets ``doc-<hash of
+    its text>``; when that id was already given out, ``-2``, ``-3``, ... follow in
+    input order, so ids are stable across runs of the same input.
+    """
+
+    def __init__(self, *, text_key: str = "text", id_key: str = "id") -> None:
+        self.text_key = text_key
+        self.id_key = id_key
+        self._derived: dict[str, int] = {}
+
+    def __call__(self, obj: Any, *, origin: str | None = None, line: int | None = None) -> Document:
+        if isinstance(obj, Document):
+            doc = Document(
+                text=obj.text,
+                id=obj.id,
+                metadata=dict(obj.metadata),
+                labels=list(obj.labels),
+                quality_score=obj.quality_score,
+                messages=obj.messages,
+                origin=obj.origin or origin,
+                line=obj.line if obj.line is not None else line,
+            )
+            if "quality_score" in doc.metadata and doc.quality_score is None:
+                doc.quality_score = _score(doc.metadata["quality_score"], origin, line)
+            if not doc.id:
+                doc.id = self._derive_id(doc.text)
+            return doc
+        if isinstance(obj, Mapping):
+            return self._from_mapping(obj, origin, line)
+        return self._from_mapping(_object_to_mapping(obj), origin, line)
+
+    def _from_mapping(
+        self, row: Mapping[str, Any], origin: str | None, line: int | None
+    ) -> Document:
+        def bad(message: str) -> InputError:
+            return InputError(message, source=origin, line=line)
+
+        metadata: dict[str, Any] = {}
+        nested = row.get("metadata")
+        if nested is not None:
+            if not isinstance(nested, Mapping):
+                raise bad(f"field 'metadata' must be an object, got {_json_type(nested)}")
+            metadata.update(nested)
+        for key, value in row.items():
+            if key not in _RESERVED and key not in (self.text_key, self.id_key):
+                metadata[key] = value
+        if "source_path" in metadata and metadata.get("source") is None:
+            metadata["source"] = str(metadata.pop("source_path"))
+
+        messages = _conversation(row, bad)
+        text = row.get(self.text_key)
+        if text is None and self.text_key == "text" and "content" in row:
+            text = metadata.pop("content")  # pipeline objects call the text "content"
+        if text is None:
+            if messages is None:
+                raise bad(f"no '{self.text_key}' field (expected a string with the document text)")
+            text = "\n\n".join(str(m.get("content") or "") for m in messages)
+        elif not isinstance(text, str):
+            raise bad(f"field '{self.text_key}' must be a string, got {_json_type(text)}")
+
+        for key in _STRING_KEYS & metadata.keys():
+            value = metadata[key]
+            if value is not None and not isinstance(value, str):
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    metadata[key] = str(value)
+                else:
+                    raise bad(f"field '{key}' must be a string, got {_json_type(value)}")
+        for key in _LIST_KEYS & metadata.keys():
+            metadata[key] = _as_list(metadata[key], key, bad)
+        labels = [str(x) for x in metadata.get("labels") or []]
+        if "labels" in metadata:
+            metadata["labels"] = labels
+        if "topics" in metadata:
+            metadata["topics"] = [str(x) for x in metadata["topics"]]
+        score = _score(metadata.pop("quality_score", None), origin, line)
+
+        doc_id = row.get(self.id_key)
+        if doc_id is None or doc_id == "":
+            doc_id = self._derive_id(text)
+        elif isinstance(doc_id, str | int) and not isinstance(doc_id, bool):
+            doc_id = str(doc_id)
+        else:
+            raise bad(
+                f"field '{self.id_key}' must be a string or integer, got {_json_type(doc_id)}"
+            )
+        return Document(
+            text=text,
+            id=doc_id,
+            metadata=metadata,
+            labels=labels,
+            quality_score=score,
+            messages=messages,
+            origin=origin,
+            line=line,
+        )
+
+    def _derive_id(self, text: str) -> str:
+        base = "doc-" + xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogatepass"))
+        seen = self._derived.get(base, 0) + 1
+        self._derived[base] = seen
+        return base if seen == 1 else f"{base}-{seen}"
+
+
+def _conversation(row: Mapping[str, Any], bad: Any) -> list[dict[str, Any]] | None:
+    """``messages`` as given, or ShareGPT ``conversations`` mapped to role/content."""
+    if "messages" in row and row["messages"] is not None:
+        messages = row["messages"]
+        if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
+            raise bad("field 'messages' must be a list of objects")
+        return [dict(m) for m in messages]
+    turns = row.get("conversations")
+    if turns is None:
+        return None
+    if not isinstance(turns, list) or not all(isinstance(t, Mapping) for t in turns):
+        raise bad("field 'conversations' must be a list of objects")
+    roles = {
+        "human": "user",
+        "user": "user",
+        "gpt": "assistant",
+        "assistant": "assistant",
+        "system": "system",
+        "tool": "tool",
+    }
+    converted = []
+    for number, turn in enumerate(turns):
+        speaker = str(turn.get("from", ""))
+        if speaker not in roles:
+            raise bad(f"conversations[{number}].from: unknown role {speaker!r}")
+        converted.append({"role": roles[speaker], "content": turn.get("value")})
+    return converted
+
+
+def _as_list(value: Any, key: str, bad: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise bad(f"field '{key}' must be a list or a string, got {_json_type(value)}")
+
+
+def _score(value: Any, origin: str | None, line: int | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(
+            f"field 'quality_score' must be a finite number, got {value!r}",
+            source=origin,
+            line=line,
+        )
+    return float(value)
+
+
+def _object_to_mapping(obj: Any) -> dict[str, Any]:
+    """Read a pipeline-style object (``content``, ``source_path``, ``metadata``)."""
+    row: dict[str, Any] = {}
+    for name in ("id", "text", "content", "labels", "quality_score", "source_path", "messages"):
+        if hasattr(obj, name):
+            row[name] = getattr(obj, name)
+    meta = getattr(obj, "metadata", None)
+    if dataclasses.is_dataclass(meta) and not isinstance(meta, type):
+        meta = dataclasses.asdict(meta)
+    elif meta is not None and not isinstance(meta, Mapping):
+        meta = {k: v for k, v in vars(meta).items() if not k.startswith("_")}
+    if meta is not None:
+        row["metadata"] = dict(meta)
+    if not row:
+        raise InputError(f"cannot read a document from {type(obj).__name__!s} (no text or content)")
+    return row
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__

@@ -1,0 +1,132 @@
+"""The formatter base class: options, the streaming loop, files; a format fills two hooks.
+
+A concrete formatter sets ``name``, ``extension`` and ``options_model`` and
+implements :meth:`Formatter.format_document` (one document to records, or a
+:class:`~qudata.quality.report.Drop`) and :meth:`Formatter.encoder` (records to
+bytes). Everything else — option precedence, streaming, statistics, atomic
+files — lives here once.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from qudata.config import Config, load_config, merge_options
+from qudata.io.writers import AtomicFile
+from qudata.models import Document, DocumentNormalizer
+from qudata.quality.report import Drop, FormatStats
+
+__all__ = ["Encoder", "Formatter", "Record"]
+
+Record = Any  # a JSON object (dict) for JSON formats, a text block (str) for plain text
+Opts = TypeVar("Opts", bound=BaseModel)
+
+
+class Encoder:
+    """Turns the records of one file into bytes: JSON Lines by default."""
+
+    def __init__(self) -> None:
+        import orjson
+
+        self._dumps = orjson.dumps
+
+    def encode(self, record: Record) -> bytes:
+        return self._dumps(record) + b"\n"
+
+    def finish(self) -> bytes:
+        """Bytes that close the file (nothing for JSON Lines)."""
+        return b""
+
+
+class Formatter(ABC, Generic[Opts]):
+    """Base of every output format.
+
+    Options come from the defaults, then ``config`` (a YAML path, a whole
+    configuration mapping or :class:`~qudata.config.Config`) at construction,
+    then a call's ``config=`` dict, then its keyword arguments.
+    """
+
+    name: ClassVar[str]
+    extension: ClassVar[str]
+    options_model: ClassVar[type[BaseModel]]
+
+    def __init__(
+        self,
+        config: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> None:
+        section = getattr(load_config(config).pack, self.name)
+        self.options: Opts = merge_options(  # type: ignore[assignment]
+            self.options_model, section, None, options, prefix=f"pack.{self.name}"
+        )
+        self.stats = FormatStats()
+
+    def resolve(self, config: Mapping[str, Any] | None = None, **options: Any) -> Opts:
+        """The options of one call: keyword arguments > ``config`` > the formatter's."""
+        return merge_options(  # type: ignore[return-value]
+            self.options_model, self.options, config, options, prefix=f"pack.{self.name}"
+        )
+
+    @abstractmethod
+    def format_document(
+        self, doc: Document, opts: Opts, state: dict[str, Any]
+    ) -> list[Record] | Drop:
+        """Records for one document, or the reason it cannot be written in this format.
+
+        ``state`` is a dict private to one output stream (numbering, type memory).
+        """
+
+    def encoder(self, opts: Opts) -> Encoder:
+        """The encoder for one output file."""
+        return Encoder()
+
+    def iter_records(
+        self,
+        documents: Iterable[Any],
+        *,
+        config: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Iterator[Record]:
+        """Stream records; documents this format cannot carry are counted in ``self.stats``."""
+        opts = self.resolve(config, **options)
+        normalize = DocumentNormalizer()
+        state: dict[str, Any] = {}
+        self.stats = FormatStats()
+        for number, obj in enumerate(documents, 1):
+            doc = normalize(obj, origin="<documents>", line=number)
+            result = self.format_document(doc, opts, state)
+            if isinstance(result, Drop):
+                self.stats.dropped[result.reason] += 1
+                continue
+            self.stats.documents += 1
+            self.stats.records += len(result)
+            yield from result
+
+    def format_documents(
+        self, documents: Iterable[Any], config: Mapping[str, Any] | None = None, **options: Any
+    ) -> Any:
+        """All records as a list (see :meth:`iter_records` for the streaming form)."""
+        return list(self.iter_records(documents, config=config, **options))
+
+    def export_to_file(
+        self,
+        documents: Iterable[Any],
+        output_path: str | os.PathLike[str],
+        config: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> FormatStats:
+        """Write one file atomically: a crash leaves no file at ``output_path``."""
+        opts = self.resolve(config, **options)
+        encoder = self.encoder(opts)
+        with AtomicFile(Path(output_path)) as out:
+            for record in self.iter_records(documents, **opts.model_dump()):
+                out.write(encoder.encode(record))
+            out.write(encoder.finish())
+        self.stats.bytes = out.bytes_written
+        return self.stats

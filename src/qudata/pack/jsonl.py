@@ -1,0 +1,63 @@
+"""JSONL: one JSON object per line with exactly the requested fields, in that order."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from qudata.config import JSONLOptions
+from qudata.models import KNOWN_METADATA_KEYS, Document
+from qudata.pack.base import Formatter, Record
+from qudata.pack.metadata import MetadataWriter
+from qudata.quality.report import Drop
+
+__all__ = ["JSONLFormatter"]
+
+
+class JSONLFormatter(Formatter[JSONLOptions]):
+    """JSON Lines for general LLM training; every line has the same keys.
+
+    Fields: ``text``, ``id``, ``labels``, ``metadata``, ``quality_score``,
+    ``messages``, any known metadata key (``source``, ``title``, ``topics``, ...)
+    or any other metadata key (``null`` where a document lacks it).
+    ``field_mapping`` renames output keys.
+
+    Example::
+
+        formatter = JSONLFormatter()
+        formatter.export_to_file(documents=docs, output_path="training_data.jsonl",
+                                 fields=["text", "labels", "metadata"])
+    """
+
+    name: ClassVar[str] = "jsonl"
+    extension: ClassVar[str] = ".jsonl"
+    options_model: ClassVar[type[JSONLOptions]] = JSONLOptions
+
+    def format_document(
+        self, doc: Document, opts: JSONLOptions, state: dict[str, Any]
+    ) -> list[Record] | Drop:
+        if opts.filter_low_quality and (
+            doc.quality_score is not None and doc.quality_score < opts.min_quality_score
+        ):
+            return Drop(
+                "low_quality", f"quality_score {doc.quality_score} < {opts.min_quality_score}"
+            )
+        if "metadata" not in state:
+            state["metadata"] = MetadataWriter(self.stats.warnings)
+        meta = state["metadata"].build(doc)
+        rename = opts.field_mapping
+        record = {rename.get(f, f): self._field(f, doc, meta) for f in opts.fields}
+        return [record]
+
+    @staticmethod
+    def _field(name: str, doc: Document, meta: dict[str, Any]) -> Any:
+        if name == "text":
+            return doc.text
+        if name == "id":
+            return doc.id
+        if name == "metadata":
+            return meta
+        if name == "messages":
+            return doc.messages
+        if name in KNOWN_METADATA_KEYS or name in meta:
+            return meta.get(name)
+        return None

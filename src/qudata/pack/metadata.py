@@ -1,0 +1,83 @@
+"""Output metadata with one JSON type per key, so Arrow-based loaders never fail or coerce.
+
+Known keys are always present with fixed types (``null`` when absent, ``topics``,
+``labels`` and ``entities`` always lists). Unknown keys are kept; a value whose
+JSON type differs from the type that key first had in this output is written
+as a string and counted as ``metadata_type_conflict``. Non-finite numbers
+become ``null`` (``metadata_non_finite``): JSON has no NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from qudata.models import Document
+
+__all__ = ["MetadataWriter"]
+
+
+def _json_kind(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "object"
+
+
+def _finite(value: Any, warnings: Counter[str]) -> Any:
+    """``value`` with every NaN or infinity replaced by ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        warnings["metadata_non_finite"] += 1
+        return None
+    if isinstance(value, list | tuple):
+        return [_finite(v, warnings) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _finite(v, warnings) for k, v in value.items()}
+    return value
+
+
+class MetadataWriter:
+    """Builds the output ``metadata`` object of documents written to one output."""
+
+    def __init__(self, warnings: Counter[str] | None = None) -> None:
+        self._kinds: dict[str, str] = {}
+        self.warnings: Counter[str] = warnings if warnings is not None else Counter()
+
+    def build(self, doc: Document) -> dict[str, Any]:
+        meta = doc.metadata
+        out: dict[str, Any] = {
+            "source": meta.get("source"),
+            "quality_score": doc.quality_score,
+            "topics": list(meta.get("topics") or []),
+            "title": meta.get("title"),
+            "language": meta.get("language"),
+            "labels": list(doc.labels),
+            "author": meta.get("author"),
+            "domain": meta.get("domain"),
+            "entities": [
+                _finite(e, self.warnings) if isinstance(e, dict) else {"text": str(e)}
+                for e in meta.get("entities") or []
+            ],
+        }
+        for key, value in meta.items():
+            if key in out:
+                continue
+            value = _finite(value, self.warnings)
+            kind = _json_kind(value)
+            if kind is not None:
+                first = self._kinds.setdefault(key, kind)
+                if first != kind:
+                    self.warnings["metadata_type_conflict"] += 1
+                    value = value if isinstance(value, str) else orjson.dumps(value).decode()
+            out[key] = value
+        return out

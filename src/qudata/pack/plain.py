@@ -1,0 +1,108 @@
+"""Plain text: human-readable blocks for inspection and review.
+
+Each block is ``=== Document N ===``, the header lines (``Source``, ``Quality``
+with two decimals, ``Topics``; a missing one is left out), a blank line and the
+content. Blocks are joined by ``"\\n" + separator + "\\n"`` and the text ends
+with one ``"\\n"``.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from qudata.config import PlainOptions
+from qudata.models import Document
+from qudata.pack.base import Encoder, Formatter, Record
+from qudata.quality.report import Drop
+
+__all__ = ["PlainTextFormatter"]
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.splitlines())
+
+
+def wrap(text: str, width: int | None) -> str:
+    """Wrap each line at word boundaries; a word longer than ``width`` stays whole."""
+    if width is None:
+        return text
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+        else:
+            out.extend(
+                textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""]
+            )
+    return "\n".join(out)
+
+
+class PlainEncoder(Encoder):
+    """Joins blocks with the separator and ends the text with one newline."""
+
+    def __init__(self, separator: str) -> None:
+        self._between = ("\n" + separator + "\n").encode("utf-8")
+        self._first = True
+
+    def encode(self, record: Record) -> bytes:
+        data = str(record).encode("utf-8")
+        if self._first:
+            self._first = False
+            return data
+        return self._between + data
+
+    def finish(self) -> bytes:
+        return b"" if self._first else b"\n"
+
+
+class PlainTextFormatter(Formatter[PlainOptions]):
+    """Plain text for debugging and manual review.
+
+    Example::
+
+        formatter = PlainTextFormatter()
+        text_output = formatter.format_documents(documents, separator="\\n---\\n",
+                                                 include_headers=True)
+    """
+
+    name: ClassVar[str] = "plain"
+    extension: ClassVar[str] = ".txt"
+    options_model: ClassVar[type[PlainOptions]] = PlainOptions
+
+    def format_document(
+        self, doc: Document, opts: PlainOptions, state: dict[str, Any]
+    ) -> list[Record] | Drop:
+        if doc.messages is not None:
+            content = "\n\n".join(
+                f"{m.get('role')}: {m.get('content') or ''}" for m in doc.messages
+            )
+        else:
+            content = doc.text
+        if not content.strip():
+            return Drop("empty_text", "the document text is empty")
+        number = state["number"] = state.get("number", 0) + 1
+        if not opts.include_headers:
+            return [wrap(content, opts.max_line_length)]
+        lines = [f"=== Document {number} ==="]
+        if doc.source:
+            lines.append(f"Source: {_one_line(doc.source)}")
+        if doc.quality_score is not None:
+            lines.append(f"Quality: {doc.quality_score:.2f}")
+        if doc.topics:
+            lines.append(f"Topics: {_one_line(', '.join(doc.topics))}")
+        lines.append("")
+        lines.append(wrap(content, opts.max_line_length))
+        return ["\n".join(lines)]
+
+    def encoder(self, opts: PlainOptions) -> Encoder:
+        return PlainEncoder(opts.separator)
+
+    def format_documents(self, documents: Iterable[Any], config: Any = None, **options: Any) -> Any:
+        """The whole text, exactly as :meth:`export_to_file` writes it."""
+        opts = self.resolve(config, **options)
+        encoder = self.encoder(opts)
+        parts = [encoder.encode(r) for r in self.iter_records(documents, **opts.model_dump())]
+        parts.append(encoder.finish())
+        return b"".join(parts).decode("utf-8")

@@ -1,0 +1,30 @@
+"""The registry of output formats: adding a format is one module and one line here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qudata.errors import ConfigError
+from qudata.pack.base import Formatter
+from qudata.pack.chatml import ChatMLFormatter
+from qudata.pack.jsonl import JSONLFormatter
+from qudata.pack.plain import PlainTextFormatter
+
+__all__ = ["FORMATTERS", "get_formatter"]
+
+FORMATTERS: dict[str, type[Formatter[Any]]] = {
+    ChatMLFormatter.name: ChatMLFormatter,
+    JSONLFormatter.name: JSONLFormatter,
+    PlainTextFormatter.name: PlainTextFormatter,
+}
+
+
+def get_formatter(name: str, config: Any = None, **options: Any) -> Formatter[Any]:
+    """A formatter by name: ``get_formatter("chatml")``."""
+    try:
+        cls = FORMATTERS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown format {name!r} (choose from: {', '.join(sorted(FORMATTERS))})"
+        ) from None
+    return cls(config, **options)

@@ -1,0 +1,225 @@
+"""The whole job, once: read -> normalise -> quality -> dedup -> format -> validate -> write.
+
+The input is read once, in batches, and every requested format is written in
+the same pass. Output goes to a hidden staging folder beside ``output_dir``;
+``manifest.json`` is written last and the folder is renamed into place only
+when the run completed, so a folder with a manifest is a complete dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from qudata.config import Config, load_config
+from qudata.errors import InputError, OutputError
+from qudata.io.readers import RawRecord, read_records
+from qudata.io.sources import Source, expand_inputs
+from qudata.io.writers import AtomicFile
+from qudata.models import Document, DocumentNormalizer
+from qudata.pack.base import Encoder, Formatter
+from qudata.pack.registry import get_formatter
+from qudata.quality.report import Drop, FileStats, FormatStats, RunReport
+
+__all__ = ["pack_dataset"]
+
+BATCH_SIZE = 512
+SPLIT = "train"
+
+
+def pack_dataset(
+    inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    output_dir: str | os.PathLike[str],
+    *,
+    config: Config | dict[str, Any] | str | os.PathLike[str] | None = None,
+    formats: Iterable[str] | None = None,
+    overwrite: bool | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> RunReport:
+    """Pack ``inputs`` (files, folders, globs, ``-``) into a dataset folder; return the account.
+
+    Example::
+
+        report = pack_dataset(["docs.jsonl"], "out", formats=["chatml", "jsonl"])
+        assert report.balanced()
+    """
+    overrides: dict[str, Any] = {}
+    if formats is not None:
+        overrides["pack"] = {"formats": list(formats)}
+    if overwrite is not None:
+        overrides["output"] = {"overwrite": overwrite}
+    cfg = load_config(config, overrides=overrides)
+    sources = expand_inputs(inputs)
+    return _Run(cfg, Path(output_dir), on_progress).run(sources)
+
+
+class _FormatOutput:
+    """One format's formatter, per-stream state, open file and statistics."""
+
+    def __init__(self, formatter: Formatter[Any], staging: Path) -> None:
+        self.formatter = formatter
+        self.name = formatter.name
+        self.opts = formatter.options
+        self.state: dict[str, Any] = {}
+        self.stats: FormatStats = formatter.stats
+        self.encoder: Encoder = formatter.encoder(self.opts)
+        relative = f"{self.name}/{SPLIT}-00000-of-00001{formatter.extension}"
+        self.file = FileStats(path=relative, split=SPLIT)
+        self.out = AtomicFile(staging / relative)
+
+    def write(self, doc: Document) -> Drop | None:
+        result = self.formatter.format_document(doc, self.opts, self.state)
+        if isinstance(result, Drop):
+            self.stats.dropped[result.reason] += 1
+            return result
+        for record in result:
+            self.out.write(self.encoder.encode(record))
+        self.stats.documents += 1
+        self.stats.records += len(result)
+        self.file.documents += 1
+        self.file.records += len(result)
+        return None
+
+    def close(self) -> None:
+        self.out.write(self.encoder.finish())
+
+
+class _Run:
+    def __init__(self, cfg: Config, output_dir: Path, on_progress: Callable[[int], None] | None):
+        from qudata import __version__
+
+        self.cfg = cfg
+        self.output_dir = output_dir
+        self.on_progress = on_progress
+        self.report = RunReport(qudata_version=__version__, config=cfg.model_dump(mode="json"))
+        self.normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
+
+    def run(self, sources: list[Source]) -> RunReport:
+        self._check_output_dir()
+        staging = self.output_dir.parent / f".{self.output_dir.name}.qudata-partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            self._pack(sources, staging)
+            self._publish(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self.report.output_dir = str(self.output_dir)
+        return self.report
+
+    def _check_output_dir(self) -> None:
+        out = self.output_dir
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"{out}: exists and is not a folder")
+        if out.is_dir() and any(out.iterdir()) and not self.cfg.output.overwrite:
+            raise OutputError(f"{out}: folder is not empty (use --overwrite to replace it)")
+
+    def _pack(self, sources: list[Source], staging: Path) -> None:
+        outputs = [
+            _FormatOutput(get_formatter(name, self.cfg), staging) for name in self.cfg.pack.formats
+        ]
+        rejects = AtomicFile(staging / "rejects.jsonl")
+        with ExitStack() as files:
+            files.enter_context(rejects)
+            for out in outputs:
+                files.enter_context(out.out)
+            for batch in _batched(self._documents(sources, rejects), BATCH_SIZE):
+                for doc in batch:
+                    for out in outputs:
+                        drop = out.write(doc)
+                        if drop is not None:
+                            _reject(rejects, doc, drop, fmt=out.name)
+                if self.on_progress is not None:
+                    self.on_progress(self.report.read)
+            for out in outputs:
+                out.close()
+        for out in outputs:
+            out.file.bytes = out.out.bytes_written
+            out.file.sha256 = out.out.sha256
+            out.stats.bytes = out.file.bytes
+            out.stats.files = [out.file]
+            self.report.formats[out.name] = out.stats
+
+    def _documents(self, sources: list[Source], rejects: AtomicFile) -> Iterator[Document]:
+        """Accepted documents; every other record is counted and sent to ``rejects``."""
+        on_error = self.cfg.input.on_error
+        for source in sources:
+            for raw in read_records(
+                source, text_key=self.cfg.input.text_key, id_key=self.cfg.input.id_key
+            ):
+                self.report.read += 1
+                doc = self._normalize(raw, on_error, rejects)
+                if doc is None:
+                    continue
+                self.report.accepted += 1
+                yield doc
+
+    def _normalize(self, raw: RawRecord, on_error: str, rejects: AtomicFile) -> Document | None:
+        if raw.error is None:
+            try:
+                return self.normalize(raw.row, origin=raw.origin, line=raw.line)
+            except InputError as exc:
+                detail = str(exc).split(": ", 1)[-1]
+        else:
+            detail = raw.error
+        if on_error == "fail":
+            raise InputError(detail, source=raw.origin, line=raw.line)
+        self.report.dropped["invalid"] += 1
+        row_id = raw.row.get(self.cfg.input.id_key) if raw.row else None
+        _write_reject(rejects, None, raw.origin, raw.line, row_id, "invalid", detail)
+        return None
+
+    def _publish(self, staging: Path) -> None:
+        manifest = orjson.dumps(
+            self.report.as_manifest(), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+        )
+        with AtomicFile(staging / "manifest.json") as out:
+            out.write(manifest)
+        old = None
+        if self.output_dir.exists():
+            old = self.output_dir.with_name(f".{self.output_dir.name}.qudata-old-{os.getpid()}")
+            os.replace(self.output_dir, old)
+        os.replace(staging, self.output_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _reject(rejects: AtomicFile, doc: Document, drop: Drop, *, fmt: str | None) -> None:
+    _write_reject(rejects, fmt, doc.origin, doc.line, doc.id, drop.reason, drop.detail, drop.extra)
+
+
+def _write_reject(
+    rejects: AtomicFile,
+    fmt: str | None,
+    origin: str | None,
+    line: int | None,
+    doc_id: Any,
+    reason: str,
+    detail: str,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    entry = {
+        "format": fmt,
+        "source": origin,
+        "line": line,
+        "id": doc_id,
+        "reason": reason,
+        "detail": detail,
+    }
+    if extra:
+        entry.update(extra)
+    rejects.write(orjson.dumps(entry) + b"\n")
+
+
+def _batched(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch

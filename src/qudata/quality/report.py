@@ -1,0 +1,108 @@
+"""The account of a run: every document read is written or dropped with a reason.
+
+``read == accepted + sum(dropped)`` at the top level, and for every format
+``accepted == documents + sum(dropped)``. :class:`Drop` is the verdict a step
+returns for a document it will not pass on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Drop", "FileStats", "FormatStats", "RunReport"]
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """A document is not passed on: a stable snake_case ``reason`` and a human ``detail``."""
+
+    reason: str
+    detail: str = ""
+    extra: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class FileStats:
+    """One output file."""
+
+    path: str
+    split: str
+    documents: int = 0
+    records: int = 0
+    bytes: int = 0
+    sha256: str = ""
+    tokens: int = 0
+
+    def as_dict(self, *, with_tokens: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "path": self.path,
+            "split": self.split,
+            "documents": self.documents,
+            "records": self.records,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
+        if with_tokens:
+            out["tokens"] = self.tokens
+        return out
+
+
+@dataclass(slots=True)
+class FormatStats:
+    """What one format wrote and dropped."""
+
+    documents: int = 0
+    records: int = 0
+    bytes: int = 0
+    tokens: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    warnings: Counter[str] = field(default_factory=Counter)
+    files: list[FileStats] = field(default_factory=list)
+
+    def as_dict(self, *, with_tokens: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "documents": self.documents,
+            "records": self.records,
+            "bytes": self.bytes,
+            "dropped": dict(sorted(self.dropped.items())),
+            "warnings": dict(sorted(self.warnings.items())),
+            "files": [f.as_dict(with_tokens=with_tokens) for f in self.files],
+        }
+        if with_tokens:
+            out["tokens"] = self.tokens
+        return out
+
+
+@dataclass(slots=True)
+class RunReport:
+    """The account of one ``pack`` run; :meth:`as_manifest` is ``manifest.json``."""
+
+    qudata_version: str
+    config: dict[str, Any]
+    read: int = 0
+    accepted: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    formats: dict[str, FormatStats] = field(default_factory=dict)
+    output_dir: str | None = None
+
+    def balanced(self) -> bool:
+        """Both account identities hold."""
+        if self.read != self.accepted + sum(self.dropped.values()):
+            return False
+        return all(
+            self.accepted == f.documents + sum(f.dropped.values()) for f in self.formats.values()
+        )
+
+    def as_manifest(self) -> dict[str, Any]:
+        return {
+            "qudata_version": self.qudata_version,
+            "config": self.config,
+            "counts": {
+                "read": self.read,
+                "accepted": self.accepted,
+                "dropped": dict(sorted(self.dropped.items())),
+            },
+            "formats": {name: stats.as_dict() for name, stats in self.formats.items()},
+        }
