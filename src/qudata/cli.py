@@ -69,6 +69,17 @@ def cli() -> None:
 )
 @click.option("--text-key", default=None, help="Input field holding the text (default: text).")
 @click.option("--id-key", default=None, help="Input field holding the id (default: id).")
+@click.option("--tokenizer", default=None,
+              help="Token counter: cl100k_base (default, exact, offline), o200k_base, "
+                   "PATH/tokenizer.json, estimate (approximate) or none.")
+@click.option("--dedup", type=click.Choice(["none", "exact", "near"]), default=None,
+              help="Duplicate removal (default: exact; near implies exact).")
+@click.option("--dedup-threshold", type=float, default=None,
+              help="Jaccard similarity for near duplicates (default: 0.8).")
+@click.option("--min-quality", type=float, default=None,
+              help="Drop documents whose quality_score is below this, before formatting.")
+@click.option("--dry-run", is_flag=True,
+              help="Write nothing; show how many documents and tokens survive (as 'stats').")
 @click.option("--quiet", "-q", is_flag=True, help="Print no progress and no summary.")
 def pack(
     inputs: tuple[str, ...],
@@ -79,6 +90,11 @@ def pack(
     on_error: str | None,
     text_key: str | None,
     id_key: str | None,
+    tokenizer: str | None,
+    dedup: str | None,
+    dedup_threshold: float | None,
+    min_quality: float | None,
+    dry_run: bool,
     quiet: bool,
 ) -> None:
     """Pack INPUTS (JSONL[.gz|.zst], JSON arrays, Parquet, folders of .txt/.md, globs, or - for
@@ -110,9 +126,104 @@ def pack(
     except QudataError as exc:
         _fail(exc)
     if not quiet:
-        from qudata.summary import print_summary
+        from qudata.console import print_summary
 
         print_summary(report)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="YAML configuration file (input, quality and dedup sections apply).")
+@click.option("--tokenizer", default=None, help="Token counter (as for pack).")
+@click.option("--dedup", type=click.Choice(["none", "exact", "near"]), default=None,
+              help="Duplicate removal before counting (default: exact).")
+@click.option("--text-key", default=None, help="Input field holding the text (default: text).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def stats(
+    inputs: tuple[str, ...],
+    config_path: str | None,
+    tokenizer: str | None,
+    dedup: str | None,
+    text_key: str | None,
+    as_json: bool,
+) -> None:
+    """Show how many documents and tokens of INPUTS survive at several quality thresholds,
+    after removing invalid records and duplicates. Writes nothing.
+    """
+    overrides = _overrides(
+        input={"text_key": text_key}, quality={"tokenizer": tokenizer}, dedup={"method": dedup}
+    )
+    _print_stats(inputs, config_path, overrides, as_json=as_json)
+
+
+def _print_stats(
+    inputs: tuple[str, ...], config_path: str | None, overrides: dict[str, Any], *,
+    as_json: bool = False,
+) -> None:
+    from qudata.config import load_config
+    from qudata.console import print_stats
+    from qudata.stats import collect_stats
+
+    try:
+        result = collect_stats(inputs, config=load_config(config_path, overrides=overrides))
+    except QudataError as exc:
+        _fail(exc)
+    if as_json:
+        import orjson
+
+        click.echo(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print_stats(result)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", required=True, type=click.Choice(["chatml", "jsonl", "plain"]),
+              help="The format the files should be in.")
+@click.option("--max-tokens", type=int, default=None,
+              help="ChatML: report messages with more tokens than this.")
+@click.option("--tokenizer", default="cl100k_base", show_default=True,
+              help="Token counter for ChatML token statistics and --max-tokens.")
+@click.option("--separator", default="\n---\n", show_default=True,
+              help="Plain text: the separator between blocks (escapes like \\n allowed).")
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+def validate(
+    files: tuple[str, ...], fmt: str, max_tokens: int | None, tokenizer: str,
+    separator: str, as_json: bool,
+) -> None:
+    """Check every record of FILES (any codec: .gz, .zst; or Parquet) against the rules of
+    a format. Prints each problem with its line, code, field path and a hint, then a summary
+    by code. Exit 0 only when every file is clean.
+    """
+    from qudata.console import print_validation
+    from qudata.quality.tokens import get_token_counter
+    from qudata.quality.validate import validate_file
+
+    try:
+        counter = get_token_counter(tokenizer) if fmt == "chatml" else None
+        results = [
+            validate_file(
+                path, fmt, max_tokens=max_tokens,
+                count_tokens=counter.count if counter is not None else None,
+                separator=separator.encode().decode("unicode_escape"),
+            )
+            for path in files
+        ]
+    except QudataError as exc:
+        _fail(exc)
+    print_validation(results, as_json=as_json)
+    sys.exit(0 if all(r.ok for r in results) else 1)
+
+
+def _overrides(**sections: dict[str, Any]) -> dict[str, Any]:
+    """Configuration overrides from options; an option not given overrides nothing."""
+    out: dict[str, Any] = {}
+    for name, values in sections.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            out[name] = given
+    return out
 
 
 class _progress:

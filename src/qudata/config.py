@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from qudata.errors import ConfigError
 
@@ -38,6 +45,17 @@ __all__ = [
 
 FORMAT_NAMES = ("chatml", "jsonl", "plain")
 
+#: The user turn made from a plain document (variables: title, text, source, topics,
+#: language, id, metadata, part, parts).
+DEFAULT_USER_TEMPLATE = (
+    '{% if title %}Write a document titled "{{ title }}"'
+    "{% if parts > 1 %} (part {{ part }} of {{ parts }}){% endif %}."
+    "{% else %}Write a document{% if parts > 1 %} (part {{ part }} of {{ parts }}){% endif %}."
+    "{% endif %}"
+)
+#: The assistant turn made from a plain document (or from one part of it).
+DEFAULT_ASSISTANT_TEMPLATE = "{{ text }}"
+
 
 class Section(BaseModel):
     """Base of every section: unknown keys are errors, values are validated."""
@@ -49,10 +67,16 @@ class ChatMLOptions(Section):
     """``pack.chatml``: conversations in the OpenAI ``messages`` shape."""
 
     system_message: str | None = None
+    system_policy: Literal["keep", "replace", "drop"] = "keep"
     include_metadata: bool = False
     max_tokens_per_message: int | None = Field(default=4096, gt=0)
-    user_prompt: str = 'Write a document titled "{title}".'
-    user_prompt_untitled: str = "Write a document."
+    on_overflow: Literal["split", "truncate", "drop", "error"] = "split"
+    user_template: str = DEFAULT_USER_TEMPLATE
+    assistant_template: str = DEFAULT_ASSISTANT_TEMPLATE
+    markup: Literal["escape", "strip", "drop"] = "escape"
+    render: Literal["none", "chatml"] = "none"
+    chat_template: str | None = None
+    template_vars: dict[str, str] = Field(default_factory=dict)
 
 
 class JSONLOptions(Section):
@@ -104,6 +128,7 @@ class QualityConfig(Section):
     tokenizer: str = "cl100k_base"
     min_quality_score: float | None = Field(default=None, ge=0.0, le=1.0)
     missing_score: Literal["keep", "drop", "score"] = "keep"
+    score_components: bool = False
 
 
 class DedupConfig(Section):
@@ -113,6 +138,9 @@ class DedupConfig(Section):
     threshold: float = Field(default=0.8, gt=0.0, le=1.0)
     num_perm: int = Field(default=128, ge=16, le=1024)
     ngram: int = Field(default=5, ge=1, le=32)
+    roles: list[Literal["system", "user", "assistant", "tool"]] = Field(
+        default_factory=lambda: ["user", "assistant"], min_length=1
+    )
 
 
 class OutputConfig(Section):
@@ -128,7 +156,11 @@ class EngineConfig(Section):
 
 
 class Config(Section):
-    """The whole configuration; every section has defaults."""
+    """The whole configuration; every section has defaults.
+
+    ``quality.tokenizer: none`` with an explicit ``pack.chatml.max_tokens_per_message``
+    is refused: a limit that cannot be enforced must not look enforced.
+    """
 
     input: InputConfig = Field(default_factory=InputConfig)
     pack: PackConfig = Field(default_factory=PackConfig)
@@ -136,6 +168,17 @@ class Config(Section):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+
+    @model_validator(mode="after")
+    def _limit_needs_counter(self) -> Config:
+        chatml = self.pack.chatml
+        if self.quality.tokenizer == "none" and "max_tokens_per_message" in chatml.model_fields_set:
+            if chatml.max_tokens_per_message is not None:
+                raise ValueError(
+                    "pack.chatml.max_tokens_per_message cannot be enforced with "
+                    "quality.tokenizer: none (choose a tokenizer, or remove the limit)"
+                )
+        return self
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -161,6 +204,9 @@ def _describe(exc: ValidationError, model: type[BaseModel], prefix: str) -> str:
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(_allowed_keys(model, loc[:-1]))
             lines.append(f"unknown key '{path}' (allowed keys: {allowed})")
+        elif err["type"] == "value_error":
+            message = err["msg"].removeprefix("Value error, ")
+            lines.append(message if not loc else f"'{path}': {message}")
         else:
             got = err.get("input")
             shown = f"; got {got!r}" if not isinstance(got, Mapping | list) else ""

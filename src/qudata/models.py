@@ -22,6 +22,7 @@ from typing import Any
 
 import xxhash
 
+from qudata.conversations import CONVERSATION_KEYS, ConversationError, detect
 from qudata.errors import InputError
 
 __all__ = ["KNOWN_METADATA_KEYS", "Document", "DocumentNormalizer"]
@@ -47,9 +48,11 @@ _RESERVED = frozenset({"messages", "conversations", "metadata"})
 class Document:
     """A document: text, free-form metadata, labels and an optional quality score.
 
-    ``messages`` holds a conversation (OpenAI ``role``/``content`` dicts) when the
-    input already was one; ``text`` is then the conversation's text. ``origin`` and
-    ``line`` say where the document was read (for error messages and rejects).
+    ``messages`` holds a conversation (OpenAI ``role``/``content`` dicts, roles
+    normalised) when the input was one, and ``conversation_kind`` the shape it came
+    in (see :mod:`qudata.conversations`); ``text`` is then the conversation's text. ``origin`` and
+    ``line`` say where the document was read (for error messages and rejects);
+    ``cluster`` is its duplicate-cluster key once deduplication has run.
 
     Example::
 
@@ -64,8 +67,10 @@ class Document:
     labels: list[str] = field(default_factory=list)
     quality_score: float | None = None
     messages: list[dict[str, Any]] | None = None
+    conversation_kind: str | None = None
     origin: str | None = None
     line: int | None = None
+    cluster: str | None = None  # duplicate-cluster key, set by deduplication
 
     @property
     def source(self) -> str | None:
@@ -105,6 +110,7 @@ class DocumentNormalizer:
                 labels=list(obj.labels),
                 quality_score=obj.quality_score,
                 messages=obj.messages,
+                conversation_kind=obj.conversation_kind or ("messages" if obj.messages else None),
                 origin=obj.origin or origin,
                 line=obj.line if obj.line is not None else line,
             )
@@ -123,6 +129,11 @@ class DocumentNormalizer:
         def bad(message: str) -> InputError:
             return InputError(message, source=origin, line=line)
 
+        try:
+            conversation = detect(row)
+        except ConversationError as exc:
+            raise bad(str(exc)) from None
+        skip = set(CONVERSATION_KEYS[conversation[0]]) if conversation else set()
         metadata: dict[str, Any] = {}
         nested = row.get("metadata")
         if nested is not None:
@@ -130,19 +141,19 @@ class DocumentNormalizer:
                 raise bad(f"field 'metadata' must be an object, got {_json_type(nested)}")
             metadata.update(nested)
         for key, value in row.items():
-            if key not in _RESERVED and key not in (self.text_key, self.id_key):
+            if key not in _RESERVED and key not in skip and key not in (self.text_key, self.id_key):
                 metadata[key] = value
         if "source_path" in metadata and metadata.get("source") is None:
             metadata["source"] = str(metadata.pop("source_path"))
 
-        messages = _conversation(row, bad)
+        kind, messages = conversation if conversation else (None, None)
         text = row.get(self.text_key)
         if text is None and self.text_key == "text" and "content" in row:
             text = metadata.pop("content")  # pipeline objects call the text "content"
         if text is None:
             if messages is None:
                 raise bad(f"no '{self.text_key}' field (expected a string with the document text)")
-            text = "\n\n".join(str(m.get("content") or "") for m in messages)
+            text = "\n\n".join(c for m in messages if isinstance(c := m.get("content"), str))
         elif not isinstance(text, str):
             raise bad(f"field '{self.text_key}' must be a string, got {_json_type(text)}")
 
@@ -178,6 +189,7 @@ class DocumentNormalizer:
             labels=labels,
             quality_score=score,
             messages=messages,
+            conversation_kind=kind,
             origin=origin,
             line=line,
         )
@@ -187,35 +199,6 @@ class DocumentNormalizer:
         seen = self._derived.get(base, 0) + 1
         self._derived[base] = seen
         return base if seen == 1 else f"{base}-{seen}"
-
-
-def _conversation(row: Mapping[str, Any], bad: Any) -> list[dict[str, Any]] | None:
-    """``messages`` as given, or ShareGPT ``conversations`` mapped to role/content."""
-    if "messages" in row and row["messages"] is not None:
-        messages = row["messages"]
-        if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
-            raise bad("field 'messages' must be a list of objects")
-        return [dict(m) for m in messages]
-    turns = row.get("conversations")
-    if turns is None:
-        return None
-    if not isinstance(turns, list) or not all(isinstance(t, Mapping) for t in turns):
-        raise bad("field 'conversations' must be a list of objects")
-    roles = {
-        "human": "user",
-        "user": "user",
-        "gpt": "assistant",
-        "assistant": "assistant",
-        "system": "system",
-        "tool": "tool",
-    }
-    converted = []
-    for number, turn in enumerate(turns):
-        speaker = str(turn.get("from", ""))
-        if speaker not in roles:
-            raise bad(f"conversations[{number}].from: unknown role {speaker!r}")
-        converted.append({"role": roles[speaker], "content": turn.get("value")})
-    return converted
 
 
 def _as_list(value: Any, key: str, bad: Any) -> list[Any]:

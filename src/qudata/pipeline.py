@@ -24,9 +24,12 @@ from qudata.io.readers import RawRecord, read_records
 from qudata.io.sources import Source, expand_inputs
 from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer
-from qudata.pack.base import Encoder, Formatter
+from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
-from qudata.quality.report import Drop, FileStats, FormatStats, RunReport
+from qudata.quality.dedup import Deduplicator, make_deduplicator
+from qudata.quality.gate import QualityGate
+from qudata.quality.report import Drop, RunReport
+from qudata.quality.tokens import get_token_counter
 
 __all__ = ["pack_dataset"]
 
@@ -58,37 +61,6 @@ def pack_dataset(
     cfg = load_config(config, overrides=overrides)
     sources = expand_inputs(inputs)
     return _Run(cfg, Path(output_dir), on_progress).run(sources)
-
-
-class _FormatOutput:
-    """One format's formatter, per-stream state, open file and statistics."""
-
-    def __init__(self, formatter: Formatter[Any], staging: Path) -> None:
-        self.formatter = formatter
-        self.name = formatter.name
-        self.opts = formatter.options
-        self.state: dict[str, Any] = {}
-        self.stats: FormatStats = formatter.stats
-        self.encoder: Encoder = formatter.encoder(self.opts)
-        relative = f"{self.name}/{SPLIT}-00000-of-00001{formatter.extension}"
-        self.file = FileStats(path=relative, split=SPLIT)
-        self.out = AtomicFile(staging / relative)
-
-    def write(self, doc: Document) -> Drop | None:
-        result = self.formatter.format_document(doc, self.opts, self.state)
-        if isinstance(result, Drop):
-            self.stats.dropped[result.reason] += 1
-            return result
-        for record in result:
-            self.out.write(self.encoder.encode(record))
-        self.stats.documents += 1
-        self.stats.records += len(result)
-        self.file.documents += 1
-        self.file.records += len(result)
-        return None
-
-    def close(self) -> None:
-        self.out.write(self.encoder.finish())
 
 
 class _Run:
@@ -123,33 +95,95 @@ class _Run:
             raise OutputError(f"{out}: folder is not empty (use --overwrite to replace it)")
 
     def _pack(self, sources: list[Source], staging: Path) -> None:
+        cfg = self.cfg
+        counter = get_token_counter(cfg.quality.tokenizer)
+        gate = QualityGate(cfg.quality, with_components=cfg.quality.score_components)
+        dedup = make_deduplicator(
+            cfg.dedup.method,
+            threshold=cfg.dedup.threshold,
+            num_perm=cfg.dedup.num_perm,
+            ngram=cfg.dedup.ngram,
+        )
         outputs = [
-            _FormatOutput(get_formatter(name, self.cfg), staging) for name in self.cfg.pack.formats
+            FormatOutput(get_formatter(name, cfg), staging, split=SPLIT, counter=counter)
+            for name in cfg.pack.formats
         ]
         rejects = AtomicFile(staging / "rejects.jsonl")
+
+        def reject(doc: Document, drop: Drop, fmt: str | None) -> None:
+            _reject(rejects, doc, drop, fmt=fmt)
+
         with ExitStack() as files:
             files.enter_context(rejects)
             for out in outputs:
                 files.enter_context(out.out)
             for batch in _batched(self._documents(sources, rejects), BATCH_SIZE):
-                for doc in batch:
-                    for out in outputs:
-                        drop = out.write(doc)
-                        if drop is not None:
-                            _reject(rejects, doc, drop, fmt=out.name)
+                kept = self._checks(batch, gate, dedup, counter, reject)
+                for out in outputs:
+                    out.write_batch(kept, reject)
                 if self.on_progress is not None:
                     self.on_progress(self.report.read)
             for out in outputs:
                 out.close()
         for out in outputs:
-            out.file.bytes = out.out.bytes_written
-            out.file.sha256 = out.out.sha256
-            out.stats.bytes = out.file.bytes
-            out.stats.files = [out.file]
-            self.report.formats[out.name] = out.stats
+            stats = out.finalize()
+            if counter is not None:
+                stats.tokenizer = counter.name
+                stats.tokens_exact = counter.exact
+                stats.token_limit_enforced = out.limit is not None
+                stats.token_distribution = out.histogram.summary()
+            self.report.formats[out.name] = stats
+
+    def _checks(
+        self,
+        batch: list[Document],
+        gate: QualityGate,
+        dedup: Deduplicator | None,
+        counter: Any,
+        reject: Callable[[Document, Drop, str | None], None],
+    ) -> list[Document]:
+        """Top-level checks (quality, duplicates); dropped documents leave the account here."""
+        kept: list[Document] = []
+        dropped: list[tuple[Document, Drop]] = []
+        verdicts = (
+            dedup.check_batch([(d.id, self._dedup_text(d)) for d in batch]) if dedup else None
+        )
+        for number, doc in enumerate(batch):
+            drop = gate.check(doc) if gate.active else None
+            if drop is None and verdicts is not None:
+                verdict = verdicts[number]
+                doc.cluster = verdict.cluster_key
+                if verdict.duplicate_of is not None:
+                    drop = Drop(
+                        verdict.reason or "duplicate",
+                        f"duplicate of {verdict.duplicate_of}",
+                        {"duplicate_of": verdict.duplicate_of},
+                    )
+            if drop is None:
+                kept.append(doc)
+            else:
+                dropped.append((doc, drop))
+        if dropped and counter is not None:
+            counts = count_once(counter, [doc.text for doc, _ in dropped])
+            for doc, drop in dropped:
+                self.report.dropped_tokens[drop.reason] += counts[id(doc.text)]
+        self.report.accepted += len(kept)
+        for doc, drop in dropped:
+            self.report.dropped[drop.reason] += 1
+            reject(doc, drop, None)
+        return kept
+
+    def _dedup_text(self, doc: Document) -> str:
+        """A conversation is compared on the content of the configured roles."""
+        if doc.messages is None:
+            return doc.text
+        roles = set(self.cfg.dedup.roles)
+        return "\n\n".join(
+            str(m.get("content") or "") for m in doc.messages if m.get("role") in roles
+        )
 
     def _documents(self, sources: list[Source], rejects: AtomicFile) -> Iterator[Document]:
-        """Accepted documents; every other record is counted and sent to ``rejects``."""
+        """Readable documents; every other record is counted and sent to ``rejects``."""
         on_error = self.cfg.input.on_error
         for source in sources:
             for raw in read_records(
@@ -157,10 +191,8 @@ class _Run:
             ):
                 self.report.read += 1
                 doc = self._normalize(raw, on_error, rejects)
-                if doc is None:
-                    continue
-                self.report.accepted += 1
-                yield doc
+                if doc is not None:
+                    yield doc
 
     def _normalize(self, raw: RawRecord, on_error: str, rejects: AtomicFile) -> Document | None:
         if raw.error is None:

@@ -61,11 +61,26 @@ class Formatter(ABC, Generic[Opts]):
         config: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> None:
-        section = getattr(load_config(config).pack, self.name)
+        self.config = load_config(config)
+        section = getattr(self.config.pack, self.name)
         self.options: Opts = merge_options(  # type: ignore[assignment]
             self.options_model, section, None, options, prefix=f"pack.{self.name}"
         )
         self.stats = FormatStats()
+        self._counter: Any = None
+
+    @property
+    def counter(self) -> Any:
+        """The token counter of ``quality.tokenizer`` (``None`` for ``none``), built on first use."""
+        if self._counter is None and self.config.quality.tokenizer != "none":
+            from qudata.quality.tokens import get_token_counter
+
+            self._counter = get_token_counter(self.config.quality.tokenizer)
+        return self._counter
+
+    @counter.setter
+    def counter(self, value: Any) -> None:
+        self._counter = value
 
     def resolve(self, config: Mapping[str, Any] | None = None, **options: Any) -> Opts:
         """The options of one call: keyword arguments > ``config`` > the formatter's."""
@@ -81,6 +96,18 @@ class Formatter(ABC, Generic[Opts]):
 
         ``state`` is a dict private to one output stream (numbering, type memory).
         """
+
+    def token_texts(self, record: Record, doc: Document) -> list[str]:
+        """The texts whose tokens count for ``record`` (default: the document text)."""
+        return [doc.text]
+
+    def token_limit(self, opts: Opts) -> int | None:
+        """The most tokens one counted text may have in this format (``None``: no limit)."""
+        return None
+
+    def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
+        """Error codes of the rules ``record`` breaks (see :mod:`qudata.quality.validate`)."""
+        return []
 
     def encoder(self, opts: Opts) -> Encoder:
         """The encoder for one output file."""

@@ -36,17 +36,15 @@ class FileStats:
     tokens: int = 0
 
     def as_dict(self, *, with_tokens: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        return {
             "path": self.path,
             "split": self.split,
             "documents": self.documents,
             "records": self.records,
             "bytes": self.bytes,
             "sha256": self.sha256,
+            "tokens": self.tokens if with_tokens else None,
         }
-        if with_tokens:
-            out["tokens"] = self.tokens
-        return out
 
 
 @dataclass(slots=True)
@@ -56,23 +54,36 @@ class FormatStats:
     documents: int = 0
     records: int = 0
     bytes: int = 0
-    tokens: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     warnings: Counter[str] = field(default_factory=Counter)
     files: list[FileStats] = field(default_factory=list)
+    tokens: int = 0
+    tokenizer: str = "none"
+    tokens_exact: bool = False
+    token_limit_enforced: bool = False
+    token_distribution: dict[str, int] | None = None
+    dropped_tokens: Counter[str] = field(default_factory=Counter)
+    sources: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
 
-    def as_dict(self, *, with_tokens: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def as_dict(self) -> dict[str, Any]:
+        counted = self.tokenizer != "none"
+        return {
             "documents": self.documents,
             "records": self.records,
             "bytes": self.bytes,
             "dropped": dict(sorted(self.dropped.items())),
             "warnings": dict(sorted(self.warnings.items())),
-            "files": [f.as_dict(with_tokens=with_tokens) for f in self.files],
+            "tokens": self.tokens if counted else None,
+            "tokenizer": self.tokenizer,
+            "tokens_exact": self.tokens_exact,
+            "token_limit_enforced": self.token_limit_enforced,
+            "token_distribution": self.token_distribution,
+            "dropped_tokens": dict(sorted(self.dropped_tokens.items())),
+            "sources": dict(sorted(self.sources.items())),
+            "events": dict(sorted(self.events.items())),
+            "files": [f.as_dict(with_tokens=counted) for f in self.files],
         }
-        if with_tokens:
-            out["tokens"] = self.tokens
-        return out
 
 
 @dataclass(slots=True)
@@ -84,6 +95,7 @@ class RunReport:
     read: int = 0
     accepted: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    dropped_tokens: Counter[str] = field(default_factory=Counter)
     formats: dict[str, FormatStats] = field(default_factory=dict)
     output_dir: str | None = None
 
@@ -103,6 +115,7 @@ class RunReport:
                 "read": self.read,
                 "accepted": self.accepted,
                 "dropped": dict(sorted(self.dropped.items())),
+                "dropped_tokens": dict(sorted(self.dropped_tokens.items())),
             },
             "formats": {name: stats.as_dict() for name, stats in self.formats.items()},
         }

@@ -1,0 +1,3 @@
+"""Quality control: token counts, scores, duplicates, validation."""
+
+__all__: list[str] = []
