@@ -78,6 +78,18 @@ def cli() -> None:
               help="Jaccard similarity for near duplicates (default: 0.8).")
 @click.option("--min-quality", type=float, default=None,
               help="Drop documents whose quality_score is below this, before formatting.")
+@click.option("--split", "split_spec", default=None, metavar="NAME=FRACTION,...",
+              help="Splits, e.g. train=0.98,validation=0.01,test=0.01 (default: train=1). "
+                   "A document's split is a seeded hash of its duplicate cluster.")
+@click.option("--seed", type=int, default=None, help="Seed of splits and shuffling (default: 0).")
+@click.option("--shuffle/--no-shuffle", default=None,
+              help="Shuffle records within each split, in bounded memory (spills to disk).")
+@click.option("--shard-size", default=None, metavar="SIZE",
+              help="Start a new shard after this many bytes (uncompressed), e.g. 256MB.")
+@click.option("--shard-records", type=int, default=None,
+              help="Start a new shard after this many records.")
+@click.option("--compression", type=click.Choice(["none", "gzip", "zstd"]), default=None,
+              help="Compress output files (.gz / .zst); Parquet compresses internally.")
 @click.option("--dry-run", is_flag=True,
               help="Write nothing; show how many documents and tokens survive (as 'stats').")
 @click.option("--quiet", "-q", is_flag=True, help="Print no progress and no summary.")
@@ -94,6 +106,12 @@ def pack(
     dedup: str | None,
     dedup_threshold: float | None,
     min_quality: float | None,
+    split_spec: str | None,
+    seed: int | None,
+    shuffle: bool | None,
+    shard_size: str | None,
+    shard_records: int | None,
+    compression: str | None,
     dry_run: bool,
     quiet: bool,
 ) -> None:

@@ -12,6 +12,7 @@ same clear error wherever it comes from::
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -35,15 +36,19 @@ __all__ = [
     "EngineConfig",
     "InputConfig",
     "JSONLOptions",
+    "LLMBuilderOptions",
     "OutputConfig",
     "PackConfig",
+    "ParquetOptions",
     "PlainOptions",
     "QualityConfig",
     "load_config",
     "merge_options",
+    "parse_size",
 ]
 
 FORMAT_NAMES = ("chatml", "jsonl", "plain")
+FormatName = Literal["chatml", "jsonl", "plain", "parquet", "llmbuilder"]
 
 #: The user turn made from a plain document (variables: title, text, source, topics,
 #: language, id, metadata, part, parts).
@@ -103,15 +108,28 @@ class PlainOptions(Section):
     max_line_length: int | None = Field(default=None, gt=0)
 
 
+class ParquetOptions(Section):
+    """``pack.parquet``: typed columns; no options yet."""
+
+
+class LLMBuilderOptions(Section):
+    """``pack.llmbuilder``: blank-line separated text, one folder per split; no options yet."""
+
+
 class PackConfig(Section):
     """``pack``: which formats to write and the options of each."""
 
-    formats: list[Literal["chatml", "jsonl", "plain"]] = Field(
-        default_factory=lambda: list(FORMAT_NAMES), min_length=1
-    )
+    formats: list[FormatName] = Field(default_factory=lambda: list(FORMAT_NAMES), min_length=1)
     chatml: ChatMLOptions = Field(default_factory=ChatMLOptions)
     jsonl: JSONLOptions = Field(default_factory=JSONLOptions)
     plain: PlainOptions = Field(default_factory=PlainOptions)
+    parquet: ParquetOptions = Field(default_factory=ParquetOptions)
+    llmbuilder: LLMBuilderOptions = Field(default_factory=LLMBuilderOptions)
+
+    @field_validator("formats")
+    @classmethod
+    def _unique_formats(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
 
 class InputConfig(Section):
@@ -143,10 +161,52 @@ class DedupConfig(Section):
     )
 
 
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20,
+               "GIB": 2**30}
+
+
+def parse_size(value: int | str) -> int:
+    """``"256MB"`` -> 256000000; ``"1GiB"`` -> 1073741824; an int is bytes."""
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([A-Z]*)", value.strip().upper().replace(" ", ""))
+    if match is None or match.group(2) not in _SIZE_UNITS:
+        raise ValueError(f"size {value!r}: expected a number with B, KB, MB, GB, KiB, MiB or GiB")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
 class OutputConfig(Section):
-    """``output``: how the dataset folder is laid out."""
+    """``output``: splits, order, shards and compression of the dataset folder."""
 
     overwrite: bool = False
+    split: dict[str, float] = Field(default_factory=lambda: {"train": 1.0})
+    seed: int = 0
+    shuffle: bool = False
+    shard_size: int | str | None = None
+    shard_records: int | None = Field(default=None, gt=0)
+    compression: Literal["none", "gzip", "zstd"] = "none"
+    add_metadata: list[Literal["chars", "words", "tokens"]] = Field(default_factory=list)
+
+    @field_validator("split")
+    @classmethod
+    def _valid_split(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("at least one split is needed")
+        for name, fraction in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", name):
+                raise ValueError(f"split name {name!r}: use letters, digits, '_' and '-'")
+            if not 0 < fraction <= 1:
+                raise ValueError(f"split {name!r}: fraction must be in (0, 1], got {fraction}")
+        if abs(sum(value.values()) - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must add up to 1, got {sum(value.values()):g}")
+        return value
+
+    @field_validator("shard_size")
+    @classmethod
+    def _valid_size(cls, value: int | str | None) -> int | str | None:
+        if value is not None and parse_size(value) <= 0:
+            raise ValueError("shard_size must be positive")
+        return value
 
 
 class EngineConfig(Section):

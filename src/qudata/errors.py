@@ -66,6 +66,7 @@ class InputError(QudataError):
         self.source = source
         self.line = line
         self.reason = reason
+        self.detail = message
         where = source or ""
         if line is not None:
             where = f"{where}:{line}"

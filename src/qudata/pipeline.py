@@ -8,10 +8,10 @@ when the run completed, so a folder with a manifest is a complete dataset.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,8 @@ from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
-from qudata.quality.dedup import Deduplicator, make_deduplicator
+from qudata.export.splits import SplitAssigner
+from qudata.quality.dedup import Deduplicator, exact_key, make_deduplicator
 from qudata.quality.gate import QualityGate
 from qudata.quality.report import Drop, RunReport
 from qudata.quality.tokens import get_token_counter
@@ -34,7 +35,6 @@ from qudata.quality.tokens import get_token_counter
 __all__ = ["pack_dataset"]
 
 BATCH_SIZE = 512
-SPLIT = "train"
 
 
 def pack_dataset(
@@ -104,8 +104,13 @@ class _Run:
             num_perm=cfg.dedup.num_perm,
             ngram=cfg.dedup.ngram,
         )
+        splitter = SplitAssigner(cfg.output.split, seed=cfg.output.seed)
+        buckets = _shuffle_buckets(sources)
         outputs = [
-            FormatOutput(get_formatter(name, cfg), staging, split=SPLIT, counter=counter)
+            FormatOutput(
+                get_formatter(name, cfg), staging, output=cfg.output, counter=counter,
+                shuffle_buckets=buckets,
+            )
             for name in cfg.pack.formats
         ]
         rejects = AtomicFile(staging / "rejects.jsonl")
@@ -113,26 +118,48 @@ class _Run:
         def reject(doc: Document, drop: Drop, fmt: str | None) -> None:
             _reject(rejects, doc, drop, fmt=fmt)
 
-        with ExitStack() as files:
-            files.enter_context(rejects)
+        try:
+            with rejects:
+                for batch in _batched(self._documents(sources, rejects), BATCH_SIZE):
+                    kept = self._checks(batch, gate, dedup, counter, reject)
+                    self._add_metadata(kept, counter)
+                    splits = [splitter.assign(self._cluster(doc)) for doc in kept]
+                    for out in outputs:
+                        out.write_batch(kept, splits, reject)
+                    if self.on_progress is not None:
+                        self.on_progress(self.report.read)
             for out in outputs:
-                files.enter_context(out.out)
-            for batch in _batched(self._documents(sources, rejects), BATCH_SIZE):
-                kept = self._checks(batch, gate, dedup, counter, reject)
-                for out in outputs:
-                    out.write_batch(kept, reject)
-                if self.on_progress is not None:
-                    self.on_progress(self.report.read)
+                stats = out.close()
+                if counter is not None:
+                    stats.tokenizer = counter.name
+                    stats.tokens_exact = counter.exact
+                    stats.token_limit_enforced = out.limit is not None
+                self.report.formats[out.name] = stats
+        except BaseException:
             for out in outputs:
-                out.close()
-        for out in outputs:
-            stats = out.finalize()
-            if counter is not None:
-                stats.tokenizer = counter.name
-                stats.tokens_exact = counter.exact
-                stats.token_limit_enforced = out.limit is not None
-                stats.token_distribution = out.histogram.summary()
-            self.report.formats[out.name] = stats
+                out.abort()
+            raise
+
+    @staticmethod
+    def _cluster(doc: Document) -> str:
+        """The duplicate-cluster key that decides the split (exact-text hash without dedup)."""
+        if doc.cluster is None:
+            doc.cluster = exact_key(doc.text).hex()
+        return doc.cluster
+
+    def _add_metadata(self, docs: list[Document], counter: Any) -> None:
+        """``output.add_metadata``: computed fields, on request only."""
+        wanted = self.cfg.output.add_metadata
+        if not wanted:
+            return
+        counts = count_once(counter, [d.text for d in docs]) if counter and "tokens" in wanted else {}
+        for doc in docs:
+            if "chars" in wanted:
+                doc.metadata["chars"] = len(doc.text)
+            if "words" in wanted:
+                doc.metadata["words"] = len(doc.text.split())
+            if "tokens" in wanted:
+                doc.metadata["tokens"] = counts.get(id(doc.text))
 
     def _checks(
         self,
@@ -186,20 +213,27 @@ class _Run:
         """Readable documents; every other record is counted and sent to ``rejects``."""
         on_error = self.cfg.input.on_error
         for source in sources:
+            digest = hashlib.sha256()
+            before = self.report.read
             for raw in read_records(
-                source, text_key=self.cfg.input.text_key, id_key=self.cfg.input.id_key
+                source, text_key=self.cfg.input.text_key, id_key=self.cfg.input.id_key,
+                digest=digest,
             ):
                 self.report.read += 1
                 doc = self._normalize(raw, on_error, rejects)
                 if doc is not None:
                     yield doc
+            self.report.inputs.append(
+                {"path": source.name, "sha256": digest.hexdigest(),
+                 "records": self.report.read - before}
+            )
 
     def _normalize(self, raw: RawRecord, on_error: str, rejects: AtomicFile) -> Document | None:
         if raw.error is None:
             try:
                 return self.normalize(raw.row, origin=raw.origin, line=raw.line)
             except InputError as exc:
-                detail = str(exc).split(": ", 1)[-1]
+                detail = exc.detail
         else:
             detail = raw.error
         if on_error == "fail":
@@ -249,6 +283,12 @@ def _write_reject(
     if extra:
         entry.update(extra)
     rejects.write(orjson.dumps(entry) + b"\n")
+
+
+def _shuffle_buckets(sources: list[Source]) -> int:
+    """About 32 MB of input per shuffle bucket, between 16 and 1024 buckets."""
+    size = sum(os.path.getsize(s.path) for s in sources if s.path != "-")
+    return max(16, min(1024, size // (32 << 20) + 1))
 
 
 def _batched(items: Iterable[Document], size: int) -> Iterator[list[Document]]:

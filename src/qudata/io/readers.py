@@ -52,8 +52,8 @@ def read_records(
         raise InputError(f"cannot read: {exc.strerror or exc}", source=source.name) from None
 
 
-def _jsonl(source: Source) -> Iterator[RawRecord]:
-    with open_for_reading(source.path) as stream:
+def _jsonl(source: Source, digest: Any) -> Iterator[RawRecord]:
+    with open_for_reading(source.path, digest=digest) as stream:
         for number, raw in enumerate(stream, 1):
             if not raw.strip():
                 continue
@@ -73,10 +73,10 @@ def _jsonl(source: Source) -> Iterator[RawRecord]:
                 yield RawRecord(source.name, number, None, f"expected a JSON object, got {kind}")
 
 
-def _json_array(source: Source) -> Iterator[RawRecord]:
+def _json_array(source: Source, digest: Any) -> Iterator[RawRecord]:
     import ijson
 
-    with open_for_reading(source.path) as stream:
+    with open_for_reading(source.path, digest=digest) as stream:
         number = 0
         try:
             for number, item in enumerate(ijson.items(stream, "item", use_float=True), 1):
@@ -92,11 +92,15 @@ def _json_array(source: Source) -> Iterator[RawRecord]:
             ) from None
 
 
-def _parquet(source: Source) -> Iterator[RawRecord]:
+def _parquet(source: Source, digest: Any) -> Iterator[RawRecord]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise MissingExtraError("parquet", "pyarrow", feature="Parquet input") from None
+    if digest is not None:  # Parquet is read by random access: hash it in one pass first
+        with open(source.path, "rb") as raw:
+            for chunk in iter(lambda: raw.read(1 << 20), b""):
+                digest.update(chunk)
     number = 0
     for batch in pq.ParquetFile(source.path).iter_batches(batch_size=1024):
         for row in batch.to_pylist():
@@ -104,8 +108,10 @@ def _parquet(source: Source) -> Iterator[RawRecord]:
             yield RawRecord(source.name, number, row)
 
 
-def _text_file(source: Source, text_key: str, id_key: str) -> RawRecord:
+def _text_file(source: Source, text_key: str, id_key: str, digest: Any) -> RawRecord:
     data = Path(source.path).read_bytes()
+    if digest is not None:
+        digest.update(data)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -113,6 +113,15 @@ class Formatter(ABC, Generic[Opts]):
         """The encoder for one output file."""
         return Encoder()
 
+    def writer(self, directory: Path, split: str, **options: Any) -> Any:
+        """The writer of one split: sharded files of encoded records (Parquet has its own)."""
+        from qudata.io.shards import ShardedWriter
+
+        return ShardedWriter(
+            directory, split, self.extension, new_encoder=lambda: self.encoder(self.options),
+            **options,
+        )
+
     def iter_records(
         self,
         documents: Iterable[Any],

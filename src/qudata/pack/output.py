@@ -1,8 +1,10 @@
-"""One format's output in a run: format, count tokens, validate, write, account.
+"""One format's output in a run: format, count tokens, validate, then write by split.
 
-Documents arrive in batches so token counting runs as one batched call per
-batch and format; a text shared by several records (the document text in
-JSONL, plain text and the assistant turn) is counted once.
+Documents arrive in batches so token counting is one batched call per batch
+and format; a string shared by several records (the document text in JSONL,
+plain text and the assistant turn) is counted once. Each split goes to its
+own shards (``<format>/<split>-NNNNN-of-NNNNN<ext>``), through a disk-backed
+shuffle when ``output.shuffle`` is on.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qudata.io.writers import AtomicFile
+from qudata.config import OutputConfig, parse_size
+from qudata.export.shuffle import SpillShuffler
 from qudata.models import Document
-from qudata.pack.base import Encoder, Formatter, Record
-from qudata.quality.report import Drop, FileStats, FormatStats
+from qudata.pack.base import Formatter, Record
+from qudata.quality.report import Drop, FormatStats
 
 __all__ = ["FormatOutput", "count_once"]
 
@@ -31,28 +34,33 @@ def count_once(counter: Any, texts: Sequence[str]) -> dict[int, int]:
 
 
 class FormatOutput:
-    """Writes one format of one run to ``<staging>/<format>/<split>-00000-of-00001<ext>``."""
+    """Writes one format of one run under ``<root>/<format>/``."""
 
-    def __init__(self, formatter: Formatter[Any], staging: Path, *, split: str, counter: Any) -> None:
+    def __init__(
+        self,
+        formatter: Formatter[Any],
+        root: Path,
+        *,
+        output: OutputConfig,
+        counter: Any,
+        shuffle_buckets: int = 64,
+    ) -> None:
         self.formatter = formatter
         self.name = formatter.name
         self.opts = formatter.options
         self.state: dict[str, Any] = {}
         self.stats: FormatStats = formatter.stats
+        self.root = root
+        self.output = output
         self.counter = counter
         formatter.counter = counter
         self.limit = formatter.token_limit(self.opts) if counter is not None else None
-        self.histogram: Any = None
-        if counter is not None:
-            from qudata.quality.tokens import TokenHistogram
+        self.shuffle_buckets = shuffle_buckets
+        self.writers: dict[str, Any] = {}
+        self.shufflers: dict[str, SpillShuffler] = {}
+        self.histograms: dict[str, Any] = {}
 
-            self.histogram = TokenHistogram()
-        self.encoder: Encoder = formatter.encoder(self.opts)
-        relative = f"{self.name}/{split}-00000-of-00001{formatter.extension}"
-        self.file = FileStats(path=relative, split=split)
-        self.out = AtomicFile(staging / relative)
-
-    def write_batch(self, docs: Sequence[Document], reject: RejectSink) -> None:
+    def write_batch(self, docs: Sequence[Document], splits: Sequence[str], reject: RejectSink) -> None:
         results = [self.formatter.format_document(d, self.opts, self.state) for d in docs]
         counts: dict[int, int] = {}
         if self.counter is not None:
@@ -64,14 +72,21 @@ class FormatOutput:
                 for t in self.formatter.token_texts(rec, doc)
             ]
             counts = count_once(self.counter, texts)
-        for doc, result in zip(docs, results, strict=True):
+        for doc, split, result in zip(docs, splits, results, strict=True):
             if not isinstance(result, Drop):
                 result = self._check(doc, result, counts)
             if isinstance(result, Drop):
                 self.stats.dropped[result.reason] += 1
                 reject(doc, result, self.name)
                 continue
-            self._write(doc, result, counts)
+            tokens = [sum(counts.get(id(t), 0) for t in self.formatter.token_texts(r, doc))
+                      for r in result]
+            self.stats.documents += 1
+            self.stats.records += len(result)
+            if split in self.output.split and self.output.shuffle:
+                self._shuffler(split).add(doc.id, [result, tokens])
+            else:
+                self._emit(split, result, tokens)
 
     def _check(self, doc: Document, records: list[Record], counts: dict[int, int]) -> list[Record] | Drop:
         problems: list[str] = []
@@ -86,26 +101,57 @@ class FormatOutput:
                     return Drop("too_long", f"a message has {counts[id(over[0])]} tokens > {self.limit}")
         return records
 
-    def _write(self, doc: Document, records: list[Record], counts: dict[int, int]) -> None:
-        for record in records:
-            self.out.write(self.encoder.encode(record))
-            if self.histogram is not None:
-                n = sum(counts[id(t)] for t in self.formatter.token_texts(record, doc))
-                self.histogram.add(n)
-                self.file.tokens += n
-        self.stats.documents += 1
-        self.stats.records += len(records)
-        self.file.documents += 1
-        self.file.records += len(records)
+    def _emit(self, split: str, records: list[Record], tokens: list[int]) -> None:
+        writer = self.writers.get(split)
+        if writer is None:
+            writer = self.writers[split] = self.formatter.writer(
+                self.root / self.name,
+                split,
+                relative_to=self.root,
+                codec=self.output.compression,
+                max_bytes=parse_size(self.output.shard_size) if self.output.shard_size else None,
+                max_records=self.output.shard_records,
+            )
+        if self.counter is not None:
+            histogram = self.histograms.get(split)
+            if histogram is None:
+                from qudata.quality.tokens import TokenHistogram
 
-    def close(self) -> None:
-        """Finish the file (after the ``with`` block the bytes and sha256 are known)."""
-        self.out.write(self.encoder.finish())
+                histogram = self.histograms[split] = TokenHistogram()
+            for n in tokens:
+                histogram.add(n)
+        writer.write_document(records, tokens=sum(tokens))
 
-    def finalize(self) -> FormatStats:
-        self.file.bytes = self.out.bytes_written
-        self.file.sha256 = self.out.sha256
-        self.stats.bytes = self.file.bytes
-        self.stats.files = [self.file]
-        self.stats.tokens = self.file.tokens
+    def _shuffler(self, split: str) -> SpillShuffler:
+        if split not in self.shufflers:
+            self.shufflers[split] = SpillShuffler(
+                self.root, seed=self.output.seed, buckets=self.shuffle_buckets
+            )
+        return self.shufflers[split]
+
+    def close(self) -> FormatStats:
+        """Replay shuffles, finish every split in the configured order, and fill the stats."""
+        for split, shuffler in self.shufflers.items():
+            for records, tokens in shuffler.replay():
+                self._emit(split, records, tokens)
+        files = []
+        for split in self.output.split:
+            if split in self.writers:
+                files.extend(self.writers[split].close())
+        self.stats.files = files
+        self.stats.bytes = sum(f.bytes for f in files)
+        self.stats.tokens = sum(f.tokens for f in files)
+        if self.histograms:
+            from qudata.quality.tokens import TokenHistogram
+
+            total = TokenHistogram()
+            for histogram in self.histograms.values():
+                total.merge(histogram)
+            self.stats.token_distribution = total.summary()
         return self.stats
+
+    def abort(self) -> None:
+        for shuffler in self.shufflers.values():
+            shuffler.cleanup()
+        for writer in self.writers.values():
+            writer.abort()

@@ -1,6 +1,6 @@
 """Plain text: human-readable blocks for inspection and review.
 
-Each block is ``=== Document N ===``, the header lines (``Source``, ``Quality``
+Each block is ``=== Document N ===`` (N counts the blocks of one file), the header lines (``Source``, ``Quality``
 with two decimals, ``Topics``; a missing one is left out), a blank line and the
 content. Blocks are joined by ``"\\n" + separator + "\\n"`` and the text ends
 with one ``"\\n"``.
@@ -40,21 +40,23 @@ def wrap(text: str, width: int | None) -> str:
 
 
 class PlainEncoder(Encoder):
-    """Joins blocks with the separator and ends the text with one newline."""
+    """Numbers the blocks of one file, joins them with the separator, ends with one newline."""
 
-    def __init__(self, separator: str) -> None:
+    def __init__(self, separator: str, *, numbered: bool = True) -> None:
         self._between = ("\n" + separator + "\n").encode("utf-8")
-        self._first = True
+        self._numbered = numbered
+        self._number = 0
 
     def encode(self, record: Record) -> bytes:
-        data = str(record).encode("utf-8")
-        if self._first:
-            self._first = False
-            return data
-        return self._between + data
+        self._number += 1
+        block = str(record)
+        if self._numbered:
+            block = f"=== Document {self._number} ===\n{block}"
+        data = block.encode("utf-8")
+        return data if self._number == 1 else self._between + data
 
     def finish(self) -> bytes:
-        return b"" if self._first else b"\n"
+        return b"\n" if self._number else b""
 
 
 class PlainTextFormatter(Formatter[PlainOptions]):
@@ -82,10 +84,9 @@ class PlainTextFormatter(Formatter[PlainOptions]):
             content = doc.text
         if not content.strip():
             return Drop("empty_text", "the document text is empty")
-        number = state["number"] = state.get("number", 0) + 1
         if not opts.include_headers:
             return [wrap(content, opts.max_line_length)]
-        lines = [f"=== Document {number} ==="]
+        lines = []
         if doc.source:
             lines.append(f"Source: {_one_line(doc.source)}")
         if doc.quality_score is not None:
@@ -97,7 +98,7 @@ class PlainTextFormatter(Formatter[PlainOptions]):
         return ["\n".join(lines)]
 
     def encoder(self, opts: PlainOptions) -> Encoder:
-        return PlainEncoder(opts.separator)
+        return PlainEncoder(opts.separator, numbered=opts.include_headers)
 
     def format_documents(self, documents: Iterable[Any], config: Any = None, **options: Any) -> Any:
         """The whole text, exactly as :meth:`export_to_file` writes it."""

@@ -8,6 +8,8 @@ from qudata.errors import ConfigError
 from qudata.pack.base import Formatter
 from qudata.pack.chatml import ChatMLFormatter
 from qudata.pack.jsonl import JSONLFormatter
+from qudata.pack.llmbuilder import LLMBuilderFormatter
+from qudata.pack.parquet import ParquetFormatter
 from qudata.pack.plain import PlainTextFormatter
 
 __all__ = ["FORMATTERS", "get_formatter"]
@@ -16,6 +18,8 @@ FORMATTERS: dict[str, type[Formatter[Any]]] = {
     ChatMLFormatter.name: ChatMLFormatter,
     JSONLFormatter.name: JSONLFormatter,
     PlainTextFormatter.name: PlainTextFormatter,
+    ParquetFormatter.name: ParquetFormatter,
+    LLMBuilderFormatter.name: LLMBuilderFormatter,
 }
 
 

@@ -7,9 +7,12 @@ returns for a document it will not pass on.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 __all__ = ["Drop", "FileStats", "FormatStats", "RunReport"]
 
@@ -97,6 +100,7 @@ class RunReport:
     dropped: Counter[str] = field(default_factory=Counter)
     dropped_tokens: Counter[str] = field(default_factory=Counter)
     formats: dict[str, FormatStats] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
     output_dir: str | None = None
 
     def balanced(self) -> bool:
@@ -108,9 +112,12 @@ class RunReport:
         )
 
     def as_manifest(self) -> dict[str, Any]:
+        config_json = orjson.dumps(self.config, option=orjson.OPT_SORT_KEYS)
         return {
             "qudata_version": self.qudata_version,
             "config": self.config,
+            "config_sha256": hashlib.sha256(config_json).hexdigest(),
+            "inputs": self.inputs,
             "counts": {
                 "read": self.read,
                 "accepted": self.accepted,

@@ -1,0 +1,121 @@
+"""Parquet: one typed row per document, schema declared before the first row.
+
+Known metadata keys are typed columns; the document's other metadata is one
+JSON string column (``metadata_json``), and a conversation is a list of
+message structs (``tool_calls`` as a JSON string), so nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import orjson
+
+from qudata.config import ParquetOptions
+from qudata.io.parquet import ParquetShardWriter, import_pyarrow
+from qudata.models import KNOWN_METADATA_KEYS, Document
+from qudata.pack.base import Formatter, Record
+from qudata.quality.report import Drop, FormatStats
+
+__all__ = ["ParquetFormatter", "parquet_schema"]
+
+
+def parquet_schema() -> Any:
+    """The fixed schema of qudata's Parquet output."""
+    pa = import_pyarrow()
+    text = pa.string()
+    message = pa.struct([
+        ("role", text), ("content", text), ("name", text), ("weight", pa.float64()),
+        ("tool_calls", text), ("tool_call_id", text),
+    ])
+    return pa.schema([
+        ("id", text), ("text", text), ("labels", pa.list_(text)),
+        ("quality_score", pa.float64()), ("source", text), ("title", text),
+        ("language", text), ("topics", pa.list_(text)), ("author", text), ("domain", text),
+        ("entities_json", text), ("messages", pa.list_(message)), ("metadata_json", text),
+    ])
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+class ParquetFormatter(Formatter[ParquetOptions]):
+    """Typed Parquet rows for analysis and Arrow-based training loaders.
+
+    Example::
+
+        ParquetFormatter().export_to_file(docs, "docs.parquet")
+    """
+
+    name: ClassVar[str] = "parquet"
+    extension: ClassVar[str] = ".parquet"
+    options_model: ClassVar[type[ParquetOptions]] = ParquetOptions
+
+    def format_document(self, doc: Document, opts: ParquetOptions, state: dict[str, Any]) -> list[Record] | Drop:
+        meta = doc.metadata
+        rest = {k: v for k, v in meta.items() if k not in KNOWN_METADATA_KEYS}
+        messages = None
+        if doc.messages is not None:
+            messages = [
+                {
+                    "role": m.get("role"),
+                    "content": m.get("content"),
+                    "name": m.get("name"),
+                    "weight": float(m["weight"]) if isinstance(m.get("weight"), int | float) else None,
+                    "tool_calls": _json(m.get("tool_calls")),
+                    "tool_call_id": m.get("tool_call_id"),
+                }
+                for m in doc.messages
+            ]
+        return [{
+            "id": doc.id,
+            "text": doc.text,
+            "labels": list(doc.labels),
+            "quality_score": doc.quality_score,
+            "source": meta.get("source"),
+            "title": meta.get("title"),
+            "language": meta.get("language"),
+            "topics": list(meta.get("topics") or []),
+            "author": meta.get("author"),
+            "domain": meta.get("domain"),
+            "entities_json": _json(meta.get("entities") or None),
+            "messages": messages,
+            "metadata_json": orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS).decode(),
+        }]
+
+    def writer(self, directory: Path, split: str, **options: Any) -> Any:
+        return ParquetShardWriter(directory, split, schema=parquet_schema(), **options)
+
+    def export_to_file(
+        self,
+        documents: Iterable[Any],
+        output_path: str | os.PathLike[str],
+        config: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> FormatStats:
+        """Write one Parquet file atomically."""
+        import pyarrow.parquet as pq
+
+        pa = import_pyarrow()
+        target = Path(output_path)
+        temp = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        schema = parquet_schema()
+        try:
+            with pq.ParquetWriter(temp, schema) as writer:
+                rows: list[dict[str, Any]] = []
+                for record in self.iter_records(documents, config=config, **options):
+                    rows.append(record)
+                    if len(rows) >= 2048:
+                        writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+                        rows = []
+                if rows:
+                    writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+        self.stats.bytes = target.stat().st_size
+        return self.stats
