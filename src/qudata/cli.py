@@ -69,29 +69,64 @@ def cli() -> None:
 )
 @click.option("--text-key", default=None, help="Input field holding the text (default: text).")
 @click.option("--id-key", default=None, help="Input field holding the id (default: id).")
-@click.option("--tokenizer", default=None,
-              help="Token counter: cl100k_base (default, exact, offline), o200k_base, "
-                   "PATH/tokenizer.json, estimate (approximate) or none.")
-@click.option("--dedup", type=click.Choice(["none", "exact", "near"]), default=None,
-              help="Duplicate removal (default: exact; near implies exact).")
-@click.option("--dedup-threshold", type=float, default=None,
-              help="Jaccard similarity for near duplicates (default: 0.8).")
-@click.option("--min-quality", type=float, default=None,
-              help="Drop documents whose quality_score is below this, before formatting.")
-@click.option("--split", "split_spec", default=None, metavar="NAME=FRACTION,...",
-              help="Splits, e.g. train=0.98,validation=0.01,test=0.01 (default: train=1). "
-                   "A document's split is a seeded hash of its duplicate cluster.")
+@click.option(
+    "--tokenizer",
+    default=None,
+    help="Token counter: cl100k_base (default, exact, offline), o200k_base, "
+    "PATH/tokenizer.json, estimate (approximate) or none.",
+)
+@click.option(
+    "--dedup",
+    type=click.Choice(["none", "exact", "near"]),
+    default=None,
+    help="Duplicate removal (default: exact; near implies exact).",
+)
+@click.option(
+    "--dedup-threshold",
+    type=float,
+    default=None,
+    help="Jaccard similarity for near duplicates (default: 0.8).",
+)
+@click.option(
+    "--min-quality",
+    type=float,
+    default=None,
+    help="Drop documents whose quality_score is below this, before formatting.",
+)
+@click.option(
+    "--split",
+    "split_spec",
+    default=None,
+    metavar="NAME=FRACTION,...",
+    help="Splits, e.g. train=0.98,validation=0.01,test=0.01 (default: train=1). "
+    "A document's split is a seeded hash of its duplicate cluster.",
+)
 @click.option("--seed", type=int, default=None, help="Seed of splits and shuffling (default: 0).")
-@click.option("--shuffle/--no-shuffle", default=None,
-              help="Shuffle records within each split, in bounded memory (spills to disk).")
-@click.option("--shard-size", default=None, metavar="SIZE",
-              help="Start a new shard after this many bytes (uncompressed), e.g. 256MB.")
-@click.option("--shard-records", type=int, default=None,
-              help="Start a new shard after this many records.")
-@click.option("--compression", type=click.Choice(["none", "gzip", "zstd"]), default=None,
-              help="Compress output files (.gz / .zst); Parquet compresses internally.")
-@click.option("--dry-run", is_flag=True,
-              help="Write nothing; show how many documents and tokens survive (as 'stats').")
+@click.option(
+    "--shuffle/--no-shuffle",
+    default=None,
+    help="Shuffle records within each split, in bounded memory (spills to disk).",
+)
+@click.option(
+    "--shard-size",
+    default=None,
+    metavar="SIZE",
+    help="Start a new shard after this many bytes (uncompressed), e.g. 256MB.",
+)
+@click.option(
+    "--shard-records", type=int, default=None, help="Start a new shard after this many records."
+)
+@click.option(
+    "--compression",
+    type=click.Choice(["none", "gzip", "zstd"]),
+    default=None,
+    help="Compress output files (.gz / .zst); Parquet compresses internally.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Write nothing; show how many documents and tokens survive (as 'stats').",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print no progress and no summary.")
 def pack(
     inputs: tuple[str, ...],
@@ -151,11 +186,20 @@ def pack(
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              help="YAML configuration file (input, quality and dedup sections apply).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML configuration file (input, quality and dedup sections apply).",
+)
 @click.option("--tokenizer", default=None, help="Token counter (as for pack).")
-@click.option("--dedup", type=click.Choice(["none", "exact", "near"]), default=None,
-              help="Duplicate removal before counting (default: exact).")
+@click.option(
+    "--dedup",
+    type=click.Choice(["none", "exact", "near"]),
+    default=None,
+    help="Duplicate removal before counting (default: exact).",
+)
 @click.option("--text-key", default=None, help="Input field holding the text (default: text).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def stats(
@@ -176,7 +220,10 @@ def stats(
 
 
 def _print_stats(
-    inputs: tuple[str, ...], config_path: str | None, overrides: dict[str, Any], *,
+    inputs: tuple[str, ...],
+    config_path: str | None,
+    overrides: dict[str, Any],
+    *,
     as_json: bool = False,
 ) -> None:
     from qudata.config import load_config
@@ -197,18 +244,39 @@ def _print_stats(
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", required=True, type=click.Choice(["chatml", "jsonl", "plain"]),
-              help="The format the files should be in.")
-@click.option("--max-tokens", type=int, default=None,
-              help="ChatML: report messages with more tokens than this.")
-@click.option("--tokenizer", default="cl100k_base", show_default=True,
-              help="Token counter for ChatML token statistics and --max-tokens.")
-@click.option("--separator", default="\n---\n", show_default=True,
-              help="Plain text: the separator between blocks (escapes like \\n allowed).")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["chatml", "jsonl", "plain"]),
+    help="The format the files should be in.",
+)
+@click.option(
+    "--max-tokens",
+    type=int,
+    default=None,
+    help="ChatML: report messages with more tokens than this.",
+)
+@click.option(
+    "--tokenizer",
+    default="cl100k_base",
+    show_default=True,
+    help="Token counter for ChatML token statistics and --max-tokens.",
+)
+@click.option(
+    "--separator",
+    default="\n---\n",
+    show_default=True,
+    help="Plain text: the separator between blocks (escapes like \\n allowed).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 def validate(
-    files: tuple[str, ...], fmt: str, max_tokens: int | None, tokenizer: str,
-    separator: str, as_json: bool,
+    files: tuple[str, ...],
+    fmt: str,
+    max_tokens: int | None,
+    tokenizer: str,
+    separator: str,
+    as_json: bool,
 ) -> None:
     """Check every record of FILES (any codec: .gz, .zst; or Parquet) against the rules of
     a format. Prints each problem with its line, code, field path and a hint, then a summary
@@ -222,7 +290,9 @@ def validate(
         counter = get_token_counter(tokenizer) if fmt == "chatml" else None
         results = [
             validate_file(
-                path, fmt, max_tokens=max_tokens,
+                path,
+                fmt,
+                max_tokens=max_tokens,
                 count_tokens=counter.count if counter is not None else None,
                 separator=separator.encode().decode("unicode_escape"),
             )

@@ -161,8 +161,16 @@ class DedupConfig(Section):
     )
 
 
-_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20,
-               "GIB": 2**30}
+_SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+}
 
 
 def parse_size(value: int | str) -> int:
@@ -232,12 +240,15 @@ class Config(Section):
     @model_validator(mode="after")
     def _limit_needs_counter(self) -> Config:
         chatml = self.pack.chatml
-        if self.quality.tokenizer == "none" and "max_tokens_per_message" in chatml.model_fields_set:
-            if chatml.max_tokens_per_message is not None:
-                raise ValueError(
-                    "pack.chatml.max_tokens_per_message cannot be enforced with "
-                    "quality.tokenizer: none (choose a tokenizer, or remove the limit)"
-                )
+        if (
+            self.quality.tokenizer == "none"
+            and "max_tokens_per_message" in chatml.model_fields_set
+            and chatml.max_tokens_per_message is not None
+        ):
+            raise ValueError(
+                "pack.chatml.max_tokens_per_message cannot be enforced with "
+                "quality.tokenizer: none (choose a tokenizer, or remove the limit)"
+            )
         return self
 
 

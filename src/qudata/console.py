@@ -72,8 +72,13 @@ def print_validation(results: Sequence[FileValidation], *, as_json: bool = False
                 "ok": r.ok,
                 "by_code": r.by_code(),
                 "problems": [
-                    {"line": p.line, "code": p.code, "path": p.path, "message": p.message,
-                     "hint": p.hint}
+                    {
+                        "line": p.line,
+                        "code": p.code,
+                        "path": p.path,
+                        "message": p.message,
+                        "hint": p.hint,
+                    }
                     for p in r.problems
                 ],
             }

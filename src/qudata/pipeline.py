@@ -20,13 +20,14 @@ import orjson
 
 from qudata.config import Config, load_config
 from qudata.errors import InputError, OutputError
+from qudata.export.card import render_card, render_parquet_card
+from qudata.export.splits import SplitAssigner
 from qudata.io.readers import RawRecord, read_records
 from qudata.io.sources import Source, expand_inputs
 from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
-from qudata.export.splits import SplitAssigner
 from qudata.quality.dedup import Deduplicator, exact_key, make_deduplicator
 from qudata.quality.gate import QualityGate
 from qudata.quality.report import Drop, RunReport
@@ -45,8 +46,11 @@ def pack_dataset(
     formats: Iterable[str] | None = None,
     overwrite: bool | None = None,
     on_progress: Callable[[int], None] | None = None,
+    command: str | None = None,
 ) -> RunReport:
     """Pack ``inputs`` (files, folders, globs, ``-``) into a dataset folder; return the account.
+
+    ``command`` is shown in the dataset card as the command that made the folder.
 
     Example::
 
@@ -60,16 +64,23 @@ def pack_dataset(
         overrides["output"] = {"overwrite": overwrite}
     cfg = load_config(config, overrides=overrides)
     sources = expand_inputs(inputs)
-    return _Run(cfg, Path(output_dir), on_progress).run(sources)
+    return _Run(cfg, Path(output_dir), on_progress, command).run(sources)
 
 
 class _Run:
-    def __init__(self, cfg: Config, output_dir: Path, on_progress: Callable[[int], None] | None):
+    def __init__(
+        self,
+        cfg: Config,
+        output_dir: Path,
+        on_progress: Callable[[int], None] | None,
+        command: str | None,
+    ) -> None:
         from qudata import __version__
 
         self.cfg = cfg
         self.output_dir = output_dir
         self.on_progress = on_progress
+        self.command = command
         self.report = RunReport(qudata_version=__version__, config=cfg.model_dump(mode="json"))
         self.normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
 
@@ -108,7 +119,10 @@ class _Run:
         buckets = _shuffle_buckets(sources)
         outputs = [
             FormatOutput(
-                get_formatter(name, cfg), staging, output=cfg.output, counter=counter,
+                get_formatter(name, cfg),
+                staging,
+                output=cfg.output,
+                counter=counter,
                 shuffle_buckets=buckets,
             )
             for name in cfg.pack.formats
@@ -152,7 +166,9 @@ class _Run:
         wanted = self.cfg.output.add_metadata
         if not wanted:
             return
-        counts = count_once(counter, [d.text for d in docs]) if counter and "tokens" in wanted else {}
+        counts = (
+            count_once(counter, [d.text for d in docs]) if counter and "tokens" in wanted else {}
+        )
         for doc in docs:
             if "chars" in wanted:
                 doc.metadata["chars"] = len(doc.text)
@@ -216,7 +232,9 @@ class _Run:
             digest = hashlib.sha256()
             before = self.report.read
             for raw in read_records(
-                source, text_key=self.cfg.input.text_key, id_key=self.cfg.input.id_key,
+                source,
+                text_key=self.cfg.input.text_key,
+                id_key=self.cfg.input.id_key,
                 digest=digest,
             ):
                 self.report.read += 1
@@ -224,8 +242,11 @@ class _Run:
                 if doc is not None:
                     yield doc
             self.report.inputs.append(
-                {"path": source.name, "sha256": digest.hexdigest(),
-                 "records": self.report.read - before}
+                {
+                    "path": source.name,
+                    "sha256": digest.hexdigest(),
+                    "records": self.report.read - before,
+                }
             )
 
     def _normalize(self, raw: RawRecord, on_error: str, rejects: AtomicFile) -> Document | None:
@@ -244,11 +265,13 @@ class _Run:
         return None
 
     def _publish(self, staging: Path) -> None:
-        manifest = orjson.dumps(
-            self.report.as_manifest(), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
-        )
-        with AtomicFile(staging / "manifest.json") as out:
-            out.write(manifest)
+        """Card and report, then the manifest last, then the folder into place."""
+        manifest = self.report.as_manifest()
+        _write_text(staging / "README.md", render_card(manifest, command=self.command))
+        if "parquet" in manifest["formats"]:
+            _write_text(staging / "parquet" / "README.md", render_parquet_card(manifest))
+        data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+        _write_text(staging / "manifest.json", data.decode("utf-8"))
         old = None
         if self.output_dir.exists():
             old = self.output_dir.with_name(f".{self.output_dir.name}.qudata-old-{os.getpid()}")
@@ -256,6 +279,11 @@ class _Run:
         os.replace(staging, self.output_dir)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with AtomicFile(path) as out:
+        out.write(text.encode("utf-8"))
 
 
 def _reject(rejects: AtomicFile, doc: Document, drop: Drop, *, fmt: str | None) -> None:

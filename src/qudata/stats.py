@@ -64,7 +64,9 @@ def collect_stats(
     cfg = load_config(config)
     counter = get_token_counter(cfg.quality.tokenizer)
     dedup = make_deduplicator(
-        cfg.dedup.method, threshold=cfg.dedup.threshold, num_perm=cfg.dedup.num_perm,
+        cfg.dedup.method,
+        threshold=cfg.dedup.threshold,
+        num_perm=cfg.dedup.num_perm,
         ngram=cfg.dedup.ngram,
     )
     normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)

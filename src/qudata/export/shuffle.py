@@ -31,7 +31,8 @@ class SpillShuffler:
         self._dir = Path(tempfile.mkdtemp(prefix=".shuffle-", dir=directory))
         self._seed = seed
         self._buckets: list[BinaryIO] = [
-            open(self._dir / f"{i:03d}.bin", "wb") for i in range(buckets)  # noqa: SIM115
+            open(self._dir / f"{i:03d}.bin", "wb")  # noqa: SIM115 - closed in replay/cleanup
+            for i in range(buckets)
         ]
         self._shift = 64 - max(1, (buckets - 1).bit_length())
         self._count = 0

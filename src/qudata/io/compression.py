@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import sys
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 __all__ = ["CODEC_EXTENSIONS", "compressing_writer", "open_for_reading"]
 

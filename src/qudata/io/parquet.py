@@ -24,7 +24,7 @@ _ROWS_PER_GROUP = 2048
 def import_pyarrow() -> Any:
     try:
         import pyarrow as pa
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.parquet
     except ImportError:
         raise MissingExtraError("parquet", "pyarrow", feature="Parquet output") from None
     return pa

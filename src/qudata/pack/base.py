@@ -71,7 +71,7 @@ class Formatter(ABC, Generic[Opts]):
 
     @property
     def counter(self) -> Any:
-        """The token counter of ``quality.tokenizer`` (``None`` for ``none``), built on first use."""
+        """The counter of ``quality.tokenizer`` (``None`` for ``none``), built on first use."""
         if self._counter is None and self.config.quality.tokenizer != "none":
             from qudata.quality.tokens import get_token_counter
 
@@ -118,7 +118,10 @@ class Formatter(ABC, Generic[Opts]):
         from qudata.io.shards import ShardedWriter
 
         return ShardedWriter(
-            directory, split, self.extension, new_encoder=lambda: self.encoder(self.options),
+            directory,
+            split,
+            self.extension,
+            new_encoder=lambda: self.encoder(self.options),
             **options,
         )
 

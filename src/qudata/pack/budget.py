@@ -17,7 +17,7 @@ from collections.abc import Callable
 __all__ = ["split_to_budget", "truncate_to_budget"]
 
 Count = Callable[[str], int]
-_SENTENCE = re.compile(r"(?<=[.!?。！？])\s+")
+_SENTENCE = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+")  # also CJK full stops
 
 
 def _prefix_within(text: str, budget: int, count: Count) -> int:
@@ -46,7 +46,9 @@ def _by_tokens(text: str, budget: int, count: Count) -> list[str]:
     return [p for p in parts if p]
 
 
-def _pack(pieces: list[str], joiner: str, budget: int, count: Count, finer: Callable[[str], list[str]]) -> list[str]:
+def _pack(
+    pieces: list[str], joiner: str, budget: int, count: Count, finer: Callable[[str], list[str]]
+) -> list[str]:
     """Greedily join ``pieces`` into parts within ``budget``; oversize pieces go to ``finer``."""
     parts: list[str] = []
     current = ""
@@ -73,8 +75,9 @@ def split_to_budget(text: str, budget: int, count: Count) -> list[str]:
         return [text]
 
     def sentences(paragraph: str) -> list[str]:
-        return _pack(_SENTENCE.split(paragraph), " ", budget, count,
-                     lambda s: _by_tokens(s, budget, count))
+        return _pack(
+            _SENTENCE.split(paragraph), " ", budget, count, lambda s: _by_tokens(s, budget, count)
+        )
 
     paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
     return _pack(paragraphs, "\n\n", budget, count, sentences)

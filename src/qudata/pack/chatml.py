@@ -87,8 +87,11 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                 record["metadata"] = state["metadata"].build(doc)
             if state["chat_template"] is not None:
                 record["text"] = state["chat_template"].render(
-                    messages=messages, tools=None, documents=None,
-                    add_generation_prompt=False, **opts.template_vars,
+                    messages=messages,
+                    tools=None,
+                    documents=None,
+                    add_generation_prompt=False,
+                    **opts.template_vars,
                 )
             elif opts.render == "chatml":
                 record["text"] = "".join(
@@ -122,7 +125,9 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         if opts.system_message and not any(m.get("role") == "system" for m in messages):
             messages.insert(0, {"role": "system", "content": opts.system_message})
 
-    def _conversation(self, doc: Document, opts: ChatMLOptions) -> list[list[dict[str, Any]]] | Drop:
+    def _conversation(
+        self, doc: Document, opts: ChatMLOptions
+    ) -> list[list[dict[str, Any]]] | Drop:
         assert doc.messages is not None
         messages = [{k: m[k] for k in _MESSAGE_KEYS if k in m} for m in doc.messages]
         self._system(messages, opts)
@@ -146,12 +151,16 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                 raise InputError(
                     f"a {message.get('role')} message has {tokens} tokens > "
                     f"max_tokens_per_message {limit} (on_overflow: error)",
-                    source=doc.origin, line=doc.line, reason="too_long",
+                    source=doc.origin,
+                    line=doc.line,
+                    reason="too_long",
                 )
             self.stats.dropped_tokens["too_long"] += sum(
                 count(m["content"]) for m in messages if isinstance(m.get("content"), str)
             )
-            return Drop("too_long", f"a {message.get('role')} message has {tokens} tokens > {limit}")
+            return Drop(
+                "too_long", f"a {message.get('role')} message has {tokens} tokens > {limit}"
+            )
         return [messages]
 
     def _from_document(
@@ -172,7 +181,9 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                     raise InputError(
                         f"the document has {tokens} tokens > max_tokens_per_message {limit} "
                         "(on_overflow: error)",
-                        source=doc.origin, line=doc.line, reason="too_long",
+                        source=doc.origin,
+                        line=doc.line,
+                        reason="too_long",
                     )
                 parts = split_to_budget(doc.text, limit, count)
                 if opts.on_overflow == "truncate":
@@ -209,3 +220,8 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
 
     def token_limit(self, opts: ChatMLOptions) -> int | None:
         return opts.max_tokens_per_message
+
+    def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
+        from qudata.quality.validate import validate_chatml
+
+        return [p.code for p in validate_chatml(record)]

@@ -48,6 +48,14 @@ class JSONLFormatter(Formatter[JSONLOptions]):
         record = {rename.get(f, f): self._field(f, doc, meta) for f in opts.fields}
         return [record]
 
+    def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
+        from qudata.quality.validate import JSONLSchemaTracker, validate_jsonl
+
+        tracker = state.get("schema")
+        if tracker is None:
+            tracker = state["schema"] = JSONLSchemaTracker()
+        return [p.code for p in (*validate_jsonl(record), *tracker.check(record))]
+
     @staticmethod
     def _field(name: str, doc: Document, meta: dict[str, Any]) -> Any:
         if name == "text":

@@ -2,8 +2,9 @@
 
 Known keys are always present with fixed types (``null`` when absent, ``topics``,
 ``labels`` and ``entities`` always lists). Unknown keys are kept; a value whose
-JSON type differs from the type that key first had in this output is written
-as a string and counted as ``metadata_type_conflict``. Non-finite numbers
+JSON type differs from the type that key first had in this output is converted
+to that type (to a string when the key is a string key; see :func:`_coerce`) and
+counted as ``metadata_type_conflict``. Non-finite numbers
 become ``null`` (``metadata_non_finite``): JSON has no NaN.
 """
 
@@ -46,6 +47,28 @@ def _finite(value: Any, warnings: Counter[str]) -> Any:
     return value
 
 
+def _coerce(value: Any, kind: str) -> Any:
+    """``value`` in the JSON type ``kind``, or ``None`` when it has no such form.
+
+    A string key gets the value as a string (JSON text for arrays and objects); a
+    number or boolean key gets a numeric or ``true``/``false`` string parsed; an
+    array key gets a one-element list. Anything else becomes ``null``.
+    """
+    if kind == "string":
+        return value if isinstance(value, str) else orjson.dumps(value).decode()
+    if kind == "number" and isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    if kind == "boolean" and isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if kind == "array":
+        return [value]
+    return None
+
+
 class MetadataWriter:
     """Builds the output ``metadata`` object of documents written to one output."""
 
@@ -78,6 +101,6 @@ class MetadataWriter:
                 first = self._kinds.setdefault(key, kind)
                 if first != kind:
                     self.warnings["metadata_type_conflict"] += 1
-                    value = value if isinstance(value, str) else orjson.dumps(value).decode()
+                    value = _coerce(value, first)
             out[key] = value
         return out

@@ -60,7 +60,9 @@ class FormatOutput:
         self.shufflers: dict[str, SpillShuffler] = {}
         self.histograms: dict[str, Any] = {}
 
-    def write_batch(self, docs: Sequence[Document], splits: Sequence[str], reject: RejectSink) -> None:
+    def write_batch(
+        self, docs: Sequence[Document], splits: Sequence[str], reject: RejectSink
+    ) -> None:
         results = [self.formatter.format_document(d, self.opts, self.state) for d in docs]
         counts: dict[int, int] = {}
         if self.counter is not None:
@@ -79,8 +81,10 @@ class FormatOutput:
                 self.stats.dropped[result.reason] += 1
                 reject(doc, result, self.name)
                 continue
-            tokens = [sum(counts.get(id(t), 0) for t in self.formatter.token_texts(r, doc))
-                      for r in result]
+            tokens = [
+                sum(counts.get(id(t), 0) for t in self.formatter.token_texts(r, doc))
+                for r in result
+            ]
             self.stats.documents += 1
             self.stats.records += len(result)
             if split in self.output.split and self.output.shuffle:
@@ -88,17 +92,25 @@ class FormatOutput:
             else:
                 self._emit(split, result, tokens)
 
-    def _check(self, doc: Document, records: list[Record], counts: dict[int, int]) -> list[Record] | Drop:
+    def _check(
+        self, doc: Document, records: list[Record], counts: dict[int, int]
+    ) -> list[Record] | Drop:
         problems: list[str] = []
         for record in records:
             problems.extend(self.formatter.validate(record, self.state))
         if problems:
-            return Drop("validation", "record fails validation: " + ", ".join(sorted(set(problems))))
+            return Drop(
+                "validation", "record fails validation: " + ", ".join(sorted(set(problems)))
+            )
         if self.limit is not None:  # the formatter splits or drops; this is the last guard
             for record in records:
-                over = [t for t in self.formatter.token_texts(record, doc) if counts[id(t)] > self.limit]
+                over = [
+                    t for t in self.formatter.token_texts(record, doc) if counts[id(t)] > self.limit
+                ]
                 if over:
-                    return Drop("too_long", f"a message has {counts[id(over[0])]} tokens > {self.limit}")
+                    return Drop(
+                        "too_long", f"a message has {counts[id(over[0])]} tokens > {self.limit}"
+                    )
         return records
 
     def _emit(self, split: str, records: list[Record], tokens: list[int]) -> None:

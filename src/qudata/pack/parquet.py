@@ -27,16 +27,33 @@ def parquet_schema() -> Any:
     """The fixed schema of qudata's Parquet output."""
     pa = import_pyarrow()
     text = pa.string()
-    message = pa.struct([
-        ("role", text), ("content", text), ("name", text), ("weight", pa.float64()),
-        ("tool_calls", text), ("tool_call_id", text),
-    ])
-    return pa.schema([
-        ("id", text), ("text", text), ("labels", pa.list_(text)),
-        ("quality_score", pa.float64()), ("source", text), ("title", text),
-        ("language", text), ("topics", pa.list_(text)), ("author", text), ("domain", text),
-        ("entities_json", text), ("messages", pa.list_(message)), ("metadata_json", text),
-    ])
+    message = pa.struct(
+        [
+            ("role", text),
+            ("content", text),
+            ("name", text),
+            ("weight", pa.float64()),
+            ("tool_calls", text),
+            ("tool_call_id", text),
+        ]
+    )
+    return pa.schema(
+        [
+            ("id", text),
+            ("text", text),
+            ("labels", pa.list_(text)),
+            ("quality_score", pa.float64()),
+            ("source", text),
+            ("title", text),
+            ("language", text),
+            ("topics", pa.list_(text)),
+            ("author", text),
+            ("domain", text),
+            ("entities_json", text),
+            ("messages", pa.list_(message)),
+            ("metadata_json", text),
+        ]
+    )
 
 
 def _json(value: Any) -> str | None:
@@ -55,7 +72,9 @@ class ParquetFormatter(Formatter[ParquetOptions]):
     extension: ClassVar[str] = ".parquet"
     options_model: ClassVar[type[ParquetOptions]] = ParquetOptions
 
-    def format_document(self, doc: Document, opts: ParquetOptions, state: dict[str, Any]) -> list[Record] | Drop:
+    def format_document(
+        self, doc: Document, opts: ParquetOptions, state: dict[str, Any]
+    ) -> list[Record] | Drop:
         meta = doc.metadata
         rest = {k: v for k, v in meta.items() if k not in KNOWN_METADATA_KEYS}
         messages = None
@@ -65,27 +84,31 @@ class ParquetFormatter(Formatter[ParquetOptions]):
                     "role": m.get("role"),
                     "content": m.get("content"),
                     "name": m.get("name"),
-                    "weight": float(m["weight"]) if isinstance(m.get("weight"), int | float) else None,
+                    "weight": float(m["weight"])
+                    if isinstance(m.get("weight"), int | float)
+                    else None,
                     "tool_calls": _json(m.get("tool_calls")),
                     "tool_call_id": m.get("tool_call_id"),
                 }
                 for m in doc.messages
             ]
-        return [{
-            "id": doc.id,
-            "text": doc.text,
-            "labels": list(doc.labels),
-            "quality_score": doc.quality_score,
-            "source": meta.get("source"),
-            "title": meta.get("title"),
-            "language": meta.get("language"),
-            "topics": list(meta.get("topics") or []),
-            "author": meta.get("author"),
-            "domain": meta.get("domain"),
-            "entities_json": _json(meta.get("entities") or None),
-            "messages": messages,
-            "metadata_json": orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS).decode(),
-        }]
+        return [
+            {
+                "id": doc.id,
+                "text": doc.text,
+                "labels": list(doc.labels),
+                "quality_score": doc.quality_score,
+                "source": meta.get("source"),
+                "title": meta.get("title"),
+                "language": meta.get("language"),
+                "topics": list(meta.get("topics") or []),
+                "author": meta.get("author"),
+                "domain": meta.get("domain"),
+                "entities_json": _json(meta.get("entities") or None),
+                "messages": messages,
+                "metadata_json": orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS).decode(),
+            }
+        ]
 
     def writer(self, directory: Path, split: str, **options: Any) -> Any:
         return ParquetShardWriter(directory, split, schema=parquet_schema(), **options)

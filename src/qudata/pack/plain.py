@@ -1,9 +1,9 @@
 """Plain text: human-readable blocks for inspection and review.
 
-Each block is ``=== Document N ===`` (N counts the blocks of one file), the header lines (``Source``, ``Quality``
-with two decimals, ``Topics``; a missing one is left out), a blank line and the
-content. Blocks are joined by ``"\\n" + separator + "\\n"`` and the text ends
-with one ``"\\n"``.
+Each block is ``=== Document N ===`` (N counts the blocks of one file), the
+header lines (``Source``, ``Quality`` with two decimals, ``Topics``; a missing one
+is left out), a blank line and the content. Blocks are joined by
+``"\\n" + separator + "\\n"`` and the text ends with one ``"\\n"``.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ class PlainTextFormatter(Formatter[PlainOptions]):
             )
         else:
             content = doc.text
+        content = content.rstrip("\n")  # the file ends with exactly one newline
         if not content.strip():
             return Drop("empty_text", "the document text is empty")
         if not opts.include_headers:
@@ -96,6 +97,13 @@ class PlainTextFormatter(Formatter[PlainOptions]):
         lines.append("")
         lines.append(wrap(content, opts.max_line_length))
         return ["\n".join(lines)]
+
+    def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
+        from qudata.quality.validate import validate_plain_block
+
+        headers = self.options.include_headers
+        block = f"=== Document 1 ===\n{record}" if headers else str(record)
+        return [p.code for p in validate_plain_block(block, None, headers=headers)]
 
     def encoder(self, opts: PlainOptions) -> Encoder:
         return PlainEncoder(opts.separator, numbered=opts.include_headers)

@@ -29,7 +29,6 @@ __all__ = [
 ]
 
 
-
 def _environment(*, chat: bool) -> Any:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -39,10 +38,16 @@ def _environment(*, chat: bool) -> Any:
         trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
     )
 
-    def tojson(x: Any, ensure_ascii: bool = False, indent: Any = None,
-               separators: Any = None, sort_keys: bool = False) -> str:
-        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                          sort_keys=sort_keys)
+    def tojson(
+        x: Any,
+        ensure_ascii: bool = False,
+        indent: Any = None,
+        separators: Any = None,
+        sort_keys: bool = False,
+    ) -> str:
+        return json.dumps(
+            x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+        )
 
     def raise_exception(message: str) -> None:
         from jinja2.exceptions import TemplateError

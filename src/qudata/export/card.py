@@ -1,0 +1,126 @@
+"""The dataset card: ``OUT_DIR/README.md`` in the Hugging Face dataset-card format.
+
+Its YAML front matter lists one config per format with its split files, so
+``datasets.load_dataset(OUT_DIR, "chatml")`` loads every split with no other
+argument. ``datasets`` picks one builder for all configs of a card (the first
+config's), so the top card lists only the JSON formats (``chatml``, ``jsonl``);
+Parquet output gets its own card in ``OUT_DIR/parquet/`` and loads with
+``load_dataset(OUT_DIR + "/parquet")``. Plain text and LLMBuilder output are
+for reading and for LLMBuilder, not for ``datasets``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import yaml
+
+__all__ = ["JSON_FORMATS", "render_card", "render_parquet_card"]
+
+JSON_FORMATS = ("chatml", "jsonl")
+
+
+def _configs(manifest: dict[str, Any], names: list[str], prefix: str = "") -> list[dict[str, Any]]:
+    configs = []
+    for name in names:
+        by_split: dict[str, list[str]] = defaultdict(list)
+        for file in manifest["formats"][name]["files"]:
+            by_split[file["split"]].append(file["path"].removeprefix(prefix))
+        if by_split:
+            configs.append(
+                {
+                    "config_name": name,
+                    "data_files": [{"split": s, "path": paths} for s, paths in by_split.items()],
+                }
+            )
+    return configs
+
+
+def _front_matter(configs: list[dict[str, Any]]) -> str:
+    body = yaml.safe_dump({"configs": configs}, sort_keys=False, allow_unicode=True)
+    return f"---\n{body}---\n"
+
+
+def _sizes(manifest: dict[str, Any]) -> list[str]:
+    lines = [
+        "| format | split | files | documents | records | tokens | bytes |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, fmt in manifest["formats"].items():
+        splits: dict[str, dict[str, int]] = {}
+        for file in fmt["files"]:
+            row = splits.setdefault(file["split"], defaultdict(int))
+            row["files"] += 1
+            for key in ("documents", "records", "bytes"):
+                row[key] += file[key]
+            row["tokens"] += file.get("tokens") or 0
+        for split, row in splits.items():
+            tokens = f"{row['tokens']:,}" if fmt.get("tokens") is not None else "-"
+            lines.append(
+                f"| {name} | {split} | {row['files']} | {row['documents']:,} | "
+                f"{row['records']:,} | {tokens} | {row['bytes']:,} |"
+            )
+    return lines
+
+
+def _filters(manifest: dict[str, Any]) -> list[str]:
+    cfg, counts = manifest["config"], manifest["counts"]
+    dropped = ", ".join(f"{r} {n:,}" for r, n in counts["dropped"].items()) or "none"
+    quality = cfg["quality"]
+    dedup = cfg["dedup"]
+    lines = [
+        f"- Read {counts['read']:,} documents; accepted {counts['accepted']:,}; "
+        f"dropped before formatting: {dropped}.",
+        f"- Quality: `min_quality_score` {quality['min_quality_score']}, documents without a "
+        f"score: `{quality['missing_score']}`.",
+        f"- Duplicates: `{dedup['method']}`"
+        + (f" (Jaccard >= {dedup['threshold']})" if dedup["method"] == "near" else "")
+        + "; the first copy seen is kept.",
+        f"- Tokens counted with `{quality['tokenizer']}`.",
+    ]
+    if dedup["method"] == "near":
+        lines.append(
+            "- Splits follow duplicate clusters: exact and near duplicates never cross splits."
+        )
+    else:
+        lines.append(
+            "- Splits follow exact-text clusters: exact duplicates never cross splits, "
+            "but near duplicates can (use `--dedup near` to keep them apart)."
+        )
+    for name, fmt in manifest["formats"].items():
+        if fmt["dropped"]:
+            reasons = ", ".join(f"{r} {n:,}" for r, n in fmt["dropped"].items())
+            lines.append(f"- `{name}` dropped: {reasons}.")
+    return lines
+
+
+def render_card(manifest: dict[str, Any], *, command: str | None = None) -> str:
+    """The README.md of a dataset folder, from its manifest."""
+    names = [n for n in manifest["formats"] if n in JSON_FORMATS]
+    parts = [_front_matter(_configs(manifest, names)) if names else "", "# Dataset card\n"]
+    parts.append(
+        f"Packed by qudata {manifest['qudata_version']}"
+        + (f" with:\n\n```\n{command}\n```\n" if command else ".\n")
+    )
+    parts.append("## Sizes\n\n" + "\n".join(_sizes(manifest)) + "\n")
+    parts.append("## Filters and duplicates\n\n" + "\n".join(_filters(manifest)) + "\n")
+    loading = ["```python", "from datasets import load_dataset", ""]
+    loading += [f'{n} = load_dataset("path/to/this/folder", "{n}")' for n in names]
+    if "parquet" in manifest["formats"]:
+        loading.append('parquet = load_dataset("path/to/this/folder/parquet")')
+    loading.append("```")
+    parts.append(
+        "## Loading\n\n" + "\n".join(loading) + "\n\n`manifest.json` holds the full "
+        "account (every file's sha256, every drop by reason); `rejects.jsonl` lists "
+        "each dropped document.\n"
+    )
+    return "\n".join(p for p in parts if p)
+
+
+def render_parquet_card(manifest: dict[str, Any]) -> str:
+    """``OUT_DIR/parquet/README.md``: its own card, so the Parquet builder is used."""
+    configs = _configs(manifest, ["parquet"], prefix="parquet/")
+    return _front_matter(configs) + (
+        "# Parquet\n\nThe Parquet rows of this dataset; see the card one folder up.\n"
+    )

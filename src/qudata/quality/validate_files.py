@@ -1,0 +1,223 @@
+"""Validate whole files: every line of any codec (.gz, .zst) or every Parquet row.
+
+Nothing is sampled and nothing stops at the first problem: each problem carries
+its line (the row number in Parquet). Lines that are not UTF-8 or not JSON are
+problems too; NaN and Infinity are parsed (with :mod:`json`, which accepts them)
+so they can be reported as ``non_finite_number``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from qudata.errors import ConfigError, InputError, MissingExtraError
+from qudata.io.compression import open_for_reading
+
+if TYPE_CHECKING:
+    from qudata.quality.validate import Problem
+
+__all__ = ["FileValidation", "validate_file"]
+
+_FORMATS = ("chatml", "jsonl", "plain")
+_OPTIONAL_KEYS = ("name", "weight", "tool_calls", "tool_call_id")
+
+
+@dataclass(slots=True)
+class FileValidation:
+    """The verdict on one file: records read and every problem found (each with its line).
+
+    ``tokens_total`` and ``max_message_tokens`` are set for ChatML when tokens are counted.
+    """
+
+    path: str
+    format: str
+    records: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    tokens_total: int | None = None
+    max_message_tokens: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """No problem found."""
+        return not self.problems
+
+    def by_code(self) -> dict[str, int]:
+        """How many problems of each code, sorted by code."""
+        return dict(sorted(Counter(p.code for p in self.problems).items()))
+
+
+def _unreadable(line: int, exc: BaseException) -> Problem:
+    from qudata.quality.validate import _problem
+
+    return _problem("unreadable", "$", f"cannot read on: {exc}", line)
+
+
+def _lines(path: str) -> Iterator[tuple[int, bytes | Problem]]:
+    """Numbered raw lines of a (possibly compressed) file; a read error ends them."""
+    try:
+        stream = open_for_reading(path)
+    except OSError as exc:
+        raise InputError(
+            f"cannot open: {exc.strerror or exc}", source=path, reason="unreadable"
+        ) from None
+    number = 0
+    with stream:
+        while True:
+            try:
+                raw = stream.readline()
+            except Exception as exc:  # gzip, zstd and OS errors all mean: corrupt
+                yield number + 1, _unreadable(number + 1, exc)
+                return
+            if not raw:
+                return
+            number += 1
+            yield number, raw
+
+
+def _json_records(path: str) -> Iterator[tuple[int, Any, Problem | None]]:
+    """``(line, record, None)`` for each JSON line, ``(line, None, problem)`` otherwise."""
+    from qudata.quality.validate import _problem
+
+    for number, raw in _lines(path):
+        if not isinstance(raw, bytes):
+            yield number, None, raw
+            continue
+        if not raw.strip():
+            yield number, None, _problem("blank_line", "$", "a blank line", number)
+            continue
+        try:
+            yield number, orjson.loads(raw), None
+            continue
+        except orjson.JSONDecodeError:
+            pass
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield (
+                number,
+                None,
+                _problem("invalid_utf8", "$", f"invalid UTF-8 at byte {exc.start}", number),
+            )
+            continue
+        try:
+            yield number, json.loads(text), None  # accepts NaN, Infinity, lone surrogates
+        except (ValueError, RecursionError) as exc:
+            yield number, None, _problem("invalid_json", "$", str(exc), number)
+
+
+def _parquet_records(path: str, fmt: str) -> Iterator[tuple[int, Any, Problem | None]]:
+    """Parquet rows as records; for ChatML, a null optional message key counts as absent."""
+    try:
+        import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        raise MissingExtraError("parquet", "pyarrow", feature="Parquet validation") from None
+    number = 0
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=1024)
+        for batch in batches:
+            for row in batch.to_pylist():
+                number += 1
+                messages = row.get("messages")
+                if fmt == "chatml" and isinstance(messages, list):
+                    row["messages"] = [
+                        {k: v for k, v in m.items() if v is not None or k not in _OPTIONAL_KEYS}
+                        if isinstance(m, dict)
+                        else m
+                        for m in messages
+                    ]
+                yield number, row, None
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowIOError / ArrowInvalid
+        yield number + 1, None, _unreadable(number + 1, exc)
+
+
+def _read_text(path: str, result: FileValidation) -> str:
+    """The decoded text; lines that are not UTF-8 become problems (and U+FFFD)."""
+    from qudata.quality.validate import _problem
+
+    chunks: list[bytes] = []
+    for _, raw in _lines(path):
+        if isinstance(raw, bytes):
+            chunks.append(raw)
+        else:
+            result.problems.append(raw)
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    for number, raw_line in enumerate(data.split(b"\n"), 1):
+        try:
+            raw_line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            result.problems.append(
+                _problem("invalid_utf8", "$", f"invalid UTF-8 at byte {exc.start}", number)
+            )
+    return data.decode("utf-8", "replace")
+
+
+def validate_file(
+    path: str,
+    fmt: str,
+    *,
+    max_tokens: int | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+    separator: str = "\n---\n",
+    headers: bool = True,
+) -> FileValidation:
+    """Check every record of ``path`` against the rules of ``fmt`` (chatml, jsonl, plain).
+
+    ``max_tokens`` and ``count_tokens`` apply to ChatML; ``separator`` and
+    ``headers`` to plain text. Parquet files (``.parquet``) are read row by row.
+    """
+    from qudata.quality.validate import (
+        JSONLSchemaTracker,
+        check_chatml,
+        check_plain_text,
+        validate_jsonl,
+    )
+
+    if fmt not in _FORMATS:
+        raise ConfigError(f"unknown format {fmt!r} (choose from: {', '.join(_FORMATS)})")
+    result = FileValidation(path=path, format=fmt)
+    if fmt == "plain":
+        if path.endswith(".parquet"):
+            raise InputError(
+                "Parquet holds records: validate it as chatml or jsonl",
+                source=path,
+                reason="wrong_format",
+            )
+        text = _read_text(path, result)
+        problems, result.records = check_plain_text(text, separator, headers=headers)
+        result.problems.extend(problems)
+        result.problems.sort(key=lambda p: p.line or 0)
+        return result
+    records = _parquet_records(path, fmt) if path.endswith(".parquet") else _json_records(path)
+    tracker = JSONLSchemaTracker() if fmt == "jsonl" else None
+    if count_tokens is not None and fmt == "chatml":
+        result.tokens_total = result.max_message_tokens = 0
+    for line, record, problem in records:
+        if problem is not None:
+            result.problems.append(problem)
+            if problem.code in ("blank_line", "unreadable"):
+                continue
+        result.records += 1
+        if problem is not None:
+            continue
+        if tracker is not None:
+            found = validate_jsonl(record) + tracker.check(record, line=line)
+        else:
+            found, counts = check_chatml(record, max_tokens, count_tokens)
+            if counts and result.tokens_total is not None:
+                result.tokens_total += sum(counts)
+                result.max_message_tokens = max(result.max_message_tokens or 0, *counts)
+        result.problems.extend(replace(p, line=line) for p in found)
+    if tracker is not None:
+        result.problems.extend(tracker.finish())
+        result.problems.sort(key=lambda p: p.line or 0)
+    return result
