@@ -301,7 +301,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -330,7 +330,9 @@ def load_config(
     ``overrides`` (same shape, e.g. from command-line options) win over it.
     """
     if isinstance(source, Config):
-        data: dict[str, Any] = source.model_dump()
+        if not overrides:
+            return source
+        data: dict[str, Any] = source.model_dump(exclude_unset=True)
     elif source is None:
         data = {}
     elif isinstance(source, Mapping):

@@ -1,0 +1,579 @@
+#!/usr/bin/env python3
+"""Benchmark harness: qudata against reference implementations (see bench/README.md).
+
+    python3 bench/run.py [--rounds 5] [--corpus-mb 200] [--jobs pack,hf,...] [--quick]
+
+Every comparison runs qudata and its reference in each round, interleaved, and the
+order alternates from round to round. Each command is a fresh child process whose
+wall time and peak RSS are measured. Medians over the rounds are compared with the
+targets and printed as a plain table and as Markdown (for bench/RESULTS.md).
+
+Standard library only; needs `bash bench/setup.sh` first (corpora + two venvs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WORK = BENCH / ".work"
+CORPUS_DIR = WORK / "corpus"
+OUT_DIR = WORK / "out"
+TMP_DIR = WORK / "tmp"
+RESULTS_DIR = WORK / "results"
+TIME_BIN = "/usr/bin/time"
+MIB = 1024 * 1024
+
+ALL_JOBS = ["pack", "hf", "formats", "exact_dedup", "near_dedup", "tokens", "memory", "full"]
+
+
+# ---------------------------------------------------------------------------------------
+# Model
+
+
+@dataclass
+class Step:
+    """One command. Steps with the same key run once per round and are shared."""
+
+    key: str
+    argv: list[str]
+    out: Path | None = None  # removed before the run; a qudata output folder or a file
+    qudata: bool = False  # output is a qudata folder (its manifest gives the counts)
+
+
+@dataclass
+class Measure:
+    ok: bool
+    seconds: float = 0.0
+    rss_kb: int = 0
+    docs: int | None = None
+    detail: str = ""  # stderr tail when failed
+
+
+@dataclass
+class Comparison:
+    job: str  # --jobs name
+    label: str  # row name
+    qudata: list[Step]  # the side under test (times summed, peak = max)
+    ref: list[Step]  # the reference side
+    metric: str  # "time" or "rss": which ratio qudata/ref the target is about
+    limit: float  # met when ratio <= limit
+    target: str  # human-readable target
+    stretch: float | None = None  # "yes (stretch)" when ratio <= stretch
+    strict: bool = False  # met only when ratio < limit (not ==)
+    q_name: str = "qudata"
+    r_name: str = "reference"
+    rounds: list[tuple[Measure, Measure]] = field(default_factory=list)
+    failed: str = ""
+
+
+# ---------------------------------------------------------------------------------------
+# Measuring one command
+
+
+def _read_rss(path: str) -> int:
+    """Last line of /usr/bin/time -o output is %M (KiB); earlier lines may be notes."""
+    try:
+        lines = [ln for ln in Path(path).read_text().splitlines() if ln.strip()]
+        return int(lines[-1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-n:])
+
+
+def _last_json(path: Path) -> dict[str, object]:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        obj = json.loads(lines[-1])
+        return obj if isinstance(obj, dict) else {}
+    except (OSError, ValueError, IndexError):
+        return {}
+
+
+def _qudata_docs(out: Path) -> int | None:
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+        return int(manifest["counts"]["accepted"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _remove(path: Path | None) -> None:
+    if path is None:
+        return
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
+
+
+def measure(step: Step, timeout: float) -> Measure:
+    """Run ``step`` once in a fresh process: wall time (s) and peak RSS (KiB)."""
+    _remove(step.out)
+    TMP_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=TMP_DIR, prefix="run-") as tmp:
+        out_p, err_p, rss_p = Path(tmp, "stdout"), Path(tmp, "stderr"), Path(tmp, "rss")
+        use_time = os.access(TIME_BIN, os.X_OK)
+        argv = [TIME_BIN, "-f", "%M", "-o", str(rss_p), *step.argv] if use_time else step.argv
+        with open(out_p, "wb") as fo, open(err_p, "wb") as fe:
+            t0 = time.perf_counter()
+            try:
+                proc = subprocess.Popen(
+                    argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, start_new_session=True
+                )
+            except OSError as exc:
+                return Measure(ok=False, detail=f"cannot start {argv[0]}: {exc}")
+            timed_out = threading.Event()
+
+            def kill() -> None:
+                timed_out.set()
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+            timer = threading.Timer(timeout, kill)
+            timer.start()
+            # wait4 reaps the child and gives its rusage: ru_maxrss (KiB on Linux) is the
+            # peak of the child and of its waited-for descendants -- the fallback when
+            # /usr/bin/time is missing.
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - t0
+            timer.cancel()
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        rss = _read_rss(str(rss_p)) if use_time else 0
+        rss = rss or int(usage.ru_maxrss)
+        if timed_out.is_set() or proc.returncode != 0:
+            why = (
+                f"timed out after {timeout:.0f}s"
+                if timed_out.is_set()
+                else (f"exit code {proc.returncode}")
+            )
+            tail = _tail(err_p) or _tail(out_p)
+            return Measure(ok=False, seconds=seconds, rss_kb=rss, detail=f"{why}\n{tail}")
+        docs: int | None
+        if step.qudata and step.out is not None:
+            docs = _qudata_docs(step.out)
+        else:
+            written = _last_json(out_p).get("written")
+            docs = written if isinstance(written, int) else None
+        return Measure(ok=True, seconds=seconds, rss_kb=rss, docs=docs)
+
+
+# ---------------------------------------------------------------------------------------
+# Corpora
+
+
+def corpus_path(mb: float) -> Path:
+    """bench/.work/corpus/corpus-<mb>.jsonl; derived from a larger one (a line prefix)."""
+    path = CORPUS_DIR / f"corpus-{mb:g}.jsonl"
+    if path.exists():
+        return path
+    bigger = []
+    for p in CORPUS_DIR.glob("corpus-*.jsonl"):
+        try:
+            size = float(p.stem.split("-", 1)[1])
+        except ValueError:
+            continue
+        if size >= mb:
+            bigger.append((size, p))
+    if not bigger:
+        sys.exit(f"no corpus of {mb:g} MB or more in {CORPUS_DIR}: run `bash bench/setup.sh`")
+    src = min(bigger)[1]
+    print(f"[bench] deriving {path.name} from the first {mb:g} MB of {src.name}", file=sys.stderr)
+    limit = int(mb * MIB)
+    tmp = path.with_name(f".tmp-{path.name}")
+    written = 0
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        for line in fin:
+            if written >= limit:
+                break
+            fout.write(line)
+            written += len(line)
+    tmp.replace(path)
+    return path
+
+
+def warm(path: Path) -> None:
+    """Read a file once so that no command pays for a cold page cache."""
+    with open(path, "rb") as f:
+        while f.read(8 * MIB):
+            pass
+
+
+def count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+# ---------------------------------------------------------------------------------------
+# The jobs
+
+
+def build(qudata: list[str], peers: str, corpus: Path, small: Path) -> list[Comparison]:
+    def out(name: str) -> Path:
+        return OUT_DIR / name
+
+    def q(key: str, *args: str, src: Path = corpus) -> Step:
+        o = out(key)
+        return Step(
+            key,
+            [*qudata, "pack", str(src), "-o", str(o), *args, "--overwrite", "-q"],
+            out=o,
+            qudata=True,
+        )
+
+    def ref(key: str, script: str, *args: str, output: bool = True) -> Step:
+        o = out(key + ".jsonl") if output else None
+        argv = [peers, str(BENCH / script), str(corpus)]
+        if o is not None:
+            argv.append(str(o))
+        return Step(key, [*argv, *args], out=o)
+
+    none = ("--tokenizer", "none", "--dedup", "none")
+    q_pack = q("q-chatml-q0.7", "-f", "chatml", *none, "--min-quality", "0.7")
+    q_chatml = q("q-chatml", "-f", "chatml", *none)
+    q_chatml_small = q("q-chatml-small", "-f", "chatml", *none, src=small)
+    r_loop07 = ref("ref-orjson-q0.7", "ref_orjson_loop.py", "--min-quality", "0.7")
+    r_loop0 = ref("ref-orjson-q0", "ref_orjson_loop.py", "--min-quality", "0")
+    r_exact = ref("ref-exact", "ref_exact_dedup.py")
+    r_tok = ref("ref-tiktoken", "ref_tiktoken.py", output=False)
+    r_hf = ref("ref-hf", "ref_hf_datasets.py", "--min-quality", "0.7", "--tmp", str(TMP_DIR))
+    q_tok = q("q-jsonl-tokens", "-f", "jsonl", "--dedup", "none", "--tokenizer", "cl100k_base")
+    small_mb = small.stat().st_size / MIB
+    big_mb = corpus.stat().st_size / MIB
+
+    return [
+        Comparison(
+            job="pack", label="pack", qudata=[q_pack], ref=[r_loop07], r_name="orjson loop",
+            metric="time", limit=1.5, stretch=1.2, target="time <= 1.5x (stretch 1.2x)",
+        ),
+        Comparison(
+            job="hf", label="hf", qudata=[q_pack], r_name="HF datasets",
+            ref=[r_hf],
+            metric="time", limit=0.2, target="time <= 0.2x (>= 5x faster)",
+        ),
+        Comparison(
+            job="formats", label="formats", q_name="1 pass", r_name="3 runs",
+            qudata=[q("q-3formats", "-f", "chatml", "-f", "jsonl", "-f", "plain", *none)],
+            ref=[q_chatml, q("q-jsonl", "-f", "jsonl", *none), q("q-plain", "-f", "plain", *none)],
+            metric="time", limit=1.0, strict=True, target="one pass < 3 runs",
+        ),
+        Comparison(
+            job="exact_dedup", label="exact_dedup", r_name="xxh3 set",
+            qudata=[q("q-jsonl-exact", "-f", "jsonl", "--tokenizer", "none", "--dedup", "exact")],
+            ref=[r_exact], metric="time", limit=1.3, target="time <= 1.3x",
+        ),
+        Comparison(
+            job="near_dedup", label="near_dedup", r_name="rensa LSH",
+            qudata=[q("q-jsonl-near", "-f", "jsonl", "--tokenizer", "none", "--dedup", "near")],
+            ref=[ref("ref-near", "ref_near_dedup.py")],
+            metric="time", limit=1.5, target="time <= 1.5x",
+        ),
+        Comparison(
+            job="tokens", label="tokens", r_name="tiktoken",
+            qudata=[q_tok],
+            ref=[r_tok], metric="time", limit=1.3, target="time <= 1.3x",
+        ),
+        Comparison(
+            job="memory", label="memory", qudata=[q_chatml], ref=[r_loop0], r_name="orjson loop",
+            metric="rss", limit=2.0, target="peak RSS <= 2x",
+        ),
+        Comparison(
+            job="memory", label="memory_flat", qudata=[q_chatml], ref=[q_chatml_small],
+            q_name=f"qudata {big_mb:.0f}MB", r_name=f"qudata {small_mb:.0f}MB",
+            metric="rss", limit=1.3, target=f"peak {big_mb:.0f}MB <= 1.3x peak {small_mb:.0f}MB",
+        ),
+        Comparison(
+            job="full", label="full", qudata=[q("q-jsonl-default", "-f", "jsonl")],
+            ref=[r_loop0, r_tok, r_exact], r_name="loop+tiktoken+exact",
+            metric="time", limit=1.0, target="time <= 1.0x the sum",
+        ),
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------
+# Running
+
+
+def run_side(steps: list[Step], cache: dict[str, Measure], timeout: float, tag: str) -> Measure:
+    """Run (or reuse from this round) every step of a side; sum times, max peaks."""
+    total = Measure(ok=True, docs=None)
+    for step in steps:
+        m = cache.get(step.key)
+        reused = m is not None
+        if m is None:
+            m = measure(step, timeout)
+            cache[step.key] = m
+        state = "ok" if m.ok else "FAILED"
+        print(
+            f"  {tag:<28} {step.key:<18} {m.seconds:8.2f} s {m.rss_kb / 1024:8.0f} MB"
+            f"  {state}{' (same round, reused)' if reused else ''}",
+            file=sys.stderr,
+        )
+        if not m.ok:
+            return Measure(ok=False, detail=f"{step.key}: {m.detail}")
+        total.seconds += m.seconds
+        total.rss_kb = max(total.rss_kb, m.rss_kb)
+        total.docs = m.docs if len(steps) == 1 else None
+    return total
+
+
+def run_all(comps: list[Comparison], rounds: int, timeout: float) -> dict[str, int | None]:
+    docs: dict[str, int | None] = {}
+    for r in range(rounds):
+        print(f"[bench] round {r + 1}/{rounds}", file=sys.stderr)
+        cache: dict[str, Measure] = {}
+        for comp in comps:
+            if comp.failed:
+                continue
+            sides = [("ref", comp.ref), ("qudata", comp.qudata)]
+            if r % 2:
+                sides.reverse()
+            got: dict[str, Measure] = {}
+            for name, steps in sides:
+                got[name] = run_side(steps, cache, timeout, f"{comp.label}/{name}")
+                if not got[name].ok:
+                    comp.failed = got[name].detail
+                    first = comp.failed.splitlines()[0]
+                    print(f"FAILED {comp.label} ({name}): {first}", file=sys.stderr)
+                    break
+            if comp.failed:
+                continue
+            comp.rounds.append((got["qudata"], got["ref"]))
+        for key, m in cache.items():
+            if m.ok and key not in docs:
+                docs[key] = m.docs
+    return docs
+
+
+# ---------------------------------------------------------------------------------------
+# Reporting
+
+
+def _mb(kb: float) -> str:
+    return f"{kb / 1024:.0f}"
+
+
+def rows(comps: list[Comparison]) -> list[list[str]]:
+    table = []
+    for c in comps:
+        if not c.rounds:
+            why = c.failed.splitlines()[0] if c.failed else "not run"
+            table.append(
+                [
+                    c.label,
+                    c.q_name,
+                    c.r_name,
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    c.target,
+                    f"FAILED ({why})" if c.failed else why,
+                ]
+            )
+            continue
+        qt = statistics.median(m.seconds for m, _ in c.rounds)
+        rt = statistics.median(m.seconds for _, m in c.rounds)
+        qm = statistics.median(m.rss_kb for m, _ in c.rounds)
+        rm = statistics.median(m.rss_kb for _, m in c.rounds)
+        ratio = (
+            (qt / rt if rt else float("inf"))
+            if c.metric == "time"
+            else (qm / rm if rm else float("inf"))
+        )
+        if ratio <= (c.stretch or 0):
+            met = "yes (stretch)"
+        elif ratio < c.limit or (ratio == c.limit and not c.strict):
+            met = "yes"
+        else:
+            met = "NO"
+        if c.failed:
+            met += " (later round FAILED)"
+        table.append(
+            [
+                c.label,
+                c.q_name,
+                c.r_name,
+                f"{qt:.2f}",
+                f"{rt:.2f}",
+                f"{ratio:.2f}x {c.metric}",
+                _mb(qm),
+                _mb(rm),
+                c.target,
+                met,
+            ]
+        )
+    return table
+
+
+HEADER = [
+    "job",
+    "qudata side",
+    "reference side",
+    "qudata s",
+    "ref s",
+    "ratio q/ref",
+    "qudata MB",
+    "ref MB",
+    "target",
+    "met",
+]
+
+
+def plain_table(table: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [HEADER, *table]) for i in range(len(HEADER))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*HEADER), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*r) for r in table]
+    return "\n".join(lines)
+
+
+def markdown_table(table: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(r) + " |" for r in table]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / MIB:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu}){mem}"
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--corpus-mb", type=float, default=200)
+    ap.add_argument(
+        "--jobs",
+        default=",".join(ALL_JOBS),
+        help=f"comma-separated, from: {','.join(ALL_JOBS)} (default: all)",
+    )
+    ap.add_argument("--quick", action="store_true", help="smoke test: the 50 MB corpus and 1 round")
+    ap.add_argument("--timeout", type=float, default=3600, help="per command, seconds")
+    ap.add_argument(
+        "--qudata",
+        default=None,
+        help="qudata command (default: bench/.work/venv-qudata/bin/qudata)",
+    )
+    ap.add_argument(
+        "--peers-python",
+        default=None,
+        help="python for the reference scripts (default: bench/.work/venv-peers)",
+    )
+    ap.add_argument("--keep-output", action="store_true", help="keep bench/.work/out/")
+    args = ap.parse_args()
+    if args.quick:
+        args.corpus_mb, args.rounds = 50, 1
+
+    jobs = [j.strip() for j in args.jobs.split(",") if j.strip()]
+    unknown = sorted(set(jobs) - set(ALL_JOBS))
+    if unknown:
+        ap.error(f"unknown job(s) {', '.join(unknown)}; choose from {', '.join(ALL_JOBS)}")
+
+    qudata = shlex.split(args.qudata) if args.qudata else [str(WORK / "venv-qudata/bin/qudata")]
+    peers = args.peers_python or str(WORK / "venv-peers/bin/python")
+    for exe in (qudata[0], peers):
+        if shutil.which(exe) is None:
+            sys.exit(f"{exe}: not found; run `bash bench/setup.sh` first")
+
+    corpus = corpus_path(args.corpus_mb)
+    small = corpus_path(args.corpus_mb / 4)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    comps = [c for c in build(qudata, peers, corpus, small) if c.job in jobs]
+    for path in {corpus, small}:
+        warm(path)
+    n_docs = count_lines(corpus)
+
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    print(
+        f"[bench] corpus {corpus} ({corpus.stat().st_size / MIB:.0f} MB, {n_docs} docs), "
+        f"{args.rounds} round(s), jobs: {', '.join(jobs)}",
+        file=sys.stderr,
+    )
+    try:
+        docs = run_all(comps, args.rounds, args.timeout)
+    finally:
+        if not args.keep_output:
+            shutil.rmtree(OUT_DIR, ignore_errors=True)
+
+    table = rows(comps)
+    head = (
+        f"corpus: {corpus.name}, {corpus.stat().st_size / MIB:.0f} MB, {n_docs} documents; "
+        f"{args.rounds} round(s), medians; {machine()}; Python {platform.python_version()}; "
+        f"{started}"
+    )
+    print()
+    print(head)
+    print(plain_table(table))
+    print()
+    print("Documents written per command (check that both sides did comparable work):")
+    for key, n in docs.items():
+        print(f"  {key:<18} {n if n is not None else '-'}")
+    failed = [c for c in comps if c.failed]
+    for c in failed:
+        print(f"\nFAILED {c.label}:\n{c.failed}")
+    print("\nMarkdown (for bench/RESULTS.md):\n")
+    print(f"_{head}_\n")
+    print(markdown_table(table))
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    raw = {
+        "header": head,
+        "args": vars(args),
+        "table": [dict(zip(HEADER, r, strict=True)) for r in table],
+        "docs": docs,
+        "rounds": {
+            c.label: [{"qudata": vars(a), "ref": vars(b)} for a, b in c.rounds] for c in comps
+        },
+        "failed": {c.label: c.failed for c in failed},
+    }
+    raw_path = RESULTS_DIR / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    raw_path.write_text(json.dumps(raw, indent=1))
+    print(f"\n[bench] raw measurements: {raw_path}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
