@@ -7,6 +7,7 @@ fail``), never as a traceback.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -52,8 +53,8 @@ def cli() -> None:
     "--format",
     "formats",
     multiple=True,
-    type=click.Choice(["chatml", "jsonl", "plain"]),
-    help="Format to write; repeat for several. Default: pack.formats (all three).",
+    type=click.Choice(["chatml", "jsonl", "plain", "parquet", "llmbuilder"]),
+    help="Format to write; repeat for several. Default: pack.formats (chatml, jsonl, plain).",
 )
 @click.option(
     "--overwrite",
@@ -157,14 +158,28 @@ def pack(
     from qudata.config import load_config
     from qudata.pipeline import pack_dataset
 
-    overrides: dict[str, Any] = {}
-    section = {
-        k: v
-        for k, v in {"on_error": on_error, "text_key": text_key, "id_key": id_key}.items()
-        if v is not None
-    }
-    if section:
-        overrides["input"] = section
+    overrides = _overrides(
+        input={"on_error": on_error, "text_key": text_key, "id_key": id_key},
+        quality={"tokenizer": tokenizer, "min_quality_score": min_quality},
+        dedup={"method": dedup, "threshold": dedup_threshold},
+        output={
+            "seed": seed,
+            "shuffle": shuffle,
+            "shard_size": shard_size,
+            "shard_records": shard_records,
+            "compression": compression,
+        },
+    )
+    if split_spec is not None:
+        from qudata.export.splits import parse_split
+
+        try:
+            overrides.setdefault("output", {})["split"] = parse_split(split_spec)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--split") from None
+    if dry_run:
+        _print_stats(inputs, config_path, overrides)
+        return
     try:
         cfg = load_config(config_path, overrides=overrides)
         with _progress(quiet) as on_progress:
@@ -175,6 +190,7 @@ def pack(
                 formats=formats or None,
                 overwrite=overwrite,
                 on_progress=on_progress,
+                command="qudata " + shlex.join(sys.argv[1:]),
             )
     except QudataError as exc:
         _fail(exc)

@@ -32,17 +32,24 @@ def print_summary(report: RunReport, console: Console | None = None) -> None:
         f" ({_reasons(dict(report.dropped))})"
     )
     table = Table(title=f"qudata pack -> {report.output_dir}")
-    for column in ("format", "documents", "records", "bytes", "dropped"):
+    for column in ("format", "documents", "records", "tokens", "bytes", "dropped"):
         table.add_column(column, justify="left" if column in ("format", "dropped") else "right")
     for name, stats in report.formats.items():
+        if stats.tokenizer == "none":
+            tokens = "-"
+        else:
+            tokens = f"{stats.tokens:,}" + ("" if stats.tokens_exact else " (estimate)")
         table.add_row(
             name,
             f"{stats.documents:,}",
             f"{stats.records:,}",
+            tokens,
             f"{stats.bytes:,}",
             _reasons(dict(stats.dropped)),
         )
     console.print(table)
+    holds = "holds" if report.balanced() else "DOES NOT HOLD"
+    console.print(f"account: read == accepted + dropped, and per format: {holds}")
 
 
 def print_stats(stats: InputStats, console: Console | None = None) -> None:

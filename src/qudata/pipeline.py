@@ -30,7 +30,7 @@ from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.quality.dedup import Deduplicator, exact_key, make_deduplicator
 from qudata.quality.gate import QualityGate
-from qudata.quality.report import Drop, RunReport
+from qudata.quality.report import Drop, Observations, RunReport
 from qudata.quality.tokens import get_token_counter
 
 __all__ = ["pack_dataset"]
@@ -82,6 +82,7 @@ class _Run:
         self.on_progress = on_progress
         self.command = command
         self.report = RunReport(qudata_version=__version__, config=cfg.model_dump(mode="json"))
+        self.seen = Observations()
         self.normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
 
     def run(self, sources: list[Source]) -> RunReport:
@@ -193,6 +194,7 @@ class _Run:
         )
         for number, doc in enumerate(batch):
             drop = gate.check(doc) if gate.active else None
+            self.seen.add_score(doc.quality_score)
             if drop is None and verdicts is not None:
                 verdict = verdicts[number]
                 doc.cluster = verdict.cluster_key
@@ -204,6 +206,7 @@ class _Run:
                     )
             if drop is None:
                 kept.append(doc)
+                self.seen.add_source(doc.source)
             else:
                 dropped.append((doc, drop))
         if dropped and counter is not None:

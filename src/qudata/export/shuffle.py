@@ -39,7 +39,7 @@ class SpillShuffler:
 
     def add(self, doc_id: str, payload: Any) -> None:
         """Queue one document's payload (any orjson-serialisable value)."""
-        key = xxhash.xxh3_64_intdigest(doc_id, seed=self._seed)
+        key = xxhash.xxh3_64_intdigest(doc_id.encode("utf-8", "surrogatepass"), seed=self._seed)
         data = orjson.dumps(payload)
         bucket = min(key >> self._shift, len(self._buckets) - 1)
         self._buckets[bucket].write(_HEADER.pack(key, self._count, len(data)) + data)

@@ -49,5 +49,5 @@ class SplitAssigner:
     def assign(self, cluster_key: str) -> str:
         if self.single:
             return self.names[0]
-        point = xxhash.xxh3_64_intdigest(cluster_key, seed=self._seed) / 2.0**64
+        point = xxhash.xxh3_64_intdigest(cluster_key.encode(), seed=self._seed) / 2.0**64
         return self.names[bisect.bisect_right(self._bounds, point)]

@@ -5,33 +5,59 @@ from __future__ import annotations
 import gzip
 import io
 import sys
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 __all__ = ["CODEC_EXTENSIONS", "compressing_writer", "open_for_reading"]
 
 CODEC_EXTENSIONS = {"none": "", "gzip": ".gz", "zstd": ".zst"}
 
 
-def open_for_reading(path: str) -> BinaryIO:
-    """A binary stream of the decompressed bytes of ``path`` (``-``: standard input)."""
-    if path == "-":
-        return sys.stdin.buffer
+class _HashingRaw(io.RawIOBase):
+    """A raw reader that feeds every byte it reads to ``digest``."""
+
+    def __init__(self, raw: BinaryIO, digest: Any) -> None:
+        self._raw = raw
+        self._digest = digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self._digest.update(memoryview(buffer)[:n])
+        return n or 0
+
+    def close(self) -> None:
+        if self._raw is not sys.stdin.buffer:
+            self._raw.close()
+        super().close()
+
+
+def open_for_reading(path: str, *, digest: Any = None) -> BinaryIO:
+    """A binary stream of the decompressed bytes of ``path`` (``-``: standard input).
+
+    With ``digest`` (a ``hashlib`` object), the file's bytes as stored are hashed while
+    they are read, so an input's sha256 costs no second pass.
+    """
+    raw: BinaryIO = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    if digest is not None:
+        raw = io.BufferedReader(_HashingRaw(raw, digest), 1 << 20)  # type: ignore[assignment]
     if path.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return _ClosingGzip(raw, "rb")  # type: ignore[return-value]
     if path.endswith(".zst"):
         import zstandard
 
-        raw = open(path, "rb")  # noqa: SIM115 - closed with the reader below
         reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
         return io.BufferedReader(reader)  # type: ignore[arg-type]
-    return open(path, "rb")
+    return raw
 
 
 def compressing_writer(raw: BinaryIO, codec: str = "none") -> BinaryIO:
     """A binary stream that compresses into ``raw`` with ``codec`` and closes it when closed."""
     if codec == "gzip":
         # mtime=0 and no file name keep the bytes reproducible
-        return _ClosingGzip(raw)  # type: ignore[return-value]
+        return _ClosingGzip(raw, "wb")  # type: ignore[return-value]
     if codec == "zstd":
         import zstandard
 
@@ -40,8 +66,10 @@ def compressing_writer(raw: BinaryIO, codec: str = "none") -> BinaryIO:
 
 
 class _ClosingGzip(gzip.GzipFile):
-    def __init__(self, raw: BinaryIO) -> None:
-        super().__init__(filename="", mode="wb", fileobj=raw, mtime=0)
+    """A gzip stream over ``raw`` that closes ``raw`` too."""
+
+    def __init__(self, raw: BinaryIO, mode: str) -> None:
+        super().__init__(filename="", mode=mode, fileobj=raw, mtime=0)
         self._raw = raw
 
     def close(self) -> None:

@@ -36,18 +36,18 @@ class RawRecord:
 
 
 def read_records(
-    source: Source, *, text_key: str = "text", id_key: str = "id"
+    source: Source, *, text_key: str = "text", id_key: str = "id", digest: Any = None
 ) -> Iterator[RawRecord]:
-    """Records of one source, by its kind."""
+    """Records of one source, by its kind; ``digest`` hashes the file's bytes as stored."""
     try:
         if source.kind == "jsonl":
-            yield from _jsonl(source)
+            yield from _jsonl(source, digest)
         elif source.kind == "json":
-            yield from _json_array(source)
+            yield from _json_array(source, digest)
         elif source.kind == "parquet":
-            yield from _parquet(source)
+            yield from _parquet(source, digest)
         else:
-            yield _text_file(source, text_key, id_key)
+            yield _text_file(source, text_key, id_key, digest)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", source=source.name) from None
 

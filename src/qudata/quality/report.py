@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Drop", "FileStats", "FormatStats", "RunReport"]
+__all__ = ["Drop", "FileStats", "FormatStats", "Observations", "RunReport"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +126,31 @@ class RunReport:
             },
             "formats": {name: stats.as_dict() for name, stats in self.formats.items()},
         }
+
+
+@dataclass(slots=True)
+class Observations:
+    """What the report charts need beyond the manifest, in constant memory.
+
+    Quality scores of every readable document go to 20 fixed bins over [0, 1];
+    documents written are counted per source, keeping at most ``max_sources``
+    distinct names (the rest count as ``other``).
+    """
+
+    quality_bins: list[int] = field(default_factory=lambda: [0] * 20)
+    unscored: int = 0
+    sources: Counter[str] = field(default_factory=Counter)
+    max_sources: int = 10_000
+
+    def add_score(self, score: float | None) -> None:
+        if score is None:
+            self.unscored += 1
+        else:
+            self.quality_bins[min(19, max(0, int(score * 20)))] += 1
+
+    def add_source(self, source: str | None) -> None:
+        name = source or "(no source)"
+        if name in self.sources or len(self.sources) < self.max_sources:
+            self.sources[name] += 1
+        else:
+            self.sources["other"] += 1

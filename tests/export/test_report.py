@@ -1,0 +1,254 @@
+"""report.html: structure (parsed with html.parser) and a headless-Chromium screenshot."""
+
+from __future__ import annotations
+
+import operator
+import random
+import shutil
+import struct
+import subprocess
+import zlib
+from html.parser import HTMLParser
+from itertools import accumulate
+from pathlib import Path
+
+import pytest
+
+from qudata.export.report import ReportData, render_report
+from qudata.export.svg import BAR_COLOR
+
+FORMATS = ("chatml", "jsonl", "plain")
+SPLITS = ("train", "validation", "test")
+EDGES = [2**k for k in range(17)]  # 1 .. 65536 tokens, log-scale buckets
+EVIL = "<script>alert(1)</script>.html"
+
+
+def realistic_data(seed: int = 7) -> ReportData:
+    """About 300 documents, 3 formats, 3 splits, a source with a hostile name."""
+    rng = random.Random(seed)
+    hists: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+    for fmt in FORMATS:
+        for split, n in zip(SPLITS, (270, 15, 15), strict=True):
+            counts = [0] * (len(EDGES) - 1)
+            for _ in range(n):
+                tokens = int(rng.lognormvariate(6.3 + (fmt == "chatml") * 0.2, 1.0))
+                i = max(0, min(len(counts) - 1, tokens.bit_length() - 1))
+                counts[i] += 1
+            hists[(fmt, split)] = [(EDGES[i], EDGES[i + 1], c) for i, c in enumerate(counts)]
+    quality = [0] * 20
+    for _ in range(290):
+        quality[min(19, int(rng.betavariate(5, 2) * 20))] += 1
+    pages = ["json", "re", "os.path", "asyncio-task", "datetime", "pathlib", "typing"]
+    pages += ["collections", "itertools", "functools", "logging", "argparse", "sqlite3"]
+    pages += ["subprocess", "unittest", "dataclasses", "csv", "zlib", "struct"]
+    sources = sorted(
+        ((f"library/{p}.html", rng.randint(3, 40)) for p in pages), key=lambda s: -s[1]
+    )
+    sources = [*sources, (EVIL, 2), ("other", 37)]
+    return ReportData(
+        title="qudata pack docs.jsonl -> out",
+        qudata_version="0.1.0",
+        counts={"read": 312, "accepted": 261, "dropped": {"low_quality": 31, "duplicate": 20}},
+        formats={
+            "chatml": {
+                "documents": 258,
+                "records": 412,
+                "tokens": 598_113,
+                "tokens_exact": True,
+                "dropped": {"too_long": 3},
+            },
+            "jsonl": {"documents": 261, "records": 261, "tokens": 541_920, "tokens_exact": True},
+            "plain": {
+                "documents": 260,
+                "records": 260,
+                "tokens": 550_000,
+                "tokens_exact": False,
+                "dropped": {"empty_after_markup": 1},
+            },
+        },
+        token_histograms=hists,
+        quality_histogram=[(i / 20, (i + 1) / 20, c) for i, c in enumerate(quality)],
+        quality_threshold=0.7,
+        unscored=22,
+        sources=sources,
+    )
+
+
+_VOID = {"meta", "link", "br", "hr", "img", "input"}
+
+
+class _Svgs(HTMLParser):
+    """Collects, per top-level <svg id>, its bar count, <title>s and texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.charts: dict[str, dict[str, list[str]]] = {}
+        self.current: str | None = None
+        self.stack: list[str] = []
+        self.scripts = 0
+
+    def close(self) -> None:
+        super().close()
+        assert self.stack == [], f"unclosed {self.stack}"
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "script":
+            self.scripts += 1
+        if tag == "svg":
+            assert self.current is None, "nested svg"
+            self.current = a["id"] or ""
+            assert a["role"] == "img"
+            self.charts[self.current] = {"bars": [], "titles": [], "texts": []}
+        elif self.current and tag == "rect" and a.get("class") == "bar":
+            self.charts[self.current]["bars"].append(a["fill"] or "")
+        if tag not in _VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _VOID:
+            return
+        assert self.stack.pop() == tag, f"unbalanced </{tag}>"
+        if tag == "svg":
+            self.current = None
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in _VOID:
+            self.handle_endtag(tag)
+
+    def handle_data(self, data: str) -> None:
+        if self.current and self.stack[-1] in ("title", "text"):
+            self.charts[self.current][self.stack[-1] + "s"].append(data)
+
+
+def _parse(html: str) -> _Svgs:
+    parser = _Svgs()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+def test_report_structure_ids_and_bar_counts() -> None:
+    data = realistic_data()
+    html = render_report(data)
+    parsed = _parse(html)
+    token_ids = [f"chart-tokens-{f}-{s}" for f in FORMATS for s in SPLITS]
+    expected = [*token_ids, "chart-quality", "chart-dropped", "chart-sources"]
+    assert list(parsed.charts) == expected
+    assert parsed.scripts == 0
+    for cid in token_ids:
+        assert len(parsed.charts[cid]["bars"]) == len(EDGES) - 1
+    quality = parsed.charts["chart-quality"]
+    assert len(quality["bars"]) == 20
+    assert "min_quality_score 0.7" in quality["texts"]
+    assert {"quality_score", "documents"} <= set(quality["texts"])
+    dropped = parsed.charts["chart-dropped"]
+    assert dropped["bars"] == ["#3b6fd8", "#3b6fd8", "#e07b39", "#e07b39"]
+    assert {"low_quality", "duplicate", "chatml: too_long", "31"} <= set(dropped["texts"])
+    sources = parsed.charts["chart-sources"]
+    assert len(sources["bars"]) == len(data.sources)
+    assert {"library/json.html", "37"} <= set(sources["texts"])
+    for chart in parsed.charts.values():
+        assert chart["titles"], "every chart has a <title>"
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.html" in html
+    assert render_report(realistic_data()) == html  # deterministic
+
+
+def test_report_empty_data_and_escaped_title() -> None:
+    data = ReportData(
+        title='a "b" <c> & d',
+        qudata_version="0.1.0",
+        counts={"read": 0, "accepted": 0, "dropped": {}},
+        formats={"jsonl": {"documents": 0, "records": 0, "tokens": None, "tokens_exact": False}},
+    )
+    html = render_report(data)
+    parsed = _parse(html)
+    assert list(parsed.charts) == ["chart-quality", "chart-dropped", "chart-sources"]
+    assert all(not c["bars"] for c in parsed.charts.values())
+    assert "<title>a &quot;b&quot; &lt;c&gt; &amp; d</title>" in html
+
+
+def _png_pixels(png: bytes) -> tuple[int, int, int, bytes]:
+    """(width, height, bytes per pixel, unfiltered pixel rows) of an 8-bit RGB(A) PNG."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, bytearray(), b""
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind, body = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat += body
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    assert depth == 8 and colour in (2, 6) and interlace == 0
+    bpp = 3 if colour == 2 else 4
+    raw, stride, mask = zlib.decompress(bytes(idat)), width * bpp, (255).__and__
+    out, prev = bytearray(), bytes(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        if kind == 1:  # Sub: a running sum per channel
+            for c in range(bpp):
+                line[c::bpp] = bytes(map(mask, accumulate(line[c::bpp])))
+        elif kind == 2:  # Up
+            line = bytearray(map(mask, map(operator.add, line, prev)))
+        elif kind in (3, 4):  # Average, Paeth: byte by byte
+            for i in range(stride):
+                a = line[i - bpp] if i >= bpp else 0
+                b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+                if kind == 3:
+                    line[i] = (line[i] + (a + b) // 2) & 255
+                    continue
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                line[i] = (line[i] + pred) & 255
+        out += line
+        prev = line
+    return width, height, bpp, bytes(out)
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def screenshot(html_path: Path, png_path: Path, profile: Path, size: str = "1200,2000") -> None:
+    """Render ``html_path`` with headless Chromium into ``png_path``."""
+    binary = _chromium()
+    assert binary is not None
+    command = [
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--force-color-profile=srgb",
+        f"--user-data-dir={profile}",
+        f"--window-size={size}",
+        f"--screenshot={png_path}",
+        html_path.resolve().as_uri(),
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+
+def test_report_renders_in_chromium(tmp_path: Path) -> None:
+    if _chromium() is None:
+        pytest.skip("chromium not installed")
+    html_path, png_path = tmp_path / "report.html", tmp_path / "report.png"
+    html_path.write_text(render_report(realistic_data()), encoding="utf-8")
+    screenshot(html_path, png_path, tmp_path / "profile")
+    width, height, bpp, pixels = _png_pixels(png_path.read_bytes())
+    assert (width, height) == (1200, 2000)
+    target = bytes.fromhex(BAR_COLOR.removeprefix("#"))
+    channels = [pixels[c::bpp] for c in range(3)]
+    colours = list(zip(*channels, strict=True))
+    assert colours.count(tuple(target)) >= 20_000  # the bars were drawn
+    assert len(set(colours)) >= 50  # text, lines and cards: not a blank page
