@@ -138,7 +138,10 @@ class _Run:
                 for batch in _batched(self._documents(sources, rejects), BATCH_SIZE):
                     kept = self._checks(batch, gate, dedup, counter, reject)
                     self._add_metadata(kept, counter)
-                    splits = [splitter.assign(self._cluster(doc)) for doc in kept]
+                    if splitter.single:
+                        splits = [splitter.names[0]] * len(kept)
+                    else:
+                        splits = [splitter.assign(self._cluster(doc)) for doc in kept]
                     for out in outputs:
                         out.write_batch(kept, splits, reject)
                     if self.on_progress is not None:

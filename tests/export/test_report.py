@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import operator
 import random
 import shutil
@@ -19,12 +20,15 @@ from qudata.export.svg import BAR_COLOR
 
 FORMATS = ("chatml", "jsonl", "plain")
 SPLITS = ("train", "validation", "test")
-EDGES = [2**k for k in range(17)]  # 1 .. 65536 tokens, log-scale buckets
+# Fine buckets like qudata.quality.tokens.TokenHistogram: 0..63, then edges growing by 5%.
+EDGES = list(range(64))
+while EDGES[-1] < 2**20:
+    EDGES.append(max(int(EDGES[-1] * 1.05), EDGES[-1] + 1))
 EVIL = "<script>alert(1)</script>.html"
 
 
-def realistic_data(seed: int = 7) -> ReportData:
-    """About 300 documents, 3 formats, 3 splits, a source with a hostile name."""
+def realistic_data(seed: int = 7, *, hostile: bool = True) -> ReportData:
+    """About 300 documents, 3 formats, 3 splits; ``hostile`` adds a source named ``EVIL``."""
     rng = random.Random(seed)
     hists: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
     for fmt in FORMATS:
@@ -32,9 +36,10 @@ def realistic_data(seed: int = 7) -> ReportData:
             counts = [0] * (len(EDGES) - 1)
             for _ in range(n):
                 tokens = int(rng.lognormvariate(6.3 + (fmt == "chatml") * 0.2, 1.0))
-                i = max(0, min(len(counts) - 1, tokens.bit_length() - 1))
-                counts[i] += 1
-            hists[(fmt, split)] = [(EDGES[i], EDGES[i + 1], c) for i, c in enumerate(counts)]
+                counts[bisect.bisect_right(EDGES, tokens) - 1] += 1
+            hists[(fmt, split)] = [  # only the non-empty buckets, as TokenHistogram gives
+                (EDGES[i], EDGES[i + 1] - 1, c) for i, c in enumerate(counts) if c
+            ]
     quality = [0] * 20
     for _ in range(290):
         quality[min(19, int(rng.betavariate(5, 2) * 20))] += 1
@@ -42,9 +47,10 @@ def realistic_data(seed: int = 7) -> ReportData:
     pages += ["collections", "itertools", "functools", "logging", "argparse", "sqlite3"]
     pages += ["subprocess", "unittest", "dataclasses", "csv", "zlib", "struct"]
     sources = sorted(
-        ((f"library/{p}.html", rng.randint(3, 40)) for p in pages), key=lambda s: -s[1]
+        ((f"library/{p}.html", rng.randint(2, 26)) for p in pages), key=lambda s: -s[1]
     )
-    sources = [*sources, (EVIL, 2), ("other", 37)]
+    sources = [*sources, *([(EVIL, 2)] if hostile else [])]
+    sources.append(("other", 312 - sum(n for _, n in sources)))  # sources sum to "read"
     return ReportData(
         title="qudata pack docs.jsonl -> out",
         qudata_version="0.1.0",
@@ -99,7 +105,7 @@ class _Svgs(HTMLParser):
             assert self.current is None, "nested svg"
             self.current = a["id"] or ""
             assert a["role"] == "img"
-            self.charts[self.current] = {"bars": [], "titles": [], "texts": []}
+            self.charts[self.current] = {"bars": [], "titles": [], "texts": [], "tips": []}
         elif self.current and tag == "rect" and a.get("class") == "bar":
             self.charts[self.current]["bars"].append(a["fill"] or "")
         if tag not in _VOID:
@@ -118,7 +124,9 @@ class _Svgs(HTMLParser):
             self.handle_endtag(tag)
 
     def handle_data(self, data: str) -> None:
-        if self.current and self.stack[-1] in ("title", "text"):
+        if self.current and self.stack[-2:] == ["rect", "title"]:
+            self.charts[self.current]["tips"].append(data)  # "label: count"
+        elif self.current and self.stack[-1] in ("title", "text"):
             self.charts[self.current][self.stack[-1] + "s"].append(data)
 
 
@@ -137,8 +145,15 @@ def test_report_structure_ids_and_bar_counts() -> None:
     expected = [*token_ids, "chart-quality", "chart-dropped", "chart-sources"]
     assert list(parsed.charts) == expected
     assert parsed.scripts == 0
-    for cid in token_ids:
-        assert len(parsed.charts[cid]["bars"]) == len(EDGES) - 1
+    # Fine buckets are re-binned into powers of two, the same bins in every chart.
+    tips = [[t.split(" tokens: ") for t in parsed.charts[c]["tips"]] for c in token_ids]
+    assert all([lo for lo, _ in t] == [lo for lo, _ in tips[0]] for t in tips)
+    assert len(tips[0]) == len(parsed.charts[token_ids[0]]["bars"]) >= 6
+    for (key, buckets), chart_tips in zip(data.token_histograms.items(), tips, strict=True):
+        assert sum(int(n.replace(",", "")) for _, n in chart_tips) == sum(c for *_, c in buckets)
+        low = min(lo for lo, _, _ in buckets)
+        bin_low = [int(r.split("-")[0].replace(",", "")) for r, _ in chart_tips]
+        assert min(bin_low) <= low, key
     quality = parsed.charts["chart-quality"]
     assert len(quality["bars"]) == 20
     assert "min_quality_score 0.7" in quality["texts"]
@@ -148,12 +163,30 @@ def test_report_structure_ids_and_bar_counts() -> None:
     assert {"low_quality", "duplicate", "chatml: too_long", "31"} <= set(dropped["texts"])
     sources = parsed.charts["chart-sources"]
     assert len(sources["bars"]) == len(data.sources)
-    assert {"library/json.html", "37"} <= set(sources["texts"])
+    assert {"library/json.html", "other"} <= set(sources["texts"])
     for chart in parsed.charts.values():
         assert chart["titles"], "every chart has a <title>"
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.html" in html
     assert render_report(realistic_data()) == html  # deterministic
+
+
+def test_token_buckets_rebinned_by_power_of_two() -> None:
+    data = ReportData(
+        title="t",
+        qudata_version="0",
+        counts={"read": 12, "accepted": 12, "dropped": {}},
+        formats={"jsonl": {"documents": 12, "records": 12, "tokens": 10, "tokens_exact": True}},
+        token_histograms={
+            ("jsonl", "train"): [(3, 3, 2), (70, 73, 5), (1000, 1049, 1), (5000, 5249, 4)]
+        },
+    )
+    chart = _parse(render_report(data)).charts["chart-tokens-jsonl-train"]
+    counts = {t.split(" tokens: ")[0]: int(t.split(": ")[1]) for t in chart["tips"]}
+    assert list(counts) == [f"{2**k:,}-{2 ** (k + 1) - 1:,}" for k in range(1, 13)]
+    assert counts["2-3"] == 2 and counts["64-127"] == 5 and counts["4,096-8,191"] == 4
+    assert counts["512-1,023"] == 1 and sum(counts.values()) == 12
+    assert {"2", "tokens per record (log scale)"} <= set(chart["texts"])
 
 
 def test_report_empty_data_and_escaped_title() -> None:
@@ -186,7 +219,7 @@ def _png_pixels(png: bytes) -> tuple[int, int, int, bytes]:
     assert depth == 8 and colour in (2, 6) and interlace == 0
     bpp = 3 if colour == 2 else 4
     raw, stride, mask = zlib.decompress(bytes(idat)), width * bpp, (255).__and__
-    out, prev = bytearray(), bytes(stride)
+    out, prev = bytearray(), bytearray(stride)
     for y in range(height):
         start = y * (stride + 1)
         kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])

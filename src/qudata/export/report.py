@@ -11,12 +11,12 @@ Chart ids: ``chart-tokens-<format>-<split>``, ``chart-quality``,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from qudata.export.svg import ALT_COLOR, BAR_COLOR, Bar, bar_chart, column_chart, compact
+from qudata.export.svg import ALT_COLOR, BAR_COLOR, Bar, bar_chart, column_chart
 
 __all__ = ["ReportData", "chart_id", "render_report"]
 
@@ -28,7 +28,8 @@ class ReportData:
     ``counts``: ``{"read": int, "accepted": int, "dropped": {reason: int}}``.
     ``formats``: per format ``{"documents", "records", "tokens" (int or None),
     "tokens_exact" (bool), "dropped" ({reason: int})}``.
-    ``token_histograms``: per ``(format, split)``, ``(low, high, count)`` buckets.
+    ``token_histograms``: per ``(format, split)``, ``(low, high, count)`` buckets of any
+    width (e.g. only the non-empty ones); the charts re-bin them into powers of two.
     ``quality_histogram``: ``(low, high, count)`` bins over [0, 1].
     ``sources``: ``(source, documents)``, already ranked (top 20 plus "other").
     """
@@ -95,12 +96,28 @@ def _summary(data: ReportData) -> str:
     return "".join(out)
 
 
+def _tokens_label(n: int) -> str:
+    """Powers of two as ``1``, ``512``, ``1k``, ``64k``, ``1M``."""
+    return f"{n >> 20}M" if n >= 1 << 20 else f"{n >> 10}k" if n >= 1024 else str(n)
+
+
+def _log2_bins(hists: Iterable[list[tuple[int, int, int]]]) -> range:
+    """The power-of-two bins (``k`` for ``[2**k, 2**(k+1))``) every histogram shares."""
+    ks = [max(0, lo.bit_length() - 1) for h in hists for lo, _, n in h if n]
+    low, high = (min(ks), max(ks)) if ks else (0, 0)
+    pad = max(0, 6 - (high - low + 1))  # at least six bins, so one spike is readable
+    return range(max(0, low - pad // 2), high + 1 + (pad - pad // 2))
+
+
 def _token_charts(data: ReportData) -> str:
-    figures = []
+    """Per (format, split) charts, re-binned by the bucket's low edge into shared log2 bins."""
+    ks, figures = _log2_bins(data.token_histograms.values()), []
+    edges = [_tokens_label(2**k) for k in ks] + [_tokens_label(2 ** (ks[-1] + 1))]
     for (fmt, split), buckets in data.token_histograms.items():
-        bars = [Bar(f"{lo:,}-{hi:,} tokens", n) for lo, hi, n in buckets]
-        edges = [compact(lo) for lo, _, _ in buckets] + [compact(buckets[-1][1])] if buckets else []
-        total = sum(n for _, _, n in buckets)
+        counts = dict.fromkeys(ks, 0)
+        for lo, _, n in buckets:
+            counts[max(0, lo.bit_length() - 1)] += n
+        bars = [Bar(f"{2**k if k else 0:,}-{2 ** (k + 1) - 1:,} tokens", counts[k]) for k in ks]
         svg = column_chart(
             chart_id("tokens", fmt, split),
             f"Token length distribution: {fmt}, {split}",
@@ -109,7 +126,7 @@ def _token_charts(data: ReportData) -> str:
             x_label="tokens per record (log scale)",
             y_label="records",
         )
-        figures.append(_figure(f"{fmt} · {split}", svg, f"{total:,} records"))
+        figures.append(_figure(f"{fmt} · {split}", svg, f"{sum(counts.values()):,} records"))
     if not figures:
         return '<p class="muted">No token counts.</p>'
     return f'<div class="grid grid-3">{"".join(figures)}</div>'

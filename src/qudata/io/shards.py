@@ -83,16 +83,20 @@ class ShardedWriter:
         self._file = self._stats = None
 
     def write_document(self, records: Sequence[Any], *, tokens: int = 0) -> None:
-        """Write one document's records (never split across shards)."""
+        """Write one document's records (never split across shards).
+
+        Every record is encoded before any is written, so a record the encoder refuses
+        (a lone surrogate) raises before the document touches the file.
+        """
         if self._file is not None and self._full():
             self._finish_shard()
         if self._file is None:
             self._open()
         assert self._file is not None and self._stats is not None
-        for record in records:
-            data = self._encoder.encode(record)
-            self._file.write(data)
-            self._raw_bytes += len(data)
+        data = [self._encoder.encode(r) for r in records]
+        for chunk in data:
+            self._file.write(chunk)
+            self._raw_bytes += len(chunk)
         self._stats.documents += 1
         self._stats.records += len(records)
         self._stats.tokens += tokens
@@ -106,6 +110,9 @@ class ShardedWriter:
 
     def close(self) -> list[FileStats]:
         """Finish the last shard and give every shard its final name."""
+        if self._file is not None and self._stats is not None and self._stats.records == 0:
+            self._file.__exit__(RuntimeError, RuntimeError("empty shard"), None)  # discard
+            self._file = self._stats = None
         if self._file is not None:
             self._finish_shard()
         total = len(self._done)

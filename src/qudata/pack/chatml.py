@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from qudata.config import ChatMLOptions
+from qudata.config import DEFAULT_ASSISTANT_TEMPLATE, DEFAULT_USER_TEMPLATE, ChatMLOptions
 from qudata.conversations import conversation_problems
 from qudata.errors import InputError
 from qudata.models import Document
@@ -20,10 +20,16 @@ from qudata.pack.templates import (
 )
 from qudata.quality.report import Drop
 
-__all__ = ["ChatMLFormatter"]
+__all__ = ["ChatMLFormatter", "default_user_prompt"]
 
 _MARKUP_EVENT = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}
 _MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
+
+
+def default_user_prompt(title: str, part: int, parts: int) -> str:
+    """What :data:`~qudata.config.DEFAULT_USER_TEMPLATE` renders (tested to be identical)."""
+    of = f" (part {part} of {parts})" if parts > 1 else ""
+    return f'Write a document titled "{title}"{of}.' if title else f"Write a document{of}."
 
 
 class ChatMLFormatter(Formatter[ChatMLOptions]):
@@ -206,9 +212,17 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                 "part": number,
                 "parts": len(parts),
             }
+            if opts.user_template == DEFAULT_USER_TEMPLATE:  # the same text, without Jinja
+                user = default_user_prompt(variables["title"], number, len(parts))
+            else:
+                user = render_prompt(state["user"], variables)
+            if opts.assistant_template == DEFAULT_ASSISTANT_TEMPLATE:
+                assistant = part
+            else:
+                assistant = render_prompt(state["assistant"], variables)
             messages = [
-                {"role": "user", "content": render_prompt(state["user"], variables)},
-                {"role": "assistant", "content": render_prompt(state["assistant"], variables)},
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": assistant},
             ]
             self._system(messages, opts)
             conversations.append(messages)
@@ -224,4 +238,5 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
         from qudata.quality.validate import validate_chatml
 
-        return [p.code for p in validate_chatml(record)]
+        # no hygiene walk: the JSON encoder refuses lone surrogates and NaN (see output.py)
+        return [p.code for p in validate_chatml(record, hygiene=False)]

@@ -85,12 +85,18 @@ class FormatOutput:
                 sum(counts.get(id(t), 0) for t in self.formatter.token_texts(r, doc))
                 for r in result
             ]
+            try:
+                if self.output.shuffle:
+                    self._shuffler(split).add(doc.id, [result, tokens])
+                else:
+                    self._emit(split, result, tokens)
+            except (TypeError, ValueError) as exc:  # orjson / UTF-8 refuse lone surrogates, NaN
+                drop = Drop("validation", f"record cannot be encoded: {exc}")
+                self.stats.dropped[drop.reason] += 1
+                reject(doc, drop, self.name)
+                continue
             self.stats.documents += 1
             self.stats.records += len(result)
-            if split in self.output.split and self.output.shuffle:
-                self._shuffler(split).add(doc.id, [result, tokens])
-            else:
-                self._emit(split, result, tokens)
 
     def _check(
         self, doc: Document, records: list[Record], counts: dict[int, int]
@@ -124,6 +130,7 @@ class FormatOutput:
                 max_bytes=parse_size(self.output.shard_size) if self.output.shard_size else None,
                 max_records=self.output.shard_records,
             )
+        writer.write_document(records, tokens=sum(tokens))
         if self.counter is not None:
             histogram = self.histograms.get(split)
             if histogram is None:
@@ -132,7 +139,6 @@ class FormatOutput:
                 histogram = self.histograms[split] = TokenHistogram()
             for n in tokens:
                 histogram.add(n)
-        writer.write_document(records, tokens=sum(tokens))
 
     def _shuffler(self, split: str) -> SpillShuffler:
         if split not in self.shufflers:

@@ -110,6 +110,12 @@ class ParquetFormatter(Formatter[ParquetOptions]):
             }
         ]
 
+    def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
+        """String hygiene: Arrow writes whole batches, so a bad string must not reach it."""
+        from qudata.quality.validate import validate_jsonl
+
+        return [p.code for p in validate_jsonl(record)]
+
     def writer(self, directory: Path, split: str, **options: Any) -> Any:
         return ParquetShardWriter(directory, split, schema=parquet_schema(), **options)
 

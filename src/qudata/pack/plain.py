@@ -48,11 +48,11 @@ class PlainEncoder(Encoder):
         self._number = 0
 
     def encode(self, record: Record) -> bytes:
-        self._number += 1
         block = str(record)
         if self._numbered:
-            block = f"=== Document {self._number} ===\n{block}"
-        data = block.encode("utf-8")
+            block = f"=== Document {self._number + 1} ===\n{block}"
+        data = block.encode("utf-8")  # raises on a lone surrogate, before the count moves
+        self._number += 1
         return data if self._number == 1 else self._between + data
 
     def finish(self) -> bytes:

@@ -18,7 +18,6 @@ Memory per million documents: see ``bench/dedup_memory.py`` and the README.
 from __future__ import annotations
 
 import math
-import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,12 +38,9 @@ __all__ = [
     "normalize_text",
 ]
 
-_SPACE = re.compile(r"\s+")
-
-
 def normalize_text(text: str) -> str:
     """NFC, case folded, whitespace runs collapsed to one space, stripped."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFC", text).casefold()).strip()
+    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
 
 
 def exact_key(text: str) -> bytes:
