@@ -14,7 +14,7 @@ import qudata
 from qudata.errors import InputError, OutputError
 
 EXT = {"chatml": ".jsonl", "jsonl": ".jsonl", "plain": ".txt"}
-CARD = {"README.md"}  # the dataset card, an allowed extra at the top level
+CARD = {"README.md", "report.html"}  # the dataset card and the report, allowed extras
 REJECT_KEYS = ["format", "source", "line", "id", "reason", "detail"]
 
 

@@ -21,6 +21,7 @@ import orjson
 from qudata.config import Config, load_config
 from qudata.errors import InputError, OutputError
 from qudata.export.card import render_card, render_parquet_card
+from qudata.export.report import ReportData, render_report
 from qudata.export.splits import SplitAssigner
 from qudata.io.readers import RawRecord, read_records
 from qudata.io.sources import Source, expand_inputs
@@ -83,6 +84,7 @@ class _Run:
         self.command = command
         self.report = RunReport(qudata_version=__version__, config=cfg.model_dump(mode="json"))
         self.seen = Observations()
+        self.token_buckets: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
         self.normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
 
     def run(self, sources: list[Source]) -> RunReport:
@@ -148,6 +150,8 @@ class _Run:
                         self.on_progress(self.report.read)
             for out in outputs:
                 stats = out.close()
+                for split, histogram in out.histograms.items():
+                    self.token_buckets[(out.name, split)] = histogram.buckets()
                 if counter is not None:
                     stats.tokenizer = counter.name
                     stats.tokens_exact = counter.exact
@@ -276,6 +280,7 @@ class _Run:
         _write_text(staging / "README.md", render_card(manifest, command=self.command))
         if "parquet" in manifest["formats"]:
             _write_text(staging / "parquet" / "README.md", render_parquet_card(manifest))
+        _write_text(staging / "report.html", render_report(self._report_data(manifest)))
         data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
         _write_text(staging / "manifest.json", data.decode("utf-8"))
         old = None
@@ -285,6 +290,25 @@ class _Run:
         os.replace(staging, self.output_dir)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+    def _report_data(self, manifest: dict[str, Any]) -> ReportData:
+        seen = self.seen
+        ranked = seen.sources.most_common()
+        sources = ranked[:20]
+        if len(ranked) > 20:
+            sources.append(("other", sum(n for _, n in ranked[20:])))
+        return ReportData(
+            title="qudata dataset report",
+            qudata_version=manifest["qudata_version"],
+            counts=manifest["counts"],
+            formats=manifest["formats"],
+            token_histograms=self.token_buckets,
+            quality_histogram=[(i / 20, (i + 1) / 20, n) for i, n in enumerate(seen.quality_bins)],
+            quality_threshold=self.cfg.quality.min_quality_score,
+            unscored=seen.unscored,
+            sources=sources,
+        )
 
 
 def _write_text(path: Path, text: str) -> None:
