@@ -38,7 +38,8 @@ class Sections(html.parser.HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         if not self.depth:
-            if tag == "div" and (a.get("role") == "main" or "body" in (a.get("class") or "").split()):
+            classes = (a.get("class") or "").split()
+            if tag == "div" and (a.get("role") == "main" or "body" in classes):
                 self.depth = 1
             return
         if tag == "div":
