@@ -49,6 +49,16 @@ __all__ = [
 
 FORMAT_NAMES = ("chatml", "jsonl", "plain")
 FormatName = Literal["chatml", "jsonl", "plain", "parquet", "llmbuilder"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+def _default_formats() -> list[FormatName]:
+    return ["chatml", "jsonl", "plain"]
+
+
+def _default_roles() -> list[Role]:
+    return ["user", "assistant"]
+
 
 #: The user turn made from a plain document (variables: title, text, source, topics,
 #: language, id, metadata, part, parts).
@@ -119,7 +129,7 @@ class LLMBuilderOptions(Section):
 class PackConfig(Section):
     """``pack``: which formats to write and the options of each."""
 
-    formats: list[FormatName] = Field(default_factory=lambda: list(FORMAT_NAMES), min_length=1)
+    formats: list[FormatName] = Field(default_factory=_default_formats, min_length=1)
     chatml: ChatMLOptions = Field(default_factory=ChatMLOptions)
     jsonl: JSONLOptions = Field(default_factory=JSONLOptions)
     plain: PlainOptions = Field(default_factory=PlainOptions)
@@ -156,9 +166,7 @@ class DedupConfig(Section):
     threshold: float = Field(default=0.8, gt=0.0, le=1.0)
     num_perm: int = Field(default=128, ge=16, le=1024)
     ngram: int = Field(default=5, ge=1, le=32)
-    roles: list[Literal["system", "user", "assistant", "tool"]] = Field(
-        default_factory=lambda: ["user", "assistant"], min_length=1
-    )
+    roles: list[Role] = Field(default_factory=_default_roles, min_length=1)
 
 
 _SIZE_UNITS = {

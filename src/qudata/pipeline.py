@@ -291,7 +291,6 @@ class _Run:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
-
     def _report_data(self, manifest: dict[str, Any]) -> ReportData:
         seen = self.seen
         ranked = seen.sources.most_common()

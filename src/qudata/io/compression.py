@@ -42,14 +42,14 @@ def open_for_reading(path: str, *, digest: Any = None) -> BinaryIO:
     """
     raw: BinaryIO = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     if digest is not None:
-        raw = io.BufferedReader(_HashingRaw(raw, digest), 1 << 20)  # type: ignore[assignment]
+        raw = io.BufferedReader(_HashingRaw(raw, digest), 1 << 20)
     if path.endswith(".gz"):
         return _ClosingGzip(raw, "rb")  # type: ignore[return-value]
     if path.endswith(".zst"):
         import zstandard
 
         reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
-        return io.BufferedReader(reader)  # type: ignore[arg-type]
+        return io.BufferedReader(reader)
     return raw
 
 
@@ -61,7 +61,7 @@ def compressing_writer(raw: BinaryIO, codec: str = "none") -> BinaryIO:
     if codec == "zstd":
         import zstandard
 
-        return zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=True)  # type: ignore[return-value]
+        return zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=True)
     return raw
 
 

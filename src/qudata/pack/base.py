@@ -63,7 +63,7 @@ class Formatter(ABC, Generic[Opts]):
     ) -> None:
         self.config = load_config(config)
         section = getattr(self.config.pack, self.name)
-        self.options: Opts = merge_options(  # type: ignore[assignment]
+        self.options: Opts = merge_options(
             self.options_model, section, None, options, prefix=f"pack.{self.name}"
         )
         self.stats = FormatStats()

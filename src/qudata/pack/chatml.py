@@ -200,9 +200,10 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                     self.stats.events["split_documents"] += 1
                     self.stats.events["split_parts"] += len(parts)
         conversations = []
+        title = " ".join((doc.title or "").split())
         for number, part in enumerate(parts, 1):
-            variables = {
-                "title": (doc.title or "").strip() and " ".join((doc.title or "").split()),
+            variables: dict[str, Any] = {
+                "title": title,
                 "text": part,
                 "source": doc.source,
                 "topics": doc.topics,
@@ -213,7 +214,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                 "parts": len(parts),
             }
             if opts.user_template == DEFAULT_USER_TEMPLATE:  # the same text, without Jinja
-                user = default_user_prompt(variables["title"], number, len(parts))
+                user = default_user_prompt(title, number, len(parts))
             else:
                 user = render_prompt(state["user"], variables)
             if opts.assistant_template == DEFAULT_ASSISTANT_TEMPLATE:

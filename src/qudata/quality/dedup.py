@@ -38,6 +38,7 @@ __all__ = [
     "normalize_text",
 ]
 
+
 def normalize_text(text: str) -> str:
     """NFC, case folded, whitespace runs collapsed to one space, stripped."""
     return " ".join(unicodedata.normalize("NFC", text).casefold().split())
@@ -108,8 +109,9 @@ def lsh_bands(threshold: float, num_perm: int, *, miss_weight: float = 0.8) -> t
 class NearDeduplicator:
     """Exact duplicates first, then near duplicates by MinHash LSH over word n-grams."""
 
-    def __init__(self, threshold: float = 0.8, *, num_perm: int = 128, ngram: int = 5,
-                 seed: int = 1) -> None:
+    def __init__(
+        self, threshold: float = 0.8, *, num_perm: int = 128, ngram: int = 5, seed: int = 1
+    ) -> None:
         try:
             import rensa
         except ImportError:

@@ -237,7 +237,7 @@ def get_token_counter(spec: str = DEFAULT_SPEC) -> TokenCounter | None:
 
 _EDGES = list(range(65))  # bucket i holds [_EDGES[i], _EDGES[i + 1]); the last one is open
 while _EDGES[-1] < 2**40:
-    _EDGES.append(max(_EDGES[-1] + 1, math.ceil(_EDGES[-1] * 1.05)))
+    _EDGES.append(max(_EDGES[-1] + 1, -(-_EDGES[-1] * 105 // 100)))  # ceil(x * 1.05)
 
 
 class TokenHistogram:
