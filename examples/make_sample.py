@@ -132,15 +132,17 @@ def documents(root: Path, count: int) -> list[dict[str, object]]:
     docs = []
     for rel, number, head, text, title in found[::step][:count]:
         module = Path(rel).stem
-        docs.append({
-            "id": f"{rel.removesuffix('.html')}#{number}",
-            "text": text,
-            "source": rel,
-            "title": head or title,
-            "language": "en",
-            "topics": ["library", module],
-            "quality_score": quality(text),
-        })
+        docs.append(
+            {
+                "id": f"{rel.removesuffix('.html')}#{number}",
+                "text": text,
+                "source": rel,
+                "title": head or title,
+                "language": "en",
+                "topics": ["library", module],
+                "quality_score": quality(text),
+            }
+        )
     return docs
 
 
@@ -150,23 +152,58 @@ def plant_edge_cases(docs: list[dict[str, object]]) -> list[dict[str, object]]:
         extra.append({**docs[i * 10], "id": f"planted/exact-duplicate-{i}"})
     for i in (1, 2, 3):  # near duplicates: one sentence appended
         doc = docs[i * 10 + 5]
-        extra.append({**doc, "id": f"planted/near-duplicate-{i}",
-                      "text": f"{doc['text']}\n\nSee also the tutorial."})
+        extra.append(
+            {
+                **doc,
+                "id": f"planted/near-duplicate-{i}",
+                "text": f"{doc['text']}\n\nSee also the tutorial.",
+            }
+        )
     for i in (1, 2):  # no title
         doc = {k: v for k, v in docs[i * 20].items() if k != "title"}
-        extra.append({**doc, "id": f"planted/no-title-{i}",
-                      "text": f"{doc['text']}\n\n(This copy was saved without its title.)"})
+        extra.append(
+            {
+                **doc,
+                "id": f"planted/no-title-{i}",
+                "text": f"{doc['text']}\n\n(This copy was saved without its title.)",
+            }
+        )
     for i in (1, 2):  # no quality score
         doc = {k: v for k, v in docs[i * 20 + 7].items() if k != "quality_score"}
-        extra.append({**doc, "id": f"planted/no-score-{i}",
-                      "text": f"{doc['text']}\n\n(This copy was saved without a score.)"})
-    extra.append({"id": "planted/empty-text", "text": "", "source": "planted", "title": "Empty",
-                  "language": "en", "topics": ["planted"], "quality_score": 0.5})
+        extra.append(
+            {
+                **doc,
+                "id": f"planted/no-score-{i}",
+                "text": f"{doc['text']}\n\n(This copy was saved without a score.)",
+            }
+        )
+    extra.append(
+        {
+            "id": "planted/empty-text",
+            "text": "",
+            "source": "planted",
+            "title": "Empty",
+            "language": "en",
+            "topics": ["planted"],
+            "quality_score": 0.5,
+        }
+    )
     doc = docs[33]
-    extra.append({**doc, "id": "planted/non-ascii",
-                  "text": f"{doc['text']}\n\nCafé — 日本語 — עברית — emoji 🐍"})
-    extra.append({**docs[44], "id": "planted/unknown-key", "license": "PSF-2.0",
-                  "text": f"{docs[44]['text']}\n\nLicensed under the PSF License Version 2."})
+    extra.append(
+        {
+            **doc,
+            "id": "planted/non-ascii",
+            "text": f"{doc['text']}\n\nCafé — 日本語 — עברית — emoji 🐍",
+        }
+    )
+    extra.append(
+        {
+            **docs[44],
+            "id": "planted/unknown-key",
+            "license": "PSF-2.0",
+            "text": f"{docs[44]['text']}\n\nLicensed under the PSF License Version 2.",
+        }
+    )
     return docs + extra
 
 
