@@ -89,6 +89,7 @@ class _Run:
 
     def run(self, sources: list[Source]) -> RunReport:
         self._check_output_dir()
+        _remove_stale_staging(self.output_dir)
         staging = self.output_dir.parent / f".{self.output_dir.name}.qudata-partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -308,6 +309,25 @@ class _Run:
             unscored=seen.unscored,
             sources=sources,
         )
+
+
+def _remove_stale_staging(output_dir: Path) -> None:
+    """Remove staging folders of killed runs for this output (their process is gone)."""
+    pattern = f".{output_dir.name}.qudata-*-*"
+    for leftover in output_dir.parent.glob(pattern) if output_dir.parent.exists() else []:
+        pid = leftover.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_text(path: Path, text: str) -> None:
