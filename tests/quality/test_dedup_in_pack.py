@@ -1,4 +1,4 @@
-"""Duplicate removal inside ``pack``: first copy kept, duplicate_of named, conversations compared."""
+"""Duplicate removal in ``pack``: first copy kept, duplicate_of named, conversations compared."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ def score_text(text: str) -> QualityScore:
     alphabetic = sum(any(c.isalpha() for c in w) for w in words) / n
     symbols = (text.count("#") + text.count("...") + text.count("…")) / n
     duplicate_lines = 1 - len(set(lines)) / len(lines)
-    trigrams = Counter(zip(words, words[1:], words[2:]))
+    trigrams = Counter(zip(words, words[1:], words[2:], strict=False))
     top = trigrams.most_common(1)
     top_share = (sum(len(w) for w in top[0][0]) * top[0][1] / sum(map(len, words))) if top else 0.0
     ending = sum(line[-1] in ".!?\"'”:;)" for line in lines) / len(lines)
