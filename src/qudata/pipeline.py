@@ -12,7 +12,6 @@ import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from qudata.quality.tokens import get_token_counter
 __all__ = ["pack_dataset"]
 
 BATCH_SIZE = 512
+BATCH_CHARS = 2_000_000
 
 
 def pack_dataset(
@@ -369,6 +369,15 @@ def _shuffle_buckets(sources: list[Source]) -> int:
 
 
 def _batched(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
+    """Batches of at most ``size`` documents or about BATCH_CHARS characters of text, so
+    memory stays flat when documents are large."""
+    batch: list[Document] = []
+    chars = 0
+    for doc in items:
+        batch.append(doc)
+        chars += len(doc.text)
+        if len(batch) >= size or chars >= BATCH_CHARS:
+            yield batch
+            batch, chars = [], 0
+    if batch:
         yield batch

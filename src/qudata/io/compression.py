@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import queue
 import sys
+import threading
 from typing import Any, BinaryIO
 
 __all__ = ["CODEC_EXTENSIONS", "compressing_writer", "open_for_reading"]
@@ -13,11 +15,21 @@ CODEC_EXTENSIONS = {"none": "", "gzip": ".gz", "zstd": ".zst"}
 
 
 class _HashingRaw(io.RawIOBase):
-    """A raw reader that feeds every byte it reads to ``digest``."""
+    """A raw reader that feeds every byte it reads to ``digest``, on a second thread.
+
+    ``hashlib`` releases the GIL on large buffers, so hashing runs beside parsing on
+    another core; :meth:`close` waits until every byte is hashed.
+    """
 
     def __init__(self, raw: BinaryIO, digest: Any) -> None:
         self._raw = raw
-        self._digest = digest
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._thread = threading.Thread(target=self._hash, args=(digest,), daemon=True)
+        self._thread.start()
+
+    def _hash(self, digest: Any) -> None:
+        while (chunk := self._queue.get()) is not None:
+            digest.update(chunk)
 
     def readable(self) -> bool:
         return True
@@ -25,12 +37,15 @@ class _HashingRaw(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
         if n:
-            self._digest.update(memoryview(buffer)[:n])
+            self._queue.put(bytes(memoryview(buffer)[:n]))
         return n or 0
 
     def close(self) -> None:
-        if self._raw is not sys.stdin.buffer:
-            self._raw.close()
+        if not self.closed:
+            self._queue.put(None)
+            self._thread.join()
+            if self._raw is not sys.stdin.buffer:
+                self._raw.close()
         super().close()
 
 

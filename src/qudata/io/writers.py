@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -18,22 +20,50 @@ __all__ = ["AtomicFile"]
 
 
 class _HashingFile:
-    """A raw file that hashes and counts what goes to disk."""
+    """A raw file that hashes and counts what goes to disk.
+
+    Writes are gathered into 1 MiB chunks, hashed on a second thread (``hashlib``
+    releases the GIL on large buffers) and written; :meth:`close` waits for both.
+    """
+
+    _CHUNK = 1 << 20
 
     def __init__(self, path: Path) -> None:
         self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
         self.digest = hashlib.sha256()
         self.size = 0
+        self._buffer = bytearray()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._thread = threading.Thread(target=self._hash, daemon=True)
+        self._thread.start()
+
+    def _hash(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self.digest.update(chunk)
 
     def write(self, data: bytes) -> int:
-        self.digest.update(data)
+        self._buffer += data
         self.size += len(data)
-        return self._file.write(data)
+        if len(self._buffer) >= self._CHUNK:
+            self._spill()
+        return len(data)
+
+    def _spill(self) -> None:
+        chunk = bytes(self._buffer)
+        self._buffer.clear()
+        self._queue.put(chunk)
+        self._file.write(chunk)
 
     def flush(self) -> None:
+        self._spill()
         self._file.flush()
 
     def close(self) -> None:
+        if self._file.closed:
+            return
+        self._spill()
+        self._queue.put(None)
+        self._thread.join()
         self._file.close()
 
     @property

@@ -118,8 +118,13 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             "guard": MarkupGuard(markers, policy=opts.markup),
             "metadata": MetadataWriter(self.stats.warnings),
             "chat_template": template,
-            "user": compile_template(opts.user_template),
-            "assistant": compile_template(opts.assistant_template),
+            # the default templates are rendered without Jinja (see default_user_prompt)
+            "user": None
+            if opts.user_template == DEFAULT_USER_TEMPLATE
+            else compile_template(opts.user_template),
+            "assistant": None
+            if opts.assistant_template == DEFAULT_ASSISTANT_TEMPLATE
+            else compile_template(opts.assistant_template),
         }
 
     def _system(self, messages: list[dict[str, Any]], opts: ChatMLOptions) -> None:

@@ -43,14 +43,16 @@ class MarkupGuard:
         self.policy = policy
         self.markers = sorted(set(markers), key=lambda m: (-len(m), m))
         self._pattern = re.compile("|".join(re.escape(m) for m in self.markers))
+        # a marker can only be present if its first two characters are: a cheap test first
+        self._prefixes = tuple({m[:2] for m in self.markers})
         self.hits = 0
 
     def found(self, text: str) -> bool:
-        return self._pattern.search(text) is not None
+        return any(p in text for p in self._prefixes) and self._pattern.search(text) is not None
 
     def clean(self, text: str) -> str | None:
         """The safe text, or ``None`` when the policy is ``drop`` and a marker was found."""
-        if not self._pattern.search(text):
+        if not any(p in text for p in self._prefixes) or not self._pattern.search(text):
             return text
         self.hits += 1
         if self.policy == "drop":
