@@ -85,7 +85,13 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                     if cleaned is not content and cleaned != content:
                         self.stats.events[_MARKUP_EVENT[opts.markup]] += 1
                     message["content"] = cleaned
-            problems = conversation_problems(messages)
+            # a conversation made by the default templates is well formed by construction
+            # (non-empty text, fixed roles); everything else is checked
+            problems = (
+                []
+                if state["by_construction"] and doc.messages is None
+                else (conversation_problems(messages))
+            )
             if problems:
                 return Drop(problems[0], "; ".join(problems))
             record: dict[str, Any] = {"messages": messages}
@@ -118,6 +124,9 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             "guard": MarkupGuard(markers, policy=opts.markup),
             "metadata": MetadataWriter(self.stats.warnings),
             "chat_template": template,
+            "by_construction": opts.user_template == DEFAULT_USER_TEMPLATE
+            and opts.assistant_template == DEFAULT_ASSISTANT_TEMPLATE
+            and opts.markup != "strip",
             # the default templates are rendered without Jinja (see default_user_prompt)
             "user": None
             if opts.user_template == DEFAULT_USER_TEMPLATE

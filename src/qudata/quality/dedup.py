@@ -46,7 +46,11 @@ def normalize_text(text: str) -> str:
 
 def exact_key(text: str) -> bytes:
     """The 128-bit xxh3 hash of the normalised text."""
-    return xxhash.xxh3_128_digest(normalize_text(text).encode("utf-8", "surrogatepass"))
+    return _key(normalize_text(text))
+
+
+def _key(normalized: str) -> bytes:
+    return xxhash.xxh3_128_digest(normalized.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,11 @@ class ExactDeduplicator:
         self._seen: dict[bytes, str] = {}
 
     def check(self, doc_id: str, text: str) -> DedupVerdict:
-        key = exact_key(text)
+        return self.check_normalized(doc_id, normalize_text(text))
+
+    def check_normalized(self, doc_id: str, normalized: str) -> DedupVerdict:
+        """:meth:`check` for a text already passed through :func:`normalize_text`."""
+        key = _key(normalized)
         first = self._seen.setdefault(key, doc_id)
         if first is doc_id:
             return DedupVerdict(None, None, key.hex())
@@ -123,8 +131,8 @@ class NearDeduplicator:
         self._exact = ExactDeduplicator()
         self._kept: list[tuple[str, str, Any]] = []  # (id, cluster key, minhash) by LSH key
 
-    def _shingles(self, text: str) -> list[str]:
-        words = normalize_text(text).split(" ")
+    def _shingles(self, normalized: str) -> list[str]:
+        words = normalized.split(" ")
         n = self.ngram
         if len(words) <= n:
             return [" ".join(words)]
@@ -134,10 +142,14 @@ class NearDeduplicator:
         return self.check_batch([(doc_id, text)])[0]
 
     def check_batch(self, items: Sequence[tuple[str, str]]) -> list[DedupVerdict]:
-        exact = self._exact.check_batch(items)
+        normalized = [normalize_text(text) for _, text in items]  # once, for both steps
+        exact = [
+            self._exact.check_normalized(doc_id, norm)
+            for (doc_id, _), norm in zip(items, normalized, strict=True)
+        ]
         fresh = [i for i, v in enumerate(exact) if v.duplicate_of is None]
         hashes = self._rensa.RMinHash.from_token_sets(
-            [self._shingles(items[i][1]) for i in fresh], num_perm=self.num_perm, seed=self.seed
+            [self._shingles(normalized[i]) for i in fresh], num_perm=self.num_perm, seed=self.seed
         )
         verdicts = list(exact)
         for i, minhash in zip(fresh, hashes, strict=True):
