@@ -162,6 +162,9 @@ class _Run:
             for out in outputs:
                 out.abort()
             raise
+        finally:
+            if dedup is not None:
+                dedup.close()
 
     @staticmethod
     def _cluster(doc: Document) -> str:

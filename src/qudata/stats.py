@@ -100,4 +100,6 @@ def collect_stats(
                     if doc.quality_score is None or doc.quality_score >= t:
                         result.documents[t] += 1
                         result.tokens[t] += n
+    if dedup is not None:
+        dedup.close()
     return result

@@ -18,6 +18,7 @@ Memory per million documents: see ``bench/dedup_memory.py`` and the README.
 from __future__ import annotations
 
 import math
+import os
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,9 +34,12 @@ __all__ = [
     "ExactDeduplicator",
     "NearDeduplicator",
     "exact_key",
+    "exact_keys",
     "lsh_bands",
     "make_deduplicator",
     "normalize_text",
+    "shingles",
+    "signatures",
 ]
 
 
@@ -67,26 +71,77 @@ class Deduplicator(Protocol):
 
     def check_batch(self, items: Sequence[tuple[str, str]]) -> list[DedupVerdict]: ...
 
+    def close(self) -> None: ...
+
+
+def exact_keys(texts: Sequence[str]) -> list[bytes]:
+    """:func:`exact_key` of each text (run in worker processes for large batches)."""
+    return [exact_key(t) for t in texts]
+
+
+class _Workers:
+    """Runs a pure per-text function over a batch, split across worker processes.
+
+    Only batches of at least ``PARALLEL_CHARS`` characters go to the processes; the
+    results are in input order and do not depend on how the batch was split.
+    """
+
+    PARALLEL_CHARS = 1_000_000
+
+    def __init__(self, workers: int | None) -> None:
+        self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+        self._pool: Any = None
+
+    def map(self, function: Any, texts: list[str], *args: Any) -> list[Any]:
+        if self.workers < 2 or sum(map(len, texts)) < self.PARALLEL_CHARS:
+            return list(function(texts, *args))
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        step = -(-len(texts) // self.workers)
+        futures = [
+            self._pool.submit(function, texts[i : i + step], *args)
+            for i in range(0, len(texts), step)
+        ]
+        return [item for future in futures for item in future.result()]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
 
 class ExactDeduplicator:
     """Keeps the first document of each normalised text."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, workers: int | None = None) -> None:
         self._seen: dict[bytes, str] = {}
+        self._workers = _Workers(workers)
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        self._workers.close()
 
     def check(self, doc_id: str, text: str) -> DedupVerdict:
         return self.check_normalized(doc_id, normalize_text(text))
 
     def check_normalized(self, doc_id: str, normalized: str) -> DedupVerdict:
         """:meth:`check` for a text already passed through :func:`normalize_text`."""
-        key = _key(normalized)
+        return self.check_key(doc_id, _key(normalized))
+
+    def check_key(self, doc_id: str, key: bytes) -> DedupVerdict:
+        """:meth:`check` for a precomputed :func:`exact_key`."""
         first = self._seen.setdefault(key, doc_id)
         if first is doc_id:
             return DedupVerdict(None, None, key.hex())
         return DedupVerdict(first, "duplicate_exact", key.hex())
 
     def check_batch(self, items: Sequence[tuple[str, str]]) -> list[DedupVerdict]:
-        return [self.check(doc_id, text) for doc_id, text in items]
+        keys = self._workers.map(exact_keys, [text for _, text in items])
+        return [self.check_key(doc_id, key) for (doc_id, _), key in zip(items, keys, strict=True)]
 
 
 def lsh_bands(threshold: float, num_perm: int, *, miss_weight: float = 0.8) -> tuple[int, int]:
@@ -114,11 +169,43 @@ def lsh_bands(threshold: float, num_perm: int, *, miss_weight: float = 0.8) -> t
     return best
 
 
+def shingles(normalized: str, ngram: int) -> list[str]:
+    """Word ``ngram``-grams of a normalised text (the whole text when it is shorter)."""
+    words = normalized.split(" ")
+    if len(words) <= ngram:
+        return [" ".join(words)]
+    return [" ".join(words[i : i + ngram]) for i in range(len(words) - ngram + 1)]
+
+
+def signatures(
+    texts: Sequence[str], num_perm: int, ngram: int, seed: int
+) -> list[tuple[bytes, Any]]:
+    """``(exact key, MinHash)`` of each text: the heavy, independent part of near dedup,
+    run in worker processes for large batches."""
+    import rensa
+
+    normalized = [normalize_text(t) for t in texts]
+    hashes = rensa.RMinHash.from_token_sets(
+        [shingles(n, ngram) for n in normalized], num_perm=num_perm, seed=seed
+    )
+    return [(_key(n), h) for n, h in zip(normalized, hashes, strict=True)]
+
+
 class NearDeduplicator:
-    """Exact duplicates first, then near duplicates by MinHash LSH over word n-grams."""
+    """Exact duplicates first, then near duplicates by MinHash LSH over word n-grams.
+
+    Signatures of large batches are computed by ``workers`` processes (MinHash gains
+    from the second core); matching against kept documents stays in input order here.
+    """
 
     def __init__(
-        self, threshold: float = 0.8, *, num_perm: int = 128, ngram: int = 5, seed: int = 1
+        self,
+        threshold: float = 0.8,
+        *,
+        num_perm: int = 128,
+        ngram: int = 5,
+        seed: int = 1,
+        workers: int | None = None,
     ) -> None:
         try:
             import rensa
@@ -130,27 +217,25 @@ class NearDeduplicator:
         self._lsh = rensa.RMinHashLSH(threshold=threshold, num_perm=num_perm, num_bands=bands)
         self._exact = ExactDeduplicator()
         self._kept: list[tuple[str, str, Any]] = []  # (id, cluster key, minhash) by LSH key
+        self._workers = _Workers(workers)
 
-    def _shingles(self, normalized: str) -> list[str]:
-        words = normalized.split(" ")
-        n = self.ngram
-        if len(words) <= n:
-            return [" ".join(words)]
-        return [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        self._workers.close()
 
     def check(self, doc_id: str, text: str) -> DedupVerdict:
         return self.check_batch([(doc_id, text)])[0]
 
     def check_batch(self, items: Sequence[tuple[str, str]]) -> list[DedupVerdict]:
-        normalized = [normalize_text(text) for _, text in items]  # once, for both steps
+        signed = self._workers.map(
+            signatures, [text for _, text in items], self.num_perm, self.ngram, self.seed
+        )
         exact = [
-            self._exact.check_normalized(doc_id, norm)
-            for (doc_id, _), norm in zip(items, normalized, strict=True)
+            self._exact.check_key(doc_id, key)
+            for (doc_id, _), (key, _) in zip(items, signed, strict=True)
         ]
         fresh = [i for i, v in enumerate(exact) if v.duplicate_of is None]
-        hashes = self._rensa.RMinHash.from_token_sets(
-            [self._shingles(normalized[i]) for i in fresh], num_perm=self.num_perm, seed=self.seed
-        )
+        hashes = [signed[i][1] for i in fresh]
         verdicts = list(exact)
         for i, minhash in zip(fresh, hashes, strict=True):
             match = None
