@@ -36,7 +36,7 @@ from qudata.quality.tokens import get_token_counter
 __all__ = ["pack_dataset"]
 
 BATCH_SIZE = 512
-BATCH_CHARS = 2_000_000
+BATCH_CHARS = 1_000_000
 
 
 def pack_dataset(

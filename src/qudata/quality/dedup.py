@@ -86,7 +86,7 @@ class _Workers:
     results are in input order and do not depend on how the batch was split.
     """
 
-    PARALLEL_CHARS = 1_000_000
+    PARALLEL_CHARS = 250_000
 
     def __init__(self, workers: int | None) -> None:
         self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
