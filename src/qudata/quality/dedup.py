@@ -215,6 +215,10 @@ class NearDeduplicator:
             raise MissingExtraError("near", "rensa", feature="Near-duplicate detection") from None
         self._rensa = rensa
         self.threshold, self.num_perm, self.ngram, self.seed = threshold, num_perm, ngram, seed
+        # A MinHash estimate of a Jaccard J has a standard error of sqrt(J(1-J)/num_perm)
+        # (0.035 at 0.8 with 128 permutations): accepting one standard error below the
+        # threshold keeps the recall of pairs at the threshold near 98% instead of 50%.
+        self._accept = threshold - math.sqrt(threshold * (1 - threshold) / num_perm)
         bands, _rows = lsh_bands(threshold, num_perm)
         self._lsh = rensa.RMinHashLSH(threshold=threshold, num_perm=num_perm, num_bands=bands)
         self._exact = ExactDeduplicator()
@@ -243,7 +247,7 @@ class NearDeduplicator:
             match = None
             for key in sorted(self._lsh.query(minhash)):
                 kept_id, cluster, other = self._kept[key]
-                if minhash.jaccard(other) >= self.threshold:
+                if minhash.jaccard(other) >= self._accept:
                     match = (kept_id, cluster)
                     break
             if match is not None:
