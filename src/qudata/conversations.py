@@ -26,7 +26,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["CONVERSATION_KEYS", "ROLE_ALIASES", "ConversationError", "detect", "normalize_role"]
+__all__ = [
+    "CONVERSATION_KEYS",
+    "ROLE_ALIASES",
+    "ConversationError",
+    "conversation_problems",
+    "detect",
+    "normalize_role",
+]
 
 ROLE_ALIASES = {
     "system": "system",
@@ -59,6 +66,48 @@ class ConversationError(ValueError):
     """The record's conversation field has the wrong shape (the message says which)."""
 
 
+def _sharegpt(turns: list[Any]) -> list[dict[str, Any]]:
+    """ShareGPT turns as messages. A ``function_call`` turn whose value is a JSON call
+    (``{"name": ..., "arguments": ...}``) becomes an assistant message with
+    ``tool_calls``, and the ``observation`` after it a ``tool`` message answering it."""
+    out: list[dict[str, Any]] = []
+    pending: str | None = None
+    for number, turn in enumerate(turns):
+        speaker = str(turn.get("from") or "").strip().lower()
+        message = _turn(normalize_role(turn.get("from")), turn.get("value"))
+        call = _function_call(turn.get("value")) if speaker == "function_call" else None
+        if call is not None:
+            pending = f"call_{number}"
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": pending, "type": "function", "function": call}],
+            }
+        elif message["role"] == "tool" and pending is not None and "tool_call_id" not in turn:
+            message["tool_call_id"] = pending
+        for key in ("name", "weight", "tool_calls", "tool_call_id"):
+            if key in turn:
+                message[key] = turn[key]
+        out.append(message)
+    return out
+
+
+def _function_call(value: Any) -> dict[str, str] | None:
+    """``{"name", "arguments"}`` (arguments as a JSON string) from a function-call value."""
+    import json
+
+    try:
+        data = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return None
+    if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
+        return None
+    arguments = data.get("arguments", {})
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    return {"name": data["name"], "arguments": arguments}
+
+
 def normalize_role(role: Any) -> str:
     """``human`` -> ``user``, ``gpt`` -> ``assistant``, ...; unknown roles unchanged."""
     text = str(role) if role is not None else ""
@@ -85,14 +134,7 @@ def detect(row: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]] | None:
         turns = row["conversations"]
         if not isinstance(turns, list) or not all(isinstance(t, Mapping) for t in turns):
             raise ConversationError("field 'conversations' must be a list of objects")
-        out = []
-        for turn in turns:
-            message = _turn(normalize_role(turn.get("from")), turn.get("value"))
-            for key in ("name", "weight", "tool_calls", "tool_call_id"):
-                if key in turn:
-                    message[key] = turn[key]
-            out.append(message)
-        return "sharegpt", out
+        return "sharegpt", _sharegpt(turns)
     if "instruction" in row and "output" in row:
         prompt = str(row.get("instruction") or "")
         extra = row.get("input")

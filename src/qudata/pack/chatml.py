@@ -22,6 +22,7 @@ from qudata.quality.report import Drop
 
 __all__ = ["ChatMLFormatter", "default_user_prompt"]
 
+_DROP = object()  # a cleaned value that must drop its record
 _MARKUP_EVENT = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}
 _MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
 
@@ -61,7 +62,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         if "guard" not in state:
             state.update(self._stream_state(opts))
         if doc.messages is not None:
-            conversations = self._conversation(doc, opts)
+            conversations = self._conversation(doc, opts, state)
             self.stats.sources[doc.conversation_kind or "messages"] += 1
         else:
             try:
@@ -73,38 +74,30 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             self.stats.sources["document"] += 1
         if isinstance(conversations, Drop):
             return conversations
-        guard: MarkupGuard = state["guard"]
         records = []
         for messages in conversations:
-            for message in messages:
-                content = message.get("content")
-                if isinstance(content, str):
-                    cleaned = guard.clean(content)
-                    if cleaned is None:
-                        return Drop("markup", "content holds chat markup (markup: drop)")
-                    if cleaned is not content and cleaned != content:
-                        self.stats.events[_MARKUP_EVENT[opts.markup]] += 1
-                    message["content"] = cleaned
             # a conversation made by the default templates is well formed by construction
             # (non-empty text, fixed roles); everything else is checked
-            problems = (
-                []
-                if state["by_construction"] and doc.messages is None
-                else (conversation_problems(messages))
-            )
+            by_construction = state["by_construction"] and doc.messages is None
+            problems = [] if by_construction else conversation_problems(messages)
             if problems:
                 return Drop(problems[0], "; ".join(problems))
             record: dict[str, Any] = {"messages": messages}
             if opts.include_metadata:
                 record["metadata"] = state["metadata"].build(doc)
             if state["chat_template"] is not None:
-                record["text"] = state["chat_template"].render(
-                    messages=messages,
-                    tools=None,
-                    documents=None,
-                    add_generation_prompt=False,
-                    **opts.template_vars,
-                )
+                from jinja2 import TemplateError
+
+                try:
+                    record["text"] = state["chat_template"].render(
+                        messages=messages,
+                        tools=None,
+                        documents=None,
+                        add_generation_prompt=False,
+                        **opts.template_vars,
+                    )
+                except TemplateError as exc:  # raise_exception() or a template bug
+                    return Drop("template_error", f"the chat template failed: {exc}")
             elif opts.render == "chatml":
                 record["text"] = "".join(
                     f"<|im_start|>{m['role']}\n{m.get('content') or ''}<|im_end|>\n"
@@ -113,6 +106,16 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             records.append(record)
         return records
 
+    def _clean(self, text: str, opts: ChatMLOptions, state: dict[str, Any]) -> str | None:
+        """``text`` with chat markup escaped or stripped (``None``: drop the record).
+
+        Runs before token budgets, so an escape can never push a message over one.
+        """
+        cleaned = state["guard"].clean(text)
+        if cleaned is not None and cleaned != text:
+            self.stats.events[_MARKUP_EVENT[opts.markup]] += 1
+        return cleaned  # type: ignore[no-any-return]
+
     def _stream_state(self, opts: ChatMLOptions) -> dict[str, Any]:
         markers = set(CHATML_MARKERS)
         template = None
@@ -120,8 +123,13 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             source = load_template_source(opts.chat_template)
             template = compile_chat_template(source)
             markers |= markers_in_template(source, opts.template_vars.values())
+        guard = MarkupGuard(markers, policy=opts.markup)
+        system = opts.system_message
+        if system is not None:  # configuration text is escaped too, never dropped
+            system = MarkupGuard(markers, policy="escape").clean(system)
         return {
-            "guard": MarkupGuard(markers, policy=opts.markup),
+            "guard": guard,
+            "system": system,
             "metadata": MetadataWriter(self.stats.warnings),
             "chat_template": template,
             "by_construction": opts.user_template == DEFAULT_USER_TEMPLATE
@@ -136,22 +144,55 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             else compile_template(opts.assistant_template),
         }
 
-    def _system(self, messages: list[dict[str, Any]], opts: ChatMLOptions) -> None:
+    def _system(
+        self, messages: list[dict[str, Any]], opts: ChatMLOptions, state: dict[str, Any]
+    ) -> None:
         has_own = any(m.get("role") == "system" for m in messages)
         if has_own and opts.system_policy != "keep":
             messages[:] = [m for m in messages if m.get("role") != "system"]
             if opts.system_policy == "drop":
                 return
-        if opts.system_message and not any(m.get("role") == "system" for m in messages):
-            messages.insert(0, {"role": "system", "content": opts.system_message})
+        if state["system"] and not any(m.get("role") == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": state["system"]})
+
+    def _clean_value(self, value: Any, opts: ChatMLOptions, state: dict[str, Any]) -> Any:
+        """Every string inside ``value`` (tool-call arguments too) cleaned; ``_DROP`` if one
+        must be dropped."""
+        if isinstance(value, str):
+            cleaned = self._clean(value, opts, state)
+            return _DROP if cleaned is None else cleaned
+        if isinstance(value, list):
+            items = [self._clean_value(v, opts, state) for v in value]
+            return _DROP if any(i is _DROP for i in items) else items
+        if isinstance(value, dict):
+            pairs = {k: self._clean_value(v, opts, state) for k, v in value.items()}
+            return _DROP if any(v is _DROP for v in pairs.values()) else pairs
+        return value
+
+    def _limit(self, opts: ChatMLOptions) -> int | None:
+        return opts.max_tokens_per_message if self.counter is not None else None
+
+    def _overflow_error(self, doc: Document, what: str, tokens: int, limit: int) -> InputError:
+        return InputError(
+            f"{what} has {tokens} tokens > max_tokens_per_message {limit} (on_overflow: error)",
+            source=doc.origin,
+            line=doc.line,
+            reason="too_long",
+        )
 
     def _conversation(
-        self, doc: Document, opts: ChatMLOptions
+        self, doc: Document, opts: ChatMLOptions, state: dict[str, Any]
     ) -> list[list[dict[str, Any]]] | Drop:
         assert doc.messages is not None
         messages = [{k: m[k] for k in _MESSAGE_KEYS if k in m} for m in doc.messages]
-        self._system(messages, opts)
-        limit = opts.max_tokens_per_message if self.counter is not None else None
+        self._system(messages, opts, state)
+        for message in messages:
+            for key in ("content", "name", "tool_calls"):
+                if key in message and message[key] is not None:
+                    message[key] = self._clean_value(message[key], opts, state)
+                    if message[key] is _DROP:
+                        return Drop("markup", f"a message's {key} holds chat markup (markup: drop)")
+        limit = self._limit(opts)
         if limit is None:
             return [messages]
         count = self.counter.count
@@ -168,13 +209,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                 self.stats.dropped_tokens["truncated"] += tokens - count(message["content"])
                 continue
             if opts.on_overflow == "error":
-                raise InputError(
-                    f"a {message.get('role')} message has {tokens} tokens > "
-                    f"max_tokens_per_message {limit} (on_overflow: error)",
-                    source=doc.origin,
-                    line=doc.line,
-                    reason="too_long",
-                )
+                raise self._overflow_error(doc, f"a {message.get('role')} message", tokens, limit)
             self.stats.dropped_tokens["too_long"] += sum(
                 count(m["content"]) for m in messages if isinstance(m.get("content"), str)
             )
@@ -188,31 +223,60 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
     ) -> list[list[dict[str, Any]]] | Drop:
         if not doc.text.strip():
             return Drop("empty_text", "the document text is empty")
-        parts = [doc.text]
-        limit = opts.max_tokens_per_message if self.counter is not None else None
-        if limit is not None:
-            count = self.counter.count
-            tokens = count(doc.text)
-            if tokens > limit:
-                if opts.on_overflow == "drop":
-                    self.stats.dropped_tokens["too_long"] += tokens
-                    return Drop("too_long", f"the document has {tokens} tokens > {limit}")
-                if opts.on_overflow == "error":
-                    raise InputError(
-                        f"the document has {tokens} tokens > max_tokens_per_message {limit} "
-                        "(on_overflow: error)",
-                        source=doc.origin,
-                        line=doc.line,
-                        reason="too_long",
-                    )
-                parts = split_to_budget(doc.text, limit, count)
-                if opts.on_overflow == "truncate":
-                    parts = parts[:1]
-                    self.stats.events["truncated_messages"] += 1
-                    self.stats.dropped_tokens["truncated"] += tokens - count(parts[0])
-                else:
-                    self.stats.events["split_documents"] += 1
-                    self.stats.events["split_parts"] += len(parts)
+        text = self._clean(doc.text, opts, state)
+        if text is None:
+            return Drop("markup", "the text holds chat markup (markup: drop)")
+        limit = self._limit(opts)
+        if limit is None:
+            return self._render(doc, [text], opts, state)
+        count = self.counter.count
+        tokens = count(text)
+        if tokens > limit and opts.on_overflow == "drop":
+            self.stats.dropped_tokens["too_long"] += tokens
+            return Drop("too_long", f"the document has {tokens} tokens > {limit}")
+        if tokens > limit and opts.on_overflow == "error":
+            raise self._overflow_error(doc, "the document", tokens, limit)
+        # The templates add text around each part: shrink the parts' budget until every
+        # rendered message fits (a few rounds at most; one for the default templates).
+        budget = limit
+        for _ in range(6):
+            parts = split_to_budget(text, budget, count) if tokens > budget else [text]
+            if opts.on_overflow == "truncate":
+                parts = parts[:1]
+            conversations = self._render(doc, parts, opts, state)
+            if isinstance(conversations, Drop):
+                return conversations
+            prompts = max(
+                count(m["content"]) for c in conversations for m in c if m["role"] != "assistant"
+            )
+            if prompts > limit:  # splitting the text cannot shorten a prompt
+                self.stats.dropped_tokens["too_long"] += tokens
+                return Drop("too_long", f"a rendered prompt has {prompts} tokens > {limit}")
+            if state["by_construction"]:  # the assistant turn is the part itself
+                break
+            over = max(count(c[-1]["content"]) for c in conversations) - limit
+            if over <= 0:
+                break
+            budget -= max(over, budget // 10, 1)
+            if budget <= 0:
+                self.stats.dropped_tokens["too_long"] += tokens
+                return Drop("too_long", f"the assistant template alone exceeds {limit} tokens")
+        else:
+            self.stats.dropped_tokens["too_long"] += tokens
+            return Drop("too_long", f"no split of the text fits {limit} tokens per message")
+        if len(parts) > 1 or parts[0] is not text:
+            if opts.on_overflow == "truncate":
+                self.stats.events["truncated_messages"] += 1
+                self.stats.dropped_tokens["truncated"] += tokens - count(parts[0])
+            else:
+                self.stats.events["split_documents"] += 1
+                self.stats.events["split_parts"] += len(parts)
+        return conversations
+
+    def _render(
+        self, doc: Document, parts: list[str], opts: ChatMLOptions, state: dict[str, Any]
+    ) -> list[list[dict[str, Any]]] | Drop:
+        """One conversation per part, from the user and assistant templates."""
         conversations = []
         title = " ".join((doc.title or "").split())
         for number, part in enumerate(parts, 1):
@@ -232,14 +296,17 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             else:
                 user = render_prompt(state["user"], variables)
             if opts.assistant_template == DEFAULT_ASSISTANT_TEMPLATE:
-                assistant = part
+                assistant: str | None = part
             else:
-                assistant = render_prompt(state["assistant"], variables)
+                assistant = self._clean(render_prompt(state["assistant"], variables), opts, state)
+            cleaned_user = self._clean(user, opts, state)  # a title can hold markup
+            if cleaned_user is None or assistant is None:
+                return Drop("markup", "a rendered message holds chat markup (markup: drop)")
             messages = [
-                {"role": "user", "content": user},
+                {"role": "user", "content": cleaned_user},
                 {"role": "assistant", "content": assistant},
             ]
-            self._system(messages, opts)
+            self._system(messages, opts, state)
             conversations.append(messages)
         return conversations
 

@@ -93,14 +93,22 @@ class MetadataWriter:
             ],
         }
         for key, value in meta.items():
-            if key in out:
-                continue
-            value = _finite(value, self.warnings)
-            kind = _json_kind(value)
-            if kind is not None:
-                first = self._kinds.setdefault(key, kind)
-                if first != kind:
-                    self.warnings["metadata_type_conflict"] += 1
-                    value = _coerce(value, first)
-            out[key] = value
+            if key not in out:
+                out[key] = self._stable(key, _finite(value, self.warnings))
+        out["entities"] = [self._stable("entities[]", e) for e in out["entities"]]  # objects
         return out
+
+    def _stable(self, path: str, value: Any) -> Any:
+        """``value`` with the JSON type ``path`` first had, in nested objects too (Arrow
+        infers one type per nested field). Elements of a list are left as they are: a
+        number among strings has no lossless form in either type."""
+        kind = _json_kind(value)
+        if kind is None:
+            return value
+        first = self._kinds.setdefault(path, kind)
+        if first != kind:
+            self.warnings["metadata_type_conflict"] += 1
+            return _coerce(value, first)
+        if kind == "object":
+            return {str(k): self._stable(f"{path}.{k}", v) for k, v in value.items()}
+        return value
