@@ -165,9 +165,28 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             items = [self._clean_value(v, opts, state) for v in value]
             return _DROP if any(i is _DROP for i in items) else items
         if isinstance(value, dict):
-            pairs = {k: self._clean_value(v, opts, state) for k, v in value.items()}
+            pairs = {
+                k: self._clean_arguments(v, opts, state)
+                if k == "arguments" and isinstance(v, str)
+                else self._clean_value(v, opts, state)
+                for k, v in value.items()
+            }
             return _DROP if any(v is _DROP for v in pairs.values()) else pairs
         return value
+
+    def _clean_arguments(self, text: str, opts: ChatMLOptions, state: dict[str, Any]) -> Any:
+        """Tool-call arguments are a JSON string: clean the strings inside it and encode it
+        again, so an escape stays valid JSON (``<\\|im_start|>``)."""
+        import json
+
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            return self._clean_value(text, opts, state)
+        cleaned = self._clean_value(decoded, opts, state)
+        if cleaned is _DROP:
+            return _DROP
+        return text if cleaned == decoded else json.dumps(cleaned, ensure_ascii=False)
 
     def _limit(self, opts: ChatMLOptions) -> int | None:
         return opts.max_tokens_per_message if self.counter is not None else None
