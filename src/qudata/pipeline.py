@@ -197,29 +197,32 @@ class _Run:
         counter: Any,
         reject: Callable[[Document, Drop, str | None], None],
     ) -> list[Document]:
-        """Top-level checks (quality, duplicates); dropped documents leave the account here."""
-        kept: list[Document] = []
-        dropped: list[tuple[Document, Drop]] = []
-        verdicts = (
-            dedup.check_batch([(d.id, self._dedup_text(d)) for d in batch]) if dedup else None
-        )
+        """Top-level checks (quality, then duplicates); dropped documents leave the account
+        here. Only documents that pass the quality gate take part in deduplication, so a
+        dropped document is never the "kept" copy that its later duplicates point to."""
+        drops: dict[int, Drop] = {}
         for number, doc in enumerate(batch):
             drop = gate.check(doc) if gate.active else None
             self.seen.add_score(doc.quality_score)
-            if drop is None and verdicts is not None:
-                verdict = verdicts[number]
-                doc.cluster = verdict.cluster_key
+            if drop is not None:
+                drops[number] = drop
+        if dedup is not None:
+            passed = [n for n in range(len(batch)) if n not in drops]
+            verdicts = dedup.check_batch(
+                [(batch[n].id, self._dedup_text(batch[n])) for n in passed]
+            )
+            for number, verdict in zip(passed, verdicts, strict=True):
+                batch[number].cluster = verdict.cluster_key
                 if verdict.duplicate_of is not None:
-                    drop = Drop(
+                    drops[number] = Drop(
                         verdict.reason or "duplicate",
                         f"duplicate of {verdict.duplicate_of}",
                         {"duplicate_of": verdict.duplicate_of},
                     )
-            if drop is None:
-                kept.append(doc)
-                self.seen.add_source(doc.source)
-            else:
-                dropped.append((doc, drop))
+        kept = [doc for number, doc in enumerate(batch) if number not in drops]
+        for doc in kept:
+            self.seen.add_source(doc.source)
+        dropped = [(batch[number], drops[number]) for number in sorted(drops)]
         if dropped and counter is not None:
             counts = count_once(counter, [doc.text for doc, _ in dropped])
             for doc, drop in dropped:

@@ -57,3 +57,20 @@ def test_pack_accounts_for_quality_drops(tmp_path: Path, missing: str) -> None:
     assert sorted(r["id"] for r in rejects) == sorted(
         {"keep": ["lo"], "drop": ["lo", "none"], "score": ["lo", "none"]}[missing]
     )
+
+
+def test_a_low_quality_copy_does_not_make_the_good_copy_a_duplicate(tmp_path: Path) -> None:
+    text = "The same text, long enough to be a document of its own."
+    rows = [
+        {"id": "low", "text": text, "quality_score": 0.1},
+        {"id": "good", "text": text, "quality_score": 0.9},
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = {
+        "quality": {"tokenizer": "none", "min_quality_score": 0.5},
+        "pack": {"formats": ["jsonl"]},
+    }
+    report = qudata.pack_dataset([str(src)], tmp_path / "out", config=config)
+    assert dict(report.dropped) == {"low_quality": 1}
+    assert report.formats["jsonl"].documents == 1
