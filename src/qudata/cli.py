@@ -25,7 +25,27 @@ def _fail(exc: QudataError) -> None:
     sys.exit(exc.exit_code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Keeps the arguments it was given, for the dataset card's "made with" line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["qudata.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+def _command_line(output_dir: str) -> str:
+    """The command as given, with the output folder elided (so that the same job writes
+    the same bytes into any folder)."""
+    argv = list(click.get_current_context().find_root().meta.get("qudata.argv", []))
+    for i, arg in enumerate(argv):
+        if arg in ("-o", "--output") and i + 1 < len(argv):
+            argv[i + 1] = "OUT_DIR"
+        elif arg.startswith("--output="):
+            argv[i] = "--output=OUT_DIR"
+    return "qudata " + shlex.join(argv)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="qudata")
 def cli() -> None:
     """qudata: turn processed documents into LLM training data."""
@@ -190,7 +210,7 @@ def pack(
                 formats=formats or None,
                 overwrite=overwrite,
                 on_progress=on_progress,
-                command="qudata " + shlex.join(sys.argv[1:]),
+                command=_command_line(output_dir),
             )
     except QudataError as exc:
         _fail(exc)

@@ -209,8 +209,11 @@ class OutputConfig(Section):
         if not value:
             raise ValueError("at least one split is needed")
         for name, fraction in value.items():
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", name):
-                raise ValueError(f"split name {name!r}: use letters, digits, '_' and '-'")
+            # datasets accepts split names of word characters only, and reserves "all"
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_]{0,63}", name) or name == "all":
+                raise ValueError(
+                    f"split name {name!r}: use letters, digits and '_' (and not 'all')"
+                )
             if not 0 < fraction <= 1:
                 raise ValueError(f"split {name!r}: fraction must be in (0, 1], got {fraction}")
         if abs(sum(value.values()) - 1.0) > 1e-6:

@@ -104,6 +104,11 @@ class _Run:
 
     def _check_output_dir(self) -> None:
         out = self.output_dir
+        here = Path.cwd().resolve()
+        if out.resolve() == here or out.resolve() in here.parents:
+            raise OutputError(
+                f"{out}: the output folder would contain the current folder; name a new folder"
+            )
         if out.exists() and not out.is_dir():
             raise OutputError(f"{out}: exists and is not a folder")
         if out.is_dir() and any(out.iterdir()) and not self.cfg.output.overwrite:
@@ -120,7 +125,9 @@ class _Run:
             ngram=cfg.dedup.ngram,
         )
         splitter = SplitAssigner(cfg.output.split, seed=cfg.output.seed)
-        buckets = _shuffle_buckets(sources)
+        # every format and split has its own shuffler: at most 512 bucket files open in all
+        shufflers = len(cfg.pack.formats) * len(cfg.output.split)
+        buckets = max(4, min(_shuffle_buckets(sources), 512 // shufflers))
         outputs = [
             FormatOutput(
                 get_formatter(name, cfg),
@@ -294,7 +301,12 @@ class _Run:
         if self.output_dir.exists():
             old = self.output_dir.with_name(f".{self.output_dir.name}.qudata-old-{os.getpid()}")
             os.replace(self.output_dir, old)
-        os.replace(staging, self.output_dir)
+        try:
+            os.replace(staging, self.output_dir)
+        except BaseException:
+            if old is not None:  # put the previous complete dataset back
+                os.replace(old, self.output_dir)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 

@@ -72,8 +72,8 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
     lines = [
         f"- Read {counts['read']:,} documents; accepted {counts['accepted']:,}; "
         f"dropped before formatting: {dropped}.",
-        f"- Quality: `min_quality_score` {quality['min_quality_score']}, documents without a "
-        f"score: `{quality['missing_score']}`.",
+        f"- Quality: `min_quality_score` {_shown(quality['min_quality_score'])}, documents "
+        f"without a score: `{quality['missing_score']}`.",
         f"- Duplicates: `{dedup['method']}`"
         + (f" (Jaccard >= {dedup['threshold']})" if dedup["method"] == "near" else "")
         + "; the first copy seen is kept.",
@@ -95,9 +95,13 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _shown(value: Any) -> str:
+    return "none" if value is None else str(value)
+
+
 def render_card(manifest: dict[str, Any], *, command: str | None = None) -> str:
     """The README.md of a dataset folder, from its manifest."""
-    names = [n for n in manifest["formats"] if n in JSON_FORMATS]
+    names = [n for n, fmt in manifest["formats"].items() if n in JSON_FORMATS and fmt["files"]]
     parts = [_front_matter(_configs(manifest, names)) if names else "", "# Dataset card\n"]
     parts.append(
         f"Packed by qudata {manifest['qudata_version']}"
@@ -107,7 +111,7 @@ def render_card(manifest: dict[str, Any], *, command: str | None = None) -> str:
     parts.append("## Filters and duplicates\n\n" + "\n".join(_filters(manifest)) + "\n")
     loading = ["```python", "from datasets import load_dataset", ""]
     loading += [f'{n} = load_dataset("path/to/this/folder", "{n}")' for n in names]
-    if "parquet" in manifest["formats"]:
+    if manifest["formats"].get("parquet", {}).get("files"):
         loading.append('parquet = load_dataset("path/to/this/folder/parquet")')
     loading.append("```")
     parts.append(

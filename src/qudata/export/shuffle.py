@@ -34,14 +34,13 @@ class SpillShuffler:
             open(self._dir / f"{i:03d}.bin", "wb")  # noqa: SIM115 - closed in replay/cleanup
             for i in range(buckets)
         ]
-        self._shift = 64 - max(1, (buckets - 1).bit_length())
         self._count = 0
 
     def add(self, doc_id: str, payload: Any) -> None:
         """Queue one document's payload (any orjson-serialisable value)."""
         key = xxhash.xxh3_64_intdigest(doc_id.encode("utf-8", "surrogatepass"), seed=self._seed)
         data = orjson.dumps(payload)
-        bucket = min(key >> self._shift, len(self._buckets) - 1)
+        bucket = (key * len(self._buckets)) >> 64  # uniform for any number of buckets
         self._buckets[bucket].write(_HEADER.pack(key, self._count, len(data)) + data)
         self._count += 1
 

@@ -50,4 +50,5 @@ class SplitAssigner:
         if self.single:
             return self.names[0]
         point = xxhash.xxh3_64_intdigest(cluster_key.encode(), seed=self._seed) / 2.0**64
-        return self.names[bisect.bisect_right(self._bounds, point)]
+        # a hash near 2**64 rounds to 1.0 in floating point: clamp to the last split
+        return self.names[min(bisect.bisect_right(self._bounds, point), len(self.names) - 1)]

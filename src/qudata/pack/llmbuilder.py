@@ -20,7 +20,7 @@ from qudata.quality.report import Drop
 
 __all__ = ["LLMBuilderFormatter"]
 
-_BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n(?:[ \t\r\f\v]*\n)*")
+_BLANK_LINES = re.compile(r"\n[^\S\n]*\n(?:[^\S\n]*\n)*")  # any Unicode whitespace
 
 
 class _BlankLineEncoder(Encoder):
