@@ -25,7 +25,7 @@ import xxhash
 from qudata.conversations import CONVERSATION_KEYS, ConversationError, detect
 from qudata.errors import InputError
 
-__all__ = ["KNOWN_METADATA_KEYS", "Document", "DocumentNormalizer"]
+__all__ = ["KNOWN_METADATA_KEYS", "Document", "DocumentNormalizer", "json_kind"]
 
 #: Metadata keys with a fixed meaning and a fixed output type.
 KNOWN_METADATA_KEYS = (
@@ -138,7 +138,7 @@ class DocumentNormalizer:
         nested = row.get("metadata")
         if nested is not None:
             if not isinstance(nested, Mapping):
-                raise bad(f"field 'metadata' must be an object, got {_json_type(nested)}")
+                raise bad(f"field 'metadata' must be an object, got {json_kind(nested)}")
             metadata.update(nested)
         for key, value in row.items():
             if key not in _RESERVED and key not in skip and key not in (self.text_key, self.id_key):
@@ -155,7 +155,7 @@ class DocumentNormalizer:
                 raise bad(f"no '{self.text_key}' field (expected a string with the document text)")
             text = "\n\n".join(c for m in messages if isinstance(c := m.get("content"), str))
         elif not isinstance(text, str):
-            raise bad(f"field '{self.text_key}' must be a string, got {_json_type(text)}")
+            raise bad(f"field '{self.text_key}' must be a string, got {json_kind(text)}")
 
         for key in _STRING_KEYS & metadata.keys():
             value = metadata[key]
@@ -163,7 +163,7 @@ class DocumentNormalizer:
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     metadata[key] = str(value)
                 else:
-                    raise bad(f"field '{key}' must be a string, got {_json_type(value)}")
+                    raise bad(f"field '{key}' must be a string, got {json_kind(value)}")
         for key in _LIST_KEYS & metadata.keys():
             metadata[key] = _as_list(metadata[key], key, bad)
         labels = [str(x) for x in metadata.get("labels") or []]
@@ -179,9 +179,7 @@ class DocumentNormalizer:
         elif isinstance(doc_id, str | int) and not isinstance(doc_id, bool):
             doc_id = str(doc_id)
         else:
-            raise bad(
-                f"field '{self.id_key}' must be a string or integer, got {_json_type(doc_id)}"
-            )
+            raise bad(f"field '{self.id_key}' must be a string or integer, got {json_kind(doc_id)}")
         return Document(
             text=text,
             id=doc_id,
@@ -208,7 +206,7 @@ def _as_list(value: Any, key: str, bad: Any) -> list[Any]:
         return [value]
     if isinstance(value, list | tuple):
         return list(value)
-    raise bad(f"field '{key}' must be a list or a string, got {_json_type(value)}")
+    raise bad(f"field '{key}' must be a list or a string, got {json_kind(value)}")
 
 
 def _score(value: Any, origin: str | None, line: int | None) -> float | None:
@@ -241,7 +239,9 @@ def _object_to_mapping(obj: Any) -> dict[str, Any]:
     return row
 
 
-def _json_type(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """The JSON type of ``value``: null, boolean, number, string, array, object (or the
+    Python type's name for a value JSON has no type for)."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -16,23 +16,9 @@ from typing import Any
 
 import orjson
 
-from qudata.models import Document
+from qudata.models import Document, json_kind
 
 __all__ = ["MetadataWriter"]
-
-
-def _json_kind(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    return "object"
 
 
 def _finite(value: Any, warnings: Counter[str]) -> Any:
@@ -102,8 +88,8 @@ class MetadataWriter:
         """``value`` with the JSON type ``path`` first had, in nested objects too (Arrow
         infers one type per nested field). Elements of a list are left as they are: a
         number among strings has no lossless form in either type."""
-        kind = _json_kind(value)
-        if kind is None:
+        kind = json_kind(value)
+        if kind == "null":
             return value
         first = self._kinds.setdefault(path, kind)
         if first != kind:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from qudata.models import json_kind
 from qudata.quality.validate_files import FileValidation, validate_file
 
 __all__ = [
@@ -99,21 +100,6 @@ class Problem:
 
 def _problem(code: str, path: str, message: str, line: int | None = None) -> Problem:
     return Problem(code, path, message, HINTS[code], line)
-
-
-def json_kind(value: Any) -> str:
-    """The JSON type of ``value``: null, boolean, number, string, array or object."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    return "object"
 
 
 def _has_surrogate(text: str) -> bool:
