@@ -178,15 +178,7 @@ def bytes_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     "config",
     [
         "chatml",
-        pytest.param(
-            "jsonl",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known limitation: an unknown metadata key first seen in a later shard "
-                "changes the schema datasets infers from the first file; the fix is to declare "
-                "the features in the card (all keys are known when it is written)",
-            ),
-        ),
+        "jsonl",
         "parquet",
     ],
 )
@@ -197,8 +189,8 @@ def test_load_dataset_split_sizes_equal_manifest(
     split, with as many rows as the manifest's files hold records (= documents here).
 
     With ``--shard-records 50`` the sample's one document carrying an unknown metadata key
-    (``license``) lands in a later JSONL shard; ``datasets`` fixes the features from the first
-    file and cannot cast the later one.
+    (``license``) lands in a later JSONL shard: the card declares the features, so
+    ``datasets`` does not take them from the first file.
     """
     datasets = datasets_offline(monkeypatch)
     if config == "parquet":
@@ -251,7 +243,11 @@ def test_shard_size_by_uncompressed_bytes(bytes_run: Path) -> None:
             for number, file in enumerate(files):
                 path = bytes_run / file["path"]
                 assert path.name == f"{split}-{number:05d}-of-{len(files):05d}" + (
-                    ".txt.gz" if name in ("plain", "llmbuilder") else ".jsonl.gz"
+                    ".txt"
+                    if name == "llmbuilder"
+                    else ".txt.gz"
+                    if name == "plain"
+                    else ".jsonl.gz"
                 )
                 raw = decompress(path)
                 biggest = max(len(x) for x in raw.split(SEPARATORS[name])) + 8
@@ -278,6 +274,8 @@ def test_extensions_always_match_the_codec(codec: str, docs_file: Path, tmp_path
             column = pq.ParquetFile(path).metadata.row_group(0).column(0)
             expected = {"none": "UNCOMPRESSED", "gzip": "GZIP", "zstd": "ZSTD"}[codec]
             assert column.compression == expected
+        elif path.parent.parent.name == "llmbuilder":  # LLMBuilder reads .txt: never compressed
+            assert path.suffix == ".txt" and head[:2] != GZIP_MAGIC and head != ZSTD_MAGIC
         elif codec == "gzip":
             assert path.name.endswith((".jsonl.gz", ".txt.gz")) and head[:2] == GZIP_MAGIC
         elif codec == "zstd":
@@ -288,7 +286,7 @@ def test_extensions_always_match_the_codec(codec: str, docs_file: Path, tmp_path
             path.read_bytes().decode("utf-8")
     if codec != "none":  # compressed files never are plain text
         for path in data_files(out):
-            if path.suffix != ".parquet":
+            if path.suffix not in (".parquet", ".txt"):
                 with pytest.raises(UnicodeDecodeError):
                     path.read_bytes().decode("utf-8")
     else:
@@ -492,6 +490,47 @@ def test_failure_while_moving_into_place_keeps_the_old_dataset(
     assert tree(out) == complete
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_dataset_killed_mid_publish_is_restored_not_deleted(
+    docs_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publishing is two renames: OUT_DIR -> ``.out.qudata-old-PID``, then staging -> OUT_DIR.
+    A run killed between them leaves no OUT_DIR and the only complete dataset under the
+    hidden ``-old-`` name. The next run's stale-folder sweep treats that folder like a
+    staging leftover (dead PID) and deletes it; if that run then fails too, the dataset is
+    gone. The sweep should put it back at OUT_DIR (when OUT_DIR is missing) instead."""
+    out = tmp_path / "out"
+    qudata.pack_dataset(docs_file, out, config=FAST)
+    complete = tree(out)
+    os.replace(out, tmp_path / f".out.qudata-old-{_dead_pid()}")  # the state after the kill
+
+    _crash_after(monkeypatch, JSONLFormatter, "format_document", 0)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        qudata.pack_dataset(docs_file, out, config=FAST, overwrite=True)
+    survivors = [p for p in tmp_path.iterdir() if p.name == "out" or "qudata-old" in p.name]
+    assert [tree(p) for p in survivors] == [complete], [p.name for p in tmp_path.iterdir()]
+    assert out.is_dir()
+
+
+def test_regenerating_with_overwrite_gives_the_same_bytes(tmp_path: Path) -> None:
+    """The usual second run is ``qudata pack ... --overwrite`` into the same folder. The
+    effective configuration in manifest.json includes ``output.overwrite`` (and its sha256
+    changes), and the card's command line includes ``--overwrite``: a run option, not a
+    property of the dataset, makes the regenerated dataset differ from the first one."""
+    shutil.copy(SAMPLE, tmp_path / "in.jsonl")
+    args = ["in.jsonl", "-o", "out", "--tokenizer", "none", "-f", "jsonl", "-q"]
+    run_cli(args, cwd=tmp_path)
+    first = tree(tmp_path / "out")
+    run_cli([*args, "--overwrite"], cwd=tmp_path)
+    second = tree(tmp_path / "out")
+    assert {k for k in first if first[k] != second.get(k)} == set()
+
+
 def _big_input(path: Path, documents: int = 10_000) -> Path:
     """About 22 MB of synthetic JSONL (330 random words per document)."""
     import random
@@ -589,7 +628,7 @@ SPLIT_CONFIG: dict[str, Any] = {
     "output": {"split": {"train": 0.5, "validation": 0.25, "test": 0.25}, "shard_records": 40},
 }
 SPLIT_FORMATS = ["chatml", "jsonl", "parquet", "llmbuilder"]
-_BLANK = re.compile(r"\n[ \t\r\f\v]*\n(?:[ \t\r\f\v]*\n)*")
+_BLANK = re.compile(r"\n[^\S\n]*\n(?:[^\S\n]*\n)*")
 
 
 def ids_by_split(out: Path, fmt: str, text_to_ids: dict[str, set[str]]) -> dict[str, list[str]]:

@@ -36,7 +36,11 @@ class _Group(click.Group):
 def _command_line(output_dir: str) -> str:
     """The command as given, with the output folder elided (so that the same job writes
     the same bytes into any folder)."""
-    argv = list(click.get_current_context().find_root().meta.get("qudata.argv", []))
+    argv = [
+        a
+        for a in click.get_current_context().find_root().meta.get("qudata.argv", [])
+        if a != "--overwrite"  # how to write, not what: a rerun writes the same card
+    ]
     for i, arg in enumerate(argv):
         if arg in ("-o", "--output") and i + 1 < len(argv):
             argv[i + 1] = "OUT_DIR"

@@ -64,6 +64,12 @@ def pack_dataset(
     if overwrite is not None:
         overrides["output"] = {"overwrite": overwrite}
     cfg = load_config(config, overrides=overrides)
+    if cfg.engine.name == "ray":
+        from qudata.engines.ray import pack_with_ray
+
+        return pack_with_ray(
+            inputs, Path(output_dir), cfg, on_progress=on_progress, command=command
+        )
     sources = expand_inputs(inputs)
     return _Run(cfg, Path(output_dir), on_progress, command).run(sources)
 
@@ -82,7 +88,10 @@ class _Run:
         self.output_dir = output_dir
         self.on_progress = on_progress
         self.command = command
-        self.report = RunReport(qudata_version=__version__, config=cfg.model_dump(mode="json"))
+        # ``output.overwrite`` says how to write, not what: it is left out so that a rerun
+        # with --overwrite writes the same bytes
+        config = cfg.model_dump(mode="json", exclude={"output": {"overwrite"}})
+        self.report = RunReport(qudata_version=__version__, config=config)
         self.seen = Observations()
         self.token_buckets: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
         self.normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
@@ -116,18 +125,13 @@ class _Run:
 
     def _pack(self, sources: list[Source], staging: Path) -> None:
         cfg = self.cfg
-        counter = get_token_counter(cfg.quality.tokenizer)
+        counter = self._token_counter()
         gate = QualityGate(cfg.quality, with_components=cfg.quality.score_components)
-        dedup = make_deduplicator(
-            cfg.dedup.method,
-            threshold=cfg.dedup.threshold,
-            num_perm=cfg.dedup.num_perm,
-            ngram=cfg.dedup.ngram,
-        )
+        dedup = self._deduplicator()
         splitter = SplitAssigner(cfg.output.split, seed=cfg.output.seed)
         # every format and split has its own shuffler: at most 512 bucket files open in all
         shufflers = len(cfg.pack.formats) * len(cfg.output.split)
-        buckets = max(4, min(_shuffle_buckets(sources), 512 // shufflers))
+        buckets = max(4, min(self._shuffle_buckets(sources), 512 // shufflers))
         outputs = [
             FormatOutput(
                 get_formatter(name, cfg),
@@ -172,6 +176,19 @@ class _Run:
         finally:
             if dedup is not None:
                 dedup.close()
+
+    # Hooks of the Ray engine (qudata.engines.ray), which feeds this run precomputed work.
+    def _token_counter(self) -> Any:
+        return get_token_counter(self.cfg.quality.tokenizer)
+
+    def _deduplicator(self) -> Deduplicator | None:
+        dedup = self.cfg.dedup
+        return make_deduplicator(
+            dedup.method, threshold=dedup.threshold, num_perm=dedup.num_perm, ngram=dedup.ngram
+        )
+
+    def _shuffle_buckets(self, sources: list[Source]) -> int:
+        return _shuffle_buckets(sources)
 
     @staticmethod
     def _cluster(doc: Document) -> str:
@@ -291,7 +308,13 @@ class _Run:
     def _publish(self, staging: Path) -> None:
         """Card and report, then the manifest last, then the folder into place."""
         manifest = self.report.as_manifest()
-        _write_text(staging / "README.md", render_card(manifest, command=self.command))
+        features = {
+            name: stats.features
+            for name, stats in self.report.formats.items()
+            if stats.features is not None
+        }
+        card = render_card(manifest, command=self.command, features=features)
+        _write_text(staging / "README.md", card)
         if "parquet" in manifest["formats"]:
             _write_text(staging / "parquet" / "README.md", render_parquet_card(manifest))
         _write_text(staging / "report.html", render_report(self._report_data(manifest)))
@@ -330,11 +353,17 @@ class _Run:
 
 
 def _remove_stale_staging(output_dir: Path) -> None:
-    """Remove staging folders of killed runs for this output (their process is gone)."""
+    """Clean up after killed runs for this output (their process is gone): a run killed
+    between its two final renames left the previous dataset as ``-old-``: put it back;
+    staging folders are removed."""
     pattern = f".{output_dir.name}.qudata-*-*"
-    for leftover in output_dir.parent.glob(pattern) if output_dir.parent.exists() else []:
+    for leftover in sorted(output_dir.parent.glob(pattern)) if output_dir.parent.exists() else []:
         pid = leftover.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if ".qudata-old-" in leftover.name and not output_dir.exists():
+            os.replace(leftover, output_dir)
+        else:
             shutil.rmtree(leftover, ignore_errors=True)
 
 

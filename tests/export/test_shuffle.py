@@ -224,7 +224,7 @@ def test_shuffled_order_is_the_same_in_every_format(runs: dict[bool, Path]) -> N
     texts = read_ids(out, "llmbuilder")
     import re
 
-    blank = re.compile(r"\n[ \t\r\f\v]*\n(?:[ \t\r\f\v]*\n)*")
+    blank = re.compile(r"\n[^\S\n]*\n(?:[^\S\n]*\n)*")
     for split, order in orders["jsonl"].items():
         expected = [blank.sub("\n", text_of[d].strip()) for d in order]
         expected = [t for t in expected if t]

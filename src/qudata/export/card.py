@@ -37,8 +37,18 @@ def _configs(manifest: dict[str, Any], names: list[str], prefix: str = "") -> li
     return configs
 
 
-def _front_matter(configs: list[dict[str, Any]]) -> str:
-    body = yaml.safe_dump({"configs": configs}, sort_keys=False, allow_unicode=True)
+def _front_matter(
+    configs: list[dict[str, Any]], features: dict[str, list[dict[str, Any]]] | None = None
+) -> str:
+    data: dict[str, Any] = {"configs": configs}
+    infos = [
+        {"config_name": c["config_name"], "features": features[c["config_name"]]}
+        for c in configs
+        if features and features.get(c["config_name"])
+    ]
+    if infos:  # declared, so datasets does not infer the schema from the first file
+        data["dataset_info"] = infos
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     return f"---\n{body}---\n"
 
 
@@ -99,10 +109,19 @@ def _shown(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
-def render_card(manifest: dict[str, Any], *, command: str | None = None) -> str:
-    """The README.md of a dataset folder, from its manifest."""
+def render_card(
+    manifest: dict[str, Any],
+    *,
+    command: str | None = None,
+    features: dict[str, list[dict[str, Any]]] | None = None,
+) -> str:
+    """The README.md of a dataset folder, from its manifest (and the JSON formats'
+    ``datasets`` features)."""
     names = [n for n, fmt in manifest["formats"].items() if n in JSON_FORMATS and fmt["files"]]
-    parts = [_front_matter(_configs(manifest, names)) if names else "", "# Dataset card\n"]
+    parts = [
+        _front_matter(_configs(manifest, names), features) if names else "",
+        "# Dataset card\n",
+    ]
     parts.append(
         f"Packed by qudata {manifest['qudata_version']}"
         + (f" with:\n\n```\n{command}\n```\n" if command else ".\n")

@@ -105,6 +105,11 @@ class Formatter(ABC, Generic[Opts]):
         """The most tokens one counted text may have in this format (``None``: no limit)."""
         return None
 
+    def features(self, state: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The ``datasets`` features of this format's records, for the dataset card
+        (``None``: not a ``datasets`` JSON format)."""
+        return None
+
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
         """Error codes of the rules ``record`` breaks (see :mod:`qudata.quality.validate`)."""
         return []

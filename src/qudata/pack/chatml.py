@@ -82,6 +82,8 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             problems = [] if by_construction else conversation_problems(messages)
             if problems:
                 return Drop(problems[0], "; ".join(problems))
+            for message in messages:
+                state["message_keys"].update(message)
             record: dict[str, Any] = {"messages": messages}
             if opts.include_metadata:
                 record["metadata"] = state["metadata"].build(doc)
@@ -128,6 +130,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         if system is not None:  # configuration text is escaped too, never dropped
             system = MarkupGuard(markers, policy="escape").clean(system)
         return {
+            "message_keys": set(),
             "guard": guard,
             "system": system,
             "metadata": MetadataWriter(self.stats.warnings),
@@ -335,6 +338,23 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
 
     def token_limit(self, opts: ChatMLOptions) -> int | None:
         return opts.max_tokens_per_message
+
+    def features(self, state: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """``messages`` as a list of the message keys this output used (no empty
+        ``tool_calls`` columns appear in conversations that had none)."""
+        from qudata.pack.metadata import metadata_features
+
+        dtypes = {"weight": "float64", "tool_calls": "json"}
+        keys = [k for k in _MESSAGE_KEYS if k in state.get("message_keys", ())]
+        message = [
+            {"name": k, "dtype": dtypes.get(k, "string")} for k in keys or ["role", "content"]
+        ]
+        out: list[dict[str, Any]] = [{"name": "messages", "list": message}]
+        if self.options.include_metadata:
+            out.append({"name": "metadata", "struct": metadata_features(state.get("metadata"))})
+        if self.options.chat_template or self.options.render == "chatml":
+            out.append({"name": "text", "dtype": "string"})
+        return out
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
         from qudata.quality.validate import validate_chatml

@@ -57,6 +57,27 @@ class JSONLFormatter(Formatter[JSONLOptions]):
         # string hygiene: the JSON encoder refuses lone surrogates and NaN (see output.py)
         return [p.code for p in tracker.check(record)]
 
+    def features(self, state: dict[str, Any]) -> list[dict[str, Any]] | None:
+        from qudata.pack.metadata import KNOWN_FEATURES, feature_of_kind, metadata_features
+
+        writer = state.get("metadata")
+        kinds = writer.kinds if writer is not None else {}
+        out = []
+        for field in self.options.fields:
+            name = self.options.field_mapping.get(field, field)
+            if field in ("text", "id"):
+                feature: dict[str, Any] = {"dtype": "string"}
+            elif field == "metadata":
+                feature = {"struct": metadata_features(writer)}
+            elif field in KNOWN_FEATURES:
+                feature = KNOWN_FEATURES[field]
+            elif field == "messages":
+                feature = {"dtype": "json"}
+            else:
+                feature = feature_of_kind(kinds.get(field))
+            out.append({"name": name, **feature})
+        return out
+
     @staticmethod
     def _field(name: str, doc: Document, meta: dict[str, Any]) -> Any:
         if name == "text":

@@ -62,7 +62,8 @@ class LLMBuilderFormatter(Formatter[LLMBuilderOptions]):
         return _BlankLineEncoder()
 
     def writer(self, directory: Path, split: str, **options: Any) -> Any:
-        return super().writer(directory / split, split, **options)
+        # LLMBuilder reads .txt files: its corpus is never compressed
+        return super().writer(directory / split, split, **{**options, "codec": "none"})
 
     def format_documents(self, documents: Any, config: Any = None, **options: Any) -> Any:
         """The whole corpus text, exactly as written to a file."""

@@ -18,7 +18,7 @@ import orjson
 
 from qudata.models import Document, json_kind
 
-__all__ = ["MetadataWriter"]
+__all__ = ["KNOWN_FEATURES", "MetadataWriter", "feature_of_kind", "metadata_features"]
 
 
 def _finite(value: Any, warnings: Counter[str]) -> Any:
@@ -62,6 +62,11 @@ class MetadataWriter:
         self._kinds: dict[str, str] = {}
         self.warnings: Counter[str] = warnings if warnings is not None else Counter()
 
+    @property
+    def kinds(self) -> dict[str, str]:
+        """The JSON kind each unknown key (``a``, nested ``a.b``) has in this output."""
+        return dict(self._kinds)
+
     def build(self, doc: Document) -> dict[str, Any]:
         meta = doc.metadata
         out: dict[str, Any] = {
@@ -98,3 +103,38 @@ class MetadataWriter:
         if kind == "object":
             return {str(k): self._stable(f"{path}.{k}", v) for k, v in value.items()}
         return value
+
+
+#: ``datasets`` feature of each JSON kind; arrays and objects of any shape are ``json``.
+_FEATURE_DTYPES = {"string": "string", "number": "float64", "boolean": "bool"}
+#: Features of the known metadata keys (their types are fixed).
+KNOWN_FEATURES: dict[str, dict[str, Any]] = {
+    "source": {"dtype": "string"},
+    "quality_score": {"dtype": "float64"},
+    "topics": {"sequence": "string"},
+    "title": {"dtype": "string"},
+    "language": {"dtype": "string"},
+    "labels": {"sequence": "string"},
+    "author": {"dtype": "string"},
+    "domain": {"dtype": "string"},
+    "entities": {"dtype": "json"},
+}
+
+
+def feature_of_kind(kind: str | None) -> dict[str, Any]:
+    """The ``datasets`` feature for values of one JSON kind."""
+    return {"dtype": _FEATURE_DTYPES.get(kind or "", "json")}
+
+
+def metadata_features(writer: MetadataWriter | None) -> list[dict[str, Any]]:
+    """The ``metadata`` struct: known keys, then every other key seen, with its enforced type.
+
+    Declared in the dataset card, so ``datasets`` does not infer the schema from the first
+    file (a key that first appears in a later shard would not fit it).
+    """
+    fields = [{"name": k, **v} for k, v in KNOWN_FEATURES.items()]
+    kinds = writer.kinds if writer is not None else {}
+    for path, kind in kinds.items():
+        if "." not in path and "[" not in path and path not in KNOWN_FEATURES:
+            fields.append({"name": path, **feature_of_kind(kind)})
+    return fields

@@ -157,6 +157,7 @@ class FormatOutput:
             if split in self.writers:
                 files.extend(self.writers[split].close())
         self.stats.files = files
+        self.stats.features = self.formatter.features(self.state)
         self.stats.bytes = sum(f.bytes for f in files)
         self.stats.tokens = sum(f.tokens for f in files)
         if self.histograms:

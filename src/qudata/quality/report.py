@@ -68,6 +68,7 @@ class FormatStats:
     dropped_tokens: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
+    features: list[dict[str, Any]] | None = None  # for the dataset card, not the manifest
 
     def as_dict(self) -> dict[str, Any]:
         counted = self.tokenizer != "none"
