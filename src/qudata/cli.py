@@ -148,6 +148,20 @@ def cli() -> None:
     help="Compress output files (.gz / .zst); Parquet compresses internally.",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default=None,
+    help="Where the pipeline runs: local (default, one process) or ray (Ray Data, the same "
+    "output; needs qudata[ray]).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDRESS",
+    help="Ray cluster to join (auto: the one started with 'ray start'); implies --engine ray. "
+    "Default: a local Ray instance.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Write nothing; show how many documents and tokens survive (as 'stats').",
@@ -172,6 +186,8 @@ def pack(
     shard_size: str | None,
     shard_records: int | None,
     compression: str | None,
+    engine: str | None,
+    ray_address: str | None,
     dry_run: bool,
     quiet: bool,
 ) -> None:
@@ -193,6 +209,7 @@ def pack(
             "shard_records": shard_records,
             "compression": compression,
         },
+        engine={"name": engine or ("ray" if ray_address else None), "address": ray_address},
     )
     if split_spec is not None:
         from qudata.export.splits import parse_split

@@ -229,9 +229,24 @@ class OutputConfig(Section):
 
 
 class EngineConfig(Section):
-    """``engine``: where the pipeline runs (``local`` is the reference)."""
+    """``engine``: where the pipeline runs (``local`` is the reference).
 
-    name: Literal["local"] = "local"
+    ``ray`` (extra ``qudata[ray]``) joins the cluster at ``address`` (``auto``: the one
+    started on this machine with ``ray start``), or starts a local Ray instance with
+    ``num_cpus`` (default 2) and ``object_store_memory`` (default 200MB).
+    """
+
+    name: Literal["local", "ray"] = "local"
+    address: str | None = None
+    num_cpus: int | None = Field(default=None, gt=0)
+    object_store_memory: int | str | None = None
+
+    @field_validator("object_store_memory")
+    @classmethod
+    def _valid_memory(cls, value: int | str | None) -> int | str | None:
+        if value is not None and parse_size(value) <= 0:
+            raise ValueError("object_store_memory must be positive")
+        return value
 
 
 class Config(Section):

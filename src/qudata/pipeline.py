@@ -64,6 +64,12 @@ def pack_dataset(
     if overwrite is not None:
         overrides["output"] = {"overwrite": overwrite}
     cfg = load_config(config, overrides=overrides)
+    if cfg.engine.name == "ray":
+        from qudata.engines.ray import pack_with_ray
+
+        return pack_with_ray(
+            inputs, Path(output_dir), cfg, on_progress=on_progress, command=command
+        )
     sources = expand_inputs(inputs)
     return _Run(cfg, Path(output_dir), on_progress, command).run(sources)
 

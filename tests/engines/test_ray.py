@@ -1,0 +1,300 @@
+"""The Ray engine writes what the local engine writes: the same files, byte for byte.
+
+One local Ray instance (2 CPUs) serves the whole module. Each parity test packs the same
+inputs with ``engine: local`` and ``engine: ray`` and compares every file; the manifests
+differ only in ``config.engine`` (and so ``config_sha256``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import xxhash
+from click.testing import CliRunner
+
+import qudata
+from qudata.cli import cli
+from qudata.errors import InputError, MissingExtraError
+
+ray = pytest.importorskip("ray")
+
+# Ray's internals warn about their own deprecated settings; nothing qudata can act on.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
+
+WORDS = [f"{stem}{n}" for stem in ("data", "token", "shard", "corpus") for n in range(10)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_instance() -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(
+        num_cpus=2,
+        object_store_memory=150 * 1024**2,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _text(rng: random.Random, n: int) -> str:
+    words = [rng.choice(WORDS) + str(rng.randrange(50)) for _ in range(n)]
+    return " ".join(words) + "."
+
+
+def _edit(text: str, rng: random.Random, changes: int) -> str:
+    words = text.split(" ")
+    for i in rng.sample(range(1, len(words) - 1), changes):
+        words[i] = "edited" + str(rng.randrange(10_000))
+    return " ".join(words)
+
+
+def make_corpus(root: Path, seed: int = 7) -> list[Path]:
+    """Three inputs (JSONL, gzipped JSONL, JSON array) with every case the pipeline
+    distinguishes: exact and near duplicates (also across files, and a near chain),
+    low and missing scores, derived ids repeated, conversations, bad records."""
+    rng = random.Random(seed)
+    rows: list[Any] = []
+    originals = [_text(rng, 120) for _ in range(12)]
+    for i in range(150):
+        row: dict[str, Any] = {"id": f"a{i}", "text": _text(rng, rng.randrange(5, 90))}
+        if i % 4:
+            row["quality_score"] = round(rng.random(), 3)
+        row["source"] = f"site{i % 5}.example"
+        row["topics"] = [rng.choice(WORDS)]
+        rows.append(row)
+    for i, original in enumerate(originals):
+        rows.insert(3 + 11 * i, {"id": f"orig{i}", "text": original, "quality_score": 0.9})
+    chain_a = _text(rng, 300)
+    chain_b = _edit(chain_a, rng, 5)
+    chain_c = _edit(chain_b, rng, 5)
+    rows[20:20] = [
+        {"id": "chain-a", "text": chain_a, "quality_score": 0.95},
+        {"id": "chain-b", "text": chain_b, "quality_score": 0.95},
+        {"id": "chain-c", "text": chain_c, "quality_score": 0.95},
+    ]
+    rows += [
+        {"text": "No id here, and a repeat.", "quality_score": 0.8},
+        {"text": "No id here, and a repeat.", "quality_score": 0.8},
+        {"id": "exact-copy", "text": originals[0].upper().replace(" ", "  "), "quality_score": 0.9},
+        {"id": "near-copy", "text": _edit(originals[1], rng, 2), "quality_score": 0.9},
+        {
+            "id": "conv1",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "What is a shard?"},
+                {"role": "assistant", "content": "One file of a split."},
+            ],
+        },
+        {
+            "id": "conv2",
+            "messages": [
+                {"role": "system", "content": "Be kind."},
+                {"role": "user", "content": "What is a shard?"},
+                {"role": "assistant", "content": "One file of a split."},
+            ],
+        },
+        b"{not json",
+        {"id": "no-text", "title": "nothing"},
+        {"id": "bad-score", "text": "x", "quality_score": "high"},
+    ]
+    first = root / "a.jsonl"
+    with open(first, "wb") as out:
+        for row in rows:
+            out.write((row if isinstance(row, bytes) else orjson.dumps(row)) + b"\n")
+            if rng.random() < 0.05:
+                out.write(b"\n")  # blank lines keep the line numbers honest
+    second_rows = [
+        {"id": f"b{i}", "text": _text(rng, rng.randrange(5, 60)), "quality_score": 0.75}
+        for i in range(60)
+    ]
+    second_rows += [
+        {"text": "No id here, and a repeat.", "quality_score": 0.8},
+        {"id": "cross-exact", "text": originals[2], "quality_score": 0.9},
+        {"id": "cross-near", "text": _edit(originals[3], rng, 2), "quality_score": 0.9},
+        {"id": "low-dup", "text": originals[4], "quality_score": 0.1},
+    ]
+    second = root / "b.jsonl.gz"
+    with gzip.open(second, "wb") as gz:
+        gz.write(b"".join(orjson.dumps(r) + b"\n" for r in second_rows))
+    third = root / "c.json"
+    third_rows = [{"id": f"c{i}", "text": _text(rng, 40)} for i in range(20)]
+    third_rows.append({"id": "cross-third", "text": chain_a})
+    third.write_text(json.dumps(third_rows), encoding="utf-8")
+    more = root / "more"  # a folder of small files: many blocks to keep in order
+    more.mkdir()
+    for n in range(8):
+        texts = [_text(rng, 30) for _ in range(25)] + [originals[5], _edit(originals[6], rng, 1)]
+        lines = [orjson.dumps({"text": t, "quality_score": 0.5}) + b"\n" for t in texts]
+        (more / f"part{n}.jsonl").write_bytes(b"".join(lines))
+    return [first, second, third, more]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def both(
+    inputs: list[Any], tmp_path: Path, config: dict[str, Any]
+) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Pack with each engine; every file identical but the manifest, which differs only in
+    ``config.engine``."""
+    outs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        report = qudata.pack_dataset(inputs, out, config={**config, "engine": {"name": engine}})
+        assert report.balanced()
+        outs[engine] = tree(out)
+    local, distributed = outs["local"], outs["ray"]
+    assert sorted(local) == sorted(distributed)
+    differ = [name for name in local if local[name] != distributed[name]]
+    assert differ == ["manifest.json"]
+    m_local, m_ray = (orjson.loads(t["manifest.json"]) for t in (local, distributed))
+    assert m_ray["config"].pop("engine")["name"] == "ray"
+    assert m_local["config"].pop("engine")["name"] == "local"
+    for m in (m_local, m_ray):
+        del m["config_sha256"]
+    assert m_local == m_ray
+    return local, distributed
+
+
+def counts(files: dict[str, bytes]) -> dict[str, Any]:
+    return dict(orjson.loads(files["manifest.json"])["counts"])
+
+
+def test_formats_quality_exact_dedup_and_splits(corpus: list[Path], tmp_path: Path) -> None:
+    config = {
+        "quality": {"min_quality_score": 0.3},
+        "dedup": {"method": "exact"},
+        "output": {
+            "split": {"train": 0.6, "validation": 0.2, "test": 0.2},
+            "add_metadata": ["chars", "tokens"],
+        },
+        "pack": {"chatml": {"include_metadata": True}, "jsonl": {"filter_low_quality": True}},
+    }
+    local, _ = both([str(p) for p in corpus], tmp_path, config)
+    c = counts(local)
+    assert c["read"] > 240
+    assert {"invalid", "low_quality", "duplicate_exact"} <= set(c["dropped"])
+    splits = {name.split("/")[1].split("-")[0] for name in local if name.startswith("chatml/")}
+    assert splits == {"train", "validation", "test"}
+    rejects = [orjson.loads(line) for line in local["rejects.jsonl"].splitlines()]
+    by_id = {r["id"]: r for r in rejects if r["format"] is None}
+    assert by_id["exact-copy"]["duplicate_of"] == "orig0"
+    assert by_id["conv2"]["duplicate_of"] == "conv1"
+    base = "doc-" + xxhash.xxh3_64_hexdigest(b"No id here, and a repeat.")
+    derived = [
+        (r["id"], r["duplicate_of"]) for r in by_id.values() if str(r["id"]).startswith(base)
+    ]
+    assert derived == [(base + "-2", base), (base + "-3", base)]
+
+
+def test_near_dedup_shuffle_and_shards(corpus: list[Path], tmp_path: Path) -> None:
+    config = {
+        "quality": {"tokenizer": "none"},
+        "pack": {"chatml": {"max_tokens_per_message": None}},
+        "dedup": {"method": "near"},
+        "output": {
+            "split": {"train": 0.5, "validation": 0.25, "test": 0.25},
+            "shuffle": True,
+            "shard_records": 40,
+        },
+    }
+    local, _ = both([str(p) for p in corpus], tmp_path, config)
+    rejects = [orjson.loads(line) for line in local["rejects.jsonl"].splitlines()]
+    near = {r["id"]: r["duplicate_of"] for r in rejects if r["reason"] == "duplicate_near"}
+    assert near["near-copy"] == "orig1" and near["cross-near"] == "orig3"
+    # the local rule: chain-c is near chain-b, which is not kept, and not near chain-a, so it
+    # stays (one "component" a-b-c keeping only its first document would drop it)
+    assert near["chain-b"] == "chain-a" and "chain-c" not in near
+    exact = {r["id"]: r["duplicate_of"] for r in rejects if r["reason"] == "duplicate_exact"}
+    assert exact["cross-third"] == "chain-a" and exact["low-dup"] == "orig4"
+    assert any("-00001-of-" in name for name in local)
+
+
+def test_no_dedup_scored_and_derived_ids(corpus: list[Path], tmp_path: Path) -> None:
+    config = {
+        "quality": {"tokenizer": "estimate", "missing_score": "score", "score_components": True},
+        "pack": {"chatml": {"max_tokens_per_message": None}},
+        "dedup": {"method": "none"},
+        "output": {"split": {"train": 0.7, "validation": 0.2, "test": 0.1}, "seed": 3},
+    }
+    local, _ = both([str(p) for p in corpus], tmp_path, config)
+    assert "quality_components" in local["jsonl/train-00000-of-00001.jsonl"].decode()
+
+
+def test_on_error_fail_raises_the_same_error(corpus: list[Path], tmp_path: Path) -> None:
+    errors = []
+    for engine in ("local", "ray"):
+        config = {"input": {"on_error": "fail"}, "engine": {"name": engine}}
+        with pytest.raises(InputError) as info:
+            qudata.pack_dataset([str(p) for p in corpus], tmp_path / engine, config=config)
+        errors.append(str(info.value))
+        assert not (tmp_path / engine).exists()
+    assert errors[0] == errors[1] and ":" in errors[0]
+
+
+def test_uri_inputs_and_the_command_line(corpus: list[Path], tmp_path: Path) -> None:
+    """``file://`` URIs go through fsspec (as ``s3://`` would); the CLI's ``--engine ray``."""
+    args = ["-f", "jsonl", "--tokenizer", "none", "--dedup", "near", "-q"]
+    result = CliRunner().invoke(
+        cli, ["pack", *map(str, corpus), "-o", str(tmp_path / "cli"), *args]
+    )
+    assert result.exit_code == 0, result.output
+    uris = [p.as_uri() for p in corpus]
+    result = CliRunner().invoke(
+        cli, ["pack", *uris, "-o", str(tmp_path / "uri"), "--engine", "ray", *args]
+    )
+    assert result.exit_code == 0, result.output
+    local, remote = tree(tmp_path / "cli"), tree(tmp_path / "uri")
+    assert local["jsonl/train-00000-of-00001.jsonl"] == remote["jsonl/train-00000-of-00001.jsonl"]
+    inputs = orjson.loads(remote["manifest.json"])["inputs"]
+    assert [i["path"] for i in inputs[:3]] == uris[:3]
+    assert inputs[3]["path"] == uris[3] + "/part0.jsonl"
+    assert [(i["sha256"], i["records"]) for i in inputs] == [
+        (i["sha256"], i["records"]) for i in orjson.loads(local["manifest.json"])["inputs"]
+    ]
+
+
+def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qudata.engines import ray as engine
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(MissingExtraError, match=r"qudata\[ray\]"):
+        engine._import_ray()
+
+
+def test_qudata_imports_no_ray() -> None:
+    code = "import sys, qudata, qudata.pack, qudata.pipeline; print('ray' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "False", out.stderr
