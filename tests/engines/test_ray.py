@@ -29,7 +29,10 @@ from qudata.errors import InputError, MissingExtraError
 ray = pytest.importorskip("ray")
 
 # Ray's internals warn about their own deprecated settings; nothing qudata can act on.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*"),
+    pytest.mark.filterwarnings("ignore::FutureWarning:ray.*"),
+]
 
 WORDS = [f"{stem}{n}" for stem in ("data", "token", "shard", "corpus") for n in range(10)]
 
@@ -250,6 +253,27 @@ def test_no_dedup_scored_and_derived_ids(corpus: list[Path], tmp_path: Path) -> 
     }
     local, _ = both([str(p) for p in corpus], tmp_path, config)
     assert "quality_components" in local["jsonl/train-00000-of-00001.jsonl"].decode()
+
+
+def test_parquet_text_folder_empty_file_and_nothing_kept(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    pa = pytest.importorskip("pyarrow")
+    root = tmp_path / "in"
+    (root / "notes" / "sub").mkdir(parents=True)
+    (root / "notes" / "a.md").write_text("# Title A\n\nSome text about shards.\n")
+    (root / "notes" / "sub" / "b.txt").write_text("ANOTHER note,  without a title.\n")
+    (root / "notes" / "c.txt").write_text("Another note, without a title.\n")
+    (root / "empty.jsonl").write_bytes(b"")
+    rows = [{"id": f"p{i}", "text": f"parquet row {i % 3}", "quality_score": 0.5} for i in range(9)]
+    pq.write_table(pa.Table.from_pylist(rows), root / "rows.parquet")
+    inputs = [str(root / "empty.jsonl"), str(root / "rows.parquet"), str(root / "notes")]
+    local, _ = both(inputs, tmp_path / "kept", {"dedup": {"method": "near"}})
+    assert counts(local)["dropped"] == {"duplicate_exact": 7}  # 6 Parquet rows, sub/b.txt
+    rejects = [orjson.loads(line) for line in local["rejects.jsonl"].splitlines()]
+    assert rejects[-1]["id"] == "sub/b.txt" and rejects[-1]["duplicate_of"] == "c.txt"
+    nothing = {"quality": {"missing_score": "drop", "min_quality_score": 0.9}}
+    local, _ = both(inputs, tmp_path / "none", {**nothing, "dedup": {"method": "near"}})
+    assert counts(local)["accepted"] == 0
 
 
 def test_on_error_fail_raises_the_same_error(corpus: list[Path], tmp_path: Path) -> None:

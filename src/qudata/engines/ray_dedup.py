@@ -36,6 +36,7 @@ from qudata.config import DedupConfig
 __all__ = ["KeyTable", "Verdicts", "duplicate_verdicts"]
 
 _PAIR = np.dtype([("hi", "<i8"), ("lo", "<i8")])
+GROUP_ROWS = 80_000
 
 
 class KeyTable:
@@ -111,7 +112,8 @@ def _band_edges(table: pa.Table, *, heads: KeyTable) -> pa.Table:
 
 
 def _components(edges: Any) -> KeyTable:
-    """Union-find over the candidate edges (on the driver): position -> component root."""
+    """Union-find over the candidate edges (on the driver): position -> component (its
+    smallest position)."""
     parent: dict[int, int] = {}
 
     def find(x: int) -> int:
@@ -133,17 +135,21 @@ def _components(edges: Any) -> KeyTable:
     return KeyTable(nodes, comp=roots)
 
 
-def _with_component(table: pa.Table, *, components: KeyTable) -> pa.Table:
+def _with_group(table: pa.Table, *, components: KeyTable, groups: int) -> pa.Table:
+    """The documents that have a candidate, with the group of their component."""
     found, values = components.lookup(table["pos"].to_numpy())
-    return table.filter(pa.array(found)).append_column("comp", pa.array(values["comp"]))
+    comp = values["comp"].view(np.uint64)
+    group = ((comp * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) % np.uint64(groups)
+    return table.filter(pa.array(found)).append_column("group", pa.array(group.astype(np.int64)))
 
 
 def _resolve_component(
     group: dict[str, np.ndarray], *, threshold: float, num_perm: int, ngram: int
 ) -> dict[str, np.ndarray]:
-    """The local engine's deduplicator over one component, in input order: the same
-    verdicts, since every candidate it would find locally shares a band, hence the
-    component."""
+    """The local engine's deduplicator over a group of whole components, in input order:
+    the same verdicts as locally, since every candidate it would find locally shares a
+    band with the document, hence is in its component, and components share no band and
+    no exact key (so one deduplicator serves a whole group)."""
     from qudata.quality.near_dedup import NearDeduplicator
 
     dedup = NearDeduplicator(threshold, num_perm=num_perm, ngram=ngram, workers=1)
@@ -229,11 +235,15 @@ def duplicate_verdicts(keyed: Any, cfg: DedupConfig, partitions: int) -> Verdict
         fn_kwargs={"heads": KeyTable(heads["band"], first=heads["first"])},
     )
     components = _components(edges)
+    # groups of about GROUP_ROWS documents (signatures of 50 MB), at least one per partition
+    groups = max(partitions, len(components) // GROUP_ROWS + 1)
     resolved = (
         keyed.map_batches(
-            _with_component, batch_format="pyarrow", fn_kwargs={"components": components}
+            _with_group,
+            batch_format="pyarrow",
+            fn_kwargs={"components": components, "groups": groups},
         )
-        .groupby("comp", num_partitions=partitions)
+        .groupby("group", num_partitions=partitions)
         .map_groups(
             _resolve_component,
             batch_format="numpy",

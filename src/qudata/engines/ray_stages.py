@@ -242,7 +242,11 @@ def sign_texts(table: pa.Table, *, near: tuple[int, int, int] | None) -> pa.Tabl
     seed), also the pickled MinHash signature ``sig`` (as ``NearDeduplicator``'s)."""
     texts = [b.decode("utf-8", "surrogatepass") for b in table["text"].to_pylist()]
     columns: dict[str, Any] = {"pos": table["pos"]}
-    if near is None:
+    keys: list[bytes] = []
+    if not texts:
+        if near is not None:
+            columns["sig"] = pa.array([], pa.large_binary())
+    elif near is None:
         keys = exact_keys(texts)
     else:
         from qudata.quality.near_dedup import signatures
