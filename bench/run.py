@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -40,7 +41,11 @@ RESULTS_DIR = WORK / "results"
 TIME_BIN = "/usr/bin/time"
 MIB = 1024 * 1024
 
-ALL_JOBS = ["pack", "hf", "formats", "exact_dedup", "near_dedup", "tokens", "memory", "full"]
+ALL_JOBS = [
+    "pack", "hf", "formats", "exact_dedup", "near_dedup", "tokens", "memory", "full",
+    "default", "long",
+]  # fmt: skip
+LONG_MB = (1, 4, 16)  # sizes of the single long documents of the `long` job
 
 
 # ---------------------------------------------------------------------------------------
@@ -231,22 +236,42 @@ def count_lines(path: Path) -> int:
 # The jobs
 
 
-def build(qudata: list[str], peers: str, corpus: Path, small: Path) -> list[Comparison]:
+def long_document(mb: int, corpus: Path) -> Path:
+    """bench/.work/corpus/long-<mb>.jsonl: one document of ``mb`` MB, the corpus's texts
+    joined as paragraphs (a book, a log: what a user's corpus may hold)."""
+    path = CORPUS_DIR / f"long-{mb}.jsonl"
+    if path.exists():
+        return path
+    parts, size = [], 0
+    with open(corpus, "rb") as fin:
+        for line in fin:
+            text = json.loads(line).get("text") or ""
+            parts.append(text)
+            size += len(text.encode("utf-8")) + 2
+            if size >= mb * MIB:
+                break
+    doc = {"id": f"long-{mb}", "title": f"A {mb} MB document", "text": "\n\n".join(parts)}
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(json.dumps(doc, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def build(
+    qudata: list[str], peers: str, corpus: Path, small: Path, longs: dict[int, Path]
+) -> list[Comparison]:
     def out(name: str) -> Path:
         return OUT_DIR / name
 
-    def q(key: str, *args: str, src: Path = corpus) -> Step:
+    def q(key: str, *args: str, src: Path = corpus, quiet: bool = True) -> Step:
         o = out(key)
-        return Step(
-            key,
-            [*qudata, "pack", str(src), "-o", str(o), *args, "--overwrite", "-q"],
-            out=o,
-            qudata=True,
-        )
+        flags = ["--overwrite", "-q"] if quiet else []
+        argv = [*qudata, "pack", str(src), "-o", str(o), *args, *flags]
+        return Step(key, argv, out=o, qudata=True)
 
-    def ref(key: str, script: str, *args: str, output: bool = True) -> Step:
+    def ref(key: str, script: str, *args: str, output: bool = True, src: Path = corpus) -> Step:
         o = out(key + ".jsonl") if output else None
-        argv = [peers, str(BENCH / script), str(corpus)]
+        argv = [peers, str(BENCH / script), str(src)]
         if o is not None:
             argv.append(str(o))
         return Step(key, [*argv, *args], out=o)
@@ -263,6 +288,52 @@ def build(qudata: list[str], peers: str, corpus: Path, small: Path) -> list[Comp
     q_tok = q("q-jsonl-tokens", "-f", "jsonl", "--dedup", "none", "--tokenizer", "cl100k_base")
     small_mb = small.stat().st_size / MIB
     big_mb = corpus.stat().st_size / MIB
+
+    def default(fmt: str, limit: float) -> Comparison:
+        """The command line a user types, with no flag: default tokenizer, dedup, budget."""
+        return Comparison(
+            job="default",
+            label=f"default_{fmt}",
+            q_name=f"pack -f {fmt}",
+            qudata=[q(f"q-default-{fmt}", "-f", fmt, quiet=False)],
+            ref=[ref(f"ref-default-{fmt}", "ref_default.py", "--format", fmt)],
+            r_name="orjson+dedup+tiktoken",
+            metric="time",
+            limit=limit,
+            stretch=1.2 if fmt == "chatml" else None,
+            target=f"time <= {limit}x",
+        )
+
+    def long(mb: int) -> Step:
+        return q(f"q-long-{mb}", "-f", "chatml", src=longs[mb], quiet=False)
+
+    scaling = [
+        Comparison(
+            job="long",
+            label=f"long_{b}MB_vs_{a}MB",
+            q_name=f"chatml {b} MB",
+            r_name=f"chatml {a} MB",
+            qudata=[long(b)],
+            ref=[long(a)],
+            metric="time",
+            limit=5.0,
+            target=f"linear: <= 5x for {b // a}x the length",
+        )
+        for a, b in itertools.pairwise(LONG_MB)
+    ] + [
+        Comparison(
+            job="long",
+            label=f"long_{mb}MB",
+            q_name=f"chatml {mb} MB",
+            r_name="tiktoken once",
+            qudata=[long(mb)],
+            ref=[ref(f"ref-long-{mb}", "ref_tiktoken.py", output=False, src=longs[mb])],
+            metric="time",
+            limit=3.0,
+            target="time <= 3x one encode",
+        )
+        for mb in LONG_MB[-1:]
+    ]
 
     return [
         Comparison(
@@ -310,6 +381,10 @@ def build(qudata: list[str], peers: str, corpus: Path, small: Path) -> list[Comp
             ref=[r_loop0, r_tok, r_exact], r_name="loop+tiktoken+exact",
             metric="time", limit=1.0, target="time <= 1.0x the sum",
         ),
+        default("chatml", 1.5),
+        default("jsonl", 1.3),
+        default("plain", 1.3),
+        *scaling,
     ]  # fmt: skip
 
 
@@ -521,8 +596,9 @@ def main() -> int:
     corpus = corpus_path(args.corpus_mb)
     small = corpus_path(args.corpus_mb / 4)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    comps = [c for c in build(qudata, peers, corpus, small) if c.job in jobs]
-    for path in {corpus, small}:
+    longs = {mb: long_document(mb, corpus) for mb in LONG_MB} if "long" in jobs else {}
+    comps = [c for c in build(qudata, peers, corpus, small, longs) if c.job in jobs]
+    for path in {corpus, small, *longs.values()}:
         warm(path)
     n_docs = count_lines(corpus)
 

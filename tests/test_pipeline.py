@@ -355,3 +355,48 @@ def test_yaml_config_path(docs_file: Path, spec_yaml: Path, tmp_path: Path) -> N
     # spec filter: 0.4 < 0.7 dropped; the document without a score is kept
     assert m["formats"]["jsonl"]["dropped"] == {"low_quality": 1}
     assert m["formats"]["jsonl"]["documents"] == 4
+
+
+def test_each_text_is_tokenized_once_per_run(tmp_path: Path, monkeypatch: Any) -> None:
+    """The budget, every format's output, the manifest and add_metadata share counts."""
+    from qudata import pipeline
+    from qudata.quality.tokens import get_token_counter
+
+    real = get_token_counter("cl100k_base")
+    seen: list[str] = []
+
+    class Recording:
+        name, exact = real.name, real.exact
+
+        def count(self, text: str) -> int:
+            seen.append(text)
+            return real.count(text)
+
+        def count_batch(self, texts: Any) -> list[int]:
+            seen.extend(texts)
+            return real.count_batch(texts)
+
+        def encode_batch(self, texts: Any) -> list[list[int]]:
+            seen.extend(texts)
+            return real.encode_batch(texts)
+
+        def token_ends(self, text: str, tokens: Any = None) -> list[int]:
+            if tokens is None:  # tokenizes again
+                seen.append(text)
+            return real.token_ends(text, tokens)
+
+    monkeypatch.setattr(pipeline, "get_token_counter", lambda *_: Recording())
+    long = "\n\n".join(f"Paragraph {n} has a few plain words in it." for n in range(60))
+    docs = [{"id": f"d{n}", "title": f"T{n}", "text": f"{long} {n}"} for n in range(5)]
+    docs += [{"id": "s", "text": "short text"}]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in docs))
+    config = {
+        "pack": {"chatml": {"max_tokens_per_message": 64}},
+        "output": {"add_metadata": ["tokens"]},
+    }
+    report = qudata.pack_dataset(source, tmp_path / "out", config=config)
+    assert report.balanced() and report.formats["chatml"].records > len(docs)
+    repeated = {t[:30] for t in seen if seen.count(t) > 1}
+    assert not repeated
+    assert report.formats["jsonl"].tokens == sum(real.count(d["text"]) for d in docs)

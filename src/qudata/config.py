@@ -154,6 +154,8 @@ class QualityConfig(Section):
     """``quality``: token counting and quality-score filtering before formatting."""
 
     tokenizer: str = "cl100k_base"
+    #: threads of a batch token count; None: chosen per batch from its size and free CPUs
+    token_threads: int | None = Field(default=None, ge=1, le=64)
     min_quality_score: float | None = Field(default=None, ge=0.0, le=1.0)
     missing_score: Literal["keep", "drop", "score"] = "keep"
     score_components: bool = False

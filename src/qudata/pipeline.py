@@ -31,7 +31,7 @@ from qudata.pack.registry import get_formatter
 from qudata.quality.dedup import Deduplicator, exact_key, make_deduplicator
 from qudata.quality.gate import QualityGate
 from qudata.quality.report import Drop, Observations, RunReport
-from qudata.quality.tokens import get_token_counter
+from qudata.quality.tokens import CountCache, get_token_counter
 
 __all__ = ["pack_dataset"]
 
@@ -125,7 +125,8 @@ class _Run:
 
     def _pack(self, sources: list[Source], staging: Path) -> None:
         cfg = self.cfg
-        counter = self._token_counter()
+        base = self._token_counter()
+        counter = None if base is None else CountCache(base)  # each text counted once
         gate = QualityGate(cfg.quality, with_components=cfg.quality.score_components)
         dedup = self._deduplicator()
         splitter = SplitAssigner(cfg.output.split, seed=cfg.output.seed)
@@ -150,6 +151,8 @@ class _Run:
         try:
             with rejects:
                 for batch in _batched(self._documents(sources, rejects), BATCH_SIZE):
+                    if counter is not None:
+                        counter.clear()
                     kept = self._checks(batch, gate, dedup, counter, reject)
                     self._add_metadata(kept, counter)
                     if splitter.single:
@@ -179,7 +182,7 @@ class _Run:
 
     # Hooks of the Ray engine (qudata.engines.ray), which feeds this run precomputed work.
     def _token_counter(self) -> Any:
-        return get_token_counter(self.cfg.quality.tokenizer)
+        return get_token_counter(self.cfg.quality.tokenizer, self.cfg.quality.token_threads)
 
     def _deduplicator(self) -> Deduplicator | None:
         dedup = self.cfg.dedup
@@ -202,9 +205,9 @@ class _Run:
         wanted = self.cfg.output.add_metadata
         if not wanted:
             return
-        counts = (
-            count_once(counter, [d.text for d in docs]) if counter and "tokens" in wanted else {}
-        )
+        counts = {}
+        if counter is not None and "tokens" in wanted:
+            counts = count_once(counter, [d.text for d in docs])
         for doc in docs:
             if "chars" in wanted:
                 doc.metadata["chars"] = len(doc.text)

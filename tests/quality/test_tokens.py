@@ -98,12 +98,24 @@ def test_special_token_strings_are_ordinary_text() -> None:
 def test_count_batch_equals_count_on_both_paths() -> None:
     encoding = load_tiktoken_encoding("cl100k_base")
     small = SAMPLES
-    big = [text * 200 for text in SAMPLES]  # over the threading threshold
-    assert sum(map(len, big)) > tokens._MIN_THREADED_CHARS
-    for threads in (1, 2):
+    big = [text * 20_000 for text in SAMPLES]  # enough characters for two threads
+    assert tokens.batch_threads(big, limit=2) == 2
+    for threads in (None, 1, 2):
         counter = TiktokenCounter(encoding, num_threads=threads)
         for batch in (small, big, []):
             assert counter.count_batch(batch) == [counter.count(t) for t in batch]
+
+
+def test_threads_follow_the_batch_size_and_the_free_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    chunk = "x" * tokens.CHARS_PER_THREAD
+    assert tokens.batch_threads(["short"] * 10_000) == 1  # 52k short records: one thread
+    assert tokens.batch_threads([chunk] * 4, limit=3) == 3
+    monkeypatch.setattr(tokens, "DEFAULT_THREADS", 2)
+    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (1.9, 0.0, 0.0))  # a busy 2-core box
+    assert tokens.free_cpus() == 1
+    assert tokens.batch_threads([chunk] * 8) == 1
+    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert tokens.batch_threads([chunk] * 8) == 2
 
 
 def test_patterns_and_special_tokens_match_tiktoken(monkeypatch: pytest.MonkeyPatch) -> None:

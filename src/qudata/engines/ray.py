@@ -220,8 +220,8 @@ class _PrecountedCounter:
                 counts[i] = n
         return counts  # type: ignore[return-value]
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.counter, name)
+    def token_ends(self, text: str, tokens: Any = None) -> list[int]:
+        return self.counter.token_ends(text, tokens)  # type: ignore[no-any-return]
 
 
 class _Replay:

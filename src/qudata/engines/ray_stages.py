@@ -282,7 +282,7 @@ class Prepare:
         from qudata.quality.gate import QualityGate
         from qudata.quality.tokens import get_token_counter
 
-        self.counter = get_token_counter(tokenizer)
+        self.counter = get_token_counter(tokenizer, quality.token_threads or 1)  # one per actor
         self.gate = QualityGate(quality, with_components=quality.score_components)
         self.roles = roles
         self.cluster = cluster

@@ -75,7 +75,8 @@ class Formatter(ABC, Generic[Opts]):
         if self._counter is None and self.config.quality.tokenizer != "none":
             from qudata.quality.tokens import get_token_counter
 
-            self._counter = get_token_counter(self.config.quality.tokenizer)
+            quality = self.config.quality
+            self._counter = get_token_counter(quality.tokenizer, quality.token_threads)
         return self._counter
 
     @counter.setter

@@ -1,88 +1,135 @@
-"""Token budgets: cut a long text into parts that each fit, or truncate it.
+"""Token budgets: cut a long text into parts that each fit, or truncate it, in linear time.
 
-Cuts fall on paragraph boundaries first, then sentence boundaries, then token
-boundaries (found by bisection on the text with the exact counter, so no part
-ever exceeds the budget and no character is lost or split).
+The text is tokenized once (:meth:`~qudata.quality.tokens.TokenCounter.token_ends` gives
+the character offset where each token ends). Each part then takes as many tokens as the
+budget allows, and its cut moves back to the last paragraph boundary in that window,
+else the last sentence boundary, else the last whitespace in the window's second half,
+else the last token end (never inside a character). Parts are slices of the text: the
+only characters lost are the whitespace at a cut. Each part is counted once more with
+the exact counter, since cutting can change how its edges tokenize; a part over the
+budget shrinks by its excess and is counted again (rare: the count calls stay a small
+constant per part).
 
-    >>> count = lambda s: len(s.split())
-    >>> split_to_budget("one two. three four.\\n\\nfive six", 2, count)
-    ['one two.', 'three four.', 'five six']
+    >>> from qudata.quality.tokens import get_token_counter
+    >>> counter = get_token_counter("cl100k_base")
+    >>> split_to_budget("One two three. Four five six.\\n\\nSeven eight.", 5, counter)
+    ['One two three.', 'Four five six.', 'Seven eight.']
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Sequence
+
+from qudata.quality.tokens import TokenCounter
 
 __all__ = ["split_to_budget", "truncate_to_budget"]
 
-Count = Callable[[str], int]
+_PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+")  # also CJK full stops
+_SPACE = re.compile(r"\s+")
 
 
-def _prefix_within(text: str, budget: int, count: Count) -> int:
-    """The longest prefix length (>= 1 char) of ``text`` with at most ``budget`` tokens."""
-    low, high = 1, len(text)
-    while low < high:
-        mid = (low + high + 1) // 2
-        if count(text[:mid]) <= budget:
-            low = mid
-        else:
-            high = mid - 1
-    # prefer to cut after whitespace when one is near, so words stay whole
-    space = text.rfind(" ", 0, low)
-    return space + 1 if space > low // 2 else low
+class _Cuts:
+    """Boundaries of one kind as sorted ``(start, end)`` spans: a part ends at ``start``
+    and the next one begins at ``end``."""
+
+    def __init__(self, pattern: re.Pattern[str], text: str) -> None:
+        spans = [m.span() for m in pattern.finditer(text)]
+        self.starts = [s for s, _ in spans]
+        self.ends = [e for _, e in spans]
+
+    def last(self, low: int, high: int) -> tuple[int, int] | None:
+        """The last span starting in ``(low, high]``."""
+        i = bisect_right(self.starts, high) - 1
+        if i < 0 or self.starts[i] <= low:
+            return None
+        return self.starts[i], self.ends[i]
 
 
-def _by_tokens(text: str, budget: int, count: Count) -> list[str]:
-    parts = []
-    while text:
-        if count(text) <= budget:
-            parts.append(text)
-            break
-        cut = _prefix_within(text, budget, count)
-        parts.append(text[:cut].rstrip() or text[:cut])
-        text = text[cut:].lstrip()
-    return [p for p in parts if p]
+class _Splitter:
+    def __init__(self, text: str, budget: int, counter: TokenCounter) -> None:
+        self.text, self.budget, self.counter = text, budget, counter
+        self.ends: Sequence[int] = counter.token_ends(text)
+        self.paragraphs = _Cuts(_PARAGRAPH, text)
+        self.sentences = _Cuts(_SENTENCE, text)
+
+    def window_end(self, start: int, tokens: int) -> int:
+        """The furthest token end such that ``text[start:end]`` spans ``tokens`` tokens."""
+        ends = self.ends
+        first = bisect_right(ends, start)  # the first token ending after ``start``
+        last = min(first + tokens, len(ends)) - 1
+        if last < first:
+            return start
+        return ends[last]
+
+    def cut(self, start: int, high: int) -> tuple[int, int]:
+        """Where the part from ``start`` ends (at most ``high``) and the next one begins."""
+        text = self.text
+        if high >= len(text):
+            return len(text), len(text)
+        for cuts in (self.paragraphs, self.sentences):
+            span = cuts.last(start, high)
+            if span is not None:
+                return span
+        # the last whitespace in the second half of the window keeps words whole
+        space = max(text.rfind(" ", start, high + 1), text.rfind("\n", start, high + 1))
+        if space > start + (high - start) // 2:
+            match = _SPACE.match(text, space)
+            assert match is not None
+            begin = space
+            while begin > start and text[begin - 1].isspace():
+                begin -= 1
+            return begin, match.end()
+        if high <= start:  # not one token fits: take one whole token (or character)
+            later = self.ends[bisect_right(self.ends, start) :]
+            high = next((e for e in later if e > start), start + 1)
+        return high, high
+
+    def part(self, start: int) -> tuple[str, int]:
+        """The next part from ``start`` and where the one after it begins."""
+        allowed, attempt = self.budget, 0
+        while True:
+            end, following = self.cut(start, self.window_end(start, allowed))
+            part = self.text[start:end].rstrip() or self.text[start:end]
+            over = self.counter.count(part) - self.budget
+            if over <= 0 or len(part) == 1:
+                break
+            if allowed == 1:  # one token of the text is more than one on its own
+                end = following = start + 1
+                part = self.text[start:end]
+                break
+            # the cut changed the tokenization: shrink by the excess, then ever faster
+            allowed = max(1, allowed - over * 2**attempt)
+            attempt += 1
+        while following < len(self.text) and self.text[following].isspace():
+            following += 1
+        return part, following
 
 
-def _pack(
-    pieces: list[str], joiner: str, budget: int, count: Count, finer: Callable[[str], list[str]]
-) -> list[str]:
-    """Greedily join ``pieces`` into parts within ``budget``; oversize pieces go to ``finer``."""
+def split_to_budget(text: str, budget: int, counter: TokenCounter) -> list[str]:
+    """``text`` in order, as parts of at most ``budget`` tokens each (by ``counter``).
+
+    A text within the budget is returned whole (tokenized once). A single character over
+    the budget on its own (a budget below its token count) becomes a part of its own.
+    """
+    splitter = _Splitter(text, budget, counter)
+    if len(splitter.ends) <= budget:  # token_ends has one end per token: the count
+        return [text]
     parts: list[str] = []
-    current = ""
-    for piece in pieces:
-        candidate = f"{current}{joiner}{piece}" if current else piece
-        if count(candidate) <= budget:
-            current = candidate
-            continue
-        if current:
-            parts.append(current)
-            current = ""
-        if count(piece) <= budget:
-            current = piece
-        else:
-            parts.extend(finer(piece))
-    if current:
-        parts.append(current)
+    start = 0
+    while start < len(text):
+        part, start = splitter.part(start)
+        if part:
+            parts.append(part)
     return parts
 
 
-def split_to_budget(text: str, budget: int, count: Count) -> list[str]:
-    """``text`` in order, as parts of at most ``budget`` tokens each."""
-    if count(text) <= budget:
-        return [text]
-
-    def sentences(paragraph: str) -> list[str]:
-        return _pack(
-            _SENTENCE.split(paragraph), " ", budget, count, lambda s: _by_tokens(s, budget, count)
-        )
-
-    paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
-    return _pack(paragraphs, "\n\n", budget, count, sentences)
-
-
-def truncate_to_budget(text: str, budget: int, count: Count) -> str:
-    """The longest prefix of ``text`` within ``budget`` tokens (cut as :func:`split_to_budget`)."""
-    return split_to_budget(text, budget, count)[0]
+def truncate_to_budget(text: str, budget: int, counter: TokenCounter) -> str:
+    """The longest prefix of ``text`` within ``budget`` tokens, cut as
+    :func:`split_to_budget` cuts its first part."""
+    splitter = _Splitter(text, budget, counter)
+    if len(splitter.ends) <= budget:
+        return text
+    return splitter.part(0)[0]

@@ -226,7 +226,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             if tokens <= limit:
                 continue
             if opts.on_overflow == "truncate":
-                message["content"] = truncate_to_budget(content, limit, count)
+                message["content"] = truncate_to_budget(content, limit, self.counter)
                 self.stats.events["truncated_messages"] += 1
                 self.stats.dropped_tokens["truncated"] += tokens - count(message["content"])
                 continue
@@ -262,7 +262,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         # rendered message fits (a few rounds at most; one for the default templates).
         budget = limit
         for _ in range(6):
-            parts = split_to_budget(text, budget, count) if tokens > budget else [text]
+            parts = split_to_budget(text, budget, self.counter) if tokens > budget else [text]
             if opts.on_overflow == "truncate":
                 parts = parts[:1]
             conversations = self._render(doc, parts, opts, state)

@@ -15,11 +15,13 @@ import importlib.util
 import math
 import os
 import tempfile
+from array import array
 from bisect import bisect_right
 from collections.abc import Sequence
 from functools import cache, lru_cache
+from itertools import accumulate, islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qudata.errors import ConfigError, MissingExtraError
 
@@ -27,16 +29,21 @@ if TYPE_CHECKING:
     import tiktoken
 
 __all__ = [
+    "CHARS_PER_THREAD",
     "DEFAULT_SPEC",
     "DEFAULT_THREADS",
+    "CountCache",
     "EstimateCounter",
     "HFTokenizerCounter",
     "TiktokenCounter",
     "TokenCounter",
     "TokenHistogram",
+    "batch_threads",
     "estimate_tokens",
+    "free_cpus",
     "get_token_counter",
     "load_tiktoken_encoding",
+    "proportional_ends",
 ]
 
 DEFAULT_SPEC = "cl100k_base"
@@ -67,10 +74,39 @@ _ENCODINGS: dict[str, tuple[str, str, dict[str, int]]] = {
         {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
     ),
 }
-#: Threads for ``encode_ordinary_batch``: one per CPU, at most 8 (more threads only contend).
+#: Most threads ``encode_ordinary_batch`` gets: one per usable CPU, at most 8.
 DEFAULT_THREADS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                       else os.cpu_count() or 1)  # fmt: skip
-_MIN_THREADED_CHARS = 65_536  # below this a thread pool costs more than it saves (measured)
+#: Characters of a batch per thread: a thread is only worth starting for this much work.
+CHARS_PER_THREAD = 1 << 20
+_CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 continuation bytes
+_ENDS_CHUNK = 1 << 16  # tokens decoded at a time by token_ends
+
+
+def free_cpus() -> int:
+    """Usable CPUs not busy with other work (the 1-minute load average, less this
+    thread), at least 1. On a busy machine, more threads than free cores only contend."""
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(DEFAULT_THREADS, round(DEFAULT_THREADS - busy + 1)))
+
+
+def batch_threads(texts: Sequence[str], limit: int | None = None) -> int:
+    """Threads for counting ``texts``: one per ``CHARS_PER_THREAD`` characters, no more
+    than the free CPUs (or ``limit``, when set)."""
+    wanted = sum(map(len, texts)) // CHARS_PER_THREAD
+    if wanted < 2:
+        return 1
+    return max(1, min(wanted, limit if limit else free_cpus()))
+
+
+def proportional_ends(text: str, n: int) -> list[int]:
+    """``n`` token ends spread evenly over ``text``: a fallback when offsets are unknown
+    (the budget recounts every part, so a poor guess costs time, never correctness)."""
+    size = len(text)
+    return [(k + 1) * size // n for k in range(n)]
 
 
 class TokenCounter(Protocol):
@@ -85,6 +121,15 @@ class TokenCounter(Protocol):
 
     def count(self, text: str) -> int: ...
     def count_batch(self, texts: Sequence[str]) -> list[int]: ...
+    def token_ends(self, text: str, tokens: Any = None) -> Sequence[int]:
+        """For each token of ``text``, the character offset where it ends: non-decreasing,
+        one per token (so its length is :meth:`count`), the last one ``len(text)``. A
+        token that ends inside a character (a byte-level token of a multi-byte one)
+        reports that character's start, so every end is a safe place to cut.
+
+        ``tokens``: what the counter's ``encode_batch`` (if it has one) gave for
+        ``text``, so that a text counted first is not tokenized again."""
+        ...
 
 
 def _cache_file(name: str) -> Path:
@@ -135,9 +180,13 @@ def load_tiktoken_encoding(name: str, path: str | None = None) -> tiktoken.Encod
 
 
 class TiktokenCounter:
-    """Exact counts with a tiktoken encoding; big batches on ``num_threads`` threads."""
+    """Exact counts with a tiktoken encoding.
 
-    def __init__(self, encoding: tiktoken.Encoding, *, num_threads: int = DEFAULT_THREADS) -> None:
+    ``num_threads`` (``quality.token_threads``): threads of a big batch; ``None`` chooses
+    per batch, from its size and the free CPUs (:func:`batch_threads`).
+    """
+
+    def __init__(self, encoding: tiktoken.Encoding, *, num_threads: int | None = None) -> None:
         self.name, self.exact, self.num_threads = encoding.name, True, num_threads
         self._encoding = encoding
 
@@ -145,10 +194,44 @@ class TiktokenCounter:
         return len(self._encoding.encode_ordinary(text))
 
     def count_batch(self, texts: Sequence[str]) -> list[int]:
-        if self.num_threads < 2 or sum(map(len, texts)) < _MIN_THREADED_CHARS:
-            return [len(self._encoding.encode_ordinary(t)) for t in texts]
-        batch = self._encoding.encode_ordinary_batch(list(texts), num_threads=self.num_threads)
-        return [len(tokens) for tokens in batch]
+        return [len(tokens) for tokens in self.encode_batch(texts)]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """The token ids of each text; on threads when the batch is big enough."""
+        threads = self.num_threads or batch_threads(texts)
+        if threads < 2 or len(texts) < 2:
+            return [self._encoding.encode_ordinary(t) for t in texts]
+        return self._encoding.encode_ordinary_batch(list(texts), num_threads=threads)
+
+    def token_ends(self, text: str, tokens: Any = None) -> Sequence[int]:
+        ids = self._encoding.encode_ordinary(text) if tokens is None else tokens
+        ends = array("q")  # 8 bytes a token; the token bytes are decoded in chunks
+        ascii_only, chars = text.isascii(), 0
+        for low in range(0, len(ids), _ENDS_CHUNK):
+            pieces = self._encoding.decode_tokens_bytes(ids[low : low + _ENDS_CHUNK + 1])
+            # the first byte of the next chunk tells whether the last token ends mid-character
+            following = pieces.pop()[0] if low + _ENDS_CHUNK < len(ids) else 0
+            if ascii_only:
+                ends.extend(islice(accumulate(map(len, pieces), initial=chars), 1, None))
+                chars = ends[-1]
+                continue
+            for i, piece in enumerate(pieces):
+                chars += len(piece.translate(None, _CONTINUATION))  # the characters it starts
+                after = pieces[i + 1][0] if i + 1 < len(pieces) else following
+                ends.append(chars - 1 if 0x80 <= after < 0xC0 else chars)
+        if chars != len(text):  # surrogate pairs: tiktoken joined two code points into one
+            return proportional_ends(text, len(ids))
+        return ends
+
+
+class _Encoded:
+    """A Hugging Face ``Encoding`` whose length is its number of tokens."""
+
+    def __init__(self, encoding: Any) -> None:
+        self.encoding = encoding
+
+    def __len__(self) -> int:
+        return len(self.encoding.ids)
 
 
 class HFTokenizerCounter:
@@ -178,8 +261,26 @@ class HFTokenizerCounter:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def count_batch(self, texts: Sequence[str]) -> list[int]:
+        return [len(encoded) for encoded in self.encode_batch(texts)]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[Any]:
         batch = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [len(encoding.ids) for encoding in batch]
+        return [_Encoded(encoding) for encoding in batch]
+
+    def token_ends(self, text: str, tokens: Any = None) -> list[int]:
+        encoded = self.encode_batch([text])[0] if tokens is None else tokens
+        offsets = encoded.encoding.offsets
+        ends, high = [], 0
+        for i, (start, end) in enumerate(offsets):
+            # a token that shares its character with the next one (byte-level pieces of
+            # one character) ends, safely, where that character starts
+            if i + 1 < len(offsets) and offsets[i + 1][0] < end:
+                end = start
+            high = max(high, min(end, len(text)))
+            ends.append(high)
+        if ends:
+            ends[-1] = len(text)
+        return ends
 
 
 def estimate_tokens(text: str) -> int:
@@ -214,11 +315,30 @@ class EstimateCounter:
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         return [estimate_tokens(t) for t in texts]
 
+    def token_ends(self, text: str, tokens: Any = None) -> list[int]:
+        """Where the estimate of a growing prefix reaches 1, 2, ... tokens."""
+        n = estimate_tokens(text)
+        if text.isascii():  # the estimate of a prefix of L characters is int(L/4.25 + 0.5)
+            ends = [min(len(text), math.ceil((k + 0.5) * 4.25)) for k in range(n)]
+        else:
+            ends, cost, k = [], 0.5, 1
+            for offset, char in enumerate(text, 1):
+                extra = 0 if char < "\x80" else len(char.encode("utf-8", "surrogatepass")) - 1
+                cost += 1 / 4.25 + 0.45 * extra
+                while k <= n and cost >= k:
+                    ends.append(offset)
+                    k += 1
+            ends.extend([len(text)] * (n - len(ends)))
+        if ends:
+            ends = ends[:n]
+            ends[-1] = len(text)
+        return ends
+
 
 @lru_cache(maxsize=16)
-def get_token_counter(spec: str = DEFAULT_SPEC) -> TokenCounter | None:
+def get_token_counter(spec: str = DEFAULT_SPEC, threads: int | None = None) -> TokenCounter | None:
     """The counter for ``spec``: cl100k_base, o200k_base, a tokenizer.json path, estimate; or
-    None for ``none``.
+    None for ``none``. ``threads``: of a tiktoken batch (None: chosen per batch).
 
     >>> get_token_counter("none") is None
     True
@@ -229,10 +349,88 @@ def get_token_counter(spec: str = DEFAULT_SPEC) -> TokenCounter | None:
     if key == "estimate":
         return EstimateCounter()
     if key in _ENCODINGS:
-        return TiktokenCounter(load_tiktoken_encoding(key))
+        return TiktokenCounter(load_tiktoken_encoding(key), num_threads=threads)
     if key.endswith(".json") or os.path.isfile(spec):
         return HFTokenizerCounter(spec.strip())
     raise ConfigError(f"unknown tokenizer {spec!r}: choose one of {_CHOICES}")
+
+
+class CountCache:
+    """A counter that remembers: each distinct text of a batch is tokenized once, whoever
+    asks (the ChatML budget, every format's output, the manifest, ``add_metadata``).
+
+    Wraps the run's counter; :meth:`clear` it between batches so memory stays bounded.
+    The tokens themselves are kept too (up to ``KEEP_TOKENS`` per batch, and always the
+    last text counted on its own), so that a text cut to a budget after its count is not
+    tokenized again.
+
+    >>> cache = CountCache(EstimateCounter())
+    >>> cache.count_batch(["a b c d e", "a b c d e"]), cache.size
+    ([2, 2], 1)
+    """
+
+    KEEP_TOKENS = 1 << 20  # about 36 MB of token lists
+
+    def __init__(self, counter: TokenCounter) -> None:
+        self.counter = counter
+        self.name, self.exact = counter.name, counter.exact
+        self._counts: dict[str, int] = {}
+        self._tokens: dict[str, Any] = {}  # text -> what the counter's encode_batch gave
+        self._kept = 0  # tokens held in _tokens
+        self._last: tuple[str, Any] | None = None  # the last text counted on its own
+        self._ends: tuple[str, Sequence[int]] | None = None  # the last text's, for retries
+
+    @property
+    def size(self) -> int:
+        """How many distinct texts are remembered."""
+        return len(self._counts)
+
+    def clear(self) -> None:
+        self._counts.clear()
+        self._tokens.clear()
+        self._kept = 0
+        self._last = self._ends = None
+
+    def count(self, text: str) -> int:
+        n = self._counts.get(text)
+        if n is not None:
+            return n
+        encode = getattr(self.counter, "encode_batch", None)
+        if encode is None:
+            n = self._counts[text] = self.counter.count(text)
+            return n
+        tokens = encode([text])[0]
+        self._last = (text, tokens)
+        n = self._counts[text] = len(tokens)
+        return n
+
+    def count_batch(self, texts: Sequence[str]) -> list[int]:
+        counts = self._counts
+        missing = list(dict.fromkeys(t for t in texts if t not in counts))
+        if not missing:
+            pass
+        elif hasattr(self.counter, "encode_batch"):
+            for text, tokens in zip(missing, self.counter.encode_batch(missing), strict=True):
+                counts[text] = len(tokens)
+                if self._kept + len(tokens) <= self.KEEP_TOKENS:  # may be cut to a budget
+                    self._tokens[text] = tokens
+                    self._kept += len(tokens)
+        else:
+            counts.update(zip(missing, self.counter.count_batch(missing), strict=True))
+        return [counts[t] for t in texts]
+
+    def token_ends(self, text: str, tokens: Any = None) -> Sequence[int]:
+        if self._ends is not None and self._ends[0] is text:
+            return self._ends[1]
+        if self._last is not None and self._last[0] is text:
+            tokens = self._last[1]
+        elif text in self._tokens:
+            tokens = self._tokens.pop(text)
+            self._kept -= len(tokens)
+        ends = self.counter.token_ends(text, tokens)
+        self._counts[text] = len(ends)
+        self._ends = (text, ends)
+        return ends
 
 
 _EDGES = list(range(65))  # bucket i holds [_EDGES[i], _EDGES[i + 1]); the last one is open
