@@ -25,7 +25,7 @@ import xxhash
 from qudata.conversations import CONVERSATION_KEYS, ConversationError, detect
 from qudata.errors import InputError
 
-__all__ = ["KNOWN_METADATA_KEYS", "Document", "DocumentNormalizer", "json_kind"]
+__all__ = ["KNOWN_METADATA_KEYS", "Document", "DocumentNormalizer", "json_kind", "token_texts"]
 
 #: Metadata keys with a fixed meaning and a fixed output type.
 KNOWN_METADATA_KEYS = (
@@ -255,3 +255,14 @@ def json_kind(value: Any) -> str:
     if isinstance(value, Mapping):
         return "object"
     return type(value).__name__
+
+
+def token_texts(doc: Document) -> list[str]:
+    """The texts of a document that formats count tokens of: its text and its messages'
+    contents (counted in advance, in one batch, by the pipeline and the Ray workers)."""
+    texts = [doc.text]
+    for message in doc.messages or ():
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+    return texts

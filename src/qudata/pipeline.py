@@ -25,7 +25,7 @@ from qudata.export.splits import SplitAssigner
 from qudata.io.readers import RawRecord, read_records
 from qudata.io.sources import Source, expand_inputs
 from qudata.io.writers import AtomicFile
-from qudata.models import Document, DocumentNormalizer
+from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.quality.dedup import Deduplicator, exact_key, make_deduplicator
@@ -154,6 +154,8 @@ class _Run:
                     if counter is not None:
                         counter.clear()
                     kept = self._checks(batch, gate, dedup, counter, reject)
+                    if counter is not None:  # one batched (threaded) pass: formats reuse it
+                        counter.count_batch([t for doc in kept for t in token_texts(doc)])
                     self._add_metadata(kept, counter)
                     if splitter.single:
                         splits = [splitter.names[0]] * len(kept)

@@ -55,7 +55,7 @@ from qudata.errors import ConfigError, MissingExtraError
 from qudata.io.readers import RawRecord
 from qudata.io.sources import Source
 from qudata.io.writers import AtomicFile
-from qudata.models import Document
+from qudata.models import Document, token_texts
 from qudata.pipeline import BATCH_SIZE, _Run
 from qudata.quality.dedup import Deduplicator, DedupVerdict
 from qudata.quality.report import RunReport
@@ -72,7 +72,6 @@ from .ray_stages import (
     read_documents,
     read_texts,
     sign_texts,
-    token_texts,
 )
 
 __all__ = ["pack_with_ray", "ray_session"]

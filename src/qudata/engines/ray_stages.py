@@ -28,7 +28,7 @@ from qudata.config import QualityConfig
 from qudata.errors import InputError, MissingExtraError, QudataError
 from qudata.io.readers import RawRecord, read_records
 from qudata.io.sources import Source
-from qudata.models import Document, DocumentNormalizer
+from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.quality.dedup import exact_key, exact_keys
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "read_documents",
     "read_texts",
     "sign_texts",
-    "token_texts",
 ]
 
 LINE_BITS = 40
@@ -66,16 +65,6 @@ def dedup_text(doc: Document, roles: Sequence[str]) -> str:
     if doc.messages is None:
         return doc.text
     return "\n\n".join(str(m.get("content") or "") for m in doc.messages if m.get("role") in roles)
-
-
-def token_texts(doc: Document) -> list[str]:
-    """The texts counted in advance for a document: its text and its messages' contents."""
-    texts = [doc.text]
-    for message in doc.messages or ():
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
-    return texts
 
 
 def encode_error(exc: QudataError) -> bytes:

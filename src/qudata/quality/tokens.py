@@ -13,13 +13,14 @@ import base64
 import hashlib
 import importlib.util
 import math
+import operator
 import os
 import tempfile
 from array import array
 from bisect import bisect_right
 from collections.abc import Sequence
-from functools import cache, lru_cache
-from itertools import accumulate, islice
+from functools import cache, cached_property, lru_cache
+from itertools import accumulate, chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -80,7 +81,6 @@ DEFAULT_THREADS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_geta
 #: Characters of a batch per thread: a thread is only worth starting for this much work.
 CHARS_PER_THREAD = 1 << 20
 _CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 continuation bytes
-_ENDS_CHUNK = 1 << 16  # tokens decoded at a time by token_ends
 
 
 def free_cpus() -> int:
@@ -205,23 +205,33 @@ class TiktokenCounter:
 
     def token_ends(self, text: str, tokens: Any = None) -> Sequence[int]:
         ids = self._encoding.encode_ordinary(text) if tokens is None else tokens
-        ends = array("q")  # 8 bytes a token; the token bytes are decoded in chunks
-        ascii_only, chars = text.isascii(), 0
-        for low in range(0, len(ids), _ENDS_CHUNK):
-            pieces = self._encoding.decode_tokens_bytes(ids[low : low + _ENDS_CHUNK + 1])
-            # the first byte of the next chunk tells whether the last token ends mid-character
-            following = pieces.pop()[0] if low + _ENDS_CHUNK < len(ids) else 0
-            if ascii_only:
-                ends.extend(islice(accumulate(map(len, pieces), initial=chars), 1, None))
-                chars = ends[-1]
-                continue
-            for i, piece in enumerate(pieces):
-                chars += len(piece.translate(None, _CONTINUATION))  # the characters it starts
-                after = pieces[i + 1][0] if i + 1 < len(pieces) else following
-                ends.append(chars - 1 if 0x80 <= after < 0xC0 else chars)
-        if chars != len(text):  # surrogate pairs: tiktoken joined two code points into one
+        starts, continues = self._tables
+        # the characters each token starts, summed: where it ends, unless the next token
+        # continues its last character (then it ends, safely, where that one starts)
+        chars = accumulate(map(starts.__getitem__, ids))
+        if text.isascii():
+            ends = array("q", chars)
+        else:
+            nexts = chain(map(continues.__getitem__, islice(ids, 1, None)), (0,))
+            ends = array("q", map(operator.sub, chars, nexts))
+        if ends and ends[-1] != len(text):  # surrogate pairs: tiktoken joined two into one
             return proportional_ends(text, len(ids))
         return ends
+
+    @cached_property
+    def _tables(self) -> tuple[array[int], bytes]:
+        """Per token id: how many characters it starts (its bytes that are not UTF-8
+        continuation bytes), and whether its first byte continues a character."""
+        size = self._encoding.max_token_value + 1
+        starts, continues = array("q", bytes(8 * size)), bytearray(size)
+        for token in range(size):
+            try:
+                piece = self._encoding.decode_single_token_bytes(token)
+            except KeyError:  # a gap in the vocabulary
+                continue
+            starts[token] = len(piece.translate(None, _CONTINUATION))
+            continues[token] = 0x80 <= piece[0] < 0xC0 if piece else 0
+        return starts, bytes(continues)
 
 
 class _Encoded:
