@@ -32,6 +32,7 @@ from qudata.errors import ConfigError
 __all__ = [
     "ChatMLOptions",
     "Config",
+    "DecontaminationConfig",
     "DedupConfig",
     "EngineConfig",
     "InputConfig",
@@ -150,6 +151,14 @@ class InputConfig(Section):
     on_error: Literal["skip", "fail"] = "skip"
 
 
+class DecontaminationConfig(Section):
+    """``quality.decontamination``: drop documents sharing an n-gram with a benchmark."""
+
+    files: list[str] = Field(min_length=1)
+    ngram: int = Field(default=13, ge=8, le=64)
+    fields: list[str] | None = Field(default=None, min_length=1)
+
+
 class QualityConfig(Section):
     """``quality``: token counting and quality-score filtering before formatting."""
 
@@ -159,6 +168,21 @@ class QualityConfig(Section):
     min_quality_score: float | None = Field(default=None, ge=0.0, le=1.0)
     missing_score: Literal["keep", "drop", "score"] = "keep"
     score_components: bool = False
+    decontamination: DecontaminationConfig | None = None
+    #: keep only these languages (ISO 639-1); others are dropped as ``wrong_language``
+    languages: list[str] | None = Field(default=None, min_length=1)
+    min_language_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    @field_validator("languages")
+    @classmethod
+    def _iso_codes(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        codes = [code.strip().lower() for code in value]
+        bad = [c for c in codes if not re.fullmatch(r"[a-z]{2,3}", c)]
+        if bad:
+            raise ValueError(f"not ISO 639-1 language codes: {', '.join(bad)} (e.g. en, de)")
+        return codes
 
 
 class DedupConfig(Section):
@@ -203,7 +227,9 @@ class OutputConfig(Section):
     shard_size: int | str | None = None
     shard_records: int | None = Field(default=None, gt=0)
     compression: Literal["none", "gzip", "zstd"] = "none"
-    add_metadata: list[Literal["chars", "words", "tokens"]] = Field(default_factory=list)
+    add_metadata: list[Literal["chars", "words", "tokens", "language"]] = Field(
+        default_factory=list
+    )
 
     @field_validator("split")
     @classmethod

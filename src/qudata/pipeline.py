@@ -28,6 +28,7 @@ from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
+from qudata.quality.checks import Check, build_checks
 from qudata.quality.dedup import Deduplicator, exact_key, make_deduplicator
 from qudata.quality.gate import QualityGate
 from qudata.quality.report import Drop, Observations, RunReport
@@ -95,6 +96,7 @@ class _Run:
         self.seen = Observations()
         self.token_buckets: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
         self.normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
+        self.checks: list[Check] = []
 
     def run(self, sources: list[Source]) -> RunReport:
         self._check_output_dir()
@@ -128,6 +130,7 @@ class _Run:
         base = self._token_counter()
         counter = None if base is None else CountCache(base)  # each text counted once
         gate = QualityGate(cfg.quality, with_components=cfg.quality.score_components)
+        self.checks = build_checks(cfg)
         dedup = self._deduplicator()
         splitter = SplitAssigner(cfg.output.split, seed=cfg.output.seed)
         # every format and split has its own shuffler: at most 512 bucket files open in all
@@ -165,6 +168,10 @@ class _Run:
                         out.write_batch(kept, splits, reject)
                     if self.on_progress is not None:
                         self.on_progress(self.report.read)
+            for check in self.checks:
+                self.report.warnings.update(getattr(check, "warnings", {}))
+                if check.name == "decontamination":  # drops per benchmark file
+                    self.report.contaminated = dict(getattr(check, "dropped", {}))
             for out in outputs:
                 stats = out.close()
                 for split, histogram in out.histograms.items():
@@ -233,6 +240,10 @@ class _Run:
         for number, doc in enumerate(batch):
             drop = gate.check(doc) if gate.active else None
             self.seen.add_score(doc.quality_score)
+            for check in self.checks:
+                if drop is not None:
+                    break
+                drop = check.check(doc)
             if drop is not None:
                 drops[number] = drop
         if dedup is not None:

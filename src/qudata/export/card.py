@@ -89,6 +89,14 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
         + "; the first copy seen is kept.",
         f"- Tokens counted with `{quality['tokenizer']}`.",
     ]
+    contaminated = counts.get("contaminated")
+    if contaminated is not None:
+        files = ", ".join(f"{_code(f)} ({n:,} dropped)" for f, n in contaminated.items())
+        ngram = quality["decontamination"]["ngram"]
+        lines.append(f"- Decontaminated against {files}: {ngram}-word n-grams.")
+    if quality.get("languages"):
+        kept = ", ".join(quality["languages"])
+        lines.append(f"- Languages kept: {kept} (identified with py3langid when not given).")
     if dedup["method"] == "near":
         lines.append(
             "- Splits follow duplicate clusters: exact and near duplicates never cross splits."
@@ -103,6 +111,11 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
             reasons = ", ".join(f"{r} {n:,}" for r, n in fmt["dropped"].items())
             lines.append(f"- `{name}` dropped: {reasons}.")
     return lines
+
+
+def _code(text: str) -> str:
+    """``text`` as inline code that no backtick or newline in it can break out of."""
+    return "`" + " ".join(text.replace("`", "'").split()) + "`"
 
 
 def _shown(value: Any) -> str:

@@ -164,6 +164,8 @@ def _quality_chart(data: ReportData) -> str:
 
 def _dropped_chart(data: ReportData) -> str:
     bars = [Bar(r, n) for r, n in _reasons(data.counts.get("dropped"))]
+    for path, n in _reasons(data.counts.get("contaminated")):  # per benchmark file
+        bars.append(Bar(f"contaminated: {path.rsplit('/', 1)[-1]}", n))
     for fmt, stats in data.formats.items():
         bars += [Bar(f"{fmt}: {r}", n, ALT_COLOR) for r, n in _reasons(stats.get("dropped"))]
     svg = bar_chart(

@@ -100,6 +100,9 @@ class RunReport:
     accepted: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     dropped_tokens: Counter[str] = field(default_factory=Counter)
+    warnings: Counter[str] = field(default_factory=Counter)
+    #: drops per benchmark file, when ``quality.decontamination`` is configured
+    contaminated: dict[str, int] | None = None
     formats: dict[str, FormatStats] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     output_dir: str | None = None
@@ -124,6 +127,8 @@ class RunReport:
                 "accepted": self.accepted,
                 "dropped": dict(sorted(self.dropped.items())),
                 "dropped_tokens": dict(sorted(self.dropped_tokens.items())),
+                "warnings": dict(sorted(self.warnings.items())),
+                **({} if self.contaminated is None else {"contaminated": self.contaminated}),
             },
             "formats": {name: stats.as_dict() for name, stats in self.formats.items()},
         }
