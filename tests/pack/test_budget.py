@@ -73,7 +73,9 @@ def test_parts_fit_and_join_back_with_few_counts(text: str, budget: int) -> None
     counter = Counting(CL100K)
     parts = split_to_budget(text, budget, counter)
     assert counter.ends == 1  # the text is tokenized once
-    assert counter.counts <= 2 * len(parts) + 2  # and each part recounted O(1) times
+    # each part is counted O(1) times: its guess (in a batch), and a few shrinks when a cut
+    # changed the tokenization (rare in real text, frequent in random Unicode)
+    assert counter.counts <= 6 * len(parts) + 4
     offsets(text, parts)
     for part in parts:
         # a part over budget is only ever one character that alone exceeds it

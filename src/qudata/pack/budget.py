@@ -29,6 +29,7 @@ __all__ = ["split_to_budget", "truncate_to_budget"]
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+")  # also CJK full stops
 _SPACE = re.compile(r"\s+")
+_FIRST_BATCH, _MAX_BATCH = 4, 64  # parts guessed, then counted together
 
 
 class _Cuts:
@@ -87,8 +88,13 @@ class _Splitter:
             high = next((e for e in later if e > start), start + 1)
         return high, high
 
+    def guess(self, start: int) -> tuple[str, int]:
+        """The next part from ``start`` as the text's own tokens place it (not counted)."""
+        end, following = self.cut(start, self.window_end(start, self.budget))
+        return self.text[start:end].rstrip() or self.text[start:end], self.skip(following)
+
     def part(self, start: int) -> tuple[str, int]:
-        """The next part from ``start`` and where the one after it begins."""
+        """The next part from ``start``, counted, shrunk until it fits."""
         allowed, attempt = self.budget, 0
         while True:
             end, following = self.cut(start, self.window_end(start, allowed))
@@ -103,9 +109,13 @@ class _Splitter:
             # the cut changed the tokenization: shrink by the excess, then ever faster
             allowed = max(1, allowed - over * 2**attempt)
             attempt += 1
-        while following < len(self.text) and self.text[following].isspace():
-            following += 1
-        return part, following
+        return part, self.skip(following)
+
+    def skip(self, position: int) -> int:
+        """``position`` moved past the whitespace at a cut."""
+        while position < len(self.text) and self.text[position].isspace():
+            position += 1
+        return position
 
 
 def split_to_budget(text: str, budget: int, counter: TokenCounter) -> list[str]:
@@ -113,16 +123,33 @@ def split_to_budget(text: str, budget: int, counter: TokenCounter) -> list[str]:
 
     A text within the budget is returned whole (tokenized once). A single character over
     the budget on its own (a budget below its token count) becomes a part of its own.
+    The parts are guessed from the text's tokens and counted in batches (on threads,
+    when the counter has them); a part over budget is redone on its own, and the batch
+    after it is guessed again from there (batches grow while the guesses hold).
     """
     splitter = _Splitter(text, budget, counter)
     if len(splitter.ends) <= budget:  # token_ends has one end per token: the count
         return [text]
     parts: list[str] = []
-    start = 0
+    start, size = 0, _FIRST_BATCH
     while start < len(text):
-        part, start = splitter.part(start)
-        if part:
-            parts.append(part)
+        guesses: list[tuple[str, int]] = []
+        at = start
+        while at < len(text) and len(guesses) < size:
+            guesses.append(splitter.guess(at))
+            at = guesses[-1][1]
+        counts = counter.count_batch([part for part, _ in guesses])
+        for (part, following), n in zip(guesses, counts, strict=True):
+            if n > budget and len(part) > 1:  # the cut changed the tokenization
+                part, following = splitter.part(start)
+                size = _FIRST_BATCH
+            if part:
+                parts.append(part)
+            start = following
+            if n > budget:
+                break
+        else:
+            size = min(2 * size, _MAX_BATCH)
     return parts
 
 
