@@ -43,7 +43,7 @@ MIB = 1024 * 1024
 
 ALL_JOBS = [
     "pack", "hf", "formats", "exact_dedup", "near_dedup", "tokens", "memory", "full",
-    "default", "long",
+    "default", "long", "decontam",
 ]  # fmt: skip
 LONG_MB = (1, 4, 16)  # sizes of the single long documents of the `long` job
 
@@ -257,6 +257,27 @@ def long_document(mb: int, corpus: Path) -> Path:
     return path
 
 
+def benchmark_file(corpus: Path, items: int = 1000) -> Path:
+    """bench/.work/corpus/benchmark-like.jsonl and its config: ``items`` benchmark items (a
+    paragraph of every 20th document, as HumanEval-sized prompts), so the corpus holds
+    planted contamination, and bench/.work/decontam.yaml pointing at it."""
+    path = CORPUS_DIR / "benchmark-like.jsonl"
+    if not path.exists():
+        rows = []
+        with open(corpus, "rb") as fin:
+            for number, line in enumerate(fin):
+                if number % 20 == 0:
+                    text = json.loads(line).get("text") or ""
+                    prompt = max(text.split("\n\n"), key=len)[:600]
+                    rows.append({"task_id": f"Bench/{len(rows)}", "prompt": prompt})
+                if len(rows) >= items:
+                    break
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = WORK / "decontam.yaml"
+    config.write_text(f"quality:\n  decontamination:\n    files: [{json.dumps(str(path))}]\n")
+    return config
+
+
 def build(
     qudata: list[str], peers: str, corpus: Path, small: Path, longs: dict[int, Path]
 ) -> list[Comparison]:
@@ -380,6 +401,13 @@ def build(
             job="full", label="full", qudata=[q("q-jsonl-default", "-f", "jsonl")],
             ref=[r_loop0, r_tok, r_exact], r_name="loop+tiktoken+exact",
             metric="time", limit=1.0, target="time <= 1.0x the sum",
+        ),
+        Comparison(
+            job="decontam", label="decontam", q_name="jsonl + decontamination",
+            r_name="jsonl", metric="time", limit=1.3, target="time <= 1.3x",
+            qudata=[q("q-decontam", "-f", "jsonl", "-c", str(WORK / "decontam.yaml"),
+                      quiet=False)],
+            ref=[q("q-default-jsonl", "-f", "jsonl", quiet=False)],
         ),
         default("chatml", 1.5),
         default("jsonl", 1.3),
@@ -597,6 +625,8 @@ def main() -> int:
     small = corpus_path(args.corpus_mb / 4)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     longs = {mb: long_document(mb, corpus) for mb in LONG_MB} if "long" in jobs else {}
+    if "decontam" in jobs:
+        benchmark_file(corpus)
     comps = [c for c in build(qudata, peers, corpus, small, longs) if c.job in jobs]
     for path in {corpus, small, *longs.values()}:
         warm(path)

@@ -20,7 +20,7 @@ from qudata.quality.report import Drop
 
 __all__ = ["SAMPLE_CHARS", "UNDETERMINED", "LanguageCheck", "LanguageDetector"]
 
-SAMPLE_CHARS = 10_000
+SAMPLE_CHARS = 2_000  # enough for a paragraph-level guess; 5x faster than 10,000
 UNDETERMINED = "und"
 
 

@@ -79,7 +79,7 @@ _ENCODINGS: dict[str, tuple[str, str, dict[str, int]]] = {
 DEFAULT_THREADS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                       else os.cpu_count() or 1)  # fmt: skip
 #: Characters of a batch per thread: a thread is only worth starting for this much work.
-CHARS_PER_THREAD = 1 << 20
+CHARS_PER_THREAD = 1 << 18
 _CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 continuation bytes
 
 
