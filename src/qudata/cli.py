@@ -56,7 +56,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option(
     "-o",
     "--output",
@@ -162,6 +162,20 @@ def cli() -> None:
     "Default: a local Ray instance.",
 )
 @click.option(
+    "--mix",
+    "mix_specs",
+    multiple=True,
+    metavar="PATH=WEIGHT",
+    help="Mix sources by their share of output tokens, e.g. --mix 'web/*.jsonl=0.7' "
+    "--mix 'code/*.jsonl=0.3' (instead of INPUTS).",
+)
+@click.option(
+    "--target-tokens",
+    default=None,
+    metavar="N",
+    help="Tokens of the mix, e.g. 1B (default: every token of the scarcest source).",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Write nothing; show how many documents and tokens survive (as 'stats').",
@@ -188,6 +202,8 @@ def pack(
     compression: str | None,
     engine: str | None,
     ray_address: str | None,
+    mix_specs: tuple[str, ...],
+    target_tokens: str | None,
     dry_run: bool,
     quiet: bool,
 ) -> None:
@@ -211,6 +227,10 @@ def pack(
         },
         engine={"name": engine or ("ray" if ray_address else None), "address": ray_address},
     )
+    if mix_specs or target_tokens:
+        overrides["mix"] = _mix(mix_specs, target_tokens)
+    elif not inputs:
+        raise click.UsageError("give INPUTS (files, folders, globs or -), or --mix")
     if split_spec is not None:
         from qudata.export.splits import parse_split
 
@@ -239,6 +259,23 @@ def pack(
         from qudata.console import print_summary
 
         print_summary(report)
+
+
+def _mix(specs: tuple[str, ...], target_tokens: str | None) -> dict[str, Any]:
+    """``--mix PATH=WEIGHT`` and ``--target-tokens`` as the ``mix`` section."""
+    sources = []
+    for spec in specs:
+        path, sep, weight = spec.rpartition("=")
+        try:
+            sources.append({"path": path, "weight": float(weight)})
+        except ValueError:
+            sep = ""
+        if not sep or not path:
+            raise click.BadParameter(f"{spec!r}: expected PATH=WEIGHT", param_hint="--mix")
+    mix: dict[str, Any] = {"sources": sources} if sources else {}
+    if target_tokens is not None:
+        mix["target_tokens"] = target_tokens
+    return mix
 
 
 @cli.command()

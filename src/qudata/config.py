@@ -38,6 +38,8 @@ __all__ = [
     "InputConfig",
     "JSONLOptions",
     "LLMBuilderOptions",
+    "MixConfig",
+    "MixSource",
     "OutputConfig",
     "PackConfig",
     "ParquetOptions",
@@ -45,6 +47,7 @@ __all__ = [
     "QualityConfig",
     "load_config",
     "merge_options",
+    "parse_count",
     "parse_size",
 ]
 
@@ -256,6 +259,37 @@ class OutputConfig(Section):
         return value
 
 
+class MixSource(Section):
+    """One source of ``mix.sources``: files (a path, folder or glob) and a token share."""
+
+    path: str
+    weight: float = Field(gt=0.0)
+
+
+class MixConfig(Section):
+    """``mix``: sources mixed by their share of output tokens."""
+
+    sources: list[MixSource] = Field(min_length=1)
+    target_tokens: int | None = Field(default=None, gt=0)
+    seed: int = Field(default=0, ge=0, lt=2**64)
+
+    @field_validator("target_tokens", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        return parse_count(value) if isinstance(value, str) else value
+
+
+_COUNT_UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
+
+
+def parse_count(value: str) -> int:
+    """``"1B"`` -> 1000000000; ``"250M"``, ``"1_000_000"`` and ``"1.5K"`` too."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMBGT]?)", value.strip().upper().replace("_", ""))
+    if match is None:
+        raise ValueError(f"count {value!r}: expected a number with K, M, B or T")
+    return int(float(match.group(1)) * _COUNT_UNITS[match.group(2)])
+
+
 class EngineConfig(Section):
     """``engine``: where the pipeline runs (``local`` is the reference).
 
@@ -290,6 +324,15 @@ class Config(Section):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    mix: MixConfig | None = None
+
+    @model_validator(mode="after")
+    def _mix_needs_counter(self) -> Config:
+        if self.mix is not None and self.quality.tokenizer == "none":
+            raise ValueError(
+                "mix weights are shares of tokens: choose a tokenizer (quality.tokenizer)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _limit_needs_counter(self) -> Config:

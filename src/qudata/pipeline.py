@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from qudata.config import Config, load_config
-from qudata.errors import InputError, OutputError
+from qudata.errors import ConfigError, InputError, OutputError
 from qudata.export.card import render_card, render_parquet_card
 from qudata.export.report import ReportData, render_report
 from qudata.export.splits import SplitAssigner
@@ -28,6 +28,7 @@ from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
+from qudata.plan.mix import MixPlan, MixPlanner
 from qudata.quality.checks import Check, build_checks
 from qudata.quality.dedup import Deduplicator, exact_key, make_deduplicator
 from qudata.quality.gate import QualityGate
@@ -65,6 +66,18 @@ def pack_dataset(
     if overwrite is not None:
         overrides["output"] = {"overwrite": overwrite}
     cfg = load_config(config, overrides=overrides)
+    if cfg.mix is not None:
+        if cfg.engine.name == "ray":
+            raise ConfigError("mix: runs on the local engine (remove --engine ray)")
+        if inputs not in ((), [], None):
+            raise ConfigError("give the inputs either as INPUT arguments or as mix.sources")
+        run = _Run(cfg, Path(output_dir), on_progress, command)
+        sources: list[Source] = []
+        for number, item in enumerate(cfg.mix.sources):
+            found = expand_inputs([item.path])
+            run.mix_source.update((s.name, number) for s in found)
+            sources.extend(found)
+        return run.run(sources)
     if cfg.engine.name == "ray":
         from qudata.engines.ray import pack_with_ray
 
@@ -97,6 +110,9 @@ class _Run:
         self.token_buckets: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
         self.normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
         self.checks: list[Check] = []
+        self.mix_source: dict[str, int] = {}  # input name -> its mix source
+        self.mix: MixPlan | None = None
+        self.copies: dict[int, int] = {}  # id(document) -> copies, for the batch at hand
 
     def run(self, sources: list[Source]) -> RunReport:
         self._check_output_dir()
@@ -105,6 +121,8 @@ class _Run:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
+            if self.cfg.mix is not None:
+                self.mix = self._plan_mix(sources)
             self._pack(sources, staging)
             self._publish(staging)
         except BaseException:
@@ -129,7 +147,6 @@ class _Run:
         cfg = self.cfg
         base = self._token_counter()
         counter = None if base is None else CountCache(base)  # each text counted once
-        gate = QualityGate(cfg.quality, with_components=cfg.quality.score_components)
         self.checks = build_checks(cfg)
         dedup = self._deduplicator()
         splitter = SplitAssigner(cfg.output.split, seed=cfg.output.seed)
@@ -153,21 +170,20 @@ class _Run:
 
         try:
             with rejects:
-                for batch in _batched(self._documents(sources, rejects), BATCH_SIZE):
-                    if counter is not None:
-                        counter.clear()
-                    kept = self._checks(batch, gate, dedup, counter, reject)
-                    if counter is not None:  # one batched (threaded) pass: formats reuse it
-                        counter.count_batch([t for doc in kept for t in token_texts(doc)])
+                for kept in self._kept_batches(sources, rejects, dedup, counter, reject):
                     self._add_metadata(kept, counter)
                     if splitter.single:
                         splits = [splitter.names[0]] * len(kept)
                     else:
                         splits = [splitter.assign(self._cluster(doc)) for doc in kept]
+                    copies = [self.copies.get(id(doc), 1) for doc in kept]
                     for out in outputs:
-                        out.write_batch(kept, splits, reject)
+                        out.write_batch(kept, splits, reject, copies=copies)
                     if self.on_progress is not None:
                         self.on_progress(self.report.read)
+            if self.mix is not None and self.cfg.mix is not None:
+                paths = [source.path for source in self.cfg.mix.sources]
+                self.report.mix = self.mix.as_manifest(paths, self.cfg.mix.target_tokens)
             for check in self.checks:
                 self.report.warnings.update(getattr(check, "warnings", {}))
                 if check.name == "decontamination":  # drops per benchmark file
@@ -188,6 +204,50 @@ class _Run:
         finally:
             if dedup is not None:
                 dedup.close()
+
+    def _kept_batches(
+        self,
+        sources: list[Source],
+        rejects: Any,
+        dedup: Deduplicator | None,
+        counter: CountCache | None,
+        reject: Callable[[Document, Drop, str | None], None],
+    ) -> Iterator[list[Document]]:
+        """Batches of the documents that pass every check, deduplication and the mix,
+        their texts counted (one batched pass that the formats reuse)."""
+        gate = QualityGate(self.cfg.quality, with_components=self.cfg.quality.score_components)
+        for batch in _batched(self._documents(sources, rejects), BATCH_SIZE):
+            if counter is not None:
+                counter.clear()
+            kept = self._checks(batch, gate, dedup, counter, reject)
+            if counter is not None:
+                counter.count_batch([t for doc in kept for t in token_texts(doc)])
+            yield kept
+
+    def _plan_mix(self, sources: list[Source]) -> MixPlan:
+        """A first pass over every input, through every check and deduplication, that
+        counts the tokens each mix source keeps; nothing is written."""
+        assert self.cfg.mix is not None
+        survey = _Run(self.cfg, self.output_dir, None, None)
+        survey.checks = build_checks(self.cfg)
+        mix = self.cfg.mix
+        planner = MixPlanner([s.weight for s in mix.sources], seed=mix.seed,
+                             target_tokens=mix.target_tokens)  # fmt: skip
+        base = self._token_counter()
+        assert base is not None  # the configuration requires a tokenizer with mix
+        counter = CountCache(base)
+        dedup = self._deduplicator()
+        try:
+            for kept in survey._kept_batches(sources, _NoFile(), dedup, counter, _ignore):
+                for doc in kept:
+                    planner.observe(self._mix_source(doc), doc.id, _mix_tokens(doc, counter))
+        finally:
+            if dedup is not None:
+                dedup.close()
+        return planner.plan()
+
+    def _mix_source(self, doc: Document) -> int:
+        return self.mix_source[doc.origin or ""]
 
     # Hooks of the Ray engine (qudata.engines.ray), which feeds this run precomputed work.
     def _token_counter(self) -> Any:
@@ -259,6 +319,16 @@ class _Run:
                         f"duplicate of {verdict.duplicate_of}",
                         {"duplicate_of": verdict.duplicate_of},
                     )
+        self.copies.clear()
+        if self.mix is not None:
+            for number, doc in enumerate(batch):
+                if number not in drops:
+                    source = self._mix_source(doc)
+                    copies = self.mix.copies(source, doc.id)
+                    self.mix.record(source, _mix_tokens(doc, counter), copies)
+                    if copies == 0:
+                        drops[number] = Drop("mix_downsampled", "left out of the mix sample")
+                    self.copies[id(doc)] = copies
         kept = [doc for number, doc in enumerate(batch) if number not in drops]
         for doc in kept:
             self.seen.add_source(doc.source)
@@ -282,7 +352,7 @@ class _Run:
             str(m.get("content") or "") for m in doc.messages if m.get("role") in roles
         )
 
-    def _documents(self, sources: list[Source], rejects: AtomicFile) -> Iterator[Document]:
+    def _documents(self, sources: list[Source], rejects: Any) -> Iterator[Document]:
         """Readable documents; every other record is counted and sent to ``rejects``."""
         on_error = self.cfg.input.on_error
         for source in sources:
@@ -306,7 +376,7 @@ class _Run:
                 }
             )
 
-    def _normalize(self, raw: RawRecord, on_error: str, rejects: AtomicFile) -> Document | None:
+    def _normalize(self, raw: RawRecord, on_error: str, rejects: Any) -> Document | None:
         if raw.error is None:
             try:
                 return self.normalize(raw.row, origin=raw.origin, line=raw.line)
@@ -363,9 +433,27 @@ class _Run:
             token_histograms=self.token_buckets,
             quality_histogram=[(i / 20, (i + 1) / 20, n) for i, n in enumerate(seen.quality_bins)],
             quality_threshold=self.cfg.quality.min_quality_score,
+            mix=manifest.get("mix"),
             unscored=seen.unscored,
             sources=sources,
         )
+
+
+class _NoFile:
+    """A rejects file that keeps nothing (the mix's first pass writes no output)."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+def _ignore(doc: Document, drop: Drop, fmt: str | None) -> None:
+    pass
+
+
+def _mix_tokens(doc: Document, counter: Any) -> int:
+    """A document's tokens for the mix: its text's, or its messages' contents'."""
+    texts = token_texts(doc)
+    return sum(counter.count_batch(texts[1:] if doc.messages is not None else texts[:1]))
 
 
 def _remove_stale_staging(output_dir: Path) -> None:

@@ -113,6 +113,22 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _mix(mix: dict[str, Any]) -> list[str]:
+    lines = [
+        "Weights are shares of output tokens, after every filter and deduplication "
+        f"(seed {mix['seed']}).",
+        "",
+        "| source | weight | share | tokens | documents | repeated | down-sampled |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in mix["sources"]:
+        lines.append(
+            f"| {_code(s['path'])} | {s['weight']:.4g} | {s['share']:.4g} | {s['tokens']:,} | "
+            f"{s['documents']:,} | {s['repeated']:,} | {s['downsampled']:,} |"
+        )
+    return lines
+
+
 def _code(text: str) -> str:
     """``text`` as inline code that no backtick or newline in it can break out of."""
     return "`" + " ".join(text.replace("`", "'").split()) + "`"
@@ -141,6 +157,8 @@ def render_card(
     )
     parts.append("## Sizes\n\n" + "\n".join(_sizes(manifest)) + "\n")
     parts.append("## Filters and duplicates\n\n" + "\n".join(_filters(manifest)) + "\n")
+    if manifest.get("mix"):
+        parts.append("## Mix\n\n" + "\n".join(_mix(manifest["mix"])) + "\n")
     loading = ["```python", "from datasets import load_dataset", ""]
     loading += [f'{n} = load_dataset("path/to/this/folder", "{n}")' for n in names]
     if manifest["formats"].get("parquet", {}).get("files"):

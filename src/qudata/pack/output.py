@@ -61,8 +61,15 @@ class FormatOutput:
         self.histograms: dict[str, Any] = {}
 
     def write_batch(
-        self, docs: Sequence[Document], splits: Sequence[str], reject: RejectSink
+        self,
+        docs: Sequence[Document],
+        splits: Sequence[str],
+        reject: RejectSink,
+        *,
+        copies: Sequence[int] | None = None,
     ) -> None:
+        """Format, count, check and write ``docs``; ``copies``: how often each is written
+        (the mix's repeats; a document counts once, its records once per copy)."""
         results = [self.formatter.format_document(d, self.opts, self.state) for d in docs]
         counts: dict[int, int] = {}
         if self.counter is not None:
@@ -74,7 +81,7 @@ class FormatOutput:
                 for t in self.formatter.token_texts(rec, doc)
             ]
             counts = count_once(self.counter, texts)
-        for doc, split, result in zip(docs, splits, results, strict=True):
+        for number, (doc, split, result) in enumerate(zip(docs, splits, results, strict=True)):
             if not isinstance(result, Drop):
                 result = self._check(doc, result, counts)
             if isinstance(result, Drop):
@@ -85,6 +92,10 @@ class FormatOutput:
                 sum(counts.get(id(t), 0) for t in self.formatter.token_texts(r, doc))
                 for r in result
             ]
+            repeat = copies[number] if copies is not None else 1
+            if repeat > 1:
+                self.stats.events["repeated_records"] += len(result) * (repeat - 1)
+                result, tokens = result * repeat, tokens * repeat
             try:
                 if self.output.shuffle:
                     self._shuffler(split).add(doc.id, [result, tokens])

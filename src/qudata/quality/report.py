@@ -103,6 +103,7 @@ class RunReport:
     warnings: Counter[str] = field(default_factory=Counter)
     #: drops per benchmark file, when ``quality.decontamination`` is configured
     contaminated: dict[str, int] | None = None
+    mix: dict[str, Any] | None = None  # the mix's plan and its realised shares
     formats: dict[str, FormatStats] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     output_dir: str | None = None
@@ -131,6 +132,7 @@ class RunReport:
                 **({} if self.contaminated is None else {"contaminated": self.contaminated}),
             },
             "formats": {name: stats.as_dict() for name, stats in self.formats.items()},
+            **({} if self.mix is None else {"mix": self.mix}),
         }
 
 

@@ -1,0 +1,1 @@
+"""The plan of a run: what each stage does to which documents (mixing, for now)."""
