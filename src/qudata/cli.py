@@ -77,7 +77,7 @@ def cli() -> None:
     "--format",
     "formats",
     multiple=True,
-    type=click.Choice(["chatml", "jsonl", "plain", "parquet", "llmbuilder"]),
+    type=click.Choice(["chatml", "jsonl", "plain", "parquet", "llmbuilder", "preference"]),
     help="Format to write; repeat for several. Default: pack.formats (chatml, jsonl, plain).",
 )
 @click.option(

@@ -1,21 +1,31 @@
 """Conversation sources: every shape a chat record arrives in, turned into ``messages``.
 
-Detected per record, in this order:
+Detected per record, in this order (:data:`KINDS`; the README's table lists the same):
 
 =====================  =========================================================
 kind                   input keys
 =====================  =========================================================
+``ranking``            ``conversations`` / ``messages`` or ``instruction``, with
+                       ``chosen`` and ``rejected`` (LLaMA-Factory ranking data)
+``preference``         ``prompt`` (string or messages), ``chosen``, ``rejected``
+                       (TRL), or ``chosen``/``rejected`` conversations sharing a prefix
+``hh_rlhf``            ``chosen``/``rejected`` transcripts ``"\\n\\nHuman: ...
+                       \\n\\nAssistant: ..."`` (Anthropic HH)
 ``messages``           ``messages``: OpenAI / TRL ``role``, ``content`` (+ ``name``,
-                       ``weight``, ``tool_calls``, ``tool_call_id``)
-``sharegpt``           ``conversations``: ``from`` / ``value`` turns
-``alpaca``             ``instruction``, ``output`` (+ ``input``, ``system``)
+                       ``weight``, ``tool_calls``, ``tool_call_id``), ``tools``
+``sharegpt``           ``conversations``: ``from`` / ``value`` turns (+ ``system``,
+                       ``tools``)
+``alpaca``             ``instruction``, ``output`` (+ ``input``, ``system``,
+                       ``history``)
 ``prompt_completion``  ``prompt``, ``completion``
 ``question_answer``    ``question``, ``answer``
 =====================  =========================================================
 
-Roles are normalised to ``system``, ``user``, ``assistant`` and ``tool``; an unknown
-role is kept as written, so the ChatML checks drop the record with a code
-instead of guessing.
+Roles are normalised to ``system``, ``user``, ``assistant`` and ``tool``
+(``developer`` is ``system``); an unknown role is kept as written, so the ChatML
+checks drop the record with a code instead of guessing. A top-level ``system`` becomes
+the system turn of a conversation that has none. Content parts keep their ``text``
+parts, joined; any other part type is refused (``unsupported_content``).
 
     >>> detect({"instruction": "Add 2 and 2.", "input": "", "output": "4"})[1]
     [{'role': 'user', 'content': 'Add 2 and 2.'}, {'role': 'assistant', 'content': '4'}]
@@ -24,19 +34,32 @@ instead of guessing.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from qudata.columns import Shape
+from qudata.tools import ToolError, attach_tool_results, normalize_tool_call, normalize_tools
 
 __all__ = [
     "CONVERSATION_KEYS",
+    "KINDS",
     "ROLE_ALIASES",
+    "Conversation",
     "ConversationError",
+    "Turns",
+    "alpaca_prompt",
+    "alpaca_turns",
     "conversation_problems",
     "detect",
+    "ends_on_user",
+    "message_text",
     "normalize_role",
+    "read_conversation",
 ]
 
 ROLE_ALIASES = {
     "system": "system",
+    "developer": "system",
     "user": "user",
     "human": "user",
     "prompter": "user",
@@ -52,109 +75,271 @@ ROLE_ALIASES = {
     "function_response": "tool",
 }
 
+#: Every conversation kind, in the order they are detected (then ``document``).
+KINDS = (
+    "ranking",
+    "preference",
+    "hh_rlhf",
+    "messages",
+    "sharegpt",
+    "alpaca",
+    "prompt_completion",
+    "question_answer",
+)
+
 #: Keys that make up a conversation; they are not copied into metadata.
 CONVERSATION_KEYS = {
-    "messages": ("messages",),
-    "sharegpt": ("conversations",),
-    "alpaca": ("instruction", "input", "output", "system"),
+    "messages": ("messages", "tools", "parallel_tool_calls"),
+    "sharegpt": ("conversations", "tools", "parallel_tool_calls"),
+    "alpaca": ("instruction", "input", "output", "history"),
     "prompt_completion": ("prompt", "completion"),
     "question_answer": ("question", "answer"),
+    "ranking": (
+        "conversations",
+        "messages",
+        "instruction",
+        "input",
+        "history",
+        "chosen",
+        "rejected",
+        "tools",
+        "parallel_tool_calls",
+    ),
+    "preference": ("prompt", "chosen", "rejected", "tools", "parallel_tool_calls"),
+    "hh_rlhf": ("chosen", "rejected"),
 }
+_TURN_KEYS = ("name", "weight", "tool_calls", "tool_call_id")
 
 
 class ConversationError(ValueError):
-    """The record's conversation field has the wrong shape (the message says which)."""
+    """The record's conversation has the wrong shape (the message says which);
+    ``reason`` is its drop code."""
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
-def _sharegpt(turns: list[Any]) -> list[dict[str, Any]]:
-    """ShareGPT turns as messages. A ``function_call`` turn whose value is a JSON call
-    (``{"name": ..., "arguments": ...}``) becomes an assistant message with
-    ``tool_calls``, and the ``observation`` after it a ``tool`` message answering it."""
-    out: list[dict[str, Any]] = []
-    pending: str | None = None
-    for number, turn in enumerate(turns):
-        speaker = str(turn.get("from") or "").strip().lower()
-        message = _turn(normalize_role(turn.get("from")), turn.get("value"))
-        call = _function_call(turn.get("value")) if speaker == "function_call" else None
-        if call is not None:
-            pending = f"call_{number}"
-            message = {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [{"id": pending, "type": "function", "function": call}],
-            }
-        elif message["role"] == "tool" and pending is not None and "tool_call_id" not in turn:
-            message["tool_call_id"] = pending
-        for key in ("name", "weight", "tool_calls", "tool_call_id"):
-            if key in turn:
+@dataclass
+class Conversation:
+    """A detected conversation: its kind, messages and what comes with them.
+
+    A preference record holds its chosen conversation in ``messages`` (the prompt is
+    the first ``prompt_turns`` messages) and the rejected answer in ``rejected``.
+    """
+
+    kind: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None = None
+    parallel_tool_calls: bool | None = None
+    rejected: list[dict[str, Any]] | None = None
+    prompt_turns: int | None = None
+    keys: set[str] = field(default_factory=set)
+
+
+def normalize_role(role: Any, extra: Mapping[str, str] | None = None) -> str:
+    """``human`` -> ``user``, ``gpt`` -> ``assistant``, ...; unknown roles unchanged."""
+    text = str(role) if role is not None else ""
+    key = text.strip().lower()
+    if extra and key in extra:
+        mapped = extra[key]
+        return "assistant" if mapped == "function_call" else mapped
+    return ROLE_ALIASES.get(key, text)
+
+
+def ends_on_user(doc: Any) -> bool:
+    """A conversation document whose last turn is a user turn (nothing to learn from it
+    as supervised data: it is dropped as ``ends_on_user``)."""
+    messages = getattr(doc, "messages", None)
+    return isinstance(messages, list) and bool(messages) and messages[-1].get("role") == "user"
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """A message's content and its tool calls (Hermes ``<tool_call>`` blocks), as text."""
+    from qudata.tools import render_call
+
+    content = message.get("content")
+    parts = [content] if isinstance(content, str) and content else []
+    parts.extend(render_call(c) for c in message.get("tool_calls") or () if isinstance(c, Mapping))
+    return "\n".join(parts)
+
+
+def _content(value: Any) -> Any:
+    """A content given as parts: the ``text`` parts joined; other parts are refused."""
+    if not isinstance(value, list):
+        return value
+    texts = []
+    for part in value:
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind != "text" or not isinstance(part.get("text"), str):
+            name = kind if isinstance(kind, str) else type(part).__name__
+            raise ConversationError(
+                f"content part of type {name!r} (only text parts can be packed)",
+                "unsupported_content",
+            )
+        texts.append(part["text"])
+    return "".join(texts)
+
+
+class Turns:
+    """Reads a list of turns (``role``/``content`` or ``from``/``value``, or the keys of
+    ``input.tags``) into messages, tool calls in OpenAI form."""
+
+    def __init__(self, shape: Shape | None = None) -> None:
+        self.shape = shape or Shape()
+        self.roles = self.shape.roles()
+        self.call_speakers = {"function_call"} | {
+            k for k, v in self.roles.items() if v == "function_call"
+        }
+
+    def role_of(self, turn: Mapping[str, Any]) -> Any:
+        key = self.shape.role_key
+        return turn.get(key) if key else turn.get("role", turn.get("from"))
+
+    def content_of(self, turn: Mapping[str, Any]) -> Any:
+        key = self.shape.content_key
+        if key:
+            return turn.get(key)
+        return turn["content"] if "content" in turn else turn.get("value")
+
+    def read(self, turns: Any, field_name: str) -> list[dict[str, Any]]:
+        if not isinstance(turns, list) or not all(isinstance(t, Mapping) for t in turns):
+            raise ConversationError(f"field '{field_name}' must be a list of objects")
+        out = [self.turn(turn, number) for number, turn in enumerate(turns)]
+        attach_tool_results(out)
+        return out
+
+    def turn(self, turn: Mapping[str, Any], number: int) -> dict[str, Any]:
+        speaker = self.role_of(turn)
+        content = _content(self.content_of(turn))
+        message: dict[str, Any] = {"role": normalize_role(speaker, self.roles), "content": content}
+        if str(speaker or "").strip().lower() in self.call_speakers:
+            calls = _function_calls(content)
+            if calls is not None:
+                message["content"] = None
+                message["tool_calls"] = calls
+        for key in _TURN_KEYS:
+            if key in turn and key not in message:
                 message[key] = turn[key]
-        out.append(message)
-    return out
+        try:
+            if message.get("tool_calls") is not None:
+                calls = message["tool_calls"]
+                if not isinstance(calls, list):
+                    raise ToolError("tool_calls must be a list", "bad_tool_call")
+                message["tool_calls"] = [
+                    normalize_tool_call(c, f"call_{number}" if k == 0 else f"call_{number}_{k}")
+                    for k, c in enumerate(calls)
+                ]
+        except ToolError as exc:
+            raise ConversationError(str(exc), exc.reason) from None
+        return message
 
 
-def _function_call(value: Any) -> dict[str, str] | None:
-    """``{"name", "arguments"}`` (arguments as a JSON string) from a function-call value."""
+def _function_calls(value: Any) -> list[Any] | None:
+    """The call(s) in a ShareGPT ``function_call`` value (a JSON object or list)."""
     import json
 
     try:
         data = json.loads(value) if isinstance(value, str) else value
     except ValueError:
         return None
-    if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
+    calls = data if isinstance(data, list) else [data]
+    if not calls or not all(
+        isinstance(c, Mapping) and isinstance(c.get("name"), str) for c in calls
+    ):
         return None
-    arguments = data.get("arguments", {})
-    if not isinstance(arguments, str):
-        arguments = json.dumps(arguments, ensure_ascii=False)
-    return {"name": data["name"], "arguments": arguments}
-
-
-def normalize_role(role: Any) -> str:
-    """``human`` -> ``user``, ``gpt`` -> ``assistant``, ...; unknown roles unchanged."""
-    text = str(role) if role is not None else ""
-    return ROLE_ALIASES.get(text.strip().lower(), text)
+    return calls
 
 
 def _turn(role: str, content: Any) -> dict[str, Any]:
     return {"role": role, "content": content}
 
 
+def alpaca_turns(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``history`` pairs, then the instruction (+ input) and the output."""
+    out: list[dict[str, Any]] = []
+    history = row.get("history") or []
+    if not isinstance(history, list) or not all(
+        isinstance(p, list | tuple) and len(p) == 2 for p in history
+    ):
+        raise ConversationError("field 'history' must be a list of [prompt, response] pairs")
+    for prompt, response in history:
+        out += [_turn("user", prompt), _turn("assistant", response)]
+    out.append(_turn("user", alpaca_prompt(row)))
+    if "output" in row:
+        out.append(_turn("assistant", row.get("output")))
+    return out
+
+
+def alpaca_prompt(row: Mapping[str, Any]) -> str:
+    prompt = str(row.get("instruction") or "")
+    extra = row.get("input")
+    if extra:
+        prompt = f"{prompt}\n\n{extra}" if prompt else str(extra)
+    return prompt
+
+
+def _with_system(conversation: Conversation, row: Mapping[str, Any]) -> Conversation:
+    """A top-level ``system`` becomes the system turn of a conversation without one (a
+    record with both keeps its own; the top-level one stays in metadata)."""
+    system = row.get("system")
+    messages = conversation.messages
+    if (
+        isinstance(system, str)
+        and system.strip()
+        and not any(m.get("role") == "system" for m in messages)
+    ):
+        messages.insert(0, _turn("system", system))
+        if conversation.prompt_turns is not None:
+            conversation.prompt_turns += 1
+        conversation.keys.add("system")
+    return conversation
+
+
+def read_conversation(row: Mapping[str, Any], shape: Shape | None = None) -> Conversation | None:
+    """The conversation in ``row`` (its keys already renamed by ``shape.apply``), or
+    ``None`` for a plain document. Raises :class:`ConversationError`."""
+    from qudata.preference_sources import read_preference
+
+    turns = Turns(shape)
+    conversation: Conversation | None
+    if row.get("chosen") is not None and row.get("rejected") is not None:
+        conversation = read_preference(row, turns)
+    elif row.get("messages") is not None:
+        conversation = Conversation("messages", turns.read(row["messages"], "messages"))
+    elif row.get("conversations") is not None:
+        conversation = Conversation("sharegpt", turns.read(row["conversations"], "conversations"))
+    elif "instruction" in row and "output" in row:
+        conversation = Conversation("alpaca", alpaca_turns(row))
+    elif "prompt" in row and "completion" in row:
+        conversation = Conversation(
+            "prompt_completion",
+            [_turn("user", row.get("prompt")), _turn("assistant", row.get("completion"))],
+        )
+    elif "question" in row and "answer" in row:
+        conversation = Conversation(
+            "question_answer",
+            [_turn("user", row.get("question")), _turn("assistant", row.get("answer"))],
+        )
+    else:
+        return None
+    conversation.keys.update(CONVERSATION_KEYS[conversation.kind])
+    if conversation.kind in ("messages", "sharegpt", "ranking", "preference"):
+        try:
+            conversation.tools = normalize_tools(row.get("tools"))
+        except ToolError as exc:
+            raise ConversationError(str(exc), exc.reason) from None
+        parallel = row.get("parallel_tool_calls")
+        if parallel is not None and not isinstance(parallel, bool):
+            raise ConversationError("field 'parallel_tool_calls' must be true or false")
+        conversation.parallel_tool_calls = parallel
+    return _with_system(conversation, row)
+
+
 def detect(row: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]] | None:
     """``(kind, messages)`` for a conversation record, ``None`` for a plain document."""
-    if row.get("messages") is not None:
-        messages = row["messages"]
-        if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
-            raise ConversationError("field 'messages' must be a list of objects")
-        out = []
-        for message in messages:
-            turn = dict(message)
-            turn["role"] = normalize_role(turn.get("role"))
-            out.append(turn)
-        return "messages", out
-    if row.get("conversations") is not None:
-        turns = row["conversations"]
-        if not isinstance(turns, list) or not all(isinstance(t, Mapping) for t in turns):
-            raise ConversationError("field 'conversations' must be a list of objects")
-        return "sharegpt", _sharegpt(turns)
-    if "instruction" in row and "output" in row:
-        prompt = str(row.get("instruction") or "")
-        extra = row.get("input")
-        if extra:
-            prompt = f"{prompt}\n\n{extra}" if prompt else str(extra)
-        out = [_turn("user", prompt), _turn("assistant", row.get("output"))]
-        if row.get("system"):
-            out.insert(0, _turn("system", row["system"]))
-        return "alpaca", out
-    if "prompt" in row and "completion" in row:
-        return "prompt_completion", [
-            _turn("user", row.get("prompt")),
-            _turn("assistant", row.get("completion")),
-        ]
-    if "question" in row and "answer" in row:
-        return "question_answer", [
-            _turn("user", row.get("question")),
-            _turn("assistant", row.get("answer")),
-        ]
-    return None
+    conversation = read_conversation(row)
+    return None if conversation is None else (conversation.kind, conversation.messages)
 
 
 def conversation_problems(messages: list[dict[str, Any]]) -> list[str]:
@@ -164,7 +349,8 @@ def conversation_problems(messages: list[dict[str, Any]]) -> list[str]:
     assistant message carries ``tool_calls``), ``system_not_first``,
     ``broken_alternation`` (after the system turn, user and assistant take turns;
     tool results follow an assistant message with ``tool_calls``),
-    ``no_assistant_message``.
+    ``no_assistant_message``, ``ends_on_user`` (nothing answers the last user turn:
+    a preference prompt, say; training on it would teach the model to stop there).
     """
     if not messages:
         return ["empty_conversation"]
@@ -185,6 +371,8 @@ def conversation_problems(messages: list[dict[str, Any]]) -> list[str]:
         problems.append("broken_alternation")
     if "assistant" not in roles:
         problems.append("no_assistant_message")
+    elif roles[-1] == "user":
+        problems.append("ends_on_user")
     return problems
 
 
