@@ -95,6 +95,15 @@ def cli() -> None:
 @click.option("--text-key", default=None, help="Input field holding the text (default: text).")
 @click.option("--id-key", default=None, help="Input field holding the id (default: id).")
 @click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="NAME=KEY",
+    help="Read qudata's field NAME from the file's KEY (input.columns), e.g. "
+    "--column prompt=instruction --column response=output; repeat for several. Names: "
+    "prompt, query, response, history, system, messages, tools, chosen, rejected, text, id.",
+)
+@click.option(
     "--tokenizer",
     default=None,
     help="Token counter: cl100k_base (default, exact, offline), o200k_base, "
@@ -176,6 +185,7 @@ def pack(
     on_error: str | None,
     text_key: str | None,
     id_key: str | None,
+    columns: tuple[str, ...],
     tokenizer: str | None,
     dedup: str | None,
     dedup_threshold: float | None,
@@ -199,7 +209,12 @@ def pack(
     from qudata.pipeline import pack_dataset
 
     overrides = _overrides(
-        input={"on_error": on_error, "text_key": text_key, "id_key": id_key},
+        input={
+            "on_error": on_error,
+            "text_key": text_key,
+            "id_key": id_key,
+            "columns": _columns(columns),
+        },
         quality={"tokenizer": tokenizer, "min_quality_score": min_quality},
         dedup={"method": dedup, "threshold": dedup_threshold},
         output={
@@ -258,6 +273,15 @@ def pack(
     help="Duplicate removal before counting (default: exact).",
 )
 @click.option("--text-key", default=None, help="Input field holding the text (default: text).")
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="NAME=KEY",
+    help="Read qudata's field NAME from the file's KEY (input.columns), e.g. "
+    "--column prompt=instruction --column response=output; repeat for several. Names: "
+    "prompt, query, response, history, system, messages, tools, chosen, rejected, text, id.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def stats(
     inputs: tuple[str, ...],
@@ -265,13 +289,16 @@ def stats(
     tokenizer: str | None,
     dedup: str | None,
     text_key: str | None,
+    columns: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Show how many documents and tokens of INPUTS survive at several quality thresholds,
     after removing invalid records and duplicates. Writes nothing.
     """
     overrides = _overrides(
-        input={"text_key": text_key}, quality={"tokenizer": tokenizer}, dedup={"method": dedup}
+        input={"text_key": text_key, "columns": _columns(columns)},
+        quality={"tokenizer": tokenizer},
+        dedup={"method": dedup},
     )
     _print_stats(inputs, config_path, overrides, as_json=as_json)
 
@@ -359,6 +386,17 @@ def validate(
         _fail(exc)
     print_validation(results, as_json=as_json)
     sys.exit(0 if all(r.ok for r in results) else 1)
+
+
+def _columns(values: tuple[str, ...]) -> dict[str, str] | None:
+    """``--column NAME=KEY`` options as ``input.columns`` (``None``: none given)."""
+    out = {}
+    for value in values:
+        name, sep, key = value.partition("=")
+        if not sep or not name.strip() or not key.strip():
+            raise click.BadParameter(f"{value!r}: expected NAME=KEY", param_hint="--column")
+        out[name.strip()] = key.strip()
+    return out or None
 
 
 def _overrides(**sections: dict[str, Any]) -> dict[str, Any]:

@@ -154,6 +154,7 @@ class DocumentNormalizer:
         def bad(message: str) -> InputError:
             return InputError(message, source=origin, line=line)
 
+        given = row
         row = self.shape.apply(row)
         try:
             conversation = read_conversation(row, self.shape)
@@ -180,7 +181,7 @@ class DocumentNormalizer:
             if messages is None:
                 raise InputError(
                     f"no known shape: no '{self.text_key}' field and no conversation "
-                    f"(keys: {', '.join(sorted(map(str, row))) or 'none'}; name them with "
+                    f"(keys: {', '.join(sorted(map(str, given))) or 'none'}; name them with "
                     "input.columns)",
                     source=origin,
                     line=line,

@@ -27,6 +27,7 @@ class DropLog:
         self.formats = formats
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, str] = {}
+        self.file_examples: dict[tuple[str, str], str] = {}
         self.rejected: Counter[str] = Counter()  # input file -> records rejected
         self.reasons: dict[str, Counter[str]] = {}  # input file -> reasons
         self._format_drops: Counter[tuple[str | None, int | None, Any]] = Counter()
@@ -42,9 +43,9 @@ class DropLog:
         doc_id: Any = None,
     ) -> None:
         self.counts[reason] += 1
-        if reason not in self.examples:
-            where = f"{origin}:{line}" if line is not None else str(origin)
-            self.examples[reason] = f"{where}: {detail}"
+        where = f"{origin}:{line}" if line is not None else str(origin)
+        self.examples.setdefault(reason, f"{where}: {detail}")
+        self.file_examples.setdefault((origin or "<input>", reason), f"{where}: {detail}")
         if fmt is not None:  # rejected once every format dropped it
             key = (origin, line, doc_id)
             self._format_drops[key] += 1
@@ -72,7 +73,7 @@ class DropLog:
                 out.append(
                     f"{name}: {rejected:,} of {records:,} records rejected "
                     f"({100 * rejected // records}%), most as {reason} ({count:,}): "
-                    f"{self.examples[reason]}"
+                    f"{self.file_examples[name, reason]}"
                 )
         if "unknown_shape" in self.counts:
             out.append(
