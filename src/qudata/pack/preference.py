@@ -87,11 +87,15 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
 
         dtypes = {"weight": "float64", "tool_calls": "json"}
         keys = [k for k in _MESSAGE_KEYS if k in state.get("message_keys", ())]
-        message = [
-            {"name": k, "dtype": dtypes.get(k, "string")} for k in keys or ["role", "content"]
-        ]
         out: list[dict[str, Any]] = [
-            {"name": key, "list": message} for key in ("prompt", "chosen", "rejected")
+            {  # a list per column: a shared one would become a YAML alias in the card
+                "name": column,
+                "list": [
+                    {"name": k, "dtype": dtypes.get(k, "string")}
+                    for k in keys or ["role", "content"]
+                ],
+            }
+            for column in ("prompt", "chosen", "rejected")
         ]
         if state.get("tools"):
             out.append({"name": "tools", "dtype": "json"})
