@@ -79,6 +79,7 @@ def test_tools_and_parallel_calls_are_kept_in_openai_form() -> None:
     assert all(t["type"] == "function" for t in parallel["tools"])
     assert parallel["parallel_tool_calls"] is True
     system, user, call, result_a, result_b, answer = parallel["messages"]
+    assert answer["content"].startswith("4 °C")
     assert system == {"role": "system", "content": "Answer with the tools."}  # developer
     assert user["content"] == "Weather and time in Oslo?"  # text parts joined
     assert [c["id"] for c in call["tool_calls"]] == ["call_a", "call_b"]
