@@ -92,5 +92,6 @@ class DropLog:
         if "unknown_shape" in self.counts:
             hint = "; name the fields with input.columns (e.g. --column prompt=instruction)"
         return (
-            f"nothing was written: all {read:,} records were dropped; top reasons: {reasons}{hint}"
+            f"nothing was written: none of {read:,} records reached an output; "
+            f"top reasons: {reasons}{hint}"
         )
