@@ -34,7 +34,7 @@ def test_config_knows_every_name_and_refuses_others() -> None:
         load_config({"input": {"columns": {"answer": "a"}}})
     with pytest.raises(ConfigError, match="unknown tag 'speaker'"):
         load_config({"input": {"tags": {"speaker": "a"}}})
-    with pytest.raises(ConfigError, match="input.role_map.bing"):
+    with pytest.raises(ConfigError, match=r"input\.role_map\.bing"):
         load_config({"input": {"role_map": {"bing": "robot"}}})
 
 
