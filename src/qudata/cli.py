@@ -332,7 +332,7 @@ def _print_stats(
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(["chatml", "jsonl", "plain"]),
+    type=click.Choice(["chatml", "jsonl", "plain", "preference"]),
     help="The format the files should be in.",
 )
 @click.option(
