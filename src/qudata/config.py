@@ -123,6 +123,7 @@ class PreferenceOptions(Section):
     """``pack.preference``: TRL conversational preference records (prompt, chosen, rejected)."""
 
     include_metadata: bool = False
+    markup: Literal["escape", "strip", "drop"] = "escape"
 
 
 class ParquetOptions(Section):

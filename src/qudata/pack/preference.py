@@ -2,19 +2,22 @@
 
 Every line is ``{"prompt": [messages ending with a user turn], "chosen": [assistant
 message(s)], "rejected": [assistant message(s)]}``, plus ``tools`` when the record has
-them and ``metadata`` with ``include_metadata``. Records that are not preference pairs
+them and ``metadata`` with ``include_metadata``. Chat markup in any string is escaped,
+stripped or dropped (``markup``, as for ChatML). Records that are not preference pairs
 are dropped from this format (``not_preference``); the SFT formats write a pair as its
 chosen conversation.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 from qudata.config import PreferenceOptions
 from qudata.conversations import conversation_problems
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
+from qudata.pack.markup import MarkupGuard
 from qudata.pack.metadata import MetadataWriter
 from qudata.quality.report import Drop
 
@@ -23,8 +26,50 @@ __all__ = ["PreferenceFormatter"]
 _MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
 
 
+_MARKUP_EVENT = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}
+
+
 def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: m[k] for k in _MESSAGE_KEYS if k in m} for m in messages]
+
+
+def _clean(value: Any, guard: MarkupGuard) -> Any:
+    """Every string in ``value`` with ChatML markers escaped or stripped (tool-call
+    arguments decoded first, so they stay valid JSON); ``None`` if one must drop."""
+    if isinstance(value, str):
+        return guard.clean(value)
+    if isinstance(value, list):
+        items = [_clean(v, guard) for v in value]
+        return (
+            None
+            if any(i is None and v is not None for i, v in zip(items, value, strict=True))
+            else items
+        )
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == "arguments" and isinstance(item, str) and guard.found(item):
+                decoded = _clean(json.loads(item), guard) if _is_json(item) else guard.clean(item)
+                if decoded is None:
+                    return None
+                out[key] = (
+                    decoded if isinstance(decoded, str) else json.dumps(decoded, ensure_ascii=False)
+                )
+                continue
+            cleaned = _clean(item, guard)
+            if cleaned is None and item is not None:
+                return None
+            out[key] = cleaned
+        return out
+    return value
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 class PreferenceFormatter(Formatter[PreferenceOptions]):
@@ -59,12 +104,23 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
                 return Drop(problems[0], f"{name}: {'; '.join(problems)}")
         if chosen == rejected:
             return Drop("identical_pair", "chosen and rejected are the same")
-        record: dict[str, Any] = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+        guard = state.setdefault("guard", MarkupGuard(policy=opts.markup))
+        before = guard.hits
+        record: dict[str, Any] = {}
+        for key, value in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
+            record[key] = _clean(value, guard)
+            if record[key] is None:
+                return Drop("markup", f"{key} holds chat markup (markup: drop)")
+        tools = _clean(doc.tools, guard) if doc.tools else None
+        if doc.tools and tools is None:
+            return Drop("markup", "a tool schema holds chat markup (markup: drop)")
+        if guard.hits > before:
+            self.stats.events[_MARKUP_EVENT[opts.markup]] += 1
         keys = state.setdefault("message_keys", set())
-        for message in prompt + chosen + rejected:
+        for message in record["prompt"] + record["chosen"] + record["rejected"]:
             keys.update(message)
-        if doc.tools:
-            record["tools"] = doc.tools
+        if tools:
+            record["tools"] = tools
             state["tools"] = True
         if opts.include_metadata:
             if "metadata" not in state:
