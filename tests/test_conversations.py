@@ -146,3 +146,18 @@ def test_every_kind_is_listed_in_the_readme() -> None:
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     kinds = [line.split("`")[1] for line in rows]
     assert kinds == [*KINDS, "document"]
+
+
+def test_conversational_prompt_completion() -> None:
+    conversation = read(
+        {
+            "prompt": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}],
+            "completion": [{"role": "assistant", "content": "A"}],
+        }
+    )
+    assert conversation.kind == "prompt_completion"
+    assert [m["role"] for m in conversation.messages] == ["system", "user", "assistant"]
+    assert read({"prompt": "Q", "completion": "A"}).messages == [
+        {"role": "user", "content": "Q"},
+        {"role": "assistant", "content": "A"},
+    ]

@@ -250,6 +250,20 @@ def test_preference_output_loads_in_datasets_and_trl(tmp_path: Path) -> None:
         assert rendered["chosen"].startswith(example["chosen"][0]["content"])
 
 
+def test_pairs_are_duplicates_on_prompt_and_chosen(tmp_path: Path) -> None:
+    pair = {"prompt": "Capital of Peru?", "chosen": "Lima.", "rejected": "Cusco."}
+    lines = [
+        {**pair, "id": "a"},
+        {**pair, "id": "b", "rejected": "Arequipa."},  # same prompt + chosen: a duplicate
+        {**pair, "id": "c", "chosen": "Lima, on the coast."},
+    ]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    report = qudata.pack_dataset(path, tmp_path / "out", config=FAST, formats=["preference"])
+    assert report.dropped == {"duplicate_exact": 1}
+    assert [r["id"] for r in rejects(tmp_path / "out")] == ["b"]
+
+
 # ---------------------------------------------------------------- drops
 
 

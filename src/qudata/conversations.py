@@ -17,7 +17,8 @@ kind                   input keys
                        ``tools``)
 ``alpaca``             ``instruction``, ``output`` (+ ``input``, ``system``,
                        ``history``)
-``prompt_completion``  ``prompt``, ``completion``
+``prompt_completion``  ``prompt``, ``completion`` (strings, or TRL's lists of
+                       messages)
 ``question_answer``    ``question``, ``answer``
 =====================  =========================================================
 
@@ -279,6 +280,19 @@ def alpaca_prompt(row: Mapping[str, Any]) -> str:
     return prompt
 
 
+def _prompt_completion(row: Mapping[str, Any], turns: Turns) -> list[dict[str, Any]]:
+    """Strings (a user and an assistant turn) or, as TRL's conversational
+    prompt-completion data, lists of messages."""
+    prompt, completion = row.get("prompt"), row.get("completion")
+    return (
+        turns.read(prompt, "prompt") if isinstance(prompt, list) else [_turn("user", prompt)]
+    ) + (
+        turns.read(completion, "completion")
+        if isinstance(completion, list)
+        else [_turn("assistant", completion)]
+    )
+
+
 def _with_system(conversation: Conversation, row: Mapping[str, Any]) -> Conversation:
     """A top-level ``system`` becomes the system turn of a conversation without one (a
     record with both keeps its own; the top-level one stays in metadata)."""
@@ -312,10 +326,7 @@ def read_conversation(row: Mapping[str, Any], shape: Shape | None = None) -> Con
     elif "instruction" in row and "output" in row:
         conversation = Conversation("alpaca", alpaca_turns(row))
     elif "prompt" in row and "completion" in row:
-        conversation = Conversation(
-            "prompt_completion",
-            [_turn("user", row.get("prompt")), _turn("assistant", row.get("completion"))],
-        )
+        conversation = Conversation("prompt_completion", _prompt_completion(row, turns))
     elif "question" in row and "answer" in row:
         conversation = Conversation(
             "question_answer",
