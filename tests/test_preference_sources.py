@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qudata.conversations import ConversationError, Turns, read_conversation
 from qudata.preference_sources import read_preference, split_transcript
@@ -74,3 +76,31 @@ def test_alpaca_ranking_and_tools() -> None:
         {"role": "assistant", "content": "1"},
     ]
     assert pair.tools == [{"type": "function", "function": {"name": "f"}}]
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20).filter(
+    lambda t: "\n\nHuman: " not in t and "\n\nAssistant: " not in t and t.strip() == t
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    exchanges=st.lists(st.tuples(_TEXT, _TEXT), min_size=0, max_size=3),
+    question=_TEXT,
+    good=_TEXT,
+    bad=_TEXT,
+)
+def test_hh_round_trip(
+    exchanges: list[tuple[str, str]], question: str, good: str, bad: str
+) -> None:
+    """Any transcript pair that differs in its last answer splits back into the prompt
+    and the two answers."""
+    if good == bad:
+        return
+    prefix = "".join(f"\n\nHuman: {q}\n\nAssistant: {a}" for q, a in exchanges)
+    prefix += f"\n\nHuman: {question}\n\nAssistant: "
+    pair = read_preference({"chosen": prefix + good, "rejected": prefix + bad}, Turns())
+    assert pair.prompt_turns == 2 * len(exchanges) + 1
+    assert pair.messages[pair.prompt_turns - 1] == {"role": "user", "content": question}
+    assert pair.messages[pair.prompt_turns :] == [{"role": "assistant", "content": good}]
+    assert pair.rejected == [{"role": "assistant", "content": bad}]
