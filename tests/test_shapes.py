@@ -317,3 +317,25 @@ def test_a_run_that_writes_nothing_fails_and_publishes_nothing(tmp_path: Path) -
         cli, ["pack", str(SHAPES / "dolly.jsonl"), "-o", str(out), "-c", str(config), "--dry-run"]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_the_summary_notes_and_stats_with_columns(tmp_path: Path) -> None:
+    config = tmp_path / "fast.yaml"
+    config.write_text(json.dumps(FAST), encoding="utf-8")
+    inputs = [str(SHAPES / "dropped.jsonl"), str(SHAPES / "openai_tools.jsonl")]
+    result = CliRunner().invoke(
+        cli, ["pack", *inputs, "-o", str(tmp_path / "out"), "-c", str(config)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "note: " in result.output and "6 of 7 records rejected (85%)" in result.output
+    assert "openai_tools.jsonl: " not in result.output.split("note: ", 1)[1]
+    mapped = ["--column", "prompt=instruction", "--column", "response=response", "--json"]
+    result = CliRunner().invoke(
+        cli, ["stats", str(SHAPES / "dolly.jsonl"), "-c", str(config), *mapped]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["invalid"] == 0
+    result = CliRunner().invoke(
+        cli, ["stats", str(SHAPES / "dolly.jsonl"), "-c", str(config), "--json"]
+    )
+    assert json.loads(result.output)["invalid"] == 1

@@ -61,9 +61,10 @@ def is_uri(path: str) -> bool:
 
 
 def token_texts(doc: Document) -> list[str]:
-    """The texts counted in advance for a document: its text and its messages' contents."""
+    """The texts counted in advance for a document: its text and its messages' contents
+    (a preference pair's rejected answer too)."""
     texts = [doc.text]
-    for message in doc.messages or ():
+    for message in [*(doc.messages or ()), *(doc.rejected or ())]:
         content = message.get("content")
         if isinstance(content, str):
             texts.append(content)
