@@ -104,3 +104,18 @@ def test_hh_round_trip(
     assert pair.messages[pair.prompt_turns - 1] == {"role": "user", "content": question}
     assert pair.messages[pair.prompt_turns :] == [{"role": "assistant", "content": good}]
     assert pair.rejected == [{"role": "assistant", "content": bad}]
+
+
+def test_whole_conversations_beside_a_prompt_that_repeats_them() -> None:
+    """UltraFeedback's layout: prompt string, and chosen/rejected including it."""
+    user = {"role": "user", "content": "Q"}
+    row = {
+        "prompt": "Q",
+        "messages": [user, {"role": "assistant", "content": "good"}],
+        "chosen": [user, {"role": "assistant", "content": "good"}],
+        "rejected": [user, {"role": "assistant", "content": "bad"}],
+    }
+    pair = read_conversation(row)
+    assert pair is not None and pair.kind == "preference" and pair.prompt_turns == 1
+    assert pair.messages == row["chosen"]
+    assert pair.rejected == [{"role": "assistant", "content": "bad"}]

@@ -3,8 +3,9 @@
 - LLaMA-Factory ranking: ``conversations`` (or ``messages``, or Alpaca
   ``instruction``/``input``) as the prompt, ``chosen`` and ``rejected`` one turn each;
 - TRL: ``prompt`` (a string or messages), ``chosen`` and ``rejected`` (strings or
-  messages); without ``prompt``, ``chosen`` and ``rejected`` are whole conversations
-  and the prompt is the prefix they share;
+  messages); when ``chosen`` and ``rejected`` are whole conversations (they start with
+  a system or user turn; TRL's implicit prompt, or UltraFeedback's layout beside a
+  ``prompt`` that repeats it), the prompt is the prefix they share;
 - Anthropic HH: ``chosen`` and ``rejected`` are transcripts
   ``"\\n\\nHuman: ...\\n\\nAssistant: ..."`` sharing the prompt: split at the common prefix.
 
@@ -60,9 +61,22 @@ def _shared_prefix(
     return Conversation(kind, chosen, rejected=rejected[common:], prompt_turns=common)
 
 
+def _whole(value: Any, turns: Turns) -> bool:
+    """A list of turns that starts with a prompt turn (not with the answer)."""
+    if not isinstance(value, list) or not value or not isinstance(value[0], Mapping):
+        return False
+    return turns.turn(value[0], 0)["role"] in ("system", "user")
+
+
 def read_preference(row: Mapping[str, Any], turns: Turns) -> Conversation:
     """The preference record in ``row`` (it has ``chosen`` and ``rejected``)."""
     chosen, rejected = row["chosen"], row["rejected"]
+    if _whole(chosen, turns) and _whole(rejected, turns):
+        # whole conversations, prompt included (as UltraFeedback, even beside a "prompt"
+        # or "messages" field that repeats it): the prompt is their shared prefix
+        return _shared_prefix(
+            turns.read(chosen, "chosen"), turns.read(rejected, "rejected"), "preference"
+        )
     if row.get("conversations") is not None or row.get("messages") is not None:
         key = "conversations" if row.get("conversations") is not None else "messages"
         prompt = turns.read(row[key], key)
@@ -88,8 +102,9 @@ def read_preference(row: Mapping[str, Any], turns: Turns) -> Conversation:
             )
         return _shared_prefix(whole[0], whole[1], "hh_rlhf")
     else:
-        return _shared_prefix(
-            turns.read(chosen, "chosen"), turns.read(rejected, "rejected"), "preference"
+        raise ConversationError(
+            "chosen and rejected are neither answers to a prompt nor whole conversations",
+            "unknown_shape",
         )
     good = _answer(chosen, turns, "chosen")
     bad = _answer(rejected, turns, "rejected")
