@@ -161,3 +161,29 @@ def test_conversational_prompt_completion() -> None:
         {"role": "user", "content": "Q"},
         {"role": "assistant", "content": "A"},
     ]
+
+
+def test_openai_legacy_functions_and_function_call() -> None:
+    conversation = read(
+        {
+            "functions": [{"name": "add", "parameters": {"type": "object"}}],
+            "messages": [
+                {"role": "user", "content": "1+2"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "function_call": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
+                },
+                {"role": "function", "name": "add", "content": "3"},
+                {"role": "assistant", "content": "3"},
+            ],
+        }
+    )
+    assert conversation.tools == [
+        {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}
+    ]
+    call = conversation.messages[1]["tool_calls"][0]
+    assert call["function"]["name"] == "add" and call["id"] == "call_1"
+    assert conversation.messages[2]["role"] == "tool"
+    assert conversation.messages[2]["tool_call_id"] == "call_1"
+    assert conversation_problems(conversation.messages) == []

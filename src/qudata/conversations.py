@@ -90,7 +90,7 @@ KINDS = (
 
 #: Keys that make up a conversation; they are not copied into metadata.
 CONVERSATION_KEYS = {
-    "messages": ("messages", "tools", "parallel_tool_calls"),
+    "messages": ("messages", "tools", "functions", "parallel_tool_calls"),
     "sharegpt": ("conversations", "tools", "parallel_tool_calls"),
     "alpaca": ("instruction", "input", "output", "history"),
     "prompt_completion": ("prompt", "completion"),
@@ -222,6 +222,8 @@ class Turns:
         for key in _TURN_KEYS:
             if key in turn and key not in message:
                 message[key] = turn[key]
+        if isinstance(turn.get("function_call"), Mapping) and "tool_calls" not in message:
+            message["tool_calls"] = [turn["function_call"]]  # OpenAI's legacy form
         try:
             if message.get("tool_calls") is not None:
                 calls = message["tool_calls"]
@@ -337,7 +339,8 @@ def read_conversation(row: Mapping[str, Any], shape: Shape | None = None) -> Con
     conversation.keys.update(CONVERSATION_KEYS[conversation.kind])
     if conversation.kind in ("messages", "sharegpt", "ranking", "preference"):
         try:
-            conversation.tools = normalize_tools(row.get("tools"))
+            given = row.get("tools") if row.get("tools") is not None else row.get("functions")
+            conversation.tools = normalize_tools(given)
         except ToolError as exc:
             raise ConversationError(str(exc), exc.reason) from None
         parallel = row.get("parallel_tool_calls")
