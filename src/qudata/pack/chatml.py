@@ -92,9 +92,6 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                 return Drop(problems[0], "; ".join(problems))
             for message in messages:
                 state["message_keys"].update(message)
-            undeclared = undeclared_calls(messages, tools)
-            if undeclared:  # counted, not fixed: the data says what it says
-                self.stats.warnings["undeclared_tool_call"] += undeclared
             record: dict[str, Any] = {"messages": messages}
             if tools is not None:
                 record["tools"] = tools
@@ -118,6 +115,9 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                     return Drop("template_error", f"the chat template failed: {exc}")
             elif opts.render == "chatml":
                 record["text"] = render_chatml(messages, tools)
+            undeclared = undeclared_calls(messages, tools)
+            if undeclared:  # counted, not fixed: the data says what it says
+                self.stats.warnings["undeclared_tool_call"] += undeclared
             records.append(record)
         return records
 
