@@ -38,8 +38,6 @@ ROLE_ALIASES = {
     "function_response": "tool",
 }
 
-_TURN_KEYS = ("name", "weight", "tool_calls", "tool_call_id")
-
 
 class ConversationError(ValueError):
     """The record's conversation has the wrong shape (the message says which);
@@ -108,6 +106,11 @@ class Turns:
             return turn.get(key)
         return turn["content"] if "content" in turn else turn.get("value")
 
+    @staticmethod
+    def _key(turn: Mapping[str, Any], tag: str | None, first: str, second: str) -> str:
+        """The key a turn's role (or content) was read from."""
+        return tag or (first if first in turn else second)
+
     def read(self, turns: Any, field_name: str) -> list[dict[str, Any]]:
         if not isinstance(turns, list) or not all(isinstance(t, Mapping) for t in turns):
             raise ConversationError(f"field '{field_name}' must be a list of objects")
@@ -124,9 +127,11 @@ class Turns:
             if calls is not None:
                 message["content"] = None
                 message["tool_calls"] = calls
-        for key in _TURN_KEYS:
-            if key in turn and key not in message:
-                message[key] = turn[key]
+        used = {self._key(turn, self.shape.role_key, "role", "from")}
+        used.add(self._key(turn, self.shape.content_key, "content", "value"))
+        for key, value in turn.items():  # everything else is kept as written
+            if key not in used and key != "function_call" and key not in message:
+                message[key] = value
         if isinstance(turn.get("function_call"), Mapping) and "tool_calls" not in message:
             message["tool_calls"] = [turn["function_call"]]  # OpenAI's legacy form
         try:

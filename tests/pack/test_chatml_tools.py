@@ -180,3 +180,16 @@ def test_features_declare_tools() -> None:
         fmt.format_document(DocumentNormalizer()(doc), fmt.options, state)
     names = [f["name"] for f in fmt.features(state) or []]
     assert names == ["messages", "tools", "parallel_tool_calls"]
+
+
+def test_message_keys_chatml_cannot_carry_are_counted() -> None:
+    fmt = formatter()
+    row = {
+        "messages": [
+            {"role": "user", "content": "Q"},
+            {"role": "assistant", "content": "A", "reasoning_content": "hm"},
+        ]
+    }
+    (record,) = fmt.format_documents([row])
+    assert "reasoning_content" not in record["messages"][1]
+    assert fmt.stats.warnings == {"message_key_dropped": 1}

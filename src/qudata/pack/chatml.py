@@ -64,6 +64,9 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         if "guard" not in state:
             state.update(self._stream_state(opts))
         if doc.messages is not None:
+            extra = {k for m in doc.messages for k in m if k not in _MESSAGE_KEYS}
+            if extra:  # said, not silent: ChatML messages carry only _MESSAGE_KEYS
+                self.stats.warnings["message_key_dropped"] += 1
             conversations = self._conversation(doc, opts, state)
             self.stats.sources[doc.conversation_kind or "messages"] += 1
         else:
