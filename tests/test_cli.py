@@ -158,7 +158,7 @@ def test_bad_lines_are_skipped_by_default(bad_file: Path, tmp_path: Path) -> Non
         "pack", str(bad_file), "-o", str(out), "-c", str(no_limit_config(tmp_path)), "--quiet"
     )
     assert result.exit_code == 0, result.output
-    assert manifest(out)["counts"]["dropped"] == {"invalid": 5}
+    assert manifest(out)["counts"]["dropped"] == {"invalid": 4, "unknown_shape": 1}
 
 
 def test_non_empty_output_exit_2(docs_file: Path, tmp_path: Path) -> None:

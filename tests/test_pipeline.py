@@ -134,7 +134,7 @@ def test_bad_lines_are_rejected_and_both_identities_hold(
     counts = m["counts"]
     assert counts["read"] == 7
     assert counts["accepted"] == 2
-    assert counts["dropped"] == {"invalid": 5}
+    assert counts["dropped"] == {"invalid": 4, "unknown_shape": 1}
     assert counts["read"] == counts["accepted"] + sum(counts["dropped"].values())
     for stats in m["formats"].values():
         assert counts["accepted"] == stats["documents"] + sum(stats["dropped"].values())
@@ -146,11 +146,11 @@ def test_bad_lines_are_rejected_and_both_identities_hold(
     assert sorted(by_line) == [2, 3, 4, 5, 7]
     for entry in entries:
         assert entry["source"] == str(bad_file)
-        assert entry["reason"] == "invalid"
+        assert entry["reason"] == ("unknown_shape" if entry["line"] == 4 else "invalid")
         assert entry["format"] is None
     assert "invalid JSON" in by_line[2]["detail"]
     assert "JSON object" in by_line[3]["detail"]
-    assert "text" in by_line[4]["detail"] and by_line[4]["id"] == "no-text"
+    assert "keys: body, id" in by_line[4]["detail"] and by_line[4]["id"] == "no-text"
     assert "must be a string" in by_line[5]["detail"] and by_line[5]["id"] == "num-text"
     assert "UTF-8" in by_line[7]["detail"]
 

@@ -77,7 +77,7 @@ def cli() -> None:
     "--format",
     "formats",
     multiple=True,
-    type=click.Choice(["chatml", "jsonl", "plain", "parquet", "llmbuilder"]),
+    type=click.Choice(["chatml", "jsonl", "plain", "parquet", "llmbuilder", "preference"]),
     help="Format to write; repeat for several. Default: pack.formats (chatml, jsonl, plain).",
 )
 @click.option(
@@ -94,6 +94,15 @@ def cli() -> None:
 )
 @click.option("--text-key", default=None, help="Input field holding the text (default: text).")
 @click.option("--id-key", default=None, help="Input field holding the id (default: id).")
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="NAME=KEY",
+    help="Read qudata's field NAME from the file's KEY (input.columns), e.g. "
+    "--column prompt=instruction --column response=output; repeat for several. Names: "
+    "prompt, query, response, history, system, messages, tools, chosen, rejected, text, id.",
+)
 @click.option(
     "--tokenizer",
     default=None,
@@ -190,6 +199,7 @@ def pack(
     on_error: str | None,
     text_key: str | None,
     id_key: str | None,
+    columns: tuple[str, ...],
     tokenizer: str | None,
     dedup: str | None,
     dedup_threshold: float | None,
@@ -215,7 +225,12 @@ def pack(
     from qudata.pipeline import pack_dataset
 
     overrides = _overrides(
-        input={"on_error": on_error, "text_key": text_key, "id_key": id_key},
+        input={
+            "on_error": on_error,
+            "text_key": text_key,
+            "id_key": id_key,
+            "columns": _columns(columns),
+        },
         quality={"tokenizer": tokenizer, "min_quality_score": min_quality},
         dedup={"method": dedup, "threshold": dedup_threshold},
         output={
@@ -295,6 +310,15 @@ def _mix(specs: tuple[str, ...], target_tokens: str | None) -> dict[str, Any]:
     help="Duplicate removal before counting (default: exact).",
 )
 @click.option("--text-key", default=None, help="Input field holding the text (default: text).")
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="NAME=KEY",
+    help="Read qudata's field NAME from the file's KEY (input.columns), e.g. "
+    "--column prompt=instruction --column response=output; repeat for several. Names: "
+    "prompt, query, response, history, system, messages, tools, chosen, rejected, text, id.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def stats(
     inputs: tuple[str, ...],
@@ -302,13 +326,16 @@ def stats(
     tokenizer: str | None,
     dedup: str | None,
     text_key: str | None,
+    columns: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Show how many documents and tokens of INPUTS survive at several quality thresholds,
     after removing invalid records and duplicates. Writes nothing.
     """
     overrides = _overrides(
-        input={"text_key": text_key}, quality={"tokenizer": tokenizer}, dedup={"method": dedup}
+        input={"text_key": text_key, "columns": _columns(columns)},
+        quality={"tokenizer": tokenizer},
+        dedup={"method": dedup},
     )
     _print_stats(inputs, config_path, overrides, as_json=as_json)
 
@@ -342,7 +369,7 @@ def _print_stats(
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(["chatml", "jsonl", "plain"]),
+    type=click.Choice(["chatml", "jsonl", "plain", "preference"]),
     help="The format the files should be in.",
 )
 @click.option(
@@ -396,6 +423,17 @@ def validate(
         _fail(exc)
     print_validation(results, as_json=as_json)
     sys.exit(0 if all(r.ok for r in results) else 1)
+
+
+def _columns(values: tuple[str, ...]) -> dict[str, str] | None:
+    """``--column NAME=KEY`` options as ``input.columns`` (``None``: none given)."""
+    out = {}
+    for value in values:
+        name, sep, key = value.partition("=")
+        if not sep or not name.strip() or not key.strip():
+            raise click.BadParameter(f"{value!r}: expected NAME=KEY", param_hint="--column")
+        out[name.strip()] = key.strip()
+    return out or None
 
 
 def _overrides(**sections: dict[str, Any]) -> dict[str, Any]:

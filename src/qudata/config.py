@@ -44,6 +44,7 @@ __all__ = [
     "PackConfig",
     "ParquetOptions",
     "PlainOptions",
+    "PreferenceOptions",
     "QualityConfig",
     "load_config",
     "merge_options",
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 FORMAT_NAMES = ("chatml", "jsonl", "plain")
-FormatName = Literal["chatml", "jsonl", "plain", "parquet", "llmbuilder"]
+FormatName = Literal["chatml", "jsonl", "plain", "parquet", "llmbuilder", "preference"]
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -122,6 +123,13 @@ class PlainOptions(Section):
     max_line_length: int | None = Field(default=None, gt=0)
 
 
+class PreferenceOptions(Section):
+    """``pack.preference``: TRL conversational preference records (prompt, chosen, rejected)."""
+
+    include_metadata: bool = False
+    markup: Literal["escape", "strip", "drop"] = "escape"
+
+
 class ParquetOptions(Section):
     """``pack.parquet``: typed columns; no options yet."""
 
@@ -139,6 +147,7 @@ class PackConfig(Section):
     plain: PlainOptions = Field(default_factory=PlainOptions)
     parquet: ParquetOptions = Field(default_factory=ParquetOptions)
     llmbuilder: LLMBuilderOptions = Field(default_factory=LLMBuilderOptions)
+    preference: PreferenceOptions = Field(default_factory=PreferenceOptions)
 
     @field_validator("formats")
     @classmethod
@@ -147,11 +156,51 @@ class PackConfig(Section):
 
 
 class InputConfig(Section):
-    """``input``: where the text and id of each record are, and what a bad record does."""
+    """``input``: where the text and id of each record are, and what a bad record does.
+
+    ``columns`` maps qudata's names (prompt, query, response, history, system, messages,
+    tools, chosen, rejected, text, id) to the file's keys, ``tags`` the keys and role
+    values of conversation turns (role_tag, content_tag, user_tag, assistant_tag,
+    system_tag, function_tag, observation_tag), as LLaMA-Factory's ``dataset_info.json``;
+    ``role_map`` adds role names (``{bing: assistant}``).
+    """
 
     text_key: str = "text"
     id_key: str = "id"
     on_error: Literal["skip", "fail"] = "skip"
+    columns: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    role_map: dict[str, Role] = Field(default_factory=dict)
+
+    @property
+    def text_field(self) -> str:
+        """The key of the text (``columns.text`` wins over ``text_key``)."""
+        return self.columns.get("text", self.text_key)
+
+    @property
+    def id_field(self) -> str:
+        """The key of the id (``columns.id`` wins over ``id_key``)."""
+        return self.columns.get("id", self.id_key)
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        from qudata.columns import COLUMN_NAMES
+
+        unknown = sorted(set(value) - set(COLUMN_NAMES))
+        if unknown:
+            raise ValueError(f"unknown column {unknown[0]!r} (allowed: {', '.join(COLUMN_NAMES)})")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _known_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        from qudata.columns import TAG_NAMES
+
+        unknown = sorted(set(value) - set(TAG_NAMES))
+        if unknown:
+            raise ValueError(f"unknown tag {unknown[0]!r} (allowed: {', '.join(TAG_NAMES)})")
+        return value
 
 
 class DecontaminationConfig(Section):

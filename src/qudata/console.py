@@ -50,6 +50,8 @@ def print_summary(report: RunReport, console: Console | None = None) -> None:
     console.print(table)
     holds = "holds" if report.balanced() else "DOES NOT HOLD"
     console.print(f"account: read == accepted + dropped, and per format: {holds}")
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_stats(stats: InputStats, console: Console | None = None) -> None:

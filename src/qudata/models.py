@@ -22,7 +22,8 @@ from typing import Any
 
 import xxhash
 
-from qudata.conversations import CONVERSATION_KEYS, ConversationError, detect
+from qudata.columns import Shape
+from qudata.conversations import ConversationError, message_text, read_conversation
 from qudata.errors import InputError
 
 __all__ = ["KNOWN_METADATA_KEYS", "Document", "DocumentNormalizer", "json_kind", "token_texts"]
@@ -52,7 +53,10 @@ class Document:
     normalised) when the input was one, and ``conversation_kind`` the shape it came
     in (see :mod:`qudata.conversations`); ``text`` is then the conversation's text. ``origin`` and
     ``line`` say where the document was read (for error messages and rejects);
-    ``cluster`` is its duplicate-cluster key once deduplication has run.
+    ``cluster`` is its duplicate-cluster key once deduplication has run. ``tools`` holds
+    a conversation's tool schemas; a preference record keeps its chosen conversation in
+    ``messages`` (the first ``prompt_turns`` are the prompt) and the rejected answer in
+    ``rejected``.
 
     Example::
 
@@ -71,6 +75,14 @@ class Document:
     origin: str | None = None
     line: int | None = None
     cluster: str | None = None  # duplicate-cluster key, set by deduplication
+    tools: list[dict[str, Any]] | None = None  # tool schemas, OpenAI form
+    parallel_tool_calls: bool | None = None
+    rejected: list[dict[str, Any]] | None = None  # a preference record's rejected answer
+    prompt_turns: int | None = None  # a preference record: messages[:prompt_turns] prompt
+
+    @property
+    def is_preference(self) -> bool:
+        return self.rejected is not None and self.prompt_turns is not None
 
     @property
     def source(self) -> str | None:
@@ -96,10 +108,19 @@ class DocumentNormalizer:
     input order, so ids are stable across runs of the same input.
     """
 
-    def __init__(self, *, text_key: str = "text", id_key: str = "id") -> None:
-        self.text_key = text_key
-        self.id_key = id_key
+    def __init__(
+        self, *, text_key: str = "text", id_key: str = "id", shape: Shape | None = None
+    ) -> None:
+        self.shape = shape or Shape()
+        self.text_key = self.shape.columns.get("text", text_key)
+        self.id_key = self.shape.columns.get("id", id_key)
         self._derived: dict[str, int] = {}
+
+    @classmethod
+    def from_input(cls, cfg: Any) -> DocumentNormalizer:
+        """The normaliser of an ``input`` configuration section."""
+        shape = Shape(columns=cfg.columns, tags=cfg.tags, role_map=cfg.role_map)
+        return cls(text_key=cfg.text_key, id_key=cfg.id_key, shape=shape)
 
     def __call__(self, obj: Any, *, origin: str | None = None, line: int | None = None) -> Document:
         if isinstance(obj, Document):
@@ -113,6 +134,10 @@ class DocumentNormalizer:
                 conversation_kind=obj.conversation_kind or ("messages" if obj.messages else None),
                 origin=obj.origin or origin,
                 line=obj.line if obj.line is not None else line,
+                tools=obj.tools,
+                parallel_tool_calls=obj.parallel_tool_calls,
+                rejected=obj.rejected,
+                prompt_turns=obj.prompt_turns,
             )
             if "quality_score" in doc.metadata and doc.quality_score is None:
                 doc.quality_score = _score(doc.metadata["quality_score"], origin, line)
@@ -129,11 +154,13 @@ class DocumentNormalizer:
         def bad(message: str) -> InputError:
             return InputError(message, source=origin, line=line)
 
+        given = row
+        row = self.shape.apply(row)
         try:
-            conversation = detect(row)
+            conversation = read_conversation(row, self.shape)
         except ConversationError as exc:
-            raise bad(str(exc)) from None
-        skip = set(CONVERSATION_KEYS[conversation[0]]) if conversation else set()
+            raise InputError(str(exc), source=origin, line=line, reason=exc.reason) from None
+        skip = conversation.keys if conversation else set()
         metadata: dict[str, Any] = {}
         nested = row.get("metadata")
         if nested is not None:
@@ -146,14 +173,21 @@ class DocumentNormalizer:
         if "source_path" in metadata and metadata.get("source") is None:
             metadata["source"] = str(metadata.pop("source_path"))
 
-        kind, messages = conversation if conversation else (None, None)
+        messages = conversation.messages if conversation else None
         text = row.get(self.text_key)
         if text is None and self.text_key == "text" and "content" in row:
             text = metadata.pop("content")  # pipeline objects call the text "content"
         if text is None:
             if messages is None:
-                raise bad(f"no '{self.text_key}' field (expected a string with the document text)")
-            text = "\n\n".join(c for m in messages if isinstance(c := m.get("content"), str))
+                raise InputError(
+                    f"no known shape: no '{self.text_key}' field and no conversation "
+                    f"(keys: {', '.join(sorted(map(str, given))) or 'none'}; name them with "
+                    "input.columns)",
+                    source=origin,
+                    line=line,
+                    reason="unknown_shape",
+                )
+            text = "\n\n".join(t for m in messages if (t := message_text(m)))
         elif not isinstance(text, str):
             raise bad(f"field '{self.text_key}' must be a string, got {json_kind(text)}")
 
@@ -187,9 +221,13 @@ class DocumentNormalizer:
             labels=labels,
             quality_score=score,
             messages=messages,
-            conversation_kind=kind,
+            conversation_kind=conversation.kind if conversation else None,
             origin=origin,
             line=line,
+            tools=conversation.tools if conversation else None,
+            parallel_tool_calls=conversation.parallel_tool_calls if conversation else None,
+            rejected=conversation.rejected if conversation else None,
+            prompt_turns=conversation.prompt_turns if conversation else None,
         )
 
     def _derive_id(self, text: str) -> str:
@@ -259,9 +297,10 @@ def json_kind(value: Any) -> str:
 
 def token_texts(doc: Document) -> list[str]:
     """The texts of a document that formats count tokens of: its text and its messages'
-    contents (counted in advance, in one batch, by the pipeline and the Ray workers)."""
+    contents, a preference pair's rejected answer too (counted in advance, in one batch,
+    by the pipeline and the Ray workers)."""
     texts = [doc.text]
-    for message in doc.messages or ():
+    for message in [*(doc.messages or ()), *(doc.rejected or ())]:
         content = message.get("content")
         if isinstance(content, str):
             texts.append(content)

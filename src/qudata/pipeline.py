@@ -30,7 +30,8 @@ from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.plan.mix import MixPlan, MixPlanner
 from qudata.quality.checks import Check, build_checks
-from qudata.quality.dedup import Deduplicator, exact_key, make_deduplicator
+from qudata.quality.dedup import Deduplicator, dedup_text, exact_key, make_deduplicator
+from qudata.quality.drop_log import DropLog
 from qudata.quality.gate import QualityGate
 from qudata.quality.report import Drop, Observations, RunReport
 from qudata.quality.tokens import CountCache, get_token_counter
@@ -108,7 +109,8 @@ class _Run:
         self.report = RunReport(qudata_version=__version__, config=config)
         self.seen = Observations()
         self.token_buckets: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
-        self.normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
+        self.normalize = DocumentNormalizer.from_input(cfg.input)
+        self.drops = DropLog(formats=len(cfg.pack.formats))
         self.checks: list[Check] = []
         self.mix_source: dict[str, int] = {}  # input name -> its mix source
         self.mix: MixPlan | None = None
@@ -124,12 +126,32 @@ class _Run:
             if self.cfg.mix is not None:
                 self.mix = self._plan_mix(sources)
             self._pack(sources, staging)
+            self._check_written()
             self._publish(staging)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         self.report.output_dir = str(self.output_dir)
         return self.report
+
+    def _note_drop(
+        self,
+        origin: str | None,
+        line: int | None,
+        reason: str,
+        detail: str,
+        *,
+        fmt: str | None,
+        doc_id: Any = None,
+    ) -> None:
+        self.drops.add(origin, line, reason, detail, fmt=fmt, doc_id=doc_id)
+
+    def _check_written(self) -> None:
+        """No empty success: a run that wrote no document fails (exit 1) and publishes
+        nothing; otherwise the summary notes files that were mostly rejected."""
+        self.report.notes = self.drops.notes(self.report.inputs)
+        if not any(stats.documents for stats in self.report.formats.values()):
+            raise InputError(self.drops.nothing_written(self.report.read), reason="nothing_written")
 
     def _check_output_dir(self) -> None:
         out = self.output_dir
@@ -166,6 +188,7 @@ class _Run:
         rejects = AtomicFile(staging / "rejects.jsonl")
 
         def reject(doc: Document, drop: Drop, fmt: str | None) -> None:
+            self._note_drop(doc.origin, doc.line, drop.reason, drop.detail, fmt=fmt, doc_id=doc.id)
             _reject(rejects, doc, drop, fmt=fmt)
 
         try:
@@ -344,13 +367,9 @@ class _Run:
         return kept
 
     def _dedup_text(self, doc: Document) -> str:
-        """A conversation is compared on the content of the configured roles."""
-        if doc.messages is None:
-            return doc.text
-        roles = set(self.cfg.dedup.roles)
-        return "\n\n".join(
-            str(m.get("content") or "") for m in doc.messages if m.get("role") in roles
-        )
+        """A conversation is compared on the configured roles and its tools (see
+        :func:`~qudata.quality.dedup.dedup_text`)."""
+        return dedup_text(doc, self.cfg.dedup.roles)
 
     def _documents(self, sources: list[Source], rejects: Any) -> Iterator[Document]:
         """Readable documents; every other record is counted and sent to ``rejects``."""
@@ -360,8 +379,8 @@ class _Run:
             before = self.report.read
             for raw in read_records(
                 source,
-                text_key=self.cfg.input.text_key,
-                id_key=self.cfg.input.id_key,
+                text_key=self.cfg.input.text_field,
+                id_key=self.cfg.input.id_field,
                 digest=digest,
             ):
                 self.report.read += 1
@@ -376,19 +395,22 @@ class _Run:
                 }
             )
 
-    def _normalize(self, raw: RawRecord, on_error: str, rejects: Any) -> Document | None:
+    def _normalize(
+        self, raw: RawRecord, on_error: str, rejects: Any, reason: str = "invalid"
+    ) -> Document | None:
         if raw.error is None:
             try:
                 return self.normalize(raw.row, origin=raw.origin, line=raw.line)
             except InputError as exc:
-                detail = exc.detail
+                detail, reason = exc.detail, exc.reason
         else:
             detail = raw.error
         if on_error == "fail":
-            raise InputError(detail, source=raw.origin, line=raw.line)
-        self.report.dropped["invalid"] += 1
-        row_id = raw.row.get(self.cfg.input.id_key) if raw.row else None
-        _write_reject(rejects, None, raw.origin, raw.line, row_id, "invalid", detail)
+            raise InputError(detail, source=raw.origin, line=raw.line, reason=reason)
+        self.report.dropped[reason] += 1
+        row_id = raw.row.get(self.cfg.input.id_field) if raw.row else None
+        self._note_drop(raw.origin, raw.line, reason, detail, fmt=None)
+        _write_reject(rejects, None, raw.origin, raw.line, row_id, reason, detail)
         return None
 
     def _publish(self, staging: Path) -> None:

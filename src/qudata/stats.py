@@ -19,7 +19,7 @@ from qudata.errors import InputError
 from qudata.io.readers import read_records
 from qudata.io.sources import expand_inputs
 from qudata.models import DocumentNormalizer
-from qudata.quality.dedup import make_deduplicator
+from qudata.quality.dedup import dedup_text, make_deduplicator
 from qudata.quality.tokens import get_token_counter
 
 __all__ = ["THRESHOLDS", "InputStats", "collect_stats"]
@@ -69,13 +69,13 @@ def collect_stats(
         num_perm=cfg.dedup.num_perm,
         ngram=cfg.dedup.ngram,
     )
-    normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
+    normalize = DocumentNormalizer.from_input(cfg.input)
     result = InputStats(
         tokenizer=counter.name if counter else "none",
         tokens_exact=bool(counter and counter.exact),
     )
     for source in expand_inputs(inputs):
-        records = read_records(source, text_key=cfg.input.text_key, id_key=cfg.input.id_key)
+        records = read_records(source, text_key=cfg.input.text_field, id_key=cfg.input.id_field)
         while batch := list(islice(records, 512)):
             docs = []
             for raw in batch:
@@ -87,7 +87,7 @@ def collect_stats(
                 except InputError:
                     result.invalid += 1
             if dedup is not None:
-                verdicts = dedup.check_batch([(d.id, d.text) for d in docs])
+                verdicts = dedup.check_batch([(d.id, dedup_text(d, cfg.dedup.roles)) for d in docs])
                 docs = [d for d, v in zip(docs, verdicts, strict=True) if v.duplicate_of is None]
                 for v in verdicts:
                     if v.reason is not None:

@@ -272,8 +272,32 @@ def test_parquet_text_folder_empty_file_and_nothing_kept(tmp_path: Path) -> None
     rejects = [orjson.loads(line) for line in local["rejects.jsonl"].splitlines()]
     assert rejects[-1]["id"] == "sub/b.txt" and rejects[-1]["duplicate_of"] == "c.txt"
     nothing = {"quality": {"missing_score": "drop", "min_quality_score": 0.9}}
-    local, _ = both(inputs, tmp_path / "none", {**nothing, "dedup": {"method": "near"}})
-    assert counts(local)["accepted"] == 0
+    errors = []
+    for engine in ("local", "ray"):  # no empty success: the same error, nothing published
+        config = {**nothing, "dedup": {"method": "near"}, "engine": {"name": engine}}
+        with pytest.raises(InputError, match="nothing was written") as info:
+            qudata.pack_dataset(inputs, tmp_path / "none" / engine, config=config)
+        errors.append(str(info.value))
+        assert not (tmp_path / "none" / engine).exists()
+    assert errors[0] == errors[1] and "missing_quality_score" in errors[0]
+
+
+def test_every_input_shape(tmp_path: Path) -> None:
+    """Tools, preference pairs, column mapping and shape drops: the same on Ray."""
+    shapes = Path(__file__).parent.parent / "data" / "shapes"
+    config = {
+        "quality": {"tokenizer": "none"},
+        "input": {"role_map": {"bing": "assistant"}},
+        "pack": {
+            "formats": ["chatml", "jsonl", "preference"],
+            "chatml": {"max_tokens_per_message": None, "render": "chatml"},
+        },
+        "dedup": {"method": "near"},
+    }
+    local, _ = both([str(p) for p in sorted(shapes.glob("*.jsonl"))], tmp_path, config)
+    assert {"unknown_shape", "bad_tools", "unsupported_content"} <= set(counts(local)["dropped"])
+    assert b'"tools":[{"type":"function"' in local["chatml/train-00000-of-00001.jsonl"]
+    assert b'"rejected"' in local["preference/train-00000-of-00001.jsonl"]
 
 
 def test_on_error_fail_raises_the_same_error(corpus: list[Path], tmp_path: Path) -> None:

@@ -121,9 +121,10 @@ def chatml_of(messages: list[dict[str, Any]]) -> str:
 
 
 def test_render_chatml_is_exactly_the_markup() -> None:
+    """Without tool calls (those: tests/pack/test_chatml_tools.py)."""
     fmt = formatter(render="chatml", system_message="Default system.")
-    records = fmt.format_documents([*ROWS, TOOL_ROW])
-    assert len(records) == len(ROWS) + 1
+    records = fmt.format_documents(ROWS)
+    assert len(records) == len(ROWS)
     for record in records:
         assert list(record) == ["messages", "text"]
         assert record["text"] == chatml_of(record["messages"])
@@ -132,7 +133,7 @@ def test_render_chatml_is_exactly_the_markup() -> None:
 
 
 def test_render_chatml_equals_the_chatml_template() -> None:
-    records = formatter(render="chatml").format_documents([*ROWS, TOOL_ROW])
+    records = formatter(render="chatml").format_documents(ROWS)
     for record in records:
         assert record["text"] == reference("chatml", record["messages"])
 

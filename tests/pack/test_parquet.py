@@ -35,6 +35,14 @@ COLUMNS = [
         "tool_calls: string, tool_call_id: string>>",
     ),
     ("metadata_json", "string"),
+    ("tools_json", "string"),
+    ("parallel_tool_calls", "bool"),
+    (
+        "rejected",
+        "list<element: struct<role: string, content: string, name: string, weight: double, "
+        "tool_calls: string, tool_call_id: string>>",
+    ),
+    ("prompt_turns", "int64"),
 ]
 
 
@@ -142,6 +150,21 @@ def test_known_keys_are_columns_and_every_other_key_is_in_metadata_json(packed: 
     assert orjson.loads(rich["entities_json"]) == ["E1"]
     assert by_id["bare-1"]["metadata_json"] == "{}"
     assert by_id["bare-1"]["entities_json"] is None
+
+
+def test_tools_and_preference_pairs_are_kept(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    shapes = Path(__file__).parent.parent / "data" / "shapes"
+    inputs = [shapes / "openai_tools.jsonl", shapes / "preference_hh.jsonl"]
+    out = tmp_path / "out"
+    config = {"quality": {"tokenizer": "none"}}
+    qudata.pack_dataset(inputs, out, config=config, formats=["parquet"])
+    (path,) = (out / "parquet").glob("*.parquet")
+    first, _, pair = pq.read_table(path).to_pylist()
+    assert orjson.loads(first["tools_json"])[1]["function"]["name"] == "get_time"
+    assert first["parallel_tool_calls"] is True and first["rejected"] is None
+    assert pair["prompt_turns"] == 3 and pair["rejected"][0]["content"] == "No idea."
+    assert pair["messages"][-1]["content"] == "6." and pair["tools_json"] is None
 
 
 def test_nothing_is_dropped(packed: Path) -> None:

@@ -69,6 +69,8 @@ BROKEN_CHATML: list[tuple[bytes, str]] = [
     (conv(USER, {**ASSISTANT, "tool_call_id": "c1"}), "bad_tool_call_id"),
     (conv(USER), "no_assistant_message"),
     (conv(USER, ASSISTANT, metadata=[1]), "metadata_not_object"),
+    (conv(USER, ASSISTANT, tools=[{"name": "f"}]), "bad_tools"),
+    (conv(USER, ASSISTANT, USER), "ends_on_user"),
     (
         b'{"messages": [{"role": "user", "content": "a\\ud800b"}, '
         b'{"role": "assistant", "content": "ok"}]}\n',
@@ -84,6 +86,33 @@ BROKEN_CHATML: list[tuple[bytes, str]] = [
     (b'{"messages": "\xff"}\n', "invalid_utf8"),
     (b"\n", "blank_line"),
 ]
+
+PREFERENCE = {
+    "prompt": [USER],
+    "chosen": [ASSISTANT],
+    "rejected": [{"role": "assistant", "content": "no"}],
+}
+BROKEN_PREFERENCE: list[tuple[dict[str, object], str]] = [
+    ({"prompt": [USER], "chosen": [ASSISTANT]}, "missing_preference_field"),
+    ({**PREFERENCE, "prompt": [USER, ASSISTANT]}, "prompt_not_user_last"),
+    ({**PREFERENCE, "rejected": [USER]}, "answer_not_assistant"),
+]
+
+
+def test_preference_rules() -> None:
+    from qudata.quality.validate import validate_preference
+
+    assert validate_preference(PREFERENCE) == []
+    assert (
+        validate_preference(
+            {**PREFERENCE, "tools": [{"type": "function", "function": {"name": "f"}}]}
+        )
+        == []
+    )
+    for record, code in BROKEN_PREFERENCE:
+        assert [p.code for p in validate_preference(record)] == [code], record
+    assert [p.code for p in validate_preference([])] == ["not_an_object"]
+
 
 GOOD_CHATML = [
     conv(USER, ASSISTANT),
@@ -125,7 +154,8 @@ def test_every_planted_chatml_problem_is_found_on_its_line(tmp_path: Path, suffi
 def test_every_code_is_planted_somewhere() -> None:
     chatml = {code for _, code in BROKEN_CHATML} | {"unreadable"}
     jsonl = {"missing_key", "key_missing_on_earlier_rows", "type_changed"}
-    plain = {c for c in HINTS if c not in chatml | jsonl}
+    preference = {code for _, code in BROKEN_PREFERENCE}
+    plain = {c for c in HINTS if c not in chatml | jsonl | preference}
     assert plain == {
         "bad_block_header",
         "wrong_document_number",

@@ -319,8 +319,7 @@ class _RayRun(_Run):
             batch_format="numpy",
             fn_kwargs={
                 "sources": sources,
-                "text_key": cfg.input.text_key,
-                "id_key": cfg.input.id_key,
+                "input_cfg": cfg.input,
                 "roles": list(cfg.dedup.roles),
                 "quality": cfg.quality,
             },
@@ -338,8 +337,7 @@ class _RayRun(_Run):
             batch_format="numpy",
             fn_kwargs={
                 "sources": sources,
-                "text_key": cfg.input.text_key,
-                "id_key": cfg.input.id_key,
+                "input_cfg": cfg.input,
             },
         )
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -361,7 +359,7 @@ class _RayRun(_Run):
         """The local engine's document stream, from Ray: the same documents, counts,
         rejects and input records, in input order."""
         on_error = self.cfg.input.on_error
-        id_key = self.cfg.input.id_key
+        id_key = self.cfg.input.id_field
         dedup = self.cfg.dedup.method != "none"
         current, before, last = -1, 0, -1
         for table in self._stream(sources):
@@ -385,9 +383,10 @@ class _RayRun(_Run):
                     yield doc
                 elif kind == INVALID:
                     self.report.read += 1
-                    origin, line, row_id, detail = pickle.loads(payload)
+                    origin, line, row_id, (reason, detail) = pickle.loads(payload)
                     row = None if row_id is None else {id_key: row_id}
-                    self._normalize(RawRecord(origin, line, row, detail), on_error, rejects)
+                    raw = RawRecord(origin, line, row, detail)
+                    self._normalize(raw, on_error, rejects, reason=reason)
                 elif kind == ERROR:
                     raise decode_error(payload)
                 else:

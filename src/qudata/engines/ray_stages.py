@@ -17,19 +17,19 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from qudata.config import QualityConfig
+from qudata.config import InputConfig, QualityConfig
 from qudata.errors import InputError, MissingExtraError, QudataError
 from qudata.io.readers import RawRecord, read_records
 from qudata.io.sources import Source
 from qudata.models import Document, DocumentNormalizer, token_texts
-from qudata.quality.dedup import exact_key, exact_keys
+from qudata.quality.dedup import dedup_text, exact_key, exact_keys
 
 __all__ = [
     "DOC",
@@ -57,14 +57,6 @@ BYTES_PER_BATCH = 4 << 20
 def is_uri(path: str) -> bool:
     """``s3://bucket/x.jsonl``, ``file:///data/x.jsonl``: read through fsspec."""
     return "://" in path
-
-
-def dedup_text(doc: Document, roles: Sequence[str]) -> str:
-    """The text compared for duplicates (as ``_Run._dedup_text``): a conversation is
-    compared on the content of ``roles``."""
-    if doc.messages is None:
-        return doc.text
-    return "\n\n".join(str(m.get("content") or "") for m in doc.messages if m.get("role") in roles)
 
 
 def encode_error(exc: QudataError) -> bytes:
@@ -143,7 +135,7 @@ class _Rows:
 
 
 def read_documents(
-    batch: dict[str, np.ndarray], *, sources: list[Source], text_key: str, id_key: str
+    batch: dict[str, np.ndarray], *, sources: list[Source], input_cfg: InputConfig
 ) -> Iterator[pa.Table]:
     """Every record of the inputs numbered in ``batch["f"]``, normalised, in file order.
 
@@ -156,8 +148,9 @@ def read_documents(
         digest = hashlib.sha256()
         try:
             with _local(source) as local:
+                text_key, id_key = input_cfg.text_field, input_cfg.id_field
                 for raw in read_records(local, text_key=text_key, id_key=id_key, digest=digest):
-                    doc = _normalized(raw, text_key, id_key)
+                    doc = _normalized(raw, input_cfg)
                     if isinstance(doc, Document):
                         derived = raw.row is not None and raw.row.get(id_key) in (None, "")
                         payload = pickle.dumps((doc, derived), protocol=5)
@@ -175,25 +168,22 @@ def read_documents(
         yield rows.take()
 
 
-def _normalized(raw: RawRecord, text_key: str, id_key: str) -> Document | str:
+def _normalized(raw: RawRecord, cfg: InputConfig) -> Document | tuple[str, str]:
     """The document of a record, or why it is invalid (as ``_Run._normalize``). A fresh
     normaliser each time: a derived id gets its repeat suffix on the driver."""
     if raw.error is not None:
-        return raw.error
+        return "invalid", raw.error
     try:
-        return DocumentNormalizer(text_key=text_key, id_key=id_key)(
-            raw.row, origin=raw.origin, line=raw.line
-        )
+        return DocumentNormalizer.from_input(cfg)(raw.row, origin=raw.origin, line=raw.line)
     except InputError as exc:
-        return exc.detail
+        return exc.reason, exc.detail
 
 
 def read_texts(
     batch: dict[str, np.ndarray],
     *,
     sources: list[Source],
-    text_key: str,
-    id_key: str,
+    input_cfg: InputConfig,
     roles: list[str],
     quality: QualityConfig,
 ) -> Iterator[pa.Table]:
@@ -210,8 +200,9 @@ def read_texts(
         rows = _Rows()
         try:
             with _local(sources[f]) as local:
-                for raw in read_records(local, text_key=text_key, id_key=id_key):
-                    doc = _normalized(raw, text_key, id_key)
+                keys = {"text_key": input_cfg.text_field, "id_key": input_cfg.id_field}
+                for raw in read_records(local, **keys):
+                    doc = _normalized(raw, input_cfg)
                     if isinstance(doc, Document) and (not gate.active or gate.check(doc) is None):
                         text = dedup_text(doc, roles).encode("utf-8", "surrogatepass")
                         rows.add((f << LINE_BITS) | raw.line, DOC, text)

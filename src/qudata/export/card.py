@@ -18,7 +18,7 @@ import yaml
 
 __all__ = ["JSON_FORMATS", "render_card", "render_parquet_card"]
 
-JSON_FORMATS = ("chatml", "jsonl")
+JSON_FORMATS = ("chatml", "jsonl", "preference")
 
 
 def _configs(manifest: dict[str, Any], names: list[str], prefix: str = "") -> list[dict[str, Any]]:

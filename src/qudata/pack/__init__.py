@@ -1,4 +1,4 @@
-"""Packaging of documents into training formats: ChatML, JSONL and plain text.
+"""Packaging of documents into training formats: ChatML, JSONL, plain text, preference pairs.
 
 >>> from qudata.pack import ChatMLFormatter, JSONLFormatter, PlainTextFormatter
 """
@@ -7,6 +7,7 @@ from qudata.pack.base import Formatter
 from qudata.pack.chatml import ChatMLFormatter
 from qudata.pack.jsonl import JSONLFormatter
 from qudata.pack.plain import PlainTextFormatter
+from qudata.pack.preference import PreferenceFormatter
 from qudata.pack.registry import FORMATTERS, get_formatter
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "Formatter",
     "JSONLFormatter",
     "PlainTextFormatter",
+    "PreferenceFormatter",
     "get_formatter",
 ]

@@ -140,7 +140,7 @@ class Formatter(ABC, Generic[Opts]):
     ) -> Iterator[Record]:
         """Stream records; documents this format cannot carry are counted in ``self.stats``."""
         opts = self.resolve(config, **options)
-        normalize = DocumentNormalizer()
+        normalize = DocumentNormalizer.from_input(self.config.input)
         state: dict[str, Any] = {}
         self.stats = FormatStats()
         for number, obj in enumerate(documents, 1):

@@ -140,13 +140,14 @@ def split_to_budget(text: str, budget: int, counter: TokenCounter) -> list[str]:
             at = guesses[-1][1]
         counts = counter.count_batch([part for part, _ in guesses])
         for (part, following), n in zip(guesses, counts, strict=True):
-            if n > budget and len(part) > 1:  # the cut changed the tokenization
+            redo = n > budget and len(part) > 1  # the cut changed the tokenization
+            if redo:
                 part, following = splitter.part(start)
-                size = _FIRST_BATCH
+                size = 1  # guesses fail here: grow again from one
             if part:
                 parts.append(part)
             start = following
-            if n > budget:
+            if redo:  # the guesses after it started from the wrong place
                 break
         else:
             size = min(2 * size, _MAX_BATCH)

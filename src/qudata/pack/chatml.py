@@ -10,6 +10,7 @@ from qudata.errors import InputError
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.budget import split_to_budget, truncate_to_budget
+from qudata.pack.chatml_render import render_chatml
 from qudata.pack.markup import CHATML_MARKERS, MarkupGuard, markers_in_template
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.templates import (
@@ -19,6 +20,7 @@ from qudata.pack.templates import (
     render_prompt,
 )
 from qudata.quality.report import Drop
+from qudata.tools import undeclared_calls
 
 __all__ = ["ChatMLFormatter", "default_user_prompt"]
 
@@ -62,6 +64,9 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         if "guard" not in state:
             state.update(self._stream_state(opts))
         if doc.messages is not None:
+            extra = {k for m in doc.messages for k in m if k not in _MESSAGE_KEYS}
+            if extra:  # said, not silent: ChatML messages carry only _MESSAGE_KEYS
+                self.stats.warnings["message_key_dropped"] += 1
             conversations = self._conversation(doc, opts, state)
             self.stats.sources[doc.conversation_kind or "messages"] += 1
         else:
@@ -74,6 +79,12 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             self.stats.sources["document"] += 1
         if isinstance(conversations, Drop):
             return conversations
+        tools = None
+        if doc.tools:
+            tools = self._clean_value(doc.tools, opts, state)
+            if tools is _DROP:
+                return Drop("markup", "a tool schema holds chat markup (markup: drop)")
+            state["record_keys"].add("tools")
         records = []
         for messages in conversations:
             # a conversation made by the default templates is well formed by construction
@@ -85,6 +96,11 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             for message in messages:
                 state["message_keys"].update(message)
             record: dict[str, Any] = {"messages": messages}
+            if tools is not None:
+                record["tools"] = tools
+            if doc.parallel_tool_calls is not None:
+                record["parallel_tool_calls"] = doc.parallel_tool_calls
+                state["record_keys"].add("parallel_tool_calls")
             if opts.include_metadata:
                 record["metadata"] = state["metadata"].build(doc)
             if state["chat_template"] is not None:
@@ -93,7 +109,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                 try:
                     record["text"] = state["chat_template"].render(
                         messages=messages,
-                        tools=None,
+                        tools=tools,
                         documents=None,
                         add_generation_prompt=False,
                         **opts.template_vars,
@@ -101,10 +117,10 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                 except TemplateError as exc:  # raise_exception() or a template bug
                     return Drop("template_error", f"the chat template failed: {exc}")
             elif opts.render == "chatml":
-                record["text"] = "".join(
-                    f"<|im_start|>{m['role']}\n{m.get('content') or ''}<|im_end|>\n"
-                    for m in messages
-                )
+                record["text"] = render_chatml(messages, tools)
+            undeclared = undeclared_calls(messages, tools)
+            if undeclared:  # counted, not fixed: the data says what it says
+                self.stats.warnings["undeclared_tool_call"] += undeclared
             records.append(record)
         return records
 
@@ -131,6 +147,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             system = MarkupGuard(markers, policy="escape").clean(system)
         return {
             "message_keys": set(),
+            "record_keys": set(),
             "guard": guard,
             "system": system,
             "metadata": MetadataWriter(self.stats.warnings),
@@ -350,6 +367,10 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             {"name": k, "dtype": dtypes.get(k, "string")} for k in keys or ["role", "content"]
         ]
         out: list[dict[str, Any]] = [{"name": "messages", "list": message}]
+        if "tools" in state.get("record_keys", ()):
+            out.append({"name": "tools", "dtype": "json"})
+        if "parallel_tool_calls" in state.get("record_keys", ()):
+            out.append({"name": "parallel_tool_calls", "dtype": "bool"})
         if self.options.include_metadata:
             out.append({"name": "metadata", "struct": metadata_features(state.get("metadata"))})
         if self.options.chat_template or self.options.render == "chatml":

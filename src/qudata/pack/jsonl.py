@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from qudata.config import JSONLOptions
+from qudata.conversations import ends_on_user
 from qudata.models import KNOWN_METADATA_KEYS, Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.metadata import MetadataWriter
@@ -17,7 +18,7 @@ class JSONLFormatter(Formatter[JSONLOptions]):
     """JSON Lines for general LLM training; every line has the same keys.
 
     Fields: ``text``, ``id``, ``labels``, ``metadata``, ``quality_score``,
-    ``messages``, any known metadata key (``source``, ``title``, ``topics``, ...)
+    ``messages``, ``tools``, any known metadata key (``source``, ``title``, ``topics``, ...)
     or any other metadata key (``null`` where a document lacks it).
     ``field_mapping`` renames output keys.
 
@@ -41,6 +42,8 @@ class JSONLFormatter(Formatter[JSONLOptions]):
             return Drop(
                 "low_quality", f"quality_score {doc.quality_score} < {opts.min_quality_score}"
             )
+        if ends_on_user(doc):
+            return Drop("ends_on_user", "the conversation ends on a user turn")
         if "metadata" not in state:
             state["metadata"] = MetadataWriter(self.stats.warnings)
         meta = state["metadata"].build(doc)
@@ -71,7 +74,7 @@ class JSONLFormatter(Formatter[JSONLOptions]):
                 feature = {"struct": metadata_features(writer)}
             elif field in KNOWN_FEATURES:
                 feature = KNOWN_FEATURES[field]
-            elif field == "messages":
+            elif field in ("messages", "tools"):
                 feature = {"dtype": "json"}
             else:
                 feature = feature_of_kind(kinds.get(field))
@@ -88,6 +91,8 @@ class JSONLFormatter(Formatter[JSONLOptions]):
             return meta
         if name == "messages":
             return doc.messages
+        if name == "tools":
+            return doc.tools
         if name in KNOWN_METADATA_KEYS or name in meta:
             return meta.get(name)
         return None

@@ -2,7 +2,10 @@
 
 Known metadata keys are typed columns; the document's other metadata is one
 JSON string column (``metadata_json``), and a conversation is a list of
-message structs (``tool_calls`` as a JSON string), so nothing is dropped.
+message structs (``tool_calls`` as a JSON string), its tool schemas ``tools_json``;
+a preference pair keeps its chosen conversation in ``messages`` (the first
+``prompt_turns`` are the prompt) and its rejected answer in ``rejected``, so nothing
+is dropped.
 """
 
 from __future__ import annotations
@@ -52,12 +55,32 @@ def parquet_schema() -> Any:
             ("entities_json", text),
             ("messages", pa.list_(message)),
             ("metadata_json", text),
+            ("tools_json", text),
+            ("parallel_tool_calls", pa.bool_()),
+            ("rejected", pa.list_(message)),
+            ("prompt_turns", pa.int64()),
         ]
     )
 
 
 def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
+
+
+def _messages(messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    if messages is None:
+        return None
+    return [
+        {
+            "role": m.get("role"),
+            "content": m.get("content"),
+            "name": m.get("name"),
+            "weight": float(m["weight"]) if isinstance(m.get("weight"), int | float) else None,
+            "tool_calls": _json(m.get("tool_calls")),
+            "tool_call_id": m.get("tool_call_id"),
+        }
+        for m in messages
+    ]
 
 
 class ParquetFormatter(Formatter[ParquetOptions]):
@@ -77,21 +100,6 @@ class ParquetFormatter(Formatter[ParquetOptions]):
     ) -> list[Record] | Drop:
         meta = doc.metadata
         rest = {k: v for k, v in meta.items() if k not in KNOWN_METADATA_KEYS}
-        messages = None
-        if doc.messages is not None:
-            messages = [
-                {
-                    "role": m.get("role"),
-                    "content": m.get("content"),
-                    "name": m.get("name"),
-                    "weight": float(m["weight"])
-                    if isinstance(m.get("weight"), int | float)
-                    else None,
-                    "tool_calls": _json(m.get("tool_calls")),
-                    "tool_call_id": m.get("tool_call_id"),
-                }
-                for m in doc.messages
-            ]
         return [
             {
                 "id": doc.id,
@@ -105,8 +113,12 @@ class ParquetFormatter(Formatter[ParquetOptions]):
                 "author": meta.get("author"),
                 "domain": meta.get("domain"),
                 "entities_json": _json(meta.get("entities") or None),
-                "messages": messages,
+                "messages": _messages(doc.messages),
                 "metadata_json": orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS).decode(),
+                "tools_json": _json(doc.tools),
+                "parallel_tool_calls": doc.parallel_tool_calls,
+                "rejected": _messages(doc.rejected),
+                "prompt_turns": doc.prompt_turns,
             }
         ]
 

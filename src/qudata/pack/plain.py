@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from qudata.config import PlainOptions
+from qudata.conversations import ends_on_user, message_text
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
 from qudata.quality.report import Drop
@@ -77,9 +78,9 @@ class PlainTextFormatter(Formatter[PlainOptions]):
         self, doc: Document, opts: PlainOptions, state: dict[str, Any]
     ) -> list[Record] | Drop:
         if doc.messages is not None:
-            content = "\n\n".join(
-                f"{m.get('role')}: {m.get('content') or ''}" for m in doc.messages
-            )
+            if ends_on_user(doc):
+                return Drop("ends_on_user", "the conversation ends on a user turn")
+            content = "\n\n".join(f"{m.get('role')}: {message_text(m)}" for m in doc.messages)
         else:
             content = doc.text
         content = content.rstrip("\n")  # the file ends with exactly one newline

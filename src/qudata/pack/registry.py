@@ -11,6 +11,7 @@ from qudata.pack.jsonl import JSONLFormatter
 from qudata.pack.llmbuilder import LLMBuilderFormatter
 from qudata.pack.parquet import ParquetFormatter
 from qudata.pack.plain import PlainTextFormatter
+from qudata.pack.preference import PreferenceFormatter
 
 __all__ = ["FORMATTERS", "get_formatter"]
 
@@ -20,6 +21,7 @@ FORMATTERS: dict[str, type[Formatter[Any]]] = {
     PlainTextFormatter.name: PlainTextFormatter,
     ParquetFormatter.name: ParquetFormatter,
     LLMBuilderFormatter.name: LLMBuilderFormatter,
+    PreferenceFormatter.name: PreferenceFormatter,
 }
 
 

@@ -1,1 +1,3 @@
 """The plan of a run: what each stage does to which documents (mixing, for now)."""
+
+__all__: list[str] = []

@@ -32,6 +32,7 @@ __all__ = [
     "DedupVerdict",
     "Deduplicator",
     "ExactDeduplicator",
+    "dedup_text",
     "exact_key",
     "exact_keys",
     "make_deduplicator",
@@ -43,6 +44,30 @@ __all__ = [
 METHODS = ("none", "exact", "near")
 
 T = TypeVar("T")
+
+
+def dedup_text(doc: Any, roles: Sequence[str]) -> str:
+    """The text a document is compared on for duplicates (both engines call this).
+
+    A plain document: its text. A conversation: the content of the messages of
+    ``roles``, each with its tool calls (name and arguments), then its tool schemas,
+    so that conversations differing only in a tool are not duplicates.
+    """
+    if doc.messages is None:
+        return str(doc.text)
+    import json
+
+    parts = []
+    for message in doc.messages:
+        if message.get("role") not in roles:
+            continue
+        parts.append(str(message.get("content") or ""))
+        for call in message.get("tool_calls") or ():
+            function = call.get("function", {}) if isinstance(call, dict) else {}
+            parts.append(f"call {function.get('name')} {function.get('arguments')}")
+    if doc.tools:
+        parts.append(json.dumps(doc.tools, ensure_ascii=False, sort_keys=True))
+    return "\n\n".join(parts)
 
 
 def normalize_text(text: str) -> str:

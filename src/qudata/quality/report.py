@@ -107,6 +107,7 @@ class RunReport:
     formats: dict[str, FormatStats] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     output_dir: str | None = None
+    notes: list[str] = field(default_factory=list)  # summary lines, not in the manifest
 
     def balanced(self) -> bool:
         """Both account identities hold."""

@@ -34,6 +34,7 @@ __all__ = [
     "validate_jsonl",
     "validate_plain_block",
     "validate_plain_text",
+    "validate_preference",
 ]
 
 #: Every problem code, with the hint that comes with it.
@@ -59,6 +60,13 @@ HINTS: dict[str, str] = {
     "bad_tool_call_id": "tool_call_id must be a string and only appears on tool messages",
     "no_assistant_message": "a training conversation needs at least one assistant message",
     "metadata_not_object": '"metadata" must be an object',
+    "bad_tools": 'tools must be a list of {"type": "function", "function": {"name": ...}}',
+    "ends_on_user": "a training conversation ends with an answer, not a user turn",
+    # preference
+    "missing_preference_field": 'a preference record has "prompt", "chosen" and "rejected", '
+    "each a non-empty list of messages",
+    "prompt_not_user_last": "the prompt ends with a user turn",
+    "answer_not_assistant": "chosen and rejected start with an assistant message",
     "too_many_tokens": "shorten the message or raise the token limit",
     # JSONL schema
     "missing_key": "every row should have the same keys (write null for a missing value)",
@@ -226,12 +234,59 @@ def check_chatml(
                     )
         if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
             out.append(_problem("no_assistant_message", "messages", "no assistant message"))
-    if "metadata" in record and not isinstance(record["metadata"], dict):
-        kind = json_kind(record["metadata"])
-        out.append(_problem("metadata_not_object", "metadata", f'"metadata" is {kind}'))
+        elif isinstance(messages[-1], dict) and messages[-1].get("role") == "user":
+            out.append(_problem("ends_on_user", "messages", "the last message is a user turn"))
+    out.extend(_record_rules(record))
     if hygiene:
         out.extend(_hygiene(record))
     return out, counts
+
+
+def _record_rules(record: dict[str, Any]) -> list[Problem]:
+    """``metadata`` and ``tools``, the same in ChatML and preference records."""
+    out = []
+    if "metadata" in record and not isinstance(record["metadata"], dict):
+        kind = json_kind(record["metadata"])
+        out.append(_problem("metadata_not_object", "metadata", f'"metadata" is {kind}'))
+    tools = record.get("tools")
+    if "tools" in record and not (
+        isinstance(tools, list)
+        and all(
+            isinstance(t, dict)
+            and t.get("type") == "function"
+            and isinstance(t.get("function"), dict)
+            and isinstance(t["function"].get("name"), str)
+            for t in tools
+        )
+    ):
+        out.append(_problem("bad_tools", "tools", "tools are not OpenAI function schemas"))
+    return out
+
+
+def validate_preference(record: Any, *, hygiene: bool = True) -> list[Problem]:
+    """The rules of a TRL conversational preference record: ``prompt`` (ending with a
+    user turn), ``chosen`` and ``rejected`` (starting with an assistant message)."""
+    if not isinstance(record, dict):
+        return [_problem("not_an_object", "$", f"the record is {json_kind(record)}")]
+    out: list[Problem] = []
+    for key in ("prompt", "chosen", "rejected"):
+        value = record.get(key)
+        if not isinstance(value, list) or not value:
+            shown = json_kind(value) if key in record else "missing"
+            out.append(_problem("missing_preference_field", key, f'"{key}" is {shown}'))
+            continue
+        for i, msg in enumerate(value):
+            out.extend(_message(msg, f"{key}[{i}]"))
+        edge = value[-1] if key == "prompt" else value[0]
+        role = edge.get("role") if isinstance(edge, dict) else None
+        if key == "prompt" and role != "user":
+            out.append(_problem("prompt_not_user_last", key, f"the prompt ends with {role!r}"))
+        elif key != "prompt" and role != "assistant":
+            out.append(_problem("answer_not_assistant", key, f'"{key}" starts with {role!r}'))
+    out.extend(_record_rules(record))
+    if hygiene:
+        out.extend(_hygiene(record))
+    return out
 
 
 def validate_chatml(

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FileValidation", "validate_file"]
 
-_FORMATS = ("chatml", "jsonl", "plain")
+_FORMATS = ("chatml", "jsonl", "plain", "preference")
 _OPTIONAL_KEYS = ("name", "weight", "tool_calls", "tool_call_id")
 
 
@@ -180,6 +180,7 @@ def validate_file(
         check_chatml,
         check_plain_text,
         validate_jsonl,
+        validate_preference,
     )
 
     if fmt not in _FORMATS:
@@ -211,6 +212,8 @@ def validate_file(
             continue
         if tracker is not None:
             found = validate_jsonl(record) + tracker.check(record, line=line)
+        elif fmt == "preference":
+            found = validate_preference(record)
         else:
             found, counts = check_chatml(record, max_tokens, count_tokens)
             if counts and result.tokens_total is not None:

@@ -1,0 +1,165 @@
+"""Preference pairs: TRL's conversational preference records, for DPO and reward models.
+
+Every line is ``{"prompt": [messages ending with a user turn], "chosen": [assistant
+message(s)], "rejected": [assistant message(s)]}``, plus ``tools`` when the record has
+them and ``metadata`` with ``include_metadata``. Chat markup in any string is escaped,
+stripped or dropped (``markup``, as for ChatML). Records that are not preference pairs
+are dropped from this format (``not_preference``); the SFT formats write a pair as its
+chosen conversation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from qudata.config import PreferenceOptions
+from qudata.conversations import conversation_problems
+from qudata.models import Document
+from qudata.pack.base import Formatter, Record
+from qudata.pack.markup import MarkupGuard
+from qudata.pack.metadata import MetadataWriter
+from qudata.quality.report import Drop
+
+__all__ = ["PreferenceFormatter"]
+
+_MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
+
+
+_MARKUP_EVENT = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}
+
+
+def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: m[k] for k in _MESSAGE_KEYS if k in m} for m in messages]
+
+
+def _clean(value: Any, guard: MarkupGuard) -> Any:
+    """Every string in ``value`` with ChatML markers escaped or stripped (tool-call
+    arguments decoded first, so they stay valid JSON); ``None`` if one must drop."""
+    if isinstance(value, str):
+        return guard.clean(value)
+    if isinstance(value, list):
+        items = [_clean(v, guard) for v in value]
+        return (
+            None
+            if any(i is None and v is not None for i, v in zip(items, value, strict=True))
+            else items
+        )
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == "arguments" and isinstance(item, str) and guard.found(item):
+                decoded = _clean(json.loads(item), guard) if _is_json(item) else guard.clean(item)
+                if decoded is None:
+                    return None
+                out[key] = (
+                    decoded if isinstance(decoded, str) else json.dumps(decoded, ensure_ascii=False)
+                )
+                continue
+            cleaned = _clean(item, guard)
+            if cleaned is None and item is not None:
+                return None
+            out[key] = cleaned
+        return out
+    return value
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+class PreferenceFormatter(Formatter[PreferenceOptions]):
+    """``{"prompt", "chosen", "rejected"}`` records (TRL ``DPOTrainer`` datasets).
+
+    Example::
+
+        records = PreferenceFormatter().format_documents([
+            {"prompt": "2+2?", "chosen": "4", "rejected": "5"}])
+        # [{"prompt": [{"role": "user", "content": "2+2?"}],
+        #   "chosen": [{"role": "assistant", "content": "4"}],
+        #   "rejected": [{"role": "assistant", "content": "5"}]}]
+    """
+
+    name: ClassVar[str] = "preference"
+    extension: ClassVar[str] = ".jsonl"
+    options_model: ClassVar[type[PreferenceOptions]] = PreferenceOptions
+
+    def format_document(
+        self, doc: Document, opts: PreferenceOptions, state: dict[str, Any]
+    ) -> list[Record] | Drop:
+        if doc.messages is None or doc.rejected is None or doc.prompt_turns is None:
+            return Drop("not_preference", "the record is not a chosen/rejected pair")
+        prompt = _messages(doc.messages[: doc.prompt_turns])
+        chosen = _messages(doc.messages[doc.prompt_turns :])
+        rejected = _messages(doc.rejected)
+        if not prompt or prompt[-1].get("role") != "user":
+            return Drop("prompt_not_user_last", "the prompt does not end with a user turn")
+        for name, answer in (("chosen", chosen), ("rejected", rejected)):
+            problems = conversation_problems(prompt + answer)
+            if problems:
+                return Drop(problems[0], f"{name}: {'; '.join(problems)}")
+        if chosen == rejected:
+            return Drop("identical_pair", "chosen and rejected are the same")
+        guard = state.setdefault("guard", MarkupGuard(policy=opts.markup))
+        before = guard.hits
+        record: dict[str, Any] = {}
+        for key, value in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
+            record[key] = _clean(value, guard)
+            if record[key] is None:
+                return Drop("markup", f"{key} holds chat markup (markup: drop)")
+        tools = _clean(doc.tools, guard) if doc.tools else None
+        if doc.tools and tools is None:
+            return Drop("markup", "a tool schema holds chat markup (markup: drop)")
+        if guard.hits > before:
+            self.stats.events[_MARKUP_EVENT[opts.markup]] += 1
+        keys = state.setdefault("message_keys", set())
+        for message in record["prompt"] + record["chosen"] + record["rejected"]:
+            keys.update(message)
+        if tools:
+            record["tools"] = tools
+            state["tools"] = True
+        if opts.include_metadata:
+            if "metadata" not in state:
+                state["metadata"] = MetadataWriter(self.stats.warnings)
+            record["metadata"] = state["metadata"].build(doc)
+        self.stats.sources[doc.conversation_kind or "preference"] += 1
+        return [record]
+
+    def token_texts(self, record: Record, doc: Document) -> list[str]:
+        """Every message's content (prompt, chosen and rejected)."""
+        return [
+            m["content"]
+            for key in ("prompt", "chosen", "rejected")
+            for m in record[key]
+            if isinstance(m.get("content"), str)
+        ]
+
+    def features(self, state: dict[str, Any]) -> list[dict[str, Any]] | None:
+        from qudata.pack.metadata import metadata_features
+
+        dtypes = {"weight": "float64", "tool_calls": "json"}
+        keys = [k for k in _MESSAGE_KEYS if k in state.get("message_keys", ())]
+        out: list[dict[str, Any]] = [
+            {  # a list per column: a shared one would become a YAML alias in the card
+                "name": column,
+                "list": [
+                    {"name": k, "dtype": dtypes.get(k, "string")}
+                    for k in keys or ["role", "content"]
+                ],
+            }
+            for column in ("prompt", "chosen", "rejected")
+        ]
+        if state.get("tools"):
+            out.append({"name": "tools", "dtype": "json"})
+        if self.options.include_metadata:
+            out.append({"name": "metadata", "struct": metadata_features(state.get("metadata"))})
+        return out
+
+    def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
+        from qudata.quality.validate import validate_preference
+
+        return [p.code for p in validate_preference(record, hygiene=False)]
