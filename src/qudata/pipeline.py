@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,11 @@ from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
+from qudata.pack.schema import MetadataSchema
 from qudata.quality.dedup import Deduplicator, exact_key, make_deduplicator
 from qudata.quality.gate import QualityGate
 from qudata.quality.report import Drop, Observations, RunReport
+from qudata.quality.score import COMPONENTS
 from qudata.quality.tokens import get_token_counter
 
 __all__ = ["pack_dataset"]
@@ -95,6 +98,7 @@ class _Run:
         self.seen = Observations()
         self.token_buckets: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
         self.normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
+        self._spooled: Path | None = None
 
     def run(self, sources: list[Source]) -> RunReport:
         self._check_output_dir()
@@ -132,15 +136,22 @@ class _Run:
         # every format and split has its own shuffler: at most 512 bucket files open in all
         shufflers = len(cfg.pack.formats) * len(cfg.output.split)
         buckets = max(4, min(self._shuffle_buckets(sources), 512 // shufflers))
+        schema = None
+        if _needs_schema(cfg):
+            sources = self._spool_stdin(sources, staging)
+            schema = self._learn_schema(sources)
+        formatters = [get_formatter(name, cfg) for name in cfg.pack.formats]
+        for formatter in formatters:
+            formatter.schema = schema
         outputs = [
             FormatOutput(
-                get_formatter(name, cfg),
+                formatter,
                 staging,
                 output=cfg.output,
                 counter=counter,
                 shuffle_buckets=buckets,
             )
-            for name in cfg.pack.formats
+            for formatter in formatters
         ]
         rejects = AtomicFile(staging / "rejects.jsonl")
 
@@ -176,8 +187,50 @@ class _Run:
         finally:
             if dedup is not None:
                 dedup.close()
+            if self._spooled is not None:
+                self._spooled.unlink(missing_ok=True)
+
+    def _spool_stdin(self, sources: list[Source], staging: Path) -> list[Source]:
+        """Standard input copied to a file beside the staging folder, so the first pass
+        and the second read the same bytes (the copy goes when the run ends)."""
+        if not any(s.path == "-" for s in sources):
+            return sources
+        spool = staging.with_name(staging.name.replace("-partial-", "-stdin-"))
+        with open(spool, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out)
+        self._spooled = spool
+        return [Source(str(spool), "jsonl", s.name) if s.path == "-" else s for s in sources]
+
+    def _learn_schema(self, sources: list[Source]) -> MetadataSchema:
+        """The first pass: every metadata key and message key of the readable input, with
+        its type, so every record of an output is written with the same keys (see
+        :mod:`qudata.pack.schema`). Unreadable records are left to the second pass."""
+        cfg = self.cfg
+        schema = MetadataSchema()
+        normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
+        for source in sources:
+            for raw in self._schema_records(source):
+                if raw.error is not None:
+                    continue
+                try:
+                    doc = normalize(raw.row, origin=raw.origin, line=raw.line)
+                except InputError:
+                    continue
+                schema.observe(doc)
+        # keys the run adds after this pass
+        for key in ("chars", "words", "tokens"):
+            if key in cfg.output.add_metadata:
+                schema.add(key, [0])
+        if cfg.quality.missing_score == "score" and cfg.quality.score_components:
+            schema.add("quality_components", [dict.fromkeys(COMPONENTS, 0.5)])
+        return schema
 
     # Hooks of the Ray engine (qudata.engines.ray), which feeds this run precomputed work.
+    def _schema_records(self, source: Source) -> Iterator[RawRecord]:
+        """The records of one input, for the schema pass."""
+        cfg = self.cfg
+        return read_records(source, text_key=cfg.input.text_key, id_key=cfg.input.id_key)
+
     def _token_counter(self) -> Any:
         return get_token_counter(self.cfg.quality.tokenizer)
 
@@ -350,6 +403,15 @@ class _Run:
             unscored=seen.unscored,
             sources=sources,
         )
+
+
+def _needs_schema(cfg: Config) -> bool:
+    """Whether a JSON output writes metadata or messages, whose keys vary by document."""
+    formats = cfg.pack.formats
+    if "chatml" in formats:
+        return True
+    plain = {"text", "id", "labels", "quality_score"}
+    return "jsonl" in formats and not set(cfg.pack.jsonl.fields) <= plain
 
 
 def _remove_stale_staging(output_dir: Path) -> None:

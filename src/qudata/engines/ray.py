@@ -295,6 +295,13 @@ class _RayRun(_Run):
             )
         super()._pack(sources, staging)
 
+    def _schema_records(self, source: Source) -> Iterator[RawRecord]:
+        """A URI input is read from a local copy, as the Ray stages read it."""
+        from qudata.engines.ray_stages import _local
+
+        with _local(source) as local:
+            yield from super()._schema_records(local)
+
     def _shuffle_buckets(self, sources: list[Source]) -> int:
         """As the local engine: about 32 MB of input per bucket, between 16 and 1024."""
         return max(16, min(1024, input_bytes(sources) // (32 << 20) + 1))

@@ -157,22 +157,28 @@ def _message(msg: Any, path: str) -> list[Problem]:
     elif not isinstance(msg["content"], str) and not (msg["content"] is None and calls):
         kind = json_kind(msg["content"])
         out.append(_problem("content_not_string", f"{path}.content", f"content is {kind}"))
-    if "weight" in msg:
+    # an optional key holding null is absent: an output with one schema writes null where
+    # a message has no such key (Arrow readers show absent keys as None too)
+    if msg.get("weight") is not None:
         weight = msg["weight"]
         if role != "assistant":
             out.append(_problem("bad_weight", f"{path}.weight", f"weight on a {role} message"))
         elif type(weight) not in (int, float) or weight not in (0, 1):
             out.append(_problem("bad_weight", f"{path}.weight", f"weight is {weight!r}"))
-    if "name" in msg and not isinstance(msg["name"], str):
+    if msg.get("name") is not None and not isinstance(msg["name"], str):
         out.append(_problem("bad_name", f"{path}.name", f"name is {json_kind(msg['name'])}"))
-    if "tool_calls" in msg and (role != "assistant" or not isinstance(msg["tool_calls"], list)):
+    if msg.get("tool_calls") is not None and (
+        role != "assistant" or not isinstance(msg["tool_calls"], list)
+    ):
         kind = json_kind(msg["tool_calls"])
         out.append(
             _problem(
                 "bad_tool_calls", f"{path}.tool_calls", f"tool_calls ({kind}) on a {role} message"
             )
         )
-    if "tool_call_id" in msg and (role != "tool" or not isinstance(msg["tool_call_id"], str)):
+    if msg.get("tool_call_id") is not None and (
+        role != "tool" or not isinstance(msg["tool_call_id"], str)
+    ):
         kind = json_kind(msg["tool_call_id"])
         out.append(
             _problem(
