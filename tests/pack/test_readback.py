@@ -195,3 +195,22 @@ def test_pyarrow_and_pandas_read_back_exactly(packed: Path, name: str) -> None:
         zip(frame.to_dict(orient="records"), records, strict=True)
     ):
         same(row, record, f"pandas row {number}")
+
+
+def test_stdin_is_read_twice_from_a_spooled_copy(tmp_path: Path) -> None:
+    """Standard input cannot be read twice: it is copied beside the output first, the
+    records are the same as from a file, and no copy is left behind."""
+    from click.testing import CliRunner
+
+    from qudata.cli import cli
+
+    data = b'{"id": "a", "text": "One."}\n{"id": "b", "text": "Two.", "late": 1.5}\n'
+    (tmp_path / "in.jsonl").write_bytes(data)
+    args = ["-f", "jsonl", "--tokenizer", "none", "-q"]
+    result = CliRunner().invoke(cli, ["pack", "-", "-o", str(tmp_path / "a"), *args], input=data)
+    assert result.exit_code == 0, result.output
+    file_run = ["pack", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "b"), *args]
+    assert CliRunner().invoke(cli, file_run).exit_code == 0
+    got, want = written(tmp_path / "a", "jsonl"), written(tmp_path / "b", "jsonl")
+    assert got == want and got[0]["metadata"]["late"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "in.jsonl"]
