@@ -344,18 +344,19 @@ class _Run:
             )
 
     def _normalize(self, raw: RawRecord, on_error: str, rejects: AtomicFile) -> Document | None:
+        reason = raw.reason
         if raw.error is None:
             try:
                 return self.normalize(raw.row, origin=raw.origin, line=raw.line)
             except InputError as exc:
-                detail = exc.detail
+                detail, reason = exc.detail, exc.reason
         else:
             detail = raw.error
         if on_error == "fail":
-            raise InputError(detail, source=raw.origin, line=raw.line)
-        self.report.dropped["invalid"] += 1
+            raise InputError(detail, source=raw.origin, line=raw.line, reason=reason)
+        self.report.dropped[reason] += 1
         row_id = raw.row.get(self.cfg.input.id_key) if raw.row else None
-        _write_reject(rejects, None, raw.origin, raw.line, row_id, "invalid", detail)
+        _write_reject(rejects, None, raw.origin, raw.line, row_id, reason, detail)
         return None
 
     def _publish(self, staging: Path) -> None:

@@ -393,9 +393,10 @@ class _RayRun(_Run):
                     yield doc
                 elif kind == INVALID:
                     self.report.read += 1
-                    origin, line, row_id, detail = pickle.loads(payload)
+                    origin, line, row_id, detail, reason = pickle.loads(payload)
                     row = None if row_id is None else {id_key: row_id}
-                    self._normalize(RawRecord(origin, line, row, detail), on_error, rejects)
+                    raw = RawRecord(origin, line, row, detail, reason)
+                    self._normalize(raw, on_error, rejects)
                 elif kind == ERROR:
                     raise decode_error(payload)
                 else:

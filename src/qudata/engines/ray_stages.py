@@ -175,7 +175,7 @@ def read_documents(
                         rows.add((f << LINE_BITS) | raw.line, DOC, payload)
                     else:
                         row_id = raw.row.get(id_key) if raw.row else None
-                        payload = pickle.dumps((raw.origin, raw.line, row_id, doc), protocol=5)
+                        payload = pickle.dumps((raw.origin, raw.line, row_id, *doc), protocol=5)
                         rows.add((f << LINE_BITS) | raw.line, INVALID, payload)
                     if rows.full:
                         yield rows.take()
@@ -186,17 +186,18 @@ def read_documents(
         yield rows.take()
 
 
-def _normalized(raw: RawRecord, text_key: str, id_key: str) -> Document | str:
-    """The document of a record, or why it is invalid (as ``_Run._normalize``). A fresh
-    normaliser each time: a derived id gets its repeat suffix on the driver."""
+def _normalized(raw: RawRecord, text_key: str, id_key: str) -> Document | tuple[str, str]:
+    """The document of a record, or why it is invalid and its drop code (as
+    ``_Run._normalize``). A fresh normaliser each time: a derived id gets its repeat
+    suffix on the driver."""
     if raw.error is not None:
-        return raw.error
+        return raw.error, raw.reason
     try:
         return DocumentNormalizer(text_key=text_key, id_key=id_key)(
             raw.row, origin=raw.origin, line=raw.line
         )
     except InputError as exc:
-        return exc.detail
+        return exc.detail, exc.reason
 
 
 def read_texts(

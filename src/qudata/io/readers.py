@@ -33,6 +33,7 @@ class RawRecord:
     line: int
     row: dict[str, Any] | None
     error: str | None = None
+    reason: str = "invalid"  # the drop code when ``error`` is set
 
 
 def read_records(
