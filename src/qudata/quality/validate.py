@@ -73,6 +73,8 @@ HINTS: dict[str, str] = {
     "header_out_of_order": "header lines come once each, in the order Source, Quality, Topics",
     "missing_blank_line": "a blank line separates the header lines from the content",
     "empty_content": "a block needs non-blank content",
+    "unescaped_line": "a content line equal to a separator line, a block header or a header "
+    "line needs a leading backslash (a line starting with a backslash gets another)",
     "missing_final_newline": "end the file with one newline",
     "extra_final_newline": "end the file with exactly one newline",
     # files
@@ -313,7 +315,6 @@ class JSONLSchemaTracker:
         ]
 
 
-_BLOCK_START = re.compile(r"=+ *Document\b")
 _BLOCK_HEADER = re.compile(r"=== Document ([1-9][0-9]*) ===")
 _HEADERS = ("Source: ", "Quality: ", "Topics: ")
 _QUALITY = re.compile(r"-?[0-9]+\.[0-9]{2}")
@@ -387,9 +388,12 @@ def validate_plain_block(
 
 
 def check_plain_text(
-    text: str, separator: str = "\n---\n", *, headers: bool = True
+    text: str, separator: str = "\n---\n", *, headers: bool | None = None
 ) -> tuple[list[Problem], int]:
-    """:func:`validate_plain_text`, plus the number of blocks."""
+    """:func:`validate_plain_text`, plus the number of blocks. Blocks are split as
+    :func:`qudata.pack.plain.read_plain` splits them; ``headers`` ``None``: detected."""
+    from qudata.pack.plain_syntax import split_blocks, unescaped_lines
+
     if not text:
         return [], 0
     out: list[Problem] = []
@@ -408,22 +412,13 @@ def check_plain_text(
         out.append(
             _problem("extra_final_newline", "$", "the text ends with a blank line", first_blank)
         )
-    between = "\n" + separator + "\n"
-    step = between.count("\n")
-    blocks: list[tuple[int, str]] = []  # (first line, block)
-    line = 1
-    for piece in body.split(between):
-        if blocks and headers and not _BLOCK_START.match(piece):
-            # a separator inside the content (say, a Markdown rule): still the same block
-            start, previous = blocks[-1]
-            blocks[-1] = (start, previous + between + piece)
-        else:
-            blocks.append((line, piece))
-        line += piece.count("\n") + step
+    has_headers, blocks = split_blocks(body + "\n", separator, headers=headers, loose=True)
     expected = 1
-    for start, block in blocks:
-        problems = validate_plain_block(block, expected, headers=headers, line=start)
-        out.extend(problems)
+    for start, lines in blocks:
+        block = "\n".join(lines)
+        out.extend(validate_plain_block(block, expected, headers=has_headers, line=start))
+        for i in unescaped_lines(lines, separator, headers=has_headers):
+            out.append(_problem("unescaped_line", "content", f"{lines[i][:60]!r}", start + i))
         match = _BLOCK_HEADER.match(block)
         expected = (int(match.group(1)) if match else expected) + 1
     out.sort(key=lambda p: p.line or 0)
@@ -431,7 +426,7 @@ def check_plain_text(
 
 
 def validate_plain_text(
-    text: str, *, separator: str = "\n---\n", headers: bool = True
+    text: str, *, separator: str = "\n---\n", headers: bool | None = None
 ) -> list[Problem]:
     """The plain-text layout: numbered blocks, header lines, one final newline; with lines.
 

@@ -168,7 +168,7 @@ def validate_file(
     max_tokens: int | None = None,
     count_tokens: Callable[[str], int] | None = None,
     separator: str = "\n---\n",
-    headers: bool = True,
+    headers: bool | None = None,
 ) -> FileValidation:
     """Check every record of ``path`` against the rules of ``fmt`` (chatml, jsonl, plain).
 
