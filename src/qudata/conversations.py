@@ -28,6 +28,7 @@ from typing import Any
 
 __all__ = [
     "CONVERSATION_KEYS",
+    "PROBLEM_CODES",
     "ROLE_ALIASES",
     "ConversationError",
     "conversation_problems",
@@ -60,6 +61,17 @@ CONVERSATION_KEYS = {
     "prompt_completion": ("prompt", "completion"),
     "question_answer": ("question", "answer"),
 }
+
+
+#: Every code :func:`conversation_problems` returns (``qudata validate`` reports each too).
+PROBLEM_CODES = (
+    "empty_conversation",
+    "unknown_role",
+    "empty_content",
+    "system_not_first",
+    "broken_alternation",
+    "no_assistant_message",
+)
 
 
 class ConversationError(ValueError):

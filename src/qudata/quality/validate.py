@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from qudata.conversations import conversation_problems
 from qudata.models import json_kind
 from qudata.quality.validate_files import FileValidation, validate_file
 
@@ -45,7 +46,7 @@ HINTS: dict[str, str] = {
     # ChatML
     "missing_messages": 'add a "messages" list',
     "messages_not_list": '"messages" must be a list of message objects',
-    "empty_messages": '"messages" must hold at least one message',
+    "empty_conversation": '"messages" must hold at least one message',
     "message_not_object": 'a message is an object such as {"role": "user", "content": "..."}',
     "missing_role": 'add "role": one of system, user, assistant, tool',
     "unknown_role": "use one of the roles system, user, assistant, tool",
@@ -58,6 +59,9 @@ HINTS: dict[str, str] = {
     "bad_tool_calls": "tool_calls must be a list and only appears on assistant messages",
     "bad_tool_call_id": "tool_call_id must be a string and only appears on tool messages",
     "no_assistant_message": "a training conversation needs at least one assistant message",
+    "system_not_first": "a system message comes first, and only there",
+    "broken_alternation": "after the system message, user and assistant take turns; tool "
+    "messages follow an assistant message with tool_calls",
     "metadata_not_object": '"metadata" must be an object',
     "too_many_tokens": "shorten the message or raise the token limit",
     # JSONL schema
@@ -72,7 +76,8 @@ HINTS: dict[str, str] = {
     "bad_header_line": "header lines are 'Source: ...', 'Quality: 0.85', 'Topics: ...'",
     "header_out_of_order": "header lines come once each, in the order Source, Quality, Topics",
     "missing_blank_line": "a blank line separates the header lines from the content",
-    "empty_content": "a block needs non-blank content",
+    "empty_content": "a message or block needs non-blank content (an assistant message with "
+    "tool_calls may have none)",
     "unescaped_line": "a content line equal to a separator line, a block header or a header "
     "line needs a leading backslash (a line starting with a backslash gets another)",
     "missing_final_newline": "end the file with one newline",
@@ -192,6 +197,31 @@ def _message(msg: Any, path: str) -> list[Problem]:
     return out
 
 
+_CONVERSATION_MESSAGES = {
+    "empty_content": "a message has no text",
+    "system_not_first": "a system message after the first",
+    "broken_alternation": "the roles do not take turns",
+}
+
+
+#: A conversation code is not repeated when a message check already said the same.
+_SAID_BY = {
+    "unknown_role": {"missing_role", "unknown_role"},
+    "empty_content": {"missing_content", "content_not_string"},
+    "broken_alternation": {"missing_role", "unknown_role"},  # turns of unknown roles
+}
+
+
+def _conversation_rules(messages: list[dict[str, Any]], reported: set[str]) -> list[Problem]:
+    """The rules ``qudata pack`` drops conversations by
+    (:func:`qudata.conversations.conversation_problems`), as problems: one rule set."""
+    return [
+        _problem(code, "messages", _CONVERSATION_MESSAGES.get(code, code))
+        for code in conversation_problems(messages)
+        if code not in reported and not _SAID_BY.get(code, set()) & reported
+    ]
+
+
 def check_chatml(
     record: Any,
     max_tokens: int | None = None,
@@ -214,7 +244,7 @@ def check_chatml(
         kind = json_kind(messages)
         out.append(_problem("messages_not_list", "messages", f'"messages" is {kind}'))
     elif not messages:
-        out.append(_problem("empty_messages", "messages", '"messages" is empty'))
+        out.append(_problem("empty_conversation", "messages", '"messages" is empty'))
     else:
         for i, msg in enumerate(messages):
             out.extend(_message(msg, f"messages[{i}]"))
@@ -234,6 +264,8 @@ def check_chatml(
                     )
         if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
             out.append(_problem("no_assistant_message", "messages", "no assistant message"))
+        if all(isinstance(m, dict) for m in messages):
+            out.extend(_conversation_rules(messages, {p.code for p in out}))
     if "metadata" in record and not isinstance(record["metadata"], dict):
         kind = json_kind(record["metadata"])
         out.append(_problem("metadata_not_object", "metadata", f'"metadata" is {kind}'))
