@@ -235,6 +235,8 @@ def pack(
             )
     except QudataError as exc:
         _fail(exc)
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if not quiet:
         from qudata.console import print_summary
 

@@ -30,7 +30,7 @@ from qudata.models import Document, DocumentNormalizer
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
-from qudata.quality.dedup import Deduplicator, exact_key, make_deduplicator
+from qudata.quality.dedup import Deduplicator, DedupVerdict, exact_key, make_deduplicator
 from qudata.quality.gate import QualityGate
 from qudata.quality.report import Drop, Observations, RunReport
 from qudata.quality.score import COMPONENTS
@@ -171,6 +171,7 @@ class _Run:
                         out.write_batch(kept, splits, reject)
                     if self.on_progress is not None:
                         self.on_progress(self.report.read)
+            self._warn_unscored()
             for out in outputs:
                 stats = out.close()
                 for split, histogram in out.histograms.items():
@@ -224,6 +225,19 @@ class _Run:
         if cfg.quality.missing_score == "score" and cfg.quality.score_components:
             schema.add("quality_components", [dict.fromkeys(COMPONENTS, 0.5)])
         return schema
+
+    def _warn_unscored(self) -> None:
+        """``min_quality_score`` filters only documents with a score: say how many had none."""
+        quality = self.cfg.quality
+        unscored = self.seen.unscored
+        if quality.min_quality_score is None or quality.missing_score != "keep" or not unscored:
+            return
+        total = unscored + sum(self.seen.quality_bins)
+        self.report.warnings.append(
+            f"min_quality_score {quality.min_quality_score}: {unscored:,} of {total:,} "
+            "documents had no quality_score and were kept unfiltered (quality.missing_score: "
+            "keep; set it to drop or score to filter them)"
+        )
 
     # Hooks of the Ray engine (qudata.engines.ray), which feeds this run precomputed work.
     def _schema_records(self, source: Source) -> Iterator[RawRecord]:
@@ -291,14 +305,10 @@ class _Run:
             for number, verdict in zip(passed, verdicts, strict=True):
                 batch[number].cluster = verdict.cluster_key
                 if verdict.duplicate_of is not None:
-                    drops[number] = Drop(
-                        verdict.reason or "duplicate",
-                        f"duplicate of {verdict.duplicate_of}",
-                        {"duplicate_of": verdict.duplicate_of},
-                    )
+                    drops[number] = _duplicate_drop(verdict)
         kept = [doc for number, doc in enumerate(batch) if number not in drops]
-        for doc in kept:
-            self.seen.add_source(doc.source)
+        for doc in kept:  # documents without a source are charted by their input file
+            self.seen.add_source(doc.source or doc.origin)
         dropped = [(batch[number], drops[number]) for number in sorted(drops)]
         if dropped and counter is not None:
             counts = count_once(counter, [doc.text for doc, _ in dropped])
@@ -404,6 +414,16 @@ class _Run:
             unscored=seen.unscored,
             sources=sources,
         )
+
+
+def _duplicate_drop(verdict: DedupVerdict) -> Drop:
+    """The reject of a duplicate; a near duplicate shows its estimated Jaccard similarity."""
+    extra: dict[str, Any] = {"duplicate_of": verdict.duplicate_of}
+    detail = f"duplicate of {verdict.duplicate_of}"
+    if verdict.similarity is not None:
+        extra["similarity"] = verdict.similarity
+        detail += f" (estimated Jaccard similarity {verdict.similarity:.3f})"
+    return Drop(verdict.reason or "duplicate", detail, extra)
 
 
 def _needs_schema(cfg: Config) -> bool:

@@ -244,7 +244,7 @@ class _Replay:
         entries = [self.pending.popleft() for _ in items]
         pos = np.array([p for p, _ in entries], np.int64)
         keys = np.frombuffer(b"".join(k for _, k in entries), "<i8").reshape(-1, 2)
-        of, near, c_hi, c_lo, refs = self.verdicts.lookup(pos, keys[:, 0], keys[:, 1])
+        of, near, c_hi, c_lo, refs, sim = self.verdicts.lookup(pos, keys[:, 0], keys[:, 1])
         out = []
         for i, (doc_id, _) in enumerate(items):
             if of[i] < 0:
@@ -258,7 +258,8 @@ class _Replay:
                 del self.kept[int(of[i])]
             reason = "duplicate_near" if near[i] else "duplicate_exact"
             cluster = struct.pack("<qq", int(c_hi[i]), int(c_lo[i])).hex()
-            out.append(DedupVerdict(kept[0], reason, cluster))
+            similarity = float(sim[i]) if near[i] and sim[i] >= 0 else None
+            out.append(DedupVerdict(kept[0], reason, cluster, similarity))
         return out
 
     def close(self) -> None:

@@ -103,6 +103,8 @@ class RunReport:
     formats: dict[str, FormatStats] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     output_dir: str | None = None
+    #: things the user should know about the run (printed by the CLI; not in the manifest)
+    warnings: list[str] = field(default_factory=list)
 
     def balanced(self) -> bool:
         """Both account identities hold."""
