@@ -214,3 +214,17 @@ def test_stdin_is_read_twice_from_a_spooled_copy(tmp_path: Path) -> None:
     got, want = written(tmp_path / "a", "jsonl"), written(tmp_path / "b", "jsonl")
     assert got == want and got[0]["metadata"]["late"] is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "in.jsonl"]
+
+
+def test_integer_beyond_int64_is_a_counted_string_end_to_end(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        '{"id": "a", "text": "A.", "n": 1180591620717411303424}\n'
+        '{"id": "b", "text": "B.", "n": 3}\n'
+    )
+    out = tmp_path / "out"
+    qudata.pack_dataset(src, out, config={"quality": {"tokenizer": "none"}}, formats=["jsonl"])
+    values = [r["metadata"]["n"] for r in written(out, "jsonl")]
+    assert values == [str(2**70), "3"]  # one key, one type: the exact decimal text
+    warnings = orjson.loads((out / "manifest.json").read_bytes())["formats"]["jsonl"]["warnings"]
+    assert warnings == {"metadata_int_out_of_range": 1, "metadata_number_as_string": 1}
