@@ -228,3 +228,31 @@ def test_integer_beyond_int64_is_a_counted_string_end_to_end(tmp_path: Path) -> 
     assert values == [str(2**70), "3"]  # one key, one type: the exact decimal text
     warnings = orjson.loads((out / "manifest.json").read_bytes())["formats"]["jsonl"]["warnings"]
     assert warnings == {"metadata_int_out_of_range": 1, "metadata_number_as_string": 1}
+
+
+def test_parquet_reads_back_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parquet has its own declared schema: the same rows from datasets, pyarrow, pandas;
+    unknown metadata as exact JSON text (integers beyond 64 bits too)."""
+    datasets = pytest.importorskip("datasets")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pd = pytest.importorskip("pandas")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        '{"id": "a", "text": "A.", "quality_score": 0.1234567890123456, '
+        '"n": 1180591620717411303424}\n'
+        '{"id": "b", "text": "B.", "quality_score": 1, "x": -0.0}\n'
+    )
+    out = tmp_path / "out"
+    qudata.pack_dataset(src, out, config={"quality": {"tokenizer": "none"}}, formats=["parquet"])
+    path = out / "parquet" / "train-00000-of-00001.parquet"
+    rows = pq.read_table(path).to_pylist()
+    assert rows[0]["quality_score"].hex() == (0.1234567890123456).hex()
+    assert orjson.loads(rows[1]["metadata_json"]) == {"x": -0.0}
+    assert rows[0]["metadata_json"] == '{"n":1180591620717411303424}'
+    for number, row in enumerate(datasets.load_dataset(str(out / "parquet"))["train"]):
+        same(dict(row), rows[number], f"datasets row {number}")
+    for number, row in enumerate(pd.read_parquet(path).to_dict(orient="records")):
+        assert row["quality_score"].hex() == rows[number]["quality_score"].hex()
+        assert row["metadata_json"] == rows[number]["metadata_json"]

@@ -56,8 +56,16 @@ def parquet_schema() -> Any:
     )
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+def _json(value: Any, option: int = 0) -> str | None:
+    """JSON text; an integer beyond 64 bits (which orjson refuses) is written exactly."""
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value, option=option).decode()
+    except TypeError:
+        import json
+
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 class ParquetFormatter(Formatter[ParquetOptions]):
@@ -106,7 +114,7 @@ class ParquetFormatter(Formatter[ParquetOptions]):
                 "domain": meta.get("domain"),
                 "entities_json": _json(meta.get("entities") or None),
                 "messages": messages,
-                "metadata_json": orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS).decode(),
+                "metadata_json": _json(rest, orjson.OPT_NON_STR_KEYS),
             }
         ]
 

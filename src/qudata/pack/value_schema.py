@@ -241,4 +241,9 @@ def _parse_number(value: str) -> int | float | None:
 
 
 def _text(value: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except TypeError:  # an integer beyond 64 bits inside: orjson refuses it
+        import json
+
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
