@@ -134,8 +134,10 @@ class ValueSchema:
             items = self.items if self.items is not None else ValueSchema()
             inner = items.feature()
             return {"list": inner["struct"]} if "struct" in inner else {"list": inner}
+        # a position only ever null is declared a string: null fits any type, and
+        # pyarrow's JSON reader mishandles lists of its null type
         dtypes = {"integer": "int64", "float": "float64", "boolean": "bool"}
-        return {"dtype": dtypes.get(kind, "null" if kind == "null" else "string")}
+        return {"dtype": dtypes.get(kind, "string")}
 
     # -- writing --------------------------------------------------------------------
     def conform(self, value: Any, warnings: Counter[str]) -> Any:
