@@ -256,3 +256,29 @@ def test_parquet_reads_back_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     for number, row in enumerate(pd.read_parquet(path).to_dict(orient="records")):
         assert row["quality_score"].hex() == rows[number]["quality_score"].hex()
         assert row["metadata_json"] == rows[number]["metadata_json"]
+
+
+def test_lists_starting_with_null_read_back_through_datasets_and_declared_pyarrow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow 26's JSON reader, left to infer, reads ``[null, false]`` as
+    ``[false, false]``; datasets and pyarrow given the card's features read it exactly."""
+    datasets = pytest.importorskip("datasets")
+    pa_json = pytest.importorskip("pyarrow.json")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        '{"id": "a", "text": "A.", "flags": [null, false], "tags": [null, "x"]}\n'
+        '{"id": "b", "text": "B.", "flags": [true]}\n'
+    )
+    out = tmp_path / "out"
+    qudata.pack_dataset(src, out, config={"quality": {"tokenizer": "none"}}, formats=["jsonl"])
+    records = written(out, "jsonl")
+    assert records[0]["metadata"]["flags"] == [None, False]
+    for load in (LOADS["card"], LOADS["file"]):
+        rows = list(load(datasets, out, "jsonl")["train"])
+        same([dict(r) for r in rows], records)
+    arrow = datasets.Features._from_yaml_list(card_features(out, "jsonl")).arrow_schema
+    options = pa_json.ParseOptions(explicit_schema=arrow)
+    same(pa_json.read_json(file_of(out, "jsonl"), parse_options=options).to_pylist(), records)
