@@ -29,11 +29,12 @@ __all__ = [
 class MetadataWriter:
     """Builds the output ``metadata`` object of documents written to one output.
 
-    With a ``schema`` learnt before writing (:class:`~qudata.pack.schema.MetadataSchema`),
-    every record has the same keys in the same order and one type per key. Without
-    one, the schema is learnt as documents arrive (the formatters' own
-    ``format_documents``/``export_to_file``): a key first seen later is then absent
-    from the earlier records.
+    With a ``schema`` learnt before writing (:class:`~qudata.pack.schema.MetadataSchema`;
+    ``qudata pack`` and the formatters' ``format_documents``/``export_to_file`` learn
+    one), every record has the same keys in the same order and one type per key.
+    Without one (the streaming ``iter_records``), the schema is learnt as documents
+    arrive: a key's first type stays, and a key first seen later is absent from the
+    earlier records.
     """
 
     def __init__(
@@ -42,12 +43,6 @@ class MetadataWriter:
         self.learnt = schema is not None
         self.schema = schema if schema is not None else MetadataSchema()
         self.warnings: Counter[str] = warnings if warnings is not None else Counter()
-
-    @property
-    def kinds(self) -> dict[str, str]:
-        """The type each unknown top-level key is written with."""
-        known = set(KNOWN_FEATURES)
-        return {k: v.type for k, v in self.schema.metadata.fields.items() if k not in known}
 
     def build(self, doc: Document) -> dict[str, Any]:
         raw = document_metadata(doc, self.warnings)
