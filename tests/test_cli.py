@@ -355,3 +355,22 @@ def test_group_help_lists_commands() -> None:
     assert result.exit_code == 0
     for name, _ in _commands():
         assert name in result.output
+
+
+def test_min_quality_warns_about_documents_without_a_score(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    rows = [
+        {"id": "a", "text": "Scored low.", "quality_score": 0.1},
+        {"id": "b", "text": "No score."},
+        {"id": "c", "text": "No score either."},
+    ]
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    result = run("pack", str(src), "-o", str(tmp_path / "out"), "--min-quality", "0.5", *FAST)
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "Warning: min_quality_score 0.5: 2 of 3 documents had no quality_score and were kept "
+        "unfiltered (quality.missing_score: keep; set it to drop or score to filter them)\n"
+    )
+    assert manifest(tmp_path / "out")["counts"]["dropped"] == {"low_quality": 1}
+    scored = run("pack", str(src), "-o", str(tmp_path / "o2"), *FAST)
+    assert scored.stderr == ""  # no threshold, nothing to warn about

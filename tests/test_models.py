@@ -189,3 +189,18 @@ def test_sharegpt_roles_are_normalised() -> None:
         {"role": "assistant", "content": "Hello"},
     ]
     assert "conversations" not in doc.metadata
+
+
+@pytest.mark.parametrize("score", [1.7, -0.01, float("inf"), float("nan"), "0.5", True, 2])
+def test_quality_score_outside_0_1_is_invalid_quality_score(score: Any) -> None:
+    with pytest.raises(InputError) as info:
+        DocumentNormalizer()({"text": "t", "quality_score": score}, origin="in.jsonl", line=1)
+    assert info.value.reason == "invalid_quality_score"
+    with pytest.raises(InputError):  # a Document given directly is checked too
+        DocumentNormalizer()(Document(text="t", quality_score=score))
+
+
+@pytest.mark.parametrize("score", [0, 1, 0.0, 1.0, 0.5])
+def test_quality_score_in_0_1_is_kept_as_a_float(score: float) -> None:
+    doc = DocumentNormalizer()({"text": "t", "quality_score": score})
+    assert doc.quality_score == score and type(doc.quality_score) is float

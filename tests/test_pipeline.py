@@ -400,3 +400,23 @@ def test_each_text_is_tokenized_once_per_run(tmp_path: Path, monkeypatch: Any) -
     repeated = {t[:30] for t in seen if seen.count(t) > 1}
     assert not repeated
     assert report.formats["jsonl"].tokens == sum(real.count(d["text"]) for d in docs)
+
+
+def test_invalid_quality_score_is_rejected_before_formatting(tmp_path: Path) -> None:
+    rows = [
+        {"id": "ok", "text": "Fine.", "quality_score": 0.9},
+        {"id": "high", "text": "Too high.", "quality_score": 1.7},
+        {"id": "low", "text": "Negative.", "quality_score": -1},
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    config = {"quality": {"tokenizer": "none"}}
+    report = qudata.pack_dataset(src, tmp_path / "out", config=config, formats=["jsonl", "plain"])
+    manifest = orjson.loads((tmp_path / "out" / "manifest.json").read_bytes())
+    assert manifest["counts"]["dropped"] == {"invalid_quality_score": 2}
+    assert report.balanced() and manifest["formats"]["jsonl"]["documents"] == 1
+    rejects = [orjson.loads(x) for x in (tmp_path / "out/rejects.jsonl").read_bytes().splitlines()]
+    assert [(r["id"], r["reason"], r["format"]) for r in rejects] == [
+        ("high", "invalid_quality_score", None),
+        ("low", "invalid_quality_score", None),
+    ]

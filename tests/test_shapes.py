@@ -35,8 +35,16 @@ def pack(
 
 
 def records(out: Path, fmt: str) -> list[dict[str, Any]]:
+    """The records of a format, messages without the keys the output fills with null
+    (every message has every key the output uses; tested in test_readback)."""
     (path,) = sorted((out / fmt).glob("*.jsonl"))
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for row in rows:
+        if isinstance(row.get("messages"), list):
+            row["messages"] = [
+                {k: v for k, v in m.items() if v is not None} for m in row["messages"]
+            ]
+    return rows
 
 
 def rejects(out: Path) -> list[dict[str, Any]]:

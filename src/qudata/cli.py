@@ -270,6 +270,8 @@ def pack(
             )
     except QudataError as exc:
         _fail(exc)
+    for caution in report.cautions:
+        click.echo(f"Warning: {caution}", err=True)
     if not quiet:
         from qudata.console import print_summary
 

@@ -45,6 +45,7 @@ from qudata.turns import ROLE_ALIASES, ConversationError, Turns, message_text, n
 __all__ = [
     "CONVERSATION_KEYS",
     "KINDS",
+    "PROBLEM_CODES",
     "ROLE_ALIASES",
     "Conversation",
     "ConversationError",
@@ -109,6 +110,18 @@ class Conversation:
     rejected: list[dict[str, Any]] | None = None
     prompt_turns: int | None = None
     keys: set[str] = field(default_factory=set)
+
+
+#: Every code :func:`conversation_problems` returns (``qudata validate`` reports each too).
+PROBLEM_CODES = (
+    "empty_conversation",
+    "unknown_role",
+    "empty_content",
+    "system_not_first",
+    "broken_alternation",
+    "no_assistant_message",
+    "ends_on_user",
+)
 
 
 def ends_on_user(doc: Any) -> bool:

@@ -139,7 +139,9 @@ class DocumentNormalizer:
                 rejected=obj.rejected,
                 prompt_turns=obj.prompt_turns,
             )
-            if "quality_score" in doc.metadata and doc.quality_score is None:
+            if doc.quality_score is not None:
+                doc.quality_score = _score(doc.quality_score, origin, line)
+            elif "quality_score" in doc.metadata:
                 doc.quality_score = _score(doc.metadata["quality_score"], origin, line)
             if not doc.id:
                 doc.id = self._derive_id(doc.text)
@@ -248,13 +250,21 @@ def _as_list(value: Any, key: str, bad: Any) -> list[Any]:
 
 
 def _score(value: Any, origin: str | None, line: int | None) -> float | None:
+    """A quality score is a finite number in [0, 1]; anything else is rejected
+    (``invalid_quality_score``): a score of 1.7 or -3 has no meaning to a filter."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= 1
+    ):
         raise InputError(
-            f"field 'quality_score' must be a finite number, got {value!r}",
+            f"field 'quality_score' must be a finite number in [0, 1], got {value!r}",
             source=origin,
             line=line,
+            reason="invalid_quality_score",
         )
     return float(value)
 

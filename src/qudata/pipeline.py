@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,20 @@ from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
+from qudata.pack.schema import MetadataSchema
 from qudata.plan.mix import MixPlan, MixPlanner
 from qudata.quality.checks import Check, build_checks
-from qudata.quality.dedup import Deduplicator, dedup_text, exact_key, make_deduplicator
+from qudata.quality.dedup import (
+    Deduplicator,
+    DedupVerdict,
+    dedup_text,
+    exact_key,
+    make_deduplicator,
+)
 from qudata.quality.drop_log import DropLog
 from qudata.quality.gate import QualityGate
 from qudata.quality.report import Drop, Observations, RunReport
+from qudata.quality.score import COMPONENTS
 from qudata.quality.tokens import CountCache, get_token_counter
 
 __all__ = ["pack_dataset"]
@@ -115,6 +124,7 @@ class _Run:
         self.mix_source: dict[str, int] = {}  # input name -> its mix source
         self.mix: MixPlan | None = None
         self.copies: dict[int, int] = {}  # id(document) -> copies, for the batch at hand
+        self._spooled: Path | None = None
 
     def run(self, sources: list[Source]) -> RunReport:
         self._check_output_dir()
@@ -175,15 +185,22 @@ class _Run:
         # every format and split has its own shuffler: at most 512 bucket files open in all
         shufflers = len(cfg.pack.formats) * len(cfg.output.split)
         buckets = max(4, min(self._shuffle_buckets(sources), 512 // shufflers))
+        schema = None
+        if _needs_schema(cfg):
+            sources = self._spool_stdin(sources, staging)
+            schema = self._learn_schema(sources)
+        formatters = [get_formatter(name, cfg) for name in cfg.pack.formats]
+        for formatter in formatters:
+            formatter.schema = schema
         outputs = [
             FormatOutput(
-                get_formatter(name, cfg),
+                formatter,
                 staging,
                 output=cfg.output,
                 counter=counter,
                 shuffle_buckets=buckets,
             )
-            for name in cfg.pack.formats
+            for formatter in formatters
         ]
         rejects = AtomicFile(staging / "rejects.jsonl")
 
@@ -211,6 +228,7 @@ class _Run:
                 self.report.warnings.update(getattr(check, "warnings", {}))
                 if check.name == "decontamination":  # drops per benchmark file
                     self.report.contaminated = dict(getattr(check, "dropped", {}))
+            self._warn_unscored()
             for out in outputs:
                 stats = out.close()
                 for split, histogram in out.histograms.items():
@@ -227,6 +245,56 @@ class _Run:
         finally:
             if dedup is not None:
                 dedup.close()
+            if self._spooled is not None:
+                self._spooled.unlink(missing_ok=True)
+
+    def _spool_stdin(self, sources: list[Source], staging: Path) -> list[Source]:
+        """Standard input copied to a file beside the staging folder, so the first pass
+        and the second read the same bytes (the copy goes when the run ends)."""
+        if not any(s.path == "-" for s in sources):
+            return sources
+        spool = staging.with_name(staging.name.replace("-partial-", "-stdin-"))
+        with open(spool, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out)
+        self._spooled = spool
+        return [Source(str(spool), "jsonl", s.name) if s.path == "-" else s for s in sources]
+
+    def _learn_schema(self, sources: list[Source]) -> MetadataSchema:
+        """The first pass: every metadata key and message key of the readable input, with
+        its type, so every record of an output is written with the same keys (see
+        :mod:`qudata.pack.schema`). Unreadable records are left to the second pass."""
+        cfg = self.cfg
+        schema = MetadataSchema()
+        normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
+        for source in sources:
+            for raw in self._schema_records(source):
+                if raw.error is not None:
+                    continue
+                try:
+                    doc = normalize(raw.row, origin=raw.origin, line=raw.line)
+                except InputError:
+                    continue
+                schema.observe(doc)
+        # keys the run adds after this pass
+        for key in ("chars", "words", "tokens"):
+            if key in cfg.output.add_metadata:
+                schema.add(key, [0])
+        if cfg.quality.missing_score == "score" and cfg.quality.score_components:
+            schema.add("quality_components", [dict.fromkeys(COMPONENTS, 0.5)])
+        return schema
+
+    def _warn_unscored(self) -> None:
+        """``min_quality_score`` filters only documents with a score: say how many had none."""
+        quality = self.cfg.quality
+        unscored = self.seen.unscored
+        if quality.min_quality_score is None or quality.missing_score != "keep" or not unscored:
+            return
+        total = unscored + sum(self.seen.quality_bins)
+        self.report.cautions.append(
+            f"min_quality_score {quality.min_quality_score}: {unscored:,} of {total:,} "
+            "documents had no quality_score and were kept unfiltered (quality.missing_score: "
+            "keep; set it to drop or score to filter them)"
+        )
 
     def _kept_batches(
         self,
@@ -273,6 +341,11 @@ class _Run:
         return self.mix_source[doc.origin or ""]
 
     # Hooks of the Ray engine (qudata.engines.ray), which feeds this run precomputed work.
+    def _schema_records(self, source: Source) -> Iterator[RawRecord]:
+        """The records of one input, for the schema pass."""
+        cfg = self.cfg
+        return read_records(source, text_key=cfg.input.text_key, id_key=cfg.input.id_key)
+
     def _token_counter(self) -> Any:
         return get_token_counter(self.cfg.quality.tokenizer, self.cfg.quality.token_threads)
 
@@ -337,11 +410,7 @@ class _Run:
             for number, verdict in zip(passed, verdicts, strict=True):
                 batch[number].cluster = verdict.cluster_key
                 if verdict.duplicate_of is not None:
-                    drops[number] = Drop(
-                        verdict.reason or "duplicate",
-                        f"duplicate of {verdict.duplicate_of}",
-                        {"duplicate_of": verdict.duplicate_of},
-                    )
+                    drops[number] = _duplicate_drop(verdict)
         self.copies.clear()
         if self.mix is not None:
             for number, doc in enumerate(batch):
@@ -353,8 +422,8 @@ class _Run:
                         drops[number] = Drop("mix_downsampled", "left out of the mix sample")
                     self.copies[id(doc)] = copies
         kept = [doc for number, doc in enumerate(batch) if number not in drops]
-        for doc in kept:
-            self.seen.add_source(doc.source)
+        for doc in kept:  # documents without a source are charted by their input file
+            self.seen.add_source(doc.source or doc.origin)
         dropped = [(batch[number], drops[number]) for number in sorted(drops)]
         if dropped and counter is not None:
             counts = count_once(counter, [doc.text for doc, _ in dropped])
@@ -395,9 +464,8 @@ class _Run:
                 }
             )
 
-    def _normalize(
-        self, raw: RawRecord, on_error: str, rejects: Any, reason: str = "invalid"
-    ) -> Document | None:
+    def _normalize(self, raw: RawRecord, on_error: str, rejects: Any) -> Document | None:
+        reason = raw.reason
         if raw.error is None:
             try:
                 return self.normalize(raw.row, origin=raw.origin, line=raw.line)
@@ -476,6 +544,25 @@ def _mix_tokens(doc: Document, counter: Any) -> int:
     """A document's tokens for the mix: its text's, or its messages' contents'."""
     texts = token_texts(doc)
     return sum(counter.count_batch(texts[1:] if doc.messages is not None else texts[:1]))
+
+
+def _duplicate_drop(verdict: DedupVerdict) -> Drop:
+    """The reject of a duplicate; a near duplicate shows its estimated Jaccard similarity."""
+    extra: dict[str, Any] = {"duplicate_of": verdict.duplicate_of}
+    detail = f"duplicate of {verdict.duplicate_of}"
+    if verdict.similarity is not None:
+        extra["similarity"] = verdict.similarity
+        detail += f" (estimated Jaccard similarity {verdict.similarity:.3f})"
+    return Drop(verdict.reason or "duplicate", detail, extra)
+
+
+def _needs_schema(cfg: Config) -> bool:
+    """Whether a JSON output writes metadata or messages, whose keys vary by document."""
+    formats = cfg.pack.formats
+    if "chatml" in formats:
+        return True
+    plain = {"text", "id", "labels", "quality_score"}
+    return "jsonl" in formats and not set(cfg.pack.jsonl.fields) <= plain
 
 
 def _remove_stale_staging(output_dir: Path) -> None:

@@ -193,3 +193,13 @@ def test_cli_card_records_the_command_it_was_given(tmp_path: Path) -> None:
     _, body = split_card((out / "README.md").read_text(encoding="utf-8"))
     assert "--split train=0.9,test=0.1" in body, body.split("## Sizes")[0]
     assert " ".join(sys.argv[1:]) not in body or not sys.argv[1:]
+
+
+@pytest.mark.parametrize(("codec", "noted"), [("zstd", True), ("gzip", False), ("none", False)])
+def test_card_says_zst_files_need_zstandard(tmp_path: Path, codec: str, noted: bool) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"id": "a", "text": "One."}\n')
+    config = {**FAST, "output": {"compression": codec}}
+    qudata.pack_dataset(source, tmp_path / "out", formats=["jsonl"], config=config)
+    _, body = split_card((tmp_path / "out" / "README.md").read_text(encoding="utf-8"))
+    assert ("`zstandard`" in body) is noted

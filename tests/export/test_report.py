@@ -285,3 +285,20 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     colours = list(zip(*channels, strict=True))
     assert colours.count(tuple(target)) >= 20_000  # the bars were drawn
     assert len(set(colours)) >= 50  # text, lines and cards: not a blank page
+
+
+def test_sources_chart_falls_back_to_the_input_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qudata
+
+    monkeypatch.chdir(tmp_path)
+    Path("plain.jsonl").write_text('{"id": "a", "text": "A."}\n{"id": "b", "text": "B."}\n')
+    Path("named.jsonl").write_text('{"id": "c", "text": "C.", "source": "c.pdf"}\n')
+    config = {"quality": {"tokenizer": "none"}}
+    qudata.pack_dataset(["plain.jsonl", "named.jsonl"], "out", config=config, formats=["jsonl"])
+    html = Path("out/report.html").read_text(encoding="utf-8")
+    chart = html[html.index('id="chart-sources"') :]
+    assert "<title>plain.jsonl: 2</title>" in chart  # the bar's tooltip has the full name
+    assert "<title>c.pdf: 1</title>" in chart
+    assert "(no source)" not in chart

@@ -279,3 +279,12 @@ def test_folder_without_inputs_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text("a")
     with pytest.raises(InputError, match="folder holds no"):
         expand_inputs(tmp_path)
+
+
+def test_integers_beyond_64_bits_stay_integers(tmp_path: Path) -> None:
+    """orjson reads an integer beyond uint64 as a float: such lines are read exactly."""
+    path = tmp_path / "big.jsonl"
+    path.write_text('{"text": "a", "n": 1180591620717411303424, "s": "12345678901234567890"}\n')
+    (record,) = read_records(Source(str(path), "jsonl", str(path)))
+    assert record.row == {"text": "a", "n": 2**70, "s": "12345678901234567890"}
+    assert type(record.row["n"]) is int

@@ -113,8 +113,8 @@ def test_unknown_message_keys_are_not_written() -> None:
         ]
     }
     (record,) = fmt().format_documents([row])
-    assert record["messages"] == [
-        {"role": "user", "content": "Hi"},
+    assert record["messages"] == [  # one key set per output: null where a message has none
+        {"role": "user", "content": "Hi", "name": None},
         {"role": "assistant", "content": "Yo", "name": "bot"},
     ]
 

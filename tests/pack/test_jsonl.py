@@ -76,11 +76,15 @@ def test_known_metadata_keys_have_fixed_types() -> None:
 
 
 def test_unknown_metadata_is_preserved() -> None:
-    (record,) = JSONLFormatter().format_documents(
-        [{"text": "a", "page_count": 3, "extra": {"k": [1, "two"]}}], fields=["metadata"]
+    formatter = JSONLFormatter()
+    (record,) = formatter.format_documents(
+        [{"text": "a", "page_count": 3, "extra": {"k": [1, "two"], "n": {"x": 1.5}}}],
+        fields=["metadata"],
     )
     assert record["metadata"]["page_count"] == 3
-    assert record["metadata"]["extra"] == {"k": [1, "two"]}
+    # an Arrow list holds one type: a list mixing numbers and strings is written as strings
+    assert record["metadata"]["extra"] == {"k": ["1", "two"], "n": {"x": 1.5}}
+    assert formatter.stats.warnings["metadata_type_conflict"] == 1
 
 
 def test_unknown_key_type_change_becomes_string_and_is_counted() -> None:

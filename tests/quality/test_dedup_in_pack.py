@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 
 import qudata
+from qudata.quality.near_dedup import signatures
 
 BASE = " ".join(f"word{i} appears in sentence number {i // 7}." for i in range(300))
 
@@ -57,6 +58,11 @@ def test_near_finds_a_one_word_edit_and_keeps_unrelated(tmp_path: Path) -> None:
     report, rejects = _pack(tmp_path, rows, "near")
     assert report.dropped == {"duplicate_near": 1}
     assert rejects[0]["id"] == "b" and rejects[0]["duplicate_of"] == "a"
+    # the estimated Jaccard similarity of the two signatures, in the reject
+    (_, first), (_, second) = signatures([BASE, edited], 128, 5, 1)
+    assert rejects[0]["similarity"] == first.jaccard(second)
+    assert 0.8 - 0.04 < rejects[0]["similarity"] < 1
+    assert f"(estimated Jaccard similarity {first.jaccard(second):.3f})" in rejects[0]["detail"]
     report_none, _ = _pack(tmp_path, rows, "none")
     assert report_none.dropped == {}
 

@@ -121,3 +121,23 @@ def test_any_text_scores_within_bounds(text: str) -> None:
     assert round(result.score, 4) == result.score
     assert set(result.components) == KEYS
     assert all(0.0 <= v <= 1.0 for v in result.components.values())
+
+
+HOSTILE_PIECES = st.sampled_from(
+    ["the", "of", "#", "...", "…", "- item", "* ", "x" * 300, "\n", "\n\n", ".", "1234", "é", " "]
+)
+
+
+@given(pieces=st.lists(HOSTILE_PIECES, max_size=300), repeat=st.integers(1, 20))
+def test_hostile_text_scores_within_bounds_and_is_a_valid_quality_score(
+    pieces: list[str], repeat: int
+) -> None:
+    """Repeated lines, bullets, symbols, giant words: the score stays a finite number in
+    [0, 1], so a scored document never fails the invalid_quality_score check."""
+    from qudata.models import DocumentNormalizer
+
+    result = score_text(" ".join(pieces) * repeat)
+    assert 0.0 <= result.score <= 1.0
+    assert all(0.0 <= v <= 1.0 for v in result.components.values())
+    doc = DocumentNormalizer()({"text": "t", "quality_score": result.score})
+    assert doc.quality_score == result.score

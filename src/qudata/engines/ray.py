@@ -243,7 +243,7 @@ class _Replay:
         entries = [self.pending.popleft() for _ in items]
         pos = np.array([p for p, _ in entries], np.int64)
         keys = np.frombuffer(b"".join(k for _, k in entries), "<i8").reshape(-1, 2)
-        of, near, c_hi, c_lo, refs = self.verdicts.lookup(pos, keys[:, 0], keys[:, 1])
+        of, near, c_hi, c_lo, refs, sim = self.verdicts.lookup(pos, keys[:, 0], keys[:, 1])
         out = []
         for i, (doc_id, _) in enumerate(items):
             if of[i] < 0:
@@ -257,7 +257,8 @@ class _Replay:
                 del self.kept[int(of[i])]
             reason = "duplicate_near" if near[i] else "duplicate_exact"
             cluster = struct.pack("<qq", int(c_hi[i]), int(c_lo[i])).hex()
-            out.append(DedupVerdict(kept[0], reason, cluster))
+            similarity = float(sim[i]) if near[i] and sim[i] >= 0 else None
+            out.append(DedupVerdict(kept[0], reason, cluster, similarity))
         return out
 
     def close(self) -> None:
@@ -293,6 +294,13 @@ class _RayRun(_Run):
                 self._keyed(sources), self.cfg.dedup, self._partitions()
             )
         super()._pack(sources, staging)
+
+    def _schema_records(self, source: Source) -> Iterator[RawRecord]:
+        """A URI input is read from a local copy, as the Ray stages read it."""
+        from qudata.engines.ray_stages import _local
+
+        with _local(source) as local:
+            yield from super()._schema_records(local)
 
     def _shuffle_buckets(self, sources: list[Source]) -> int:
         """As the local engine: about 32 MB of input per bucket, between 16 and 1024."""
@@ -383,10 +391,10 @@ class _RayRun(_Run):
                     yield doc
                 elif kind == INVALID:
                     self.report.read += 1
-                    origin, line, row_id, (reason, detail) = pickle.loads(payload)
+                    origin, line, row_id, detail, reason = pickle.loads(payload)
                     row = None if row_id is None else {id_key: row_id}
-                    raw = RawRecord(origin, line, row, detail)
-                    self._normalize(raw, on_error, rejects, reason=reason)
+                    raw = RawRecord(origin, line, row, detail, reason)
+                    self._normalize(raw, on_error, rejects)
                 elif kind == ERROR:
                     raise decode_error(payload)
                 else:

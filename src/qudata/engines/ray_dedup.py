@@ -154,6 +154,7 @@ def _resolve_component(
 
     dedup = NearDeduplicator(threshold, num_perm=num_perm, ngram=ngram, workers=1)
     found: list[tuple[int, int, int, int, int]] = []
+    similarity: list[float] = []
     for i in np.argsort(group["pos"]).tolist():
         pos = int(group["pos"][i])
         key = struct.pack("<qq", int(group["hi"][i]), int(group["lo"][i]))
@@ -162,9 +163,12 @@ def _resolve_component(
             hi, lo = struct.unpack("<qq", bytes.fromhex(verdict.cluster_key))
             near = int(verdict.reason == "duplicate_near")
             found.append((pos, int(verdict.duplicate_of), near, hi, lo))
+            similarity.append(-1.0 if verdict.similarity is None else verdict.similarity)
     dedup.close()
     rows = np.array(found, dtype=np.int64).reshape(-1, 5)
-    return {name: rows[:, i] for i, name in enumerate(("pos", "of", "near", "of_hi", "of_lo"))}
+    out = {name: rows[:, i] for i, name in enumerate(("pos", "of", "near", "of_hi", "of_lo"))}
+    out["sim"] = np.array(similarity, dtype=np.float64)
+    return out
 
 
 class Verdicts:
@@ -185,13 +189,16 @@ class Verdicts:
 
     def lookup(
         self, pos: np.ndarray, hi: np.ndarray, lo: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(of, near, cluster hi, cluster lo, refs)`` per document: ``of`` is the position
-        of the kept document it repeats (-1: keep it), ``refs`` how many repeat a kept one."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(of, near, cluster hi, cluster lo, refs, similarity)`` per document: ``of`` is
+        the position of the kept document it repeats (-1: keep it), ``refs`` how many
+        repeat a kept one, ``similarity`` the estimated Jaccard of a near duplicate (-1:
+        none)."""
         of = np.full(len(pos), -1, np.int64)
         near = np.zeros(len(pos), bool)
         c_hi, c_lo = hi.copy(), lo.copy()
         refs = np.zeros(len(pos), np.int64)
+        sim = np.full(len(pos), -1.0)
         if self.firsts is not None:
             found, values = self.firsts.lookup(hi, lo)
             first = pos.copy()
@@ -204,9 +211,10 @@ class Verdicts:
             found, values = self.duplicates.lookup(pos)
             of[found], near[found] = values["of"], values["near"].astype(bool)
             c_hi[found], c_lo[found] = values["of_hi"], values["of_lo"]
+            sim[found] = values["sim"]
             found, values = self.refs.lookup(pos)
             refs[found] = values["refs"]
-        return of, near, c_hi, c_lo, refs
+        return of, near, c_hi, c_lo, refs, sim
 
 
 def duplicate_verdicts(keyed: Any, cfg: DedupConfig, partitions: int) -> Verdicts:
@@ -228,7 +236,11 @@ def duplicate_verdicts(keyed: Any, cfg: DedupConfig, partitions: int) -> Verdict
     heads = _collect(_repeated(banded, ["band"], partitions), ["band", "first"])
     if not len(heads["band"]):
         empty = np.empty(0, np.int64)
-        return Verdicts(duplicates=KeyTable(empty, of=empty, near=empty, of_hi=empty, of_lo=empty))
+        return Verdicts(
+            duplicates=KeyTable(
+                empty, of=empty, near=empty, of_hi=empty, of_lo=empty, sim=np.empty(0)
+            )
+        )
     edges = banded.map_batches(
         _band_edges,
         batch_format="pyarrow",
@@ -250,5 +262,5 @@ def duplicate_verdicts(keyed: Any, cfg: DedupConfig, partitions: int) -> Verdict
             fn_kwargs={"threshold": cfg.threshold, "num_perm": cfg.num_perm, "ngram": cfg.ngram},
         )
     )
-    found = _collect(resolved, ["pos", "of", "near", "of_hi", "of_lo"])
+    found = _collect(resolved, ["pos", "of", "near", "of_hi", "of_lo", "sim"])
     return Verdicts(duplicates=KeyTable(found.pop("pos"), **found))

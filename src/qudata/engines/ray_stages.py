@@ -157,7 +157,7 @@ def read_documents(
                         rows.add((f << LINE_BITS) | raw.line, DOC, payload)
                     else:
                         row_id = raw.row.get(id_key) if raw.row else None
-                        payload = pickle.dumps((raw.origin, raw.line, row_id, doc), protocol=5)
+                        payload = pickle.dumps((raw.origin, raw.line, row_id, *doc), protocol=5)
                         rows.add((f << LINE_BITS) | raw.line, INVALID, payload)
                     if rows.full:
                         yield rows.take()
@@ -169,14 +169,15 @@ def read_documents(
 
 
 def _normalized(raw: RawRecord, cfg: InputConfig) -> Document | tuple[str, str]:
-    """The document of a record, or why it is invalid (as ``_Run._normalize``). A fresh
-    normaliser each time: a derived id gets its repeat suffix on the driver."""
+    """The document of a record, or why it is invalid and its drop code (as
+    ``_Run._normalize``). A fresh normaliser each time: a derived id gets its repeat
+    suffix on the driver."""
     if raw.error is not None:
-        return "invalid", raw.error
+        return raw.error, raw.reason
     try:
         return DocumentNormalizer.from_input(cfg)(raw.row, origin=raw.origin, line=raw.line)
     except InputError as exc:
-        return exc.reason, exc.detail
+        return exc.detail, exc.reason
 
 
 def read_texts(

@@ -164,6 +164,11 @@ def render_card(
     if manifest["formats"].get("parquet", {}).get("files"):
         loading.append('parquet = load_dataset("path/to/this/folder/parquet")')
     loading.append("```")
+    if any(f["path"].endswith(".zst") for n in names for f in manifest["formats"][n]["files"]):
+        loading.append(
+            "\nThe files are zstd-compressed (`.zst`): `datasets` reads them only where "
+            "the `zstandard` package is installed (`pip install zstandard`)."
+        )
     parts.append(
         "## Loading\n\n" + "\n".join(loading) + "\n\n`manifest.json` holds the full "
         "account (every file's sha256, every drop by reason); `rejects.jsonl` lists "

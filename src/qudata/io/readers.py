@@ -7,6 +7,8 @@ it (into ``rejects.jsonl``) or to stop.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ from qudata.io.compression import open_for_reading
 from qudata.io.sources import Source
 
 __all__ = ["RawRecord", "read_records"]
+
+_LONG_NUMBER = re.compile(rb"[0-9]{20}")  # 20 digits: maybe an integer beyond uint64
 
 
 @dataclass(slots=True)
@@ -33,6 +37,7 @@ class RawRecord:
     line: int
     row: dict[str, Any] | None
     error: str | None = None
+    reason: str = "invalid"  # the drop code when ``error`` is set
 
 
 def read_records(
@@ -59,6 +64,8 @@ def _jsonl(source: Source, digest: Any) -> Iterator[RawRecord]:
                 continue
             try:
                 row = orjson.loads(raw)
+                if _LONG_NUMBER.search(raw):  # orjson reads integers beyond 64 bits as floats
+                    row = json.loads(raw)
             except orjson.JSONDecodeError as exc:
                 message = str(exc)
                 if "utf-8" in message.lower() or "surrogate" in message.lower():

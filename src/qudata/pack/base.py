@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 from qudata.config import Config, load_config, merge_options
 from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer
+from qudata.pack.schema import MetadataSchema
 from qudata.quality.report import Drop, FormatStats
 
 __all__ = ["Encoder", "Formatter", "Record"]
@@ -55,6 +57,8 @@ class Formatter(ABC, Generic[Opts]):
     name: ClassVar[str]
     extension: ClassVar[str]
     options_model: ClassVar[type[BaseModel]]
+    #: records carry metadata or messages, whose keys are learnt before writing
+    learns_schema: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -68,6 +72,9 @@ class Formatter(ABC, Generic[Opts]):
         )
         self.stats = FormatStats()
         self._counter: Any = None
+        #: the output's metadata schema, learnt before writing (see qudata.pack.schema);
+        #: ``None``: learnt while writing
+        self.schema: MetadataSchema | None = None
 
     @property
     def counter(self) -> Any:
@@ -156,8 +163,28 @@ class Formatter(ABC, Generic[Opts]):
     def format_documents(
         self, documents: Iterable[Any], config: Mapping[str, Any] | None = None, **options: Any
     ) -> Any:
-        """All records as a list (see :meth:`iter_records` for the streaming form)."""
-        return list(self.iter_records(documents, config=config, **options))
+        """All records as a list, every record with the same keys (see
+        :meth:`iter_records` for the streaming form, which learns keys as they come)."""
+        with self._learnt(documents) as docs:
+            return list(self.iter_records(docs, config=config, **options))
+
+    @contextmanager
+    def _learnt(self, documents: Iterable[Any]) -> Iterator[Iterable[Any]]:
+        """``documents`` as a list, with :attr:`schema` learnt from them for the call
+        (when this format learns one and none was given)."""
+        if not self.learns_schema or self.schema is not None:
+            yield documents
+            return
+        docs = list(documents)
+        schema = MetadataSchema()
+        normalize = DocumentNormalizer()
+        for number, obj in enumerate(docs, 1):
+            schema.observe(normalize(obj, origin="<documents>", line=number))
+        self.schema = schema
+        try:
+            yield docs
+        finally:
+            self.schema = None
 
     def export_to_file(
         self,
@@ -166,11 +193,13 @@ class Formatter(ABC, Generic[Opts]):
         config: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> FormatStats:
-        """Write one file atomically: a crash leaves no file at ``output_path``."""
+        """Write one file atomically: a crash leaves no file at ``output_path``. The
+        documents are held in memory to learn the output's keys first (``qudata pack``
+        reads its input twice instead)."""
         opts = self.resolve(config, **options)
         encoder = self.encoder(opts)
-        with AtomicFile(Path(output_path)) as out:
-            for record in self.iter_records(documents, **opts.model_dump()):
+        with self._learnt(documents) as docs, AtomicFile(Path(output_path)) as out:
+            for record in self.iter_records(docs, **opts.model_dump()):
                 out.write(encoder.encode(record))
             out.write(encoder.finish())
         self.stats.bytes = out.bytes_written

@@ -56,6 +56,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
 
     name: ClassVar[str] = "chatml"
     extension: ClassVar[str] = ".jsonl"
+    learns_schema: ClassVar[bool] = True
     options_model: ClassVar[type[ChatMLOptions]] = ChatMLOptions
 
     def format_document(
@@ -95,7 +96,9 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                 return Drop(problems[0], "; ".join(problems))
             for message in messages:
                 state["message_keys"].update(message)
-            record: dict[str, Any] = {"messages": messages}
+            # the output's schema: every message has the same keys (null where absent)
+            written = state["metadata"].messages(messages, _MESSAGE_KEYS)
+            record: dict[str, Any] = {"messages": written}
             if tools is not None:
                 record["tools"] = tools
             if doc.parallel_tool_calls is not None:
@@ -150,7 +153,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             "record_keys": set(),
             "guard": guard,
             "system": system,
-            "metadata": MetadataWriter(self.stats.warnings),
+            "metadata": MetadataWriter(self.stats.warnings, schema=self.schema),
             "chat_template": template,
             "by_construction": opts.user_template == DEFAULT_USER_TEMPLATE
             and opts.assistant_template == DEFAULT_ASSISTANT_TEMPLATE
@@ -359,13 +362,9 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
     def features(self, state: dict[str, Any]) -> list[dict[str, Any]] | None:
         """``messages`` as a list of the message keys this output used (no empty
         ``tool_calls`` columns appear in conversations that had none)."""
-        from qudata.pack.metadata import metadata_features
+        from qudata.pack.metadata import message_features, metadata_features
 
-        dtypes = {"weight": "float64", "tool_calls": "json"}
-        keys = [k for k in _MESSAGE_KEYS if k in state.get("message_keys", ())]
-        message = [
-            {"name": k, "dtype": dtypes.get(k, "string")} for k in keys or ["role", "content"]
-        ]
+        message = message_features(state.get("metadata"), _MESSAGE_KEYS)
         out: list[dict[str, Any]] = [{"name": "messages", "list": message}]
         if "tools" in state.get("record_keys", ()):
             out.append({"name": "tools", "dtype": "json"})

@@ -31,6 +31,7 @@ class JSONLFormatter(Formatter[JSONLOptions]):
 
     name: ClassVar[str] = "jsonl"
     extension: ClassVar[str] = ".jsonl"
+    learns_schema: ClassVar[bool] = True
     options_model: ClassVar[type[JSONLOptions]] = JSONLOptions
 
     def format_document(
@@ -45,10 +46,13 @@ class JSONLFormatter(Formatter[JSONLOptions]):
         if ends_on_user(doc):
             return Drop("ends_on_user", "the conversation ends on a user turn")
         if "metadata" not in state:
-            state["metadata"] = MetadataWriter(self.stats.warnings)
+            state["metadata"] = MetadataWriter(self.stats.warnings, schema=self.schema)
         meta = state["metadata"].build(doc)
         rename = opts.field_mapping
         record = {rename.get(f, f): self._field(f, doc, meta) for f in opts.fields}
+        if record.get(rename.get("messages", "messages")) is not None:
+            name = rename.get("messages", "messages")
+            record[name] = state["metadata"].messages(record[name], None)
         return [record]
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
@@ -61,10 +65,9 @@ class JSONLFormatter(Formatter[JSONLOptions]):
         return [p.code for p in tracker.check(record)]
 
     def features(self, state: dict[str, Any]) -> list[dict[str, Any]] | None:
-        from qudata.pack.metadata import KNOWN_FEATURES, feature_of_kind, metadata_features
+        from qudata.pack.metadata import field_feature, message_features, metadata_features
 
         writer = state.get("metadata")
-        kinds = writer.kinds if writer is not None else {}
         out = []
         for field in self.options.fields:
             name = self.options.field_mapping.get(field, field)
@@ -72,12 +75,12 @@ class JSONLFormatter(Formatter[JSONLOptions]):
                 feature: dict[str, Any] = {"dtype": "string"}
             elif field == "metadata":
                 feature = {"struct": metadata_features(writer)}
-            elif field in KNOWN_FEATURES:
-                feature = KNOWN_FEATURES[field]
-            elif field in ("messages", "tools"):
+            elif field == "messages":
+                feature = {"list": message_features(writer, None)}
+            elif field == "tools":  # JSON schemas: no fixed struct (see README)
                 feature = {"dtype": "json"}
             else:
-                feature = feature_of_kind(kinds.get(field))
+                feature = field_feature(writer, field)
             out.append({"name": name, **feature})
         return out
 

@@ -1,140 +1,107 @@
 """Output metadata with one JSON type per key, so Arrow-based loaders never fail or coerce.
 
 Known keys are always present with fixed types (``null`` when absent, ``topics``,
-``labels`` and ``entities`` always lists). Unknown keys are kept; a value whose
-JSON type differs from the type that key first had in this output is converted
-to that type (to a string when the key is a string key; see :func:`_coerce`) and
-counted as ``metadata_type_conflict``. Non-finite numbers
-become ``null`` (``metadata_non_finite``): JSON has no NaN.
+``labels`` and ``entities`` always lists). Unknown keys are kept, with the types of
+the output's schema (:mod:`qudata.pack.schema`): a value whose JSON type differs
+from the type that key first had is converted and counted as
+``metadata_type_conflict``. Non-finite numbers become ``null``
+(``metadata_non_finite``): JSON has no NaN.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
-import orjson
+from qudata.models import Document
+from qudata.pack.schema import MetadataSchema, document_metadata
 
-from qudata.models import Document, json_kind
-
-__all__ = ["KNOWN_FEATURES", "MetadataWriter", "feature_of_kind", "metadata_features"]
-
-
-def _finite(value: Any, warnings: Counter[str]) -> Any:
-    """``value`` with every NaN or infinity replaced by ``None``."""
-    if isinstance(value, float) and not math.isfinite(value):
-        warnings["metadata_non_finite"] += 1
-        return None
-    if isinstance(value, list | tuple):
-        return [_finite(v, warnings) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _finite(v, warnings) for k, v in value.items()}
-    return value
-
-
-def _coerce(value: Any, kind: str) -> Any:
-    """``value`` in the JSON type ``kind``, or ``None`` when it has no such form.
-
-    A string key gets the value as a string (JSON text for arrays and objects); a
-    number or boolean key gets a numeric or ``true``/``false`` string parsed; an
-    array key gets a one-element list. Anything else becomes ``null``.
-    """
-    if kind == "string":
-        return value if isinstance(value, str) else orjson.dumps(value).decode()
-    if kind == "number" and isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    if kind == "boolean" and isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if kind == "array":
-        return [value]
-    return None
+__all__ = [
+    "KNOWN_FEATURES",
+    "MetadataWriter",
+    "field_feature",
+    "message_features",
+    "metadata_features",
+]
 
 
 class MetadataWriter:
-    """Builds the output ``metadata`` object of documents written to one output."""
+    """Builds the output ``metadata`` object of documents written to one output.
 
-    def __init__(self, warnings: Counter[str] | None = None) -> None:
-        self._kinds: dict[str, str] = {}
+    With a ``schema`` learnt before writing (:class:`~qudata.pack.schema.MetadataSchema`;
+    ``qudata pack`` and the formatters' ``format_documents``/``export_to_file`` learn
+    one), every record has the same keys in the same order and one type per key.
+    Without one (the streaming ``iter_records``), the schema is learnt as documents
+    arrive: a key's first type stays, and a key first seen later is absent from the
+    earlier records.
+    """
+
+    def __init__(
+        self, warnings: Counter[str] | None = None, *, schema: MetadataSchema | None = None
+    ) -> None:
+        self.learnt = schema is not None
+        self.schema = schema if schema is not None else MetadataSchema()
         self.warnings: Counter[str] = warnings if warnings is not None else Counter()
 
-    @property
-    def kinds(self) -> dict[str, str]:
-        """The JSON kind each unknown key (``a``, nested ``a.b``) has in this output."""
-        return dict(self._kinds)
-
     def build(self, doc: Document) -> dict[str, Any]:
-        meta = doc.metadata
-        out: dict[str, Any] = {
-            "source": meta.get("source"),
-            "quality_score": doc.quality_score,
-            "topics": list(meta.get("topics") or []),
-            "title": meta.get("title"),
-            "language": meta.get("language"),
-            "labels": list(doc.labels),
-            "author": meta.get("author"),
-            "domain": meta.get("domain"),
-            "entities": [
-                _finite(e, self.warnings) if isinstance(e, dict) else {"text": str(e)}
-                for e in meta.get("entities") or []
-            ],
-        }
-        for key, value in meta.items():
-            if key not in out:
-                out[key] = self._stable(key, _finite(value, self.warnings))
-        out["entities"] = [self._stable("entities[]", e) for e in out["entities"]]  # objects
+        raw = document_metadata(doc, self.warnings)
+        if not self.learnt:
+            self.schema.metadata.observe(raw, promote=False)
+        out: dict[str, Any] = self.schema.metadata.conform(raw, self.warnings)
         return out
 
-    def _stable(self, path: str, value: Any) -> Any:
-        """``value`` with the JSON type ``path`` first had, in nested objects too (Arrow
-        infers one type per nested field). Elements of a list are left as they are: a
-        number among strings has no lossless form in either type."""
-        kind = json_kind(value)
-        if kind == "null":
-            return value
-        first = self._kinds.setdefault(path, kind)
-        if first != kind:
-            self.warnings["metadata_type_conflict"] += 1
-            return _coerce(value, first)
-        if kind == "object":
-            return {str(k): self._stable(f"{path}.{k}", v) for k, v in value.items()}
-        return value
+    def messages(self, messages: list[dict[str, Any]], keys: Iterable[str] | None) -> list[Any]:
+        """``messages`` with the keys of the learnt message schema (restricted to
+        ``keys``), ``null`` where a message has none; unchanged without a schema."""
+        if not self.learnt:  # learnt as they come, for the features; written as they are
+            wanted = None if keys is None else set(keys)
+            self.schema.messages.observe(
+                [{k: v for k, v in m.items() if wanted is None or k in wanted} for m in messages],
+                promote=False,
+            )
+            return messages
+        node = self.schema.message_schema(keys)
+        return [node.conform(m, self.warnings) for m in messages]
 
 
-#: ``datasets`` feature of each JSON kind; arrays and objects of any shape are ``json``.
-_FEATURE_DTYPES = {"string": "string", "number": "float64", "boolean": "bool"}
-#: Features of the known metadata keys (their types are fixed).
-KNOWN_FEATURES: dict[str, dict[str, Any]] = {
-    "source": {"dtype": "string"},
-    "quality_score": {"dtype": "float64"},
-    "topics": {"sequence": "string"},
-    "title": {"dtype": "string"},
-    "language": {"dtype": "string"},
-    "labels": {"sequence": "string"},
-    "author": {"dtype": "string"},
-    "domain": {"dtype": "string"},
-    "entities": {"dtype": "json"},
-}
+def _known_features() -> dict[str, dict[str, Any]]:
+    fields = MetadataSchema().metadata.fields
+    return {k: v.feature() for k, v in fields.items()}
 
 
-def feature_of_kind(kind: str | None) -> dict[str, Any]:
-    """The ``datasets`` feature for values of one JSON kind."""
-    return {"dtype": _FEATURE_DTYPES.get(kind or "", "json")}
+#: Features of the known metadata keys (their types are fixed; ``entities`` is a list of
+#: structs whose fields are learnt, see :func:`metadata_features`).
+KNOWN_FEATURES: dict[str, dict[str, Any]] = _known_features()
+
+
+def field_feature(writer: MetadataWriter | None, key: str) -> dict[str, Any]:
+    """The ``datasets`` feature of one metadata key as written (``null`` if never seen)."""
+    fields = writer.schema.metadata.fields if writer is not None else {}
+    if key in fields:
+        return fields[key].feature()
+    return KNOWN_FEATURES.get(key, {"dtype": "null"})
 
 
 def metadata_features(writer: MetadataWriter | None) -> list[dict[str, Any]]:
-    """The ``metadata`` struct: known keys, then every other key seen, with its enforced type.
+    """The ``metadata`` struct: known keys, then every other key, with its written type.
 
     Declared in the dataset card, so ``datasets`` does not infer the schema from the first
-    file (a key that first appears in a later shard would not fit it).
+    file or block (a key that first appears later would not fit it). Exact: ``int64``,
+    ``float64``, ``bool``, ``string``, structs and lists, never ``json``.
     """
-    fields = [{"name": k, **v} for k, v in KNOWN_FEATURES.items()]
-    kinds = writer.kinds if writer is not None else {}
-    for path, kind in kinds.items():
-        if "." not in path and "[" not in path and path not in KNOWN_FEATURES:
-            fields.append({"name": path, **feature_of_kind(kind)})
-    return fields
+    schema = writer.schema if writer is not None else MetadataSchema()
+    feature = schema.metadata.feature()
+    struct: list[dict[str, Any]] = feature.get("struct", [])
+    return struct
+
+
+def message_features(
+    writer: MetadataWriter | None, keys: Iterable[str] | None
+) -> list[dict[str, Any]]:
+    """The struct of one message: the keys the output uses, with their written types."""
+    schema = writer.schema if writer is not None else MetadataSchema()
+    node = schema.message_schema(keys)
+    if not node.fields:
+        node = MetadataSchema().message_schema(["role", "content"])
+    return [{"name": k, **v.feature()} for k, v in node.fields.items()]

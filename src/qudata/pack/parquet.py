@@ -63,8 +63,16 @@ def parquet_schema() -> Any:
     )
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+def _json(value: Any, option: int = 0) -> str | None:
+    """JSON text; an integer beyond 64 bits (which orjson refuses) is written exactly."""
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value, option=option).decode()
+    except TypeError:
+        import json
+
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def _messages(messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
@@ -114,7 +122,7 @@ class ParquetFormatter(Formatter[ParquetOptions]):
                 "domain": meta.get("domain"),
                 "entities_json": _json(meta.get("entities") or None),
                 "messages": _messages(doc.messages),
-                "metadata_json": orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS).decode(),
+                "metadata_json": _json(rest, orjson.OPT_NON_STR_KEYS),
                 "tools_json": _json(doc.tools),
                 "parallel_tool_calls": doc.parallel_tool_calls,
                 "rejected": _messages(doc.rejected),

@@ -3,7 +3,9 @@
 Each block is ``=== Document N ===`` (N counts the blocks of one file), the
 header lines (``Source``, ``Quality`` with two decimals, ``Topics``; a missing one
 is left out), a blank line and the content. Blocks are joined by
-``"\\n" + separator + "\\n"`` and the text ends with one ``"\\n"``.
+``"\\n" + separator + "\\n"`` and the text ends with one ``"\\n"``. Content lines
+that could be read as structure are escaped with a backslash, so :func:`read_plain`
+parses a file back exactly (see :mod:`qudata.pack.plain_syntax`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from qudata.config import PlainOptions
 from qudata.conversations import ends_on_user, message_text
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
+from qudata.pack.plain_syntax import PlainBlock, check_separator, escape_content, read_plain
 from qudata.quality.report import Drop
 
-__all__ = ["PlainTextFormatter"]
+__all__ = ["PlainBlock", "PlainTextFormatter", "read_plain"]
 
 
 def _one_line(value: str) -> str:
@@ -86,8 +89,14 @@ class PlainTextFormatter(Formatter[PlainOptions]):
         content = content.rstrip("\n")  # the file ends with exactly one newline
         if not content.strip():
             return Drop("empty_text", "the document text is empty")
+        if state.get("separator") != opts.separator:
+            check_separator(opts.separator)
+            state["separator"] = opts.separator
+        content = escape_content(
+            wrap(content, opts.max_line_length), opts.separator, headers=opts.include_headers
+        )
         if not opts.include_headers:
-            return [wrap(content, opts.max_line_length)]
+            return [content]
         lines = []
         if doc.source:
             lines.append(f"Source: {_one_line(doc.source)}")
@@ -96,7 +105,7 @@ class PlainTextFormatter(Formatter[PlainOptions]):
         if doc.topics:
             lines.append(f"Topics: {_one_line(', '.join(doc.topics))}")
         lines.append("")
-        lines.append(wrap(content, opts.max_line_length))
+        lines.append(content)
         return ["\n".join(lines)]
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:

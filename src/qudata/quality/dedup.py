@@ -102,6 +102,7 @@ class DedupVerdict:
     duplicate_of: str | None
     reason: str | None
     cluster_key: str
+    similarity: float | None = None  # near duplicates: the estimated Jaccard similarity
 
 
 class Deduplicator(Protocol):

@@ -138,8 +138,9 @@ class NearDeduplicator:
             return self._near.get(key, exact)
         for index in sorted(self._lsh.query(minhash)):
             kept_id, kept_key, other = self._kept[index]
-            if minhash.jaccard(other) >= self.accept:
-                verdict = DedupVerdict(kept_id, "duplicate_near", kept_key.hex())
+            similarity = float(minhash.jaccard(other))
+            if similarity >= self.accept:
+                verdict = DedupVerdict(kept_id, "duplicate_near", kept_key.hex(), similarity)
                 self._near[key] = verdict
                 return verdict
         self._lsh.insert(len(self._kept), minhash)

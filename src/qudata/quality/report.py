@@ -108,6 +108,8 @@ class RunReport:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     output_dir: str | None = None
     notes: list[str] = field(default_factory=list)  # summary lines, not in the manifest
+    #: things the user should know about the run (printed by the CLI; not in the manifest)
+    cautions: list[str] = field(default_factory=list)
 
     def balanced(self) -> bool:
         """Both account identities hold."""

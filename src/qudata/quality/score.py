@@ -34,7 +34,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["QualityScore", "score_text"]
+__all__ = ["COMPONENTS", "QualityScore", "score_text"]
 
 _WEIGHTS = {  # of the geometric mean; ``length`` multiplies the result instead
     "word_length": 0.5,
@@ -45,6 +45,8 @@ _WEIGHTS = {  # of the geometric mean; ``length`` multiplies the result instead
     "lines": 1.0,
 }
 _KEYS = ("length", *_WEIGHTS)
+#: The names of the score components, in the order they are reported.
+COMPONENTS = _KEYS
 # Gopher's eight English stop words, a few more, and common function words of
 # other Latin-script European languages, so that French or German prose is not taken for noise.
 _STOP_WORDS = frozenset(

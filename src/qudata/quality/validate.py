@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from qudata.conversations import conversation_problems
 from qudata.models import json_kind
 from qudata.quality.validate_files import FileValidation, validate_file
 
@@ -46,7 +47,7 @@ HINTS: dict[str, str] = {
     # ChatML
     "missing_messages": 'add a "messages" list',
     "messages_not_list": '"messages" must be a list of message objects',
-    "empty_messages": '"messages" must hold at least one message',
+    "empty_conversation": '"messages" must hold at least one message',
     "message_not_object": 'a message is an object such as {"role": "user", "content": "..."}',
     "missing_role": 'add "role": one of system, user, assistant, tool',
     "unknown_role": "use one of the roles system, user, assistant, tool",
@@ -59,6 +60,9 @@ HINTS: dict[str, str] = {
     "bad_tool_calls": "tool_calls must be a list and only appears on assistant messages",
     "bad_tool_call_id": "tool_call_id must be a string and only appears on tool messages",
     "no_assistant_message": "a training conversation needs at least one assistant message",
+    "system_not_first": "a system message comes first, and only there",
+    "broken_alternation": "after the system message, user and assistant take turns; tool "
+    "messages follow an assistant message with tool_calls",
     "metadata_not_object": '"metadata" must be an object',
     "bad_tools": 'tools must be a list of {"type": "function", "function": {"name": ...}}',
     "ends_on_user": "a training conversation ends with an answer, not a user turn",
@@ -80,7 +84,10 @@ HINTS: dict[str, str] = {
     "bad_header_line": "header lines are 'Source: ...', 'Quality: 0.85', 'Topics: ...'",
     "header_out_of_order": "header lines come once each, in the order Source, Quality, Topics",
     "missing_blank_line": "a blank line separates the header lines from the content",
-    "empty_content": "a block needs non-blank content",
+    "empty_content": "a message or block needs non-blank content (an assistant message with "
+    "tool_calls may have none)",
+    "unescaped_line": "a content line equal to a separator line, a block header or a header "
+    "line needs a leading backslash (a line starting with a backslash gets another)",
     "missing_final_newline": "end the file with one newline",
     "extra_final_newline": "end the file with exactly one newline",
     # files
@@ -165,22 +172,28 @@ def _message(msg: Any, path: str) -> list[Problem]:
     elif not isinstance(msg["content"], str) and not (msg["content"] is None and calls):
         kind = json_kind(msg["content"])
         out.append(_problem("content_not_string", f"{path}.content", f"content is {kind}"))
-    if "weight" in msg:
+    # an optional key holding null is absent: an output with one schema writes null where
+    # a message has no such key (Arrow readers show absent keys as None too)
+    if msg.get("weight") is not None:
         weight = msg["weight"]
         if role != "assistant":
             out.append(_problem("bad_weight", f"{path}.weight", f"weight on a {role} message"))
         elif type(weight) not in (int, float) or weight not in (0, 1):
             out.append(_problem("bad_weight", f"{path}.weight", f"weight is {weight!r}"))
-    if "name" in msg and not isinstance(msg["name"], str):
+    if msg.get("name") is not None and not isinstance(msg["name"], str):
         out.append(_problem("bad_name", f"{path}.name", f"name is {json_kind(msg['name'])}"))
-    if "tool_calls" in msg and (role != "assistant" or not isinstance(msg["tool_calls"], list)):
+    if msg.get("tool_calls") is not None and (
+        role != "assistant" or not isinstance(msg["tool_calls"], list)
+    ):
         kind = json_kind(msg["tool_calls"])
         out.append(
             _problem(
                 "bad_tool_calls", f"{path}.tool_calls", f"tool_calls ({kind}) on a {role} message"
             )
         )
-    if "tool_call_id" in msg and (role != "tool" or not isinstance(msg["tool_call_id"], str)):
+    if msg.get("tool_call_id") is not None and (
+        role != "tool" or not isinstance(msg["tool_call_id"], str)
+    ):
         kind = json_kind(msg["tool_call_id"])
         out.append(
             _problem(
@@ -190,6 +203,31 @@ def _message(msg: Any, path: str) -> list[Problem]:
             )
         )
     return out
+
+
+_CONVERSATION_MESSAGES = {
+    "empty_content": "a message has no text",
+    "system_not_first": "a system message after the first",
+    "broken_alternation": "the roles do not take turns",
+}
+
+
+#: A conversation code is not repeated when a message check already said the same.
+_SAID_BY = {
+    "unknown_role": {"missing_role", "unknown_role"},
+    "empty_content": {"missing_content", "content_not_string"},
+    "broken_alternation": {"missing_role", "unknown_role"},  # turns of unknown roles
+}
+
+
+def _conversation_rules(messages: list[dict[str, Any]], reported: set[str]) -> list[Problem]:
+    """The rules ``qudata pack`` drops conversations by
+    (:func:`qudata.conversations.conversation_problems`), as problems: one rule set."""
+    return [
+        _problem(code, "messages", _CONVERSATION_MESSAGES.get(code, code))
+        for code in conversation_problems(messages)
+        if code not in reported and not _SAID_BY.get(code, set()) & reported
+    ]
 
 
 def check_chatml(
@@ -214,7 +252,7 @@ def check_chatml(
         kind = json_kind(messages)
         out.append(_problem("messages_not_list", "messages", f'"messages" is {kind}'))
     elif not messages:
-        out.append(_problem("empty_messages", "messages", '"messages" is empty'))
+        out.append(_problem("empty_conversation", "messages", '"messages" is empty'))
     else:
         for i, msg in enumerate(messages):
             out.extend(_message(msg, f"messages[{i}]"))
@@ -234,8 +272,8 @@ def check_chatml(
                     )
         if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
             out.append(_problem("no_assistant_message", "messages", "no assistant message"))
-        elif isinstance(messages[-1], dict) and messages[-1].get("role") == "user":
-            out.append(_problem("ends_on_user", "messages", "the last message is a user turn"))
+        if all(isinstance(m, dict) for m in messages):
+            out.extend(_conversation_rules(messages, {p.code for p in out}))
     out.extend(_record_rules(record))
     if hygiene:
         out.extend(_hygiene(record))
@@ -362,7 +400,6 @@ class JSONLSchemaTracker:
         ]
 
 
-_BLOCK_START = re.compile(r"=+ *Document\b")
 _BLOCK_HEADER = re.compile(r"=== Document ([1-9][0-9]*) ===")
 _HEADERS = ("Source: ", "Quality: ", "Topics: ")
 _QUALITY = re.compile(r"-?[0-9]+\.[0-9]{2}")
@@ -436,9 +473,12 @@ def validate_plain_block(
 
 
 def check_plain_text(
-    text: str, separator: str = "\n---\n", *, headers: bool = True
+    text: str, separator: str = "\n---\n", *, headers: bool | None = None
 ) -> tuple[list[Problem], int]:
-    """:func:`validate_plain_text`, plus the number of blocks."""
+    """:func:`validate_plain_text`, plus the number of blocks. Blocks are split as
+    :func:`qudata.pack.plain.read_plain` splits them; ``headers`` ``None``: detected."""
+    from qudata.pack.plain_syntax import split_blocks, unescaped_lines
+
     if not text:
         return [], 0
     out: list[Problem] = []
@@ -457,22 +497,13 @@ def check_plain_text(
         out.append(
             _problem("extra_final_newline", "$", "the text ends with a blank line", first_blank)
         )
-    between = "\n" + separator + "\n"
-    step = between.count("\n")
-    blocks: list[tuple[int, str]] = []  # (first line, block)
-    line = 1
-    for piece in body.split(between):
-        if blocks and headers and not _BLOCK_START.match(piece):
-            # a separator inside the content (say, a Markdown rule): still the same block
-            start, previous = blocks[-1]
-            blocks[-1] = (start, previous + between + piece)
-        else:
-            blocks.append((line, piece))
-        line += piece.count("\n") + step
+    has_headers, blocks = split_blocks(body + "\n", separator, headers=headers, loose=True)
     expected = 1
-    for start, block in blocks:
-        problems = validate_plain_block(block, expected, headers=headers, line=start)
-        out.extend(problems)
+    for start, lines in blocks:
+        block = "\n".join(lines)
+        out.extend(validate_plain_block(block, expected, headers=has_headers, line=start))
+        for i in unescaped_lines(lines, separator, headers=has_headers):
+            out.append(_problem("unescaped_line", "content", f"{lines[i][:60]!r}", start + i))
         match = _BLOCK_HEADER.match(block)
         expected = (int(match.group(1)) if match else expected) + 1
     out.sort(key=lambda p: p.line or 0)
@@ -480,7 +511,7 @@ def check_plain_text(
 
 
 def validate_plain_text(
-    text: str, *, separator: str = "\n---\n", headers: bool = True
+    text: str, *, separator: str = "\n---\n", headers: bool | None = None
 ) -> list[Problem]:
     """The plain-text layout: numbered blocks, header lines, one final newline; with lines.
 

@@ -80,10 +80,40 @@ def _lines(path: str) -> Iterator[tuple[int, bytes | Problem]]:
             yield number, raw
 
 
+def _json_array(path: str) -> list[Any] | None:
+    """The items of a JSON array file, or ``None`` when the file is not one (JSON Lines).
+
+    Told from the content, not the name: the first non-blank byte is ``[`` and the
+    whole text parses as one array. The array is read whole.
+    """
+    try:
+        with open_for_reading(path) as stream:
+            head = stream.read(4096)
+            if not head.lstrip().startswith(b"["):
+                return None
+            data = head + stream.read()
+    except Exception:  # unreadable: the line reader reports where
+        return None
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            value = json.loads(data.decode("utf-8"))  # accepts NaN, Infinity
+        except (ValueError, RecursionError):
+            return None
+    return value if isinstance(value, list) else None
+
+
 def _json_records(path: str) -> Iterator[tuple[int, Any, Problem | None]]:
-    """``(line, record, None)`` for each JSON line, ``(line, None, problem)`` otherwise."""
+    """``(line, record, None)`` for each JSON line, ``(line, None, problem)`` otherwise.
+    For a JSON array file, ``line`` is the 1-based item number."""
     from qudata.quality.validate import _problem
 
+    items = _json_array(path)
+    if items is not None:
+        for number, item in enumerate(items, 1):
+            yield number, item, None
+        return
     for number, raw in _lines(path):
         if not isinstance(raw, bytes):
             yield number, None, raw
@@ -168,7 +198,7 @@ def validate_file(
     max_tokens: int | None = None,
     count_tokens: Callable[[str], int] | None = None,
     separator: str = "\n---\n",
-    headers: bool = True,
+    headers: bool | None = None,
 ) -> FileValidation:
     """Check every record of ``path`` against the rules of ``fmt`` (chatml, jsonl, plain).
 
