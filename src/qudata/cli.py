@@ -77,7 +77,9 @@ def cli() -> None:
     "--format",
     "formats",
     multiple=True,
-    type=click.Choice(["chatml", "jsonl", "plain", "parquet", "llmbuilder", "preference"]),
+    type=click.Choice(
+        ["chatml", "jsonl", "plain", "parquet", "llmbuilder", "preference", "megatron"]
+    ),
     help="Format to write; repeat for several. Default: pack.formats (chatml, jsonl, plain).",
 )
 @click.option(

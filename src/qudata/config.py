@@ -38,6 +38,7 @@ __all__ = [
     "InputConfig",
     "JSONLOptions",
     "LLMBuilderOptions",
+    "MegatronOptions",
     "MixConfig",
     "MixSource",
     "OutputConfig",
@@ -53,7 +54,9 @@ __all__ = [
 ]
 
 FORMAT_NAMES = ("chatml", "jsonl", "plain")
-FormatName = Literal["chatml", "jsonl", "plain", "parquet", "llmbuilder", "preference"]
+FormatName = Literal[
+    "chatml", "jsonl", "plain", "parquet", "llmbuilder", "preference", "megatron"
+]
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -123,6 +126,15 @@ class PlainOptions(Section):
     max_line_length: int | None = Field(default=None, gt=0)
 
 
+class MegatronOptions(Section):
+    """``pack.megatron``: a Megatron-LM indexed dataset (token ids, one sequence a document)."""
+
+    #: what a conversation becomes: its ``text``, or ``render`` (ChatML markup)
+    text: Literal["text", "render"] = "text"
+    #: the end-of-document token; none: the tokenizer's (``<|endoftext|>``, ``</s>``, ...)
+    eod_token: str | None = None
+
+
 class PreferenceOptions(Section):
     """``pack.preference``: TRL conversational preference records (prompt, chosen, rejected)."""
 
@@ -147,6 +159,7 @@ class PackConfig(Section):
     plain: PlainOptions = Field(default_factory=PlainOptions)
     parquet: ParquetOptions = Field(default_factory=ParquetOptions)
     llmbuilder: LLMBuilderOptions = Field(default_factory=LLMBuilderOptions)
+    megatron: MegatronOptions = Field(default_factory=MegatronOptions)
     preference: PreferenceOptions = Field(default_factory=PreferenceOptions)
 
     @field_validator("formats")

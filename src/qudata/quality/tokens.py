@@ -193,6 +193,15 @@ class TiktokenCounter:
     def count(self, text: str) -> int:
         return len(self._encoding.encode_ordinary(text))
 
+    @property
+    def vocab_size(self) -> int:
+        """Token ids run below this (special tokens included)."""
+        return int(self._encoding.n_vocab)
+
+    def token_id(self, token: str) -> int | None:
+        """The id of a special token such as ``<|endoftext|>``, if the encoding has it."""
+        return self._encoding._special_tokens.get(token)
+
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         return [len(tokens) for tokens in self.encode_batch(texts)]
 
@@ -272,6 +281,17 @@ class HFTokenizerCounter:
 
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         return [len(encoded) for encoded in self.encode_batch(texts)]
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self._tokenizer.get_vocab_size(with_added_tokens=True))
+
+    def token_id(self, token: str) -> int | None:
+        return self._tokenizer.token_to_id(token)
+
+    def ids(self, tokens: Any) -> list[int]:
+        """The token ids of what :meth:`encode_batch` gave for a text."""
+        return list(tokens.encoding.ids)
 
     def encode_batch(self, texts: Sequence[str]) -> list[Any]:
         batch = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
@@ -428,6 +448,16 @@ class CountCache:
         else:
             counts.update(zip(missing, self.counter.count_batch(missing), strict=True))
         return [counts[t] for t in texts]
+
+    def encode(self, text: str) -> list[int]:
+        """The token ids of ``text`` (those kept from its count when there are some)."""
+        tokens = self._tokens.get(text)
+        if tokens is None and self._last is not None and self._last[0] is text:
+            tokens = self._last[1]
+        if tokens is None:
+            tokens = self.counter.encode_batch([text])[0]  # type: ignore[attr-defined]
+        ids = getattr(self.counter, "ids", None)
+        return list(tokens) if ids is None else list(ids(tokens))
 
     def token_ends(self, text: str, tokens: Any = None) -> Sequence[int]:
         if self._ends is not None and self._ends[0] is text:
