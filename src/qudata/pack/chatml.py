@@ -10,12 +10,13 @@ from qudata.errors import InputError
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.budget import split_to_budget, truncate_to_budget
-from qudata.pack.markup import CHATML_MARKERS, MarkupGuard, markers_in_template
+from qudata.pack.markup import CHATML_MARKERS, MarkupGuard, markers_in_template, probe_markers
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.templates import (
     compile_chat_template,
     compile_template,
     load_template_source,
+    render_bounded,
     render_prompt,
 )
 from qudata.quality.report import Drop
@@ -88,18 +89,10 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             if opts.include_metadata:
                 record["metadata"] = state["metadata"].build(doc)
             if state["chat_template"] is not None:
-                from jinja2 import TemplateError
-
                 try:
-                    record["text"] = state["chat_template"].render(
-                        messages=messages,
-                        tools=None,
-                        documents=None,
-                        add_generation_prompt=False,
-                        **opts.template_vars,
-                    )
-                except TemplateError as exc:  # raise_exception() or a template bug
-                    return Drop("template_error", f"the chat template failed: {exc}")
+                    record["text"] = self._render_chat(state["chat_template"], messages, opts)
+                except InputError as exc:  # raise_exception(), a template bug, a limit
+                    return Drop("template_error", f"the chat template failed: {exc.detail}")
             elif opts.render == "chatml":
                 record["text"] = "".join(
                     f"<|im_start|>{m['role']}\n{m.get('content') or ''}<|im_end|>\n"
@@ -107,6 +100,25 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                 )
             records.append(record)
         return records
+
+    @staticmethod
+    def _prompt(template: Any, variables: dict[str, Any], opts: ChatMLOptions) -> str:
+        return render_prompt(
+            template, variables, timeout=opts.template_timeout, max_chars=opts.template_max_chars
+        )
+
+    @staticmethod
+    def _render_chat(template: Any, messages: list[dict[str, Any]], opts: ChatMLOptions) -> str:
+        variables = {
+            **opts.template_vars,
+            "messages": messages,
+            "tools": None,
+            "documents": None,
+            "add_generation_prompt": False,
+        }
+        return render_bounded(
+            template, variables, timeout=opts.template_timeout, max_chars=opts.template_max_chars
+        )
 
     def _clean(self, text: str, opts: ChatMLOptions, state: dict[str, Any]) -> str | None:
         """``text`` with chat markup escaped or stripped (``None``: drop the record).
@@ -125,6 +137,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             source = load_template_source(opts.chat_template)
             template = compile_chat_template(source)
             markers |= markers_in_template(source, opts.template_vars.values())
+            markers |= probe_markers(lambda probe: self._render_chat(template, probe, opts))
         guard = MarkupGuard(markers, policy=opts.markup)
         system = opts.system_message
         if system is not None:  # configuration text is escaped too, never dropped
@@ -209,7 +222,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         messages = [{k: m[k] for k in _MESSAGE_KEYS if k in m} for m in doc.messages]
         self._system(messages, opts, state)
         for message in messages:
-            for key in ("content", "name", "tool_calls"):
+            for key in ("content", "name", "tool_calls", "tool_call_id"):
                 if key in message and message[key] is not None:
                     message[key] = self._clean_value(message[key], opts, state)
                     if message[key] is _DROP:
@@ -316,11 +329,12 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             if opts.user_template == DEFAULT_USER_TEMPLATE:  # the same text, without Jinja
                 user = default_user_prompt(title, number, len(parts))
             else:
-                user = render_prompt(state["user"], variables)
+                user = self._prompt(state["user"], variables, opts)
             if opts.assistant_template == DEFAULT_ASSISTANT_TEMPLATE:
                 assistant: str | None = part
             else:
-                assistant = self._clean(render_prompt(state["assistant"], variables), opts, state)
+                assistant = self._prompt(state["assistant"], variables, opts)
+                assistant = self._clean(assistant, opts, state)
             cleaned_user = self._clean(user, opts, state)  # a title can hold markup
             if cleaned_user is None or assistant is None:
                 return Drop("markup", "a rendered message holds chat markup (markup: drop)")
