@@ -10,7 +10,7 @@ from qudata.errors import InputError
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.budget import split_to_budget, truncate_to_budget
-from qudata.pack.markup import CHATML_MARKERS, MarkupGuard, markers_in_template, probe_markers
+from qudata.pack.markup import MARKUP_EVENTS, MarkupGuard, conversation_guard
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.templates import (
     compile_chat_template,
@@ -24,7 +24,6 @@ from qudata.quality.report import Drop
 __all__ = ["ChatMLFormatter", "default_user_prompt"]
 
 _DROP = object()  # a cleaned value that must drop its record
-_MARKUP_EVENT = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}
 _MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
 
 
@@ -127,18 +126,15 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         """
         cleaned = state["guard"].clean(text)
         if cleaned is not None and cleaned != text:
-            self.stats.events[_MARKUP_EVENT[opts.markup]] += 1
+            self.stats.events[MARKUP_EVENTS[opts.markup]] += 1
         return cleaned  # type: ignore[no-any-return]
 
     def _stream_state(self, opts: ChatMLOptions) -> dict[str, Any]:
-        markers = set(CHATML_MARKERS)
         template = None
         if opts.chat_template:
-            source = load_template_source(opts.chat_template)
-            template = compile_chat_template(source)
-            markers |= markers_in_template(source, opts.template_vars.values())
-            markers |= probe_markers(lambda probe: self._render_chat(template, probe, opts))
-        guard = MarkupGuard(markers, policy=opts.markup)
+            template = compile_chat_template(load_template_source(opts.chat_template))
+        guard = conversation_guard(opts)
+        markers = guard.markers
         system = opts.system_message
         if system is not None:  # configuration text is escaped too, never dropped
             system = MarkupGuard(markers, policy="escape").clean(system)

@@ -20,8 +20,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
+from typing import Any
 
-__all__ = ["CHATML_MARKERS", "MarkupGuard", "is_markup", "markers_in_template", "probe_markers"]
+__all__ = [
+    "CHATML_MARKERS",
+    "MARKUP_EVENTS",
+    "MarkupGuard",
+    "MessageCleaner",
+    "conversation_guard",
+    "is_markup",
+    "markers_in_template",
+    "probe_markers",
+]
+
+#: The ``FormatStats.events`` name of each policy's change.
+MARKUP_EVENTS = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}
 
 CHATML_MARKERS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 
@@ -112,3 +126,99 @@ class MarkupGuard:
             else:
                 text = self._pattern.sub(lambda m: m.group(0)[0] + "\\" + m.group(0)[1:], text)
         return text
+
+
+class MessageCleaner:
+    """The markup policy applied to every string of a conversation: ``content`` (text or
+    parts), ``name``, ``tool_call_id`` and the strings inside ``tool_calls`` (their JSON
+    ``arguments`` decoded, cleaned and encoded again). Used by the formats that carry
+    ``messages`` as data (JSONL, Parquet); ChatML applies the same policy itself.
+
+    ``clean`` returns the cleaned copy, or ``None`` when the policy is ``drop`` and a
+    marker was found; ``changed`` counts the strings it changed.
+    """
+
+    def __init__(self, guard: MarkupGuard) -> None:
+        self.guard = guard
+        self.changed = 0
+
+    def clean(self, messages: list[Any]) -> list[Any] | None:
+        out = []
+        for message in messages:
+            if not isinstance(message, dict):
+                out.append(message)
+                continue
+            cleaned = {k: self._value(v, arguments=k == "arguments") for k, v in message.items()}
+            if any(v is _DROP for v in cleaned.values()):
+                return None
+            out.append(cleaned)
+        return out
+
+    def _value(self, value: Any, *, arguments: bool = False) -> Any:
+        if isinstance(value, str):
+            if arguments:
+                return self._arguments(value)
+            cleaned = self.guard.clean(value)
+            if cleaned is None:
+                return _DROP
+            self.changed += cleaned != value
+            return cleaned
+        if isinstance(value, list):
+            items = [self._value(v) for v in value]
+            return _DROP if any(i is _DROP for i in items) else items
+        if isinstance(value, dict):
+            pairs = {k: self._value(v, arguments=k == "arguments") for k, v in value.items()}
+            return _DROP if any(v is _DROP for v in pairs.values()) else pairs
+        return value
+
+    def _arguments(self, text: str) -> Any:
+        import json
+
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            return self._value(text)
+        cleaned = self._value(decoded)
+        if cleaned is _DROP:
+            return _DROP
+        return text if cleaned == decoded else json.dumps(cleaned, ensure_ascii=False)
+
+
+_DROP = object()
+
+
+def conversation_guard(chatml: Any) -> MarkupGuard:
+    """The guard of ``pack.chatml`` (its ``markup`` policy; the ChatML markers and those of
+    its ``chat_template``), for every format that writes conversations."""
+    markers = set(CHATML_MARKERS)
+    if chatml.chat_template:
+        markers |= _template_markers(
+            chatml.chat_template,
+            tuple(sorted(chatml.template_vars.items())),
+            chatml.template_timeout,
+            chatml.template_max_chars,
+        )
+    return MarkupGuard(markers, policy=chatml.markup)
+
+
+@lru_cache(maxsize=8)
+def _template_markers(
+    value: str, template_vars: tuple[tuple[str, str], ...], timeout: float, max_chars: int
+) -> frozenset[str]:
+    from qudata.pack.templates import compile_chat_template, load_template_source, render_bounded
+
+    source = load_template_source(value)
+    template = compile_chat_template(source)
+    variables = dict(template_vars)
+
+    def render(messages: list[dict[str, str]]) -> str:
+        arguments = {"messages": messages, "tools": None, "documents": None}
+        return render_bounded(
+            template,
+            {**variables, **arguments, "add_generation_prompt": False},
+            timeout=timeout,
+            max_chars=max_chars,
+        )
+
+    found = markers_in_template(source, variables.values()) | probe_markers(render)
+    return frozenset(found)
