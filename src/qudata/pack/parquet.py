@@ -96,6 +96,11 @@ class ParquetFormatter(Formatter[ParquetOptions]):
                 }
                 for m in cleaned
             ]
+        try:
+            entities = _json(meta.get("entities") or None)
+            rest_json = orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError as exc:  # Decimal, a pandas Timestamp, bytes... from Parquet input
+            return Drop("not_representable", f"metadata: {exc} (the column metadata_json is JSON)")
         return [
             {
                 "id": doc.id,
@@ -108,9 +113,9 @@ class ParquetFormatter(Formatter[ParquetOptions]):
                 "topics": list(meta.get("topics") or []),
                 "author": meta.get("author"),
                 "domain": meta.get("domain"),
-                "entities_json": _json(meta.get("entities") or None),
+                "entities_json": entities,
                 "messages": messages,
-                "metadata_json": orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS).decode(),
+                "metadata_json": rest_json,
             }
         ]
 
