@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from qudata.errors import WorkerError
@@ -81,8 +82,13 @@ class ProcessPool:
     def _start(self) -> None:
         env = dict(os.environ)
         # the worker imports qudata from where this process did
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        here = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join([here, *(p for p in sys.path if p and p != here)])
         code = "from qudata.engines.pool import serve; serve()"
+        # its own process group: the terminal's Ctrl-C goes to the parent only
+        group: dict[str, Any] = (
+            {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+        )
         for _ in range(self.workers):
             self._processes.append(
                 subprocess.Popen(
@@ -90,7 +96,7 @@ class ProcessPool:
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     env=env,
-                    process_group=0,  # the terminal's Ctrl-C goes to the parent only
+                    **group,
                 )
             )
 
