@@ -98,17 +98,42 @@ def _bounded_filter(function: Any, name: str) -> Any:
     def bounded(*args: Any, **kwargs: Any) -> Any:
         _tick()
         value, rest = (args[1:2], args[2:]) if passes else (args[:1], args[1:])
+        if name == "join" and value and not hasattr(value[0], "__len__"):
+            value = (list(value[0]),)  # measured before joining
+            args = (*args[:1], *value, *rest) if passes else (*value, *rest)
         if name in ("center", "indent"):
             for arg in (*rest, *kwargs.values()):
                 if isinstance(arg, int) and arg > _LIMITS.max_chars:
                     raise TemplateLimitError(f"a width of {arg:,} is too large")
         elif name == "format" and value and isinstance(value[0], str):
             _check_format(value[0])
+        elif name in ("replace", "join") and value:
+            _check_growth(name, value[0], [*rest, *kwargs.values()])
         return _sized(function(*args, **kwargs))
 
     if passes:
         bounded.jinja_pass_arg = function.jinja_pass_arg  # type: ignore[attr-defined]
     return bounded
+
+
+def _check_growth(method: str, subject: Any, args: list[Any]) -> None:
+    """Refuse ``replace``, ``join`` and ``expandtabs`` whose result would be over the
+    limit, computed before they allocate it (``'x' * 999 | replace('', 'y' * 999999)``)."""
+    limit = _LIMITS.max_chars
+    size = 0
+    if method == "replace" and isinstance(subject, str) and len(args) >= 2:
+        old, new = args[0], args[1]
+        if isinstance(old, str) and isinstance(new, str) and len(new) > len(old):
+            size = len(subject) + subject.count(old) * (len(new) - len(old))
+    elif method == "join" and args and isinstance(subject, str | list | tuple):
+        glue, items = (args[0], subject) if isinstance(args[0], str) else (subject, args[0])
+        if isinstance(glue, str) and hasattr(items, "__len__"):
+            size = len(glue) * max(0, len(items) - 1)
+    elif method == "expandtabs" and isinstance(subject, str) and args:
+        tab = args[0]
+        size = len(subject) + subject.count("\t") * tab if isinstance(tab, int) else 0
+    if size > limit:
+        raise TemplateLimitError(f"{method} would build {size:,} characters > {limit:,}")
 
 
 def _check_format(text: str) -> None:
@@ -169,11 +194,17 @@ def _environment(*, chat: bool) -> Any:
 
         def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
             _tick()
-            if isinstance(getattr(__obj, "__self__", None), str | bytes | list):
+            subject = getattr(__obj, "__self__", None)
+            if isinstance(subject, str | bytes | list):
                 # 'x'.ljust(10**9), 'x'.zfill(...): refused before they allocate
                 for arg in (*args, *kwargs.values()):
                     if isinstance(arg, int) and arg > _LIMITS.max_chars:
                         raise TemplateLimitError(f"an argument of {arg:,} is too large")
+                method = getattr(__obj, "__name__", "")
+                if method == "join" and args and not hasattr(args[0], "__len__"):
+                    args = (list(args[0]), *args[1:])  # measured before joining
+                if method in ("replace", "join", "expandtabs"):
+                    _check_growth(method, subject, [*args, *kwargs.values()])
             return _sized(super().call(__context, __obj, *args, **kwargs))
 
         def wrap_str_format(self, value: Any) -> Any:
