@@ -10,9 +10,11 @@ import orjson
 import pytest
 import yaml
 from hostile_limits import run_qudata, time_limit
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qudata.config import load_config
-from qudata.errors import ConfigError
+from qudata.errors import ConfigError, InputError
 from qudata.pack.chatml import ChatMLFormatter
 from qudata.pack.templates import compile_chat_template, compile_template, render_bounded
 
@@ -164,3 +166,60 @@ def test_a_bad_template_in_a_run_is_counted_and_rejected(tmp_path: Path) -> None
     assert manifest["formats"]["jsonl"]["documents"] == 3
     rejects = [orjson.loads(line) for line in (out / "rejects.jsonl").read_bytes().splitlines()]
     assert [(r["format"], r["reason"]) for r in rejects] == [("chatml", "template_error")] * 3
+
+
+def test_a_pathologically_nested_template_is_a_config_error() -> None:
+    with time_limit(10), pytest.raises(ConfigError, match="template"):
+        compile_template("{{ " + "(" * 50_000 + "1" + ")" * 50_000 + " }}")
+
+
+FRAGMENTS = [
+    "{{ ",
+    " }}",
+    "{% ",
+    " %}",
+    "for x in range(99999)",
+    "for y in 'abc' * 999",
+    "endfor",
+    "if x",
+    "endif",
+    "macro f(n)",
+    "endmacro",
+    "f(1)",
+    "9",
+    "'x'",
+    " ** ",
+    " * ",
+    " ~ ",
+    " + ",
+    " % ",
+    "(",
+    ")",
+    "|join('ab')",
+    "|center(9999999)",
+    "x",
+    "loop.index",
+    "1/0",
+    "set ns = namespace(s='a')",
+    "set ns.s = ns.s ~ ns.s",
+    "ns.s",
+    "text",
+    "include 'x'",
+]
+
+
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=24))
+@settings(max_examples=60, deadline=None)
+def test_random_templates_end_quickly_as_text_or_template_error(parts: list[str]) -> None:
+    source = "".join(parts)
+    with time_limit(5):
+        try:
+            template = compile_template(source)
+        except ConfigError:
+            return
+        try:
+            text = render_bounded(template, {"text": "t"}, timeout=0.2, max_chars=100_000)
+        except InputError as exc:
+            assert exc.reason == "template_error"
+        else:
+            assert len(text) <= 100_000
