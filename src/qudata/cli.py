@@ -8,14 +8,17 @@ fail``), never as a traceback.
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 
 from qudata import __version__
-from qudata.errors import QudataError
+from qudata.errors import ConfigError, OutputError, QudataError, WriteError
 
 __all__ = ["cli", "main"]
 
@@ -23,6 +26,56 @@ __all__ = ["cli", "main"]
 def _fail(exc: QudataError) -> None:
     click.echo(f"Error: {exc}", err=True)
     sys.exit(exc.exit_code)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (exit 128 + the signal number)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def _clean_end(output_dir: str | None = None) -> Iterator[None]:
+    """One line for every way a command can fail: a qudata error (its exit code), a
+    system error (exit 1), an interrupt (130 for Ctrl-C, 143 for SIGTERM). The library
+    removes its staging folder and puts no half dataset in place before this prints."""
+    try:
+        yield
+    except QudataError as exc:
+        _fail(exc)
+    except KeyboardInterrupt as exc:
+        done = "nothing was published" if output_dir is not None else "stopped"
+        click.echo(f"Interrupted: {done}", err=True)
+        sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
+    except OSError as exc:
+        where = f" {_short(output_dir)}" if output_dir is not None else ""
+        path = f" ({_short(str(exc.filename))})" if exc.filename else ""
+        what = exc.strerror or type(exc).__name__
+        _fail(WriteError(f"cannot complete{where}: {what}{path}"))
+    except RecursionError:
+        _fail(ConfigError("the input or configuration is nested too deeply"))
+
+
+def _short(text: str, most: int = 120) -> str:
+    return text if len(text) <= most else text[: most // 2] + "..." + text[-most // 2 :]
+
+
+def _check_output_parent(output_dir: str) -> None:
+    """``-o`` must be able to become a folder: its nearest existing ancestor is one."""
+    path = Path(output_dir).absolute()
+    for ancestor in path.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise OutputError(
+                    f"{output_dir}: cannot be a folder: {ancestor} is a file, not a folder"
+                )
+            return
 
 
 class _Group(click.Group):
@@ -258,8 +311,9 @@ def pack(
     if dry_run:
         _print_stats(inputs, config_path, overrides)
         return
-    try:
+    with _clean_end(output_dir):
         cfg = load_config(config_path, overrides=overrides)
+        _check_output_parent(output_dir)
         with _progress(quiet) as on_progress:
             report = pack_dataset(
                 inputs,
@@ -270,8 +324,6 @@ def pack(
                 on_progress=on_progress,
                 command=_command_line(output_dir),
             )
-    except QudataError as exc:
-        _fail(exc)
     for caution in report.cautions:
         click.echo(f"Warning: {caution}", err=True)
     if not quiet:
@@ -355,10 +407,8 @@ def _print_stats(
     from qudata.console import print_stats
     from qudata.stats import collect_stats
 
-    try:
+    with _clean_end():
         result = collect_stats(inputs, config=load_config(config_path, overrides=overrides))
-    except QudataError as exc:
-        _fail(exc)
     if as_json:
         import orjson
 
@@ -411,7 +461,7 @@ def validate(
     from qudata.quality.tokens import get_token_counter
     from qudata.quality.validate import validate_file
 
-    try:
+    with _clean_end():
         counter = get_token_counter(tokenizer) if fmt == "chatml" else None
         results = [
             validate_file(
@@ -423,8 +473,6 @@ def validate(
             )
             for path in files
         ]
-    except QudataError as exc:
-        _fail(exc)
     print_validation(results, as_json=as_json)
     sys.exit(0 if all(r.ok for r in results) else 1)
 
@@ -481,4 +529,5 @@ class _progress:
 
 def main() -> None:
     """Entry point of the ``qudata`` console script."""
+    signal.signal(signal.SIGTERM, _on_signal)  # like Ctrl-C: clean up, then exit 143
     cli(prog_name="qudata")

@@ -54,9 +54,7 @@ __all__ = [
 ]
 
 FORMAT_NAMES = ("chatml", "jsonl", "plain")
-FormatName = Literal[
-    "chatml", "jsonl", "plain", "parquet", "llmbuilder", "preference", "megatron"
-]
+FormatName = Literal["chatml", "jsonl", "plain", "parquet", "llmbuilder", "preference", "megatron"]
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -80,6 +78,10 @@ DEFAULT_USER_TEMPLATE = (
 DEFAULT_ASSISTANT_TEMPLATE = "{{ text }}"
 
 
+#: The arguments qudata passes to a chat template (``template_vars`` cannot set them).
+CHAT_TEMPLATE_ARGUMENTS = ("messages", "tools", "documents", "add_generation_prompt")
+
+
 class Section(BaseModel):
     """Base of every section: unknown keys are errors, values are validated."""
 
@@ -100,6 +102,19 @@ class ChatMLOptions(Section):
     render: Literal["none", "chatml"] = "none"
     chat_template: str | None = None
     template_vars: dict[str, str] = Field(default_factory=dict)
+    template_timeout: float = Field(default=5.0, gt=0)
+    template_max_chars: int = Field(default=1_000_000, gt=0)
+
+    @field_validator("template_vars")
+    @classmethod
+    def _no_reserved_vars(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = sorted(set(value) & set(CHAT_TEMPLATE_ARGUMENTS))
+        if taken:
+            raise ValueError(
+                f"template_vars: {', '.join(taken)} is set by qudata when it renders "
+                "(reserved: " + ", ".join(CHAT_TEMPLATE_ARGUMENTS) + ")"
+            )
+        return value
 
 
 class JSONLOptions(Section):
@@ -287,7 +302,7 @@ class OutputConfig(Section):
 
     overwrite: bool = False
     split: dict[str, float] = Field(default_factory=lambda: {"train": 1.0})
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**64)  # xxhash takes a 64-bit seed
     shuffle: bool = False
     shard_size: int | str | None = None
     shard_records: int | None = Field(default=None, gt=0)
@@ -457,10 +472,14 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a configuration") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -7,7 +7,9 @@ them into one clean ``Error: ...`` line and an exit code, never a traceback::
     ├── ConfigError          bad configuration: unknown key, wrong type, bad value (exit 2)
     ├── MissingExtraError    an optional dependency is not installed (exit 2)
     ├── InputError           an input cannot be read or holds a bad record (exit 1)
-    └── OutputError          the output folder or file cannot be written safely (exit 2)
+    ├── OutputError          the output folder or file cannot be written safely (exit 2)
+    │   └── WriteError       writing failed: disk full, permission denied, name too long (exit 1)
+    └── WorkerError          a worker process failed or ended unexpectedly (exit 1)
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ __all__ = [
     "MissingExtraError",
     "OutputError",
     "QudataError",
+    "WorkerError",
+    "WriteError",
 ]
 
 
@@ -75,3 +79,15 @@ class InputError(QudataError):
 
 class OutputError(QudataError):
     """The output cannot be written safely (folder not empty, path escapes, ...)."""
+
+
+class WorkerError(QudataError):
+    """A worker process of the local engine failed, or ended before it replied."""
+
+    exit_code = 1
+
+
+class WriteError(OutputError):
+    """Writing the output failed at the system level (``ENOSPC``, ``EACCES``, ...)."""
+
+    exit_code = 1

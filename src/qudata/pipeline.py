@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from qudata.config import Config, load_config
-from qudata.errors import ConfigError, InputError, OutputError
+from qudata.errors import ConfigError, InputError, MissingExtraError, OutputError
 from qudata.export.card import render_card, render_parquet_card
 from qudata.export.report import ReportData, render_report
 from qudata.export.splits import SplitAssigner
@@ -89,7 +89,12 @@ def pack_dataset(
             sources.extend(found)
         return run.run(sources)
     if cfg.engine.name == "ray":
-        from qudata.engines.ray import pack_with_ray
+        try:
+            from qudata.engines.ray import pack_with_ray
+        except ImportError as exc:  # Ray, or numpy (which Ray brings), is not installed
+            if (exc.name or "").split(".")[0] not in ("ray", "numpy"):
+                raise
+            raise MissingExtraError("ray", "ray", feature="--engine ray") from None
 
         return pack_with_ray(
             inputs, Path(output_dir), cfg, on_progress=on_progress, command=command

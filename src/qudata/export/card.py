@@ -11,12 +11,13 @@ for reading and for LLMBuilder, not for ``datasets``.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
 import yaml
 
-__all__ = ["JSON_FORMATS", "render_card", "render_parquet_card"]
+__all__ = ["JSON_FORMATS", "code_block", "code_span", "render_card", "render_parquet_card"]
 
 JSON_FORMATS = ("chatml", "jsonl", "preference")
 
@@ -87,11 +88,11 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
         f"- Duplicates: `{dedup['method']}`"
         + (f" (Jaccard >= {dedup['threshold']})" if dedup["method"] == "near" else "")
         + "; the first copy seen is kept.",
-        f"- Tokens counted with `{quality['tokenizer']}`.",
+        f"- Tokens counted with {code_span(quality['tokenizer'])}.",
     ]
     contaminated = counts.get("contaminated")
     if contaminated is not None:
-        files = ", ".join(f"{_code(f)} ({n:,} dropped)" for f, n in contaminated.items())
+        files = ", ".join(f"{code_span(f)} ({n:,} dropped)" for f, n in contaminated.items())
         ngram = quality["decontamination"]["ngram"]
         lines.append(f"- Decontaminated against {files}: {ngram}-word n-grams.")
     if quality.get("languages"):
@@ -113,6 +114,36 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
     return lines
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _visible(text: str) -> str:
+    """Control characters as escapes (``\\n``): a line break in a file name would end a
+    paragraph or a table row."""
+    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode(), text)
+
+
+def _fence(text: str, least: int) -> str:
+    """A backtick fence longer than any backtick run in ``text`` (CommonMark closes a code
+    span or block only with a run of the same length), so ``text`` cannot break out."""
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    return "`" * max(least, max(runs, default=0) + 1)
+
+
+def code_span(value: Any) -> str:
+    """``value`` as inline code, whatever it holds (backticks, HTML, line breaks)."""
+    text = _visible(str(value))
+    fence = _fence(text, 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def code_block(text: str) -> str:
+    """``text`` as a fenced code block that no line of it can close."""
+    fence = _fence(text, 3)
+    return f"{fence}\n{text}\n{fence}\n"
+
+
 def _mix(mix: dict[str, Any]) -> list[str]:
     lines = [
         "Weights are shares of output tokens, after every filter and deduplication "
@@ -123,15 +154,10 @@ def _mix(mix: dict[str, Any]) -> list[str]:
     ]
     for s in mix["sources"]:
         lines.append(
-            f"| {_code(s['path'])} | {s['weight']:.4g} | {s['share']:.4g} | {s['tokens']:,} | "
+            f"| {code_span(s['path'])} | {s['weight']:.4g} | {s['share']:.4g} | {s['tokens']:,} | "
             f"{s['documents']:,} | {s['repeated']:,} | {s['downsampled']:,} |"
         )
     return lines
-
-
-def _code(text: str) -> str:
-    """``text`` as inline code that no backtick or newline in it can break out of."""
-    return "`" + " ".join(text.replace("`", "'").split()) + "`"
 
 
 def _shown(value: Any) -> str:
@@ -153,7 +179,7 @@ def render_card(
     ]
     parts.append(
         f"Packed by qudata {manifest['qudata_version']}"
-        + (f" with:\n\n```\n{command}\n```\n" if command else ".\n")
+        + (f" with:\n\n{code_block(command)}" if command else ".\n")
     )
     parts.append("## Sizes\n\n" + "\n".join(_sizes(manifest)) + "\n")
     parts.append("## Filters and duplicates\n\n" + "\n".join(_filters(manifest)) + "\n")

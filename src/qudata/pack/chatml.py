@@ -11,12 +11,13 @@ from qudata.models import Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.budget import split_to_budget, truncate_to_budget
 from qudata.pack.chatml_render import render_chatml
-from qudata.pack.markup import CHATML_MARKERS, MarkupGuard, markers_in_template
+from qudata.pack.markup import MARKUP_EVENTS, MarkupGuard, conversation_guard
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.templates import (
     compile_chat_template,
     compile_template,
     load_template_source,
+    render_bounded,
     render_prompt,
 )
 from qudata.quality.report import Drop
@@ -25,7 +26,6 @@ from qudata.tools import undeclared_calls
 __all__ = ["ChatMLFormatter", "default_user_prompt"]
 
 _DROP = object()  # a cleaned value that must drop its record
-_MARKUP_EVENT = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}
 _MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
 
 
@@ -107,18 +107,12 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             if opts.include_metadata:
                 record["metadata"] = state["metadata"].build(doc)
             if state["chat_template"] is not None:
-                from jinja2 import TemplateError
-
                 try:
-                    record["text"] = state["chat_template"].render(
-                        messages=messages,
-                        tools=tools,
-                        documents=None,
-                        add_generation_prompt=False,
-                        **opts.template_vars,
+                    record["text"] = self._render_chat(
+                        state["chat_template"], messages, opts, tools=tools
                     )
-                except TemplateError as exc:  # raise_exception() or a template bug
-                    return Drop("template_error", f"the chat template failed: {exc}")
+                except InputError as exc:  # raise_exception(), a template bug, a limit
+                    return Drop("template_error", f"the chat template failed: {exc.detail}")
             elif opts.render == "chatml":
                 record["text"] = render_chatml(messages, tools)
             undeclared = undeclared_calls(messages, tools)
@@ -127,6 +121,31 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             records.append(record)
         return records
 
+    @staticmethod
+    def _prompt(template: Any, variables: dict[str, Any], opts: ChatMLOptions) -> str:
+        return render_prompt(
+            template, variables, timeout=opts.template_timeout, max_chars=opts.template_max_chars
+        )
+
+    @staticmethod
+    def _render_chat(
+        template: Any,
+        messages: list[dict[str, Any]],
+        opts: ChatMLOptions,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> str:
+        variables = {
+            **opts.template_vars,
+            "messages": messages,
+            "tools": tools,
+            "documents": None,
+            "add_generation_prompt": False,
+        }
+        return render_bounded(
+            template, variables, timeout=opts.template_timeout, max_chars=opts.template_max_chars
+        )
+
     def _clean(self, text: str, opts: ChatMLOptions, state: dict[str, Any]) -> str | None:
         """``text`` with chat markup escaped or stripped (``None``: drop the record).
 
@@ -134,17 +153,15 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         """
         cleaned = state["guard"].clean(text)
         if cleaned is not None and cleaned != text:
-            self.stats.events[_MARKUP_EVENT[opts.markup]] += 1
+            self.stats.events[MARKUP_EVENTS[opts.markup]] += 1
         return cleaned  # type: ignore[no-any-return]
 
     def _stream_state(self, opts: ChatMLOptions) -> dict[str, Any]:
-        markers = set(CHATML_MARKERS)
         template = None
         if opts.chat_template:
-            source = load_template_source(opts.chat_template)
-            template = compile_chat_template(source)
-            markers |= markers_in_template(source, opts.template_vars.values())
-        guard = MarkupGuard(markers, policy=opts.markup)
+            template = compile_chat_template(load_template_source(opts.chat_template))
+        guard = conversation_guard(opts)
+        markers = guard.markers
         system = opts.system_message
         if system is not None:  # configuration text is escaped too, never dropped
             system = MarkupGuard(markers, policy="escape").clean(system)
@@ -229,7 +246,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         messages = [{k: m[k] for k in _MESSAGE_KEYS if k in m} for m in doc.messages]
         self._system(messages, opts, state)
         for message in messages:
-            for key in ("content", "name", "tool_calls"):
+            for key in ("content", "name", "tool_calls", "tool_call_id"):
                 if key in message and message[key] is not None:
                     message[key] = self._clean_value(message[key], opts, state)
                     if message[key] is _DROP:
@@ -336,11 +353,12 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             if opts.user_template == DEFAULT_USER_TEMPLATE:  # the same text, without Jinja
                 user = default_user_prompt(title, number, len(parts))
             else:
-                user = render_prompt(state["user"], variables)
+                user = self._prompt(state["user"], variables, opts)
             if opts.assistant_template == DEFAULT_ASSISTANT_TEMPLATE:
                 assistant: str | None = part
             else:
-                assistant = self._clean(render_prompt(state["assistant"], variables), opts, state)
+                assistant = self._prompt(state["assistant"], variables, opts)
+                assistant = self._clean(assistant, opts, state)
             cleaned_user = self._clean(user, opts, state)  # a title can hold markup
             if cleaned_user is None or assistant is None:
                 return Drop("markup", "a rendered message holds chat markup (markup: drop)")

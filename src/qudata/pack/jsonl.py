@@ -8,6 +8,7 @@ from qudata.config import JSONLOptions
 from qudata.conversations import ends_on_user
 from qudata.models import KNOWN_METADATA_KEYS, Document
 from qudata.pack.base import Formatter, Record
+from qudata.pack.markup import MARKUP_EVENTS, MessageCleaner, conversation_guard
 from qudata.pack.metadata import MetadataWriter
 from qudata.quality.report import Drop
 
@@ -50,10 +51,24 @@ class JSONLFormatter(Formatter[JSONLOptions]):
         meta = state["metadata"].build(doc)
         rename = opts.field_mapping
         record = {rename.get(f, f): self._field(f, doc, meta) for f in opts.fields}
-        if record.get(rename.get("messages", "messages")) is not None:
-            name = rename.get("messages", "messages")
-            record[name] = state["metadata"].messages(record[name], None)
+        if doc.messages is not None and "messages" in opts.fields:
+            messages = self._clean_messages(doc.messages, state)
+            if messages is None:
+                return Drop("markup", "a message holds chat markup (pack.chatml.markup: drop)")
+            # the output's schema: every message has the same keys (null where absent)
+            record[rename.get("messages", "messages")] = state["metadata"].messages(messages, None)
         return [record]
+
+    def _clean_messages(self, messages: list[Any], state: dict[str, Any]) -> list[Any] | None:
+        """``messages`` under ``pack.chatml.markup``, as in ChatML: a trainer may render them."""
+        if "cleaner" not in state:
+            state["cleaner"] = MessageCleaner(conversation_guard(self.config.pack.chatml))
+        cleaner: MessageCleaner = state["cleaner"]
+        before = cleaner.changed
+        cleaned = cleaner.clean(messages)
+        if cleaner.changed > before:
+            self.stats.events[MARKUP_EVENTS[cleaner.guard.policy]] += cleaner.changed - before
+        return cleaned
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
         from qudata.quality.validate import JSONLSchemaTracker

@@ -19,30 +19,92 @@ uses. The policy (``pack.chatml.markup``):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from typing import Any
 
-__all__ = ["CHATML_MARKERS", "MarkupGuard", "markers_in_template"]
+__all__ = [
+    "CHATML_MARKERS",
+    "MARKUP_EVENTS",
+    "MarkupGuard",
+    "MessageCleaner",
+    "conversation_guard",
+    "is_markup",
+    "markers_in_template",
+    "probe_markers",
+]
+
+#: The ``FormatStats.events`` name of each policy's change.
+MARKUP_EVENTS = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}
 
 CHATML_MARKERS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 
-_MARKER = re.compile(r"<\|[^|<>\s]{1,40}\|>|</?s>|<</?SYS>>|\[/?[A-Z_]{2,20}\]|<[a-z_]{2,30}>")
+_BAR = "|\uff5c"  # ASCII and fullwidth (U+FF5C, in DeepSeek markers) vertical bars
+_MARKER = re.compile(
+    rf"<[{_BAR}][^{_BAR}<>\s]{{1,40}}[{_BAR}]>|</?s>|<</?SYS>>|\[/?[A-Z_]{{2,20}}\]|<[a-z_]{{2,30}}>"
+)
+# probe contents: letters only, so that no template filter (trim, capitalize...) changes them
+_PROBE_ROLES = ("system", "user", "assistant")
+
+
+def is_markup(value: str) -> bool:
+    """A string that can be a marker: bracketed (``<s>``, ``[INST]``, ``<|eot_id|>``,
+    ``<start_of_turn>``), at least three characters, no whitespace, no backslash.
+    Separators such as ``"\\n"`` or ``"||"`` and words are not markers: escaping them
+    would change ordinary text."""
+    return (
+        len(value) >= 3
+        and value[0] in "<["
+        and value[-1] in ">]"
+        and "\\" not in value
+        and not any(c.isspace() for c in value)
+    )
 
 
 def markers_in_template(source: str, extra: Iterable[str] = ()) -> set[str]:
     """Special-token-like strings in a chat template (``<|...|>``, ``[INST]``, ``<s>``,
-    ``<start_of_turn>``, ...), plus ``extra`` (its ``bos_token``, ``eos_token``)."""
+    ``<start_of_turn>``, ...), plus those of ``extra`` (its ``bos_token``, ``eos_token``)
+    that are markup (:func:`is_markup`)."""
     found = set(_MARKER.findall(source))
-    found.update(t for t in extra if t)
+    found.update(t for t in extra if t and is_markup(t))
+    return found
+
+
+def probe_markers(render: Callable[[list[dict[str, str]]], str]) -> set[str]:
+    """The markers a chat template really writes: it is rendered with probe conversations
+    (each role once, letters-only sentinel contents) and the literal text around the
+    contents is taken apart. This finds markers built from the role
+    (``'<|' + role + '|>'``) and fullwidth ones, which never appear in the source.
+
+    ``render`` renders a list of messages; a probe the template refuses is skipped.
+    """
+    probes = [list(_PROBE_ROLES), ["user", "assistant"], ["user", "assistant", "user", "assistant"]]
+    found: set[str] = set()
+    for roles in probes:
+        sentinels = [f"QudataProbe{chr(65 + i) * 3}Content" for i in range(len(roles))]
+        messages = [{"role": r, "content": s} for r, s in zip(roles, sentinels, strict=True)]
+        try:
+            text = render(messages)
+        except Exception:
+            continue
+        pieces = re.split("|".join(sentinels), text)
+        for piece in pieces:
+            found.update(_MARKER.findall(piece))
+            found.update(chunk for chunk in piece.split() if len(chunk) <= 64 and is_markup(chunk))
     return found
 
 
 class MarkupGuard:
-    """Escape, strip, or flag chat markers in text; counts what it did."""
+    """Escape, strip, or flag chat markers in text; counts what it did.
+
+    Only markup can be a marker (:func:`is_markup`), so an escape always makes progress:
+    the backslash it inserts cannot be part of a marker.
+    """
 
     def __init__(self, markers: Iterable[str] = CHATML_MARKERS, *, policy: str = "escape") -> None:
         self.policy = policy
-        self.markers = sorted(set(markers), key=lambda m: (-len(m), m))
-        self._pattern = re.compile("|".join(re.escape(m) for m in self.markers))
+        self.markers = sorted({m for m in markers if is_markup(m)}, key=lambda m: (-len(m), m))
+        self._pattern = re.compile("|".join(re.escape(m) for m in self.markers) or "(?!)")
         # a marker can only be present if its first two characters are: a cheap test first
         self._prefixes = tuple({m[:2] for m in self.markers})
         self.hits = 0
@@ -64,3 +126,99 @@ class MarkupGuard:
             else:
                 text = self._pattern.sub(lambda m: m.group(0)[0] + "\\" + m.group(0)[1:], text)
         return text
+
+
+class MessageCleaner:
+    """The markup policy applied to every string of a conversation: ``content`` (text or
+    parts), ``name``, ``tool_call_id`` and the strings inside ``tool_calls`` (their JSON
+    ``arguments`` decoded, cleaned and encoded again). Used by the formats that carry
+    ``messages`` as data (JSONL, Parquet); ChatML applies the same policy itself.
+
+    ``clean`` returns the cleaned copy, or ``None`` when the policy is ``drop`` and a
+    marker was found; ``changed`` counts the strings it changed.
+    """
+
+    def __init__(self, guard: MarkupGuard) -> None:
+        self.guard = guard
+        self.changed = 0
+
+    def clean(self, messages: list[Any]) -> list[Any] | None:
+        out = []
+        for message in messages:
+            if not isinstance(message, dict):
+                out.append(message)
+                continue
+            cleaned = {k: self._value(v, arguments=k == "arguments") for k, v in message.items()}
+            if any(v is _DROP for v in cleaned.values()):
+                return None
+            out.append(cleaned)
+        return out
+
+    def _value(self, value: Any, *, arguments: bool = False) -> Any:
+        if isinstance(value, str):
+            if arguments:
+                return self._arguments(value)
+            cleaned = self.guard.clean(value)
+            if cleaned is None:
+                return _DROP
+            self.changed += cleaned != value
+            return cleaned
+        if isinstance(value, list):
+            items = [self._value(v) for v in value]
+            return _DROP if any(i is _DROP for i in items) else items
+        if isinstance(value, dict):
+            pairs = {k: self._value(v, arguments=k == "arguments") for k, v in value.items()}
+            return _DROP if any(v is _DROP for v in pairs.values()) else pairs
+        return value
+
+    def _arguments(self, text: str) -> Any:
+        import json
+
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            return self._value(text)
+        cleaned = self._value(decoded)
+        if cleaned is _DROP:
+            return _DROP
+        return text if cleaned == decoded else json.dumps(cleaned, ensure_ascii=False)
+
+
+_DROP = object()
+
+
+def conversation_guard(chatml: Any) -> MarkupGuard:
+    """The guard of ``pack.chatml`` (its ``markup`` policy; the ChatML markers and those of
+    its ``chat_template``), for every format that writes conversations."""
+    markers = set(CHATML_MARKERS)
+    if chatml.chat_template:
+        markers |= _template_markers(
+            chatml.chat_template,
+            tuple(sorted(chatml.template_vars.items())),
+            chatml.template_timeout,
+            chatml.template_max_chars,
+        )
+    return MarkupGuard(markers, policy=chatml.markup)
+
+
+@lru_cache(maxsize=8)
+def _template_markers(
+    value: str, template_vars: tuple[tuple[str, str], ...], timeout: float, max_chars: int
+) -> frozenset[str]:
+    from qudata.pack.templates import compile_chat_template, load_template_source, render_bounded
+
+    source = load_template_source(value)
+    template = compile_chat_template(source)
+    variables = dict(template_vars)
+
+    def render(messages: list[dict[str, str]]) -> str:
+        arguments = {"messages": messages, "tools": None, "documents": None}
+        return render_bounded(
+            template,
+            {**variables, **arguments, "add_generation_prompt": False},
+            timeout=timeout,
+            max_chars=max_chars,
+        )
+
+    found = markers_in_template(source, variables.values()) | probe_markers(render)
+    return frozenset(found)

@@ -21,6 +21,7 @@ from qudata.config import ParquetOptions
 from qudata.io.parquet import ParquetShardWriter, import_pyarrow
 from qudata.models import KNOWN_METADATA_KEYS, Document
 from qudata.pack.base import Formatter, Record
+from qudata.pack.markup import MARKUP_EVENTS, MessageCleaner, conversation_guard
 from qudata.quality.report import Drop, FormatStats
 
 __all__ = ["ParquetFormatter", "parquet_schema"]
@@ -108,6 +109,17 @@ class ParquetFormatter(Formatter[ParquetOptions]):
     ) -> list[Record] | Drop:
         meta = doc.metadata
         rest = {k: v for k, v in meta.items() if k not in KNOWN_METADATA_KEYS}
+        messages = None
+        if doc.messages is not None:
+            cleaned = self._clean_messages(doc.messages, state)
+            if isinstance(cleaned, Drop):
+                return cleaned
+            messages = _messages(cleaned)
+        try:
+            entities = _json(meta.get("entities") or None)
+            rest_json = _json(rest, orjson.OPT_NON_STR_KEYS)
+        except TypeError as exc:  # Decimal, a pandas Timestamp, bytes... from Parquet input
+            return Drop("not_representable", f"metadata: {exc} (the column metadata_json is JSON)")
         return [
             {
                 "id": doc.id,
@@ -120,15 +132,38 @@ class ParquetFormatter(Formatter[ParquetOptions]):
                 "topics": list(meta.get("topics") or []),
                 "author": meta.get("author"),
                 "domain": meta.get("domain"),
-                "entities_json": _json(meta.get("entities") or None),
-                "messages": _messages(doc.messages),
-                "metadata_json": _json(rest, orjson.OPT_NON_STR_KEYS),
+                "entities_json": entities,
+                "messages": messages,
+                "metadata_json": rest_json,
                 "tools_json": _json(doc.tools),
                 "parallel_tool_calls": doc.parallel_tool_calls,
                 "rejected": _messages(doc.rejected),
                 "prompt_turns": doc.prompt_turns,
             }
         ]
+
+    def _clean_messages(self, messages: list[Any], state: dict[str, Any]) -> list[Any] | Drop:
+        """``messages`` under ``pack.chatml.markup`` (as in ChatML), or the reason a message
+        cannot be a row of the fixed message struct (text columns hold text only)."""
+        for number, m in enumerate(messages, 1):
+            for key in ("role", "content", "name", "tool_call_id"):
+                value = m.get(key)
+                if value is not None and not isinstance(value, str):
+                    return Drop(
+                        "not_representable",
+                        f"message {number}: {key} is a {type(value).__name__}; the Parquet "
+                        f"column messages.{key} holds text",
+                    )
+        if "cleaner" not in state:
+            state["cleaner"] = MessageCleaner(conversation_guard(self.config.pack.chatml))
+        cleaner: MessageCleaner = state["cleaner"]
+        before = cleaner.changed
+        cleaned = cleaner.clean(messages)
+        if cleaner.changed > before:
+            self.stats.events[MARKUP_EVENTS[cleaner.guard.policy]] += cleaner.changed - before
+        if cleaned is None:
+            return Drop("markup", "a message holds chat markup (pack.chatml.markup: drop)")
+        return cleaned
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
         """String hygiene: Arrow writes whole batches, so a bad string must not reach it."""

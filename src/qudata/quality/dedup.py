@@ -118,8 +118,9 @@ class Deduplicator(Protocol):
 class Workers:
     """Runs a pure per-batch function over a batch of texts, split across processes.
 
-    Only batches of at least ``PARALLEL_CHARS`` characters go to the processes; the
-    results are in input order and do not depend on how the batch was split.
+    Only batches of at least ``PARALLEL_CHARS`` characters go to the processes
+    (:class:`qudata.engines.pool.ProcessPool`: they ignore Ctrl-C and die with this
+    process); the results are in input order and do not depend on how the batch was split.
     """
 
     PARALLEL_CHARS = 250_000
@@ -132,21 +133,16 @@ class Workers:
         if self.workers < 2 or sum(map(len, texts)) < self.PARALLEL_CHARS:
             return function(texts, *args)
         if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from qudata.engines.pool import ProcessPool
 
-            context = multiprocessing.get_context("spawn")  # no fork of a threaded process
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = ProcessPool(self.workers)
         step = -(-len(texts) // self.workers)
-        futures = [
-            self._pool.submit(function, texts[i : i + step], *args)
-            for i in range(0, len(texts), step)
-        ]
-        return [item for future in futures for item in future.result()]
+        calls = [(texts[i : i + step], *args) for i in range(0, len(texts), step)]
+        return [item for part in self._pool.map(function, calls) for item in part]
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown()
+            self._pool.close()
             self._pool = None
 
 

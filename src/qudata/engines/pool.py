@@ -1,0 +1,200 @@
+"""The local engine's worker processes: plain subprocesses fed by pipes.
+
+Why not :mod:`multiprocessing` (or ``concurrent.futures``): its ``spawn`` start
+method imports the caller's ``__main__`` in every worker, so a script calling
+:func:`qudata.pack_dataset` without an ``if __name__ == "__main__"`` guard runs
+again in each worker (and fails with ``BrokenProcessPool``); its queues start a
+resource-tracker process that outlives a killed run; and a Ctrl-C reaches every
+worker, which prints its own traceback. ``fork`` is no cure: the parent holds
+threads (tokenizers, progress).
+
+Here a worker is ``python -c 'from qudata.engines.pool import serve; serve()'``:
+
+* it imports only qudata (never the caller's script);
+* it runs in its own process group, so the terminal's Ctrl-C reaches only the
+  parent, which decides (and ends the workers); it ignores SIGINT besides;
+* it dies with the parent: ``PR_SET_PDEATHSIG`` (Linux, via ``prctl``) sends it
+  SIGKILL when the parent dies, and a watcher thread checks the parent's pid
+  twice a second (other systems, or a parent that died before ``prctl``); an
+  idle worker also ends when its request pipe reaches end of file;
+* no other process (no resource tracker, no fork server) is started.
+
+A request is one pickled ``(module, function, args)``, length-prefixed, on the
+worker's standard input; the reply, ``(ok, value)``, comes back on its standard
+output. Only qudata's own functions are called.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from qudata.errors import WorkerError
+
+__all__ = ["ProcessPool", "serve"]
+
+_HEADER = struct.Struct("<Q")
+_PR_SET_PDEATHSIG = 1
+
+
+def _write(stream: IO[bytes], payload: Any) -> None:
+    data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _read(stream: IO[bytes]) -> Any:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError
+    (size,) = _HEADER.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return pickle.loads(data)
+
+
+class ProcessPool:
+    """``workers`` processes, started on first use; :meth:`map` runs one call per worker.
+
+    Example::
+
+        pool = ProcessPool(2)
+        pool.map(exact_keys, [(texts[:n],), (texts[n:],)])  # two lists of keys
+        pool.close()
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._busy = False
+
+    def _start(self) -> None:
+        env = dict(os.environ)
+        # the worker imports qudata from where this process did
+        here = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join([here, *(p for p in sys.path if p and p != here)])
+        code = "from qudata.engines.pool import serve; serve()"
+        # its own process group: the terminal's Ctrl-C goes to the parent only
+        group: dict[str, Any] = (
+            {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+        )
+        for _ in range(self.workers):
+            self._processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", code, str(os.getpid())],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    env=env,
+                    **group,
+                )
+            )
+
+    def map(self, function: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """``function(*args)`` for each ``args`` of ``calls`` (at most one per worker),
+        in the workers; the results in order."""
+        if len(calls) > self.workers:
+            raise ValueError(f"{len(calls)} calls for {self.workers} workers")
+        if not self._processes:
+            self._start()
+        self._busy = True
+        name = (function.__module__, function.__qualname__)
+        try:
+            for process, args in zip(self._processes, calls, strict=False):
+                assert process.stdin is not None
+                _write(process.stdin, (*name, args))
+            results = []
+            for process, _ in zip(self._processes, calls, strict=False):
+                assert process.stdout is not None
+                ok, value = _read(process.stdout)
+                if not ok:
+                    raise WorkerError(f"a worker process failed: {value}")
+                results.append(value)
+        except (EOFError, BrokenPipeError, OSError) as exc:
+            codes = [p.poll() for p in self._processes]
+            raise WorkerError(
+                f"a worker process ended unexpectedly (exit codes {codes}): {exc!r}"
+            ) from None
+        self._busy = False
+        return results
+
+    def close(self) -> None:
+        """End the workers: an idle worker exits at the end of its input; one still
+        busy (an interrupted :meth:`map`) is killed at once."""
+        processes, self._processes = self._processes, []
+        for process in processes:
+            if self._busy:
+                process.kill()
+            elif process.stdin is not None:
+                try:
+                    process.stdin.close()
+                except OSError:
+                    process.kill()
+        deadline = time.monotonic() + 5
+        for process in processes:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+        self._busy = False
+
+    def __del__(self) -> None:
+        for process in self._processes:
+            process.kill()
+
+
+def _die_with(parent: int) -> None:
+    """SIGKILL when the parent dies (Linux), and a watcher for every system."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.5)
+
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=watch, name="qudata-parent-watch", daemon=True).start()
+
+
+def serve() -> None:
+    """The worker's loop: requests from standard input, replies on standard output."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
+    parent = int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid()
+    _die_with(parent)
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print must not corrupt the replies
+    while True:
+        try:
+            module, name, args = _read(requests)
+        except EOFError:
+            return
+        try:
+            if module.split(".")[0] != "qudata":
+                raise ValueError(f"{module}: only qudata's functions run in a worker")
+            function = getattr(importlib.import_module(module), name)
+            reply: tuple[bool, Any] = (True, function(*args))
+        except Exception as exc:  # sent to the parent, which raises it
+            reply = (False, f"{type(exc).__name__}: {exc}")
+        _write(replies, reply)
