@@ -109,6 +109,11 @@ class Formatter(ABC, Generic[Opts]):
         """The texts whose tokens count for ``record`` (default: the document text)."""
         return [doc.text]
 
+    def record_tokens(self, record: Record) -> int | None:
+        """The tokens of ``record`` when the format knows them itself (token-id formats);
+        ``None``: the sum of its :meth:`token_texts`' counts."""
+        return None
+
     def token_limit(self, opts: Opts) -> int | None:
         """The most tokens one counted text may have in this format (``None``: no limit)."""
         return None

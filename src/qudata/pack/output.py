@@ -88,10 +88,7 @@ class FormatOutput:
                 self.stats.dropped[result.reason] += 1
                 reject(doc, result, self.name)
                 continue
-            tokens = [
-                sum(counts.get(id(t), 0) for t in self.formatter.token_texts(r, doc))
-                for r in result
-            ]
+            tokens = [self._tokens(r, doc, counts) for r in result]
             repeat = copies[number] if copies is not None else 1
             if repeat > 1:
                 self.stats.events["repeated_records"] += len(result) * (repeat - 1)
@@ -108,6 +105,12 @@ class FormatOutput:
                 continue
             self.stats.documents += 1
             self.stats.records += len(result)
+
+    def _tokens(self, record: Record, doc: Document, counts: dict[int, int]) -> int:
+        known = self.formatter.record_tokens(record)
+        if known is not None:
+            return known
+        return sum(counts.get(id(t), 0) for t in self.formatter.token_texts(record, doc))
 
     def _check(
         self, doc: Document, records: list[Record], counts: dict[int, int]

@@ -9,6 +9,7 @@ from qudata.pack.base import Formatter
 from qudata.pack.chatml import ChatMLFormatter
 from qudata.pack.jsonl import JSONLFormatter
 from qudata.pack.llmbuilder import LLMBuilderFormatter
+from qudata.pack.megatron import MegatronFormatter
 from qudata.pack.parquet import ParquetFormatter
 from qudata.pack.plain import PlainTextFormatter
 from qudata.pack.preference import PreferenceFormatter
@@ -22,6 +23,7 @@ FORMATTERS: dict[str, type[Formatter[Any]]] = {
     ParquetFormatter.name: ParquetFormatter,
     LLMBuilderFormatter.name: LLMBuilderFormatter,
     PreferenceFormatter.name: PreferenceFormatter,
+    MegatronFormatter.name: MegatronFormatter,
 }
 
 
