@@ -43,7 +43,7 @@ MIB = 1024 * 1024
 
 ALL_JOBS = [
     "pack", "hf", "formats", "exact_dedup", "near_dedup", "tokens", "memory", "full",
-    "default", "long", "decontam",
+    "default", "long", "decontam", "megatron",
 ]  # fmt: skip
 LONG_MB = (1, 4, 16)  # sizes of the single long documents of the `long` job
 
@@ -408,6 +408,19 @@ def build(
             qudata=[q("q-decontam", "-f", "jsonl", "-c", str(WORK / "decontam.yaml"),
                       quiet=False)],
             ref=[q("q-default-jsonl", "-f", "jsonl", quiet=False)],
+        ),
+        Comparison(
+            job="megatron", label="megatron", q_name="pack -f megatron",
+            qudata=[q("q-megatron", "-f", "megatron", quiet=False)],
+            ref=[ref("ref-megatron", "ref_megatron_preprocess.py", "--workers", "2")],
+            r_name="preprocess_data loop, 2 workers", metric="time", limit=0.5,
+            target="time <= 0.5x (>= 2x faster)",
+        ),
+        Comparison(
+            job="megatron", label="megatron_vs_encode", q_name="pack -f megatron",
+            qudata=[q("q-megatron", "-f", "megatron", quiet=False)],
+            ref=[r_tok], r_name="tiktoken batch pass", metric="time", limit=1.3,
+            target="time <= 1.3x",
         ),
         default("chatml", 1.5),
         default("jsonl", 1.3),
