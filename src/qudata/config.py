@@ -143,11 +143,25 @@ class PackConfig(Section):
 
 
 class InputConfig(Section):
-    """``input``: where the text and id of each record are, and what a bad record does."""
+    """``input``: where the text and id of each record are, and what a bad record does.
+
+    ``max_line_bytes`` bounds a JSONL line (``64MB``; a longer one is rejected as
+    ``line_too_long`` while it is read) and ``max_document_chars`` a document's text
+    (none by default; a longer one is rejected as ``document_too_long``).
+    """
 
     text_key: str = "text"
     id_key: str = "id"
     on_error: Literal["skip", "fail"] = "skip"
+    max_line_bytes: int | str = "64MB"
+    max_document_chars: int | None = Field(default=None, gt=0)
+
+    @field_validator("max_line_bytes")
+    @classmethod
+    def _valid_line_bytes(cls, value: int | str) -> int | str:
+        if parse_size(value) <= 0:
+            raise ValueError("max_line_bytes must be positive")
+        return value
 
 
 class QualityConfig(Section):

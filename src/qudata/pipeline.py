@@ -8,6 +8,7 @@ when the run completed, so a folder with a manifest is a complete dataset.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
@@ -17,13 +18,22 @@ from typing import Any
 
 import orjson
 
-from qudata.config import Config, load_config
-from qudata.errors import InputError, OutputError
+from qudata.config import Config, load_config, parse_size
+from qudata.errors import InputError, QudataError
 from qudata.export.card import render_card, render_parquet_card
 from qudata.export.report import ReportData, render_report
 from qudata.export.splits import SplitAssigner
+from qudata.io.limits import bounded, bounded_id, too_long
+from qudata.io.output_dir import (
+    OutputLock,
+    check_not_an_input,
+    check_output_dir,
+    make_staging,
+    publish,
+    recover,
+)
 from qudata.io.readers import RawRecord, read_records
-from qudata.io.sources import Source, expand_inputs
+from qudata.io.sources import Source, walk_inputs
 from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer
 from qudata.pack.output import FormatOutput, count_once
@@ -64,14 +74,21 @@ def pack_dataset(
     if overwrite is not None:
         overrides["output"] = {"overwrite": overwrite}
     cfg = load_config(config, overrides=overrides)
+    out = Path(output_dir)
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]
+    arguments = [os.fspath(item) for item in inputs]
+    # never write over, into or around an input (files found in folders are checked next)
+    check_not_an_input(out, [a for a in arguments if not glob.has_magic(a)], [])
     if cfg.engine.name == "ray":
         from qudata.engines.ray import pack_with_ray
 
-        return pack_with_ray(
-            inputs, Path(output_dir), cfg, on_progress=on_progress, command=command
-        )
-    sources = expand_inputs(inputs)
-    return _Run(cfg, Path(output_dir), on_progress, command).run(sources)
+        return pack_with_ray(arguments, out, cfg, on_progress=on_progress, command=command)
+    walk = walk_inputs(arguments, exclude=out)
+    check_not_an_input(out, walk.folders, [s.path for s in walk.sources])
+    run = _Run(cfg, out, on_progress, command)
+    run.report.skipped.update(walk.skipped)
+    return run.run(walk.sources)
 
 
 class _Run:
@@ -97,31 +114,19 @@ class _Run:
         self.normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
 
     def run(self, sources: list[Source]) -> RunReport:
-        self._check_output_dir()
-        _remove_stale_staging(self.output_dir)
-        staging = self.output_dir.parent / f".{self.output_dir.name}.qudata-partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        try:
-            self._pack(sources, staging)
-            self._publish(staging)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        self.report.output_dir = str(self.output_dir)
-        return self.report
-
-    def _check_output_dir(self) -> None:
         out = self.output_dir
-        here = Path.cwd().resolve()
-        if out.resolve() == here or out.resolve() in here.parents:
-            raise OutputError(
-                f"{out}: the output folder would contain the current folder; name a new folder"
-            )
-        if out.exists() and not out.is_dir():
-            raise OutputError(f"{out}: exists and is not a folder")
-        if out.is_dir() and any(out.iterdir()) and not self.cfg.output.overwrite:
-            raise OutputError(f"{out}: folder is not empty (use --overwrite to replace it)")
+        with OutputLock(out):
+            recover(out)  # before the checks: a restored dataset is not replaced unasked
+            check_output_dir(out, overwrite=self.cfg.output.overwrite)
+            staging = make_staging(out)
+            try:
+                self._pack(sources, staging)
+                self._publish(staging)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        self.report.output_dir = str(out)
+        return self.report
 
     def _pack(self, sources: list[Source], staging: Path) -> None:
         cfg = self.cfg
@@ -269,40 +274,59 @@ class _Run:
     def _documents(self, sources: list[Source], rejects: AtomicFile) -> Iterator[Document]:
         """Readable documents; every other record is counted and sent to ``rejects``."""
         on_error = self.cfg.input.on_error
+        max_line_bytes = parse_size(self.cfg.input.max_line_bytes)
         for source in sources:
             digest = hashlib.sha256()
             before = self.report.read
-            for raw in read_records(
-                source,
-                text_key=self.cfg.input.text_key,
-                id_key=self.cfg.input.id_key,
-                digest=digest,
-            ):
-                self.report.read += 1
-                doc = self._normalize(raw, on_error, rejects)
-                if doc is not None:
-                    yield doc
+            sha256: str | None = None
+            try:
+                for raw in read_records(
+                    source,
+                    text_key=self.cfg.input.text_key,
+                    id_key=self.cfg.input.id_key,
+                    digest=digest,
+                    max_line_bytes=max_line_bytes,
+                ):
+                    self.report.read += 1
+                    doc = self._normalize(raw, on_error, rejects)
+                    if doc is not None:
+                        yield doc
+            except InputError as exc:
+                self._unreadable(exc, rejects)
+            else:
+                sha256 = digest.hexdigest()
             self.report.inputs.append(
-                {
-                    "path": source.name,
-                    "sha256": digest.hexdigest(),
-                    "records": self.report.read - before,
-                }
+                {"path": source.name, "sha256": sha256, "records": self.report.read - before}
             )
 
+    def _unreadable(self, exc: QudataError, rejects: AtomicFile) -> None:
+        """An input that cannot be read (on): stop (``on_error: fail``), or count it as one
+        record read and dropped with the error's reason, and go on with the next input."""
+        if self.cfg.input.on_error == "fail" or not isinstance(exc, InputError):
+            raise exc
+        self.report.read += 1
+        self.report.dropped[exc.reason] += 1
+        _write_reject(rejects, None, exc.source, exc.line, None, exc.reason, exc.detail)
+
     def _normalize(self, raw: RawRecord, on_error: str, rejects: AtomicFile) -> Document | None:
+        reason = raw.reason
         if raw.error is None:
             try:
-                return self.normalize(raw.row, origin=raw.origin, line=raw.line)
+                doc = self.normalize(raw.row, origin=raw.origin, line=raw.line)
             except InputError as exc:
                 detail = exc.detail
+            else:
+                long = too_long(doc, self.cfg.input.max_document_chars)
+                if long is None:
+                    return doc
+                detail, reason = long, "document_too_long"
         else:
             detail = raw.error
         if on_error == "fail":
-            raise InputError(detail, source=raw.origin, line=raw.line)
-        self.report.dropped["invalid"] += 1
+            raise InputError(detail, source=raw.origin, line=raw.line, reason=reason)
+        self.report.dropped[reason] += 1
         row_id = raw.row.get(self.cfg.input.id_key) if raw.row else None
-        _write_reject(rejects, None, raw.origin, raw.line, row_id, "invalid", detail)
+        _write_reject(rejects, None, raw.origin, raw.line, row_id, reason, detail)
         return None
 
     def _publish(self, staging: Path) -> None:
@@ -320,18 +344,7 @@ class _Run:
         _write_text(staging / "report.html", render_report(self._report_data(manifest)))
         data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
         _write_text(staging / "manifest.json", data.decode("utf-8"))
-        old = None
-        if self.output_dir.exists():
-            old = self.output_dir.with_name(f".{self.output_dir.name}.qudata-old-{os.getpid()}")
-            os.replace(self.output_dir, old)
-        try:
-            os.replace(staging, self.output_dir)
-        except BaseException:
-            if old is not None:  # put the previous complete dataset back
-                os.replace(old, self.output_dir)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        publish(staging, self.output_dir)
 
     def _report_data(self, manifest: dict[str, Any]) -> ReportData:
         seen = self.seen
@@ -350,31 +363,6 @@ class _Run:
             unscored=seen.unscored,
             sources=sources,
         )
-
-
-def _remove_stale_staging(output_dir: Path) -> None:
-    """Clean up after killed runs for this output (their process is gone): a run killed
-    between its two final renames left the previous dataset as ``-old-``: put it back;
-    staging folders are removed."""
-    pattern = f".{output_dir.name}.qudata-*-*"
-    for leftover in sorted(output_dir.parent.glob(pattern)) if output_dir.parent.exists() else []:
-        pid = leftover.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        if ".qudata-old-" in leftover.name and not output_dir.exists():
-            os.replace(leftover, output_dir)
-        else:
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -400,9 +388,9 @@ def _write_reject(
         "format": fmt,
         "source": origin,
         "line": line,
-        "id": doc_id,
+        "id": bounded_id(doc_id),
         "reason": reason,
-        "detail": detail,
+        "detail": bounded(detail),
     }
     if extra:
         entry.update(extra)
@@ -411,7 +399,7 @@ def _write_reject(
 
 def _shuffle_buckets(sources: list[Source]) -> int:
     """About 32 MB of input per shuffle bucket, between 16 and 1024 buckets."""
-    size = sum(os.path.getsize(s.path) for s in sources if s.path != "-")
+    size = sum(os.path.getsize(s.path) for s in sources if s.path != "-" and s.problem is None)
     return max(16, min(1024, size // (32 << 20) + 1))
 
 

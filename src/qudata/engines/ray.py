@@ -52,6 +52,7 @@ import numpy as np
 
 from qudata.config import Config, EngineConfig, parse_size
 from qudata.errors import ConfigError, MissingExtraError
+from qudata.io.output_dir import check_not_an_input
 from qudata.io.readers import RawRecord
 from qudata.io.sources import Source
 from qudata.io.writers import AtomicFile
@@ -109,9 +110,12 @@ def pack_with_ray(
     is local to the driver.
     """
     _import_ray()
-    sources = expand_sources(inputs)
+    walk = expand_sources(inputs, exclude=output_dir)
+    check_not_an_input(output_dir, walk.folders, [s.path for s in walk.sources])
     with ray_session(cfg.engine):
-        return _RayRun(cfg, Path(output_dir), on_progress, command).run(sources)
+        run = _RayRun(cfg, Path(output_dir), on_progress, command)
+        run.report.skipped.update(walk.skipped)
+        return run.run(walk.sources)
 
 
 @contextmanager
@@ -324,6 +328,8 @@ class _RayRun(_Run):
                 "id_key": cfg.input.id_key,
                 "roles": list(cfg.dedup.roles),
                 "quality": cfg.quality,
+                "max_line_bytes": parse_size(cfg.input.max_line_bytes),
+                "max_chars": cfg.input.max_document_chars,
             },
         )
         return texts.map_batches(sign_texts, batch_format="pyarrow", fn_kwargs={"near": near})
@@ -341,6 +347,8 @@ class _RayRun(_Run):
                 "sources": sources,
                 "text_key": cfg.input.text_key,
                 "id_key": cfg.input.id_key,
+                "max_line_bytes": parse_size(cfg.input.max_line_bytes),
+                "max_chars": cfg.input.max_document_chars,
             },
         )
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -386,16 +394,17 @@ class _RayRun(_Run):
                     yield doc
                 elif kind == INVALID:
                     self.report.read += 1
-                    origin, line, row_id, detail = pickle.loads(payload)
+                    origin, line, row_id, detail, reason = pickle.loads(payload)
                     row = None if row_id is None else {id_key: row_id}
-                    self._normalize(RawRecord(origin, line, row, detail), on_error, rejects)
+                    raw = RawRecord(origin, line, row, detail, reason)
+                    self._normalize(raw, on_error, rejects)
                 elif kind == ERROR:
-                    raise decode_error(payload)
+                    self._unreadable(decode_error(payload), rejects)
                 else:
                     self.report.inputs.append(
                         {
                             "path": sources[f].name,
-                            "sha256": payload.decode(),
+                            "sha256": payload.decode() or None,
                             "records": self.report.read - before,
                         }
                     )

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from qudata.config import QualityConfig
 from qudata.errors import InputError, MissingExtraError, QudataError
+from qudata.io.limits import too_long
 from qudata.io.readers import RawRecord, read_records
 from qudata.io.sources import Source
 from qudata.models import Document, DocumentNormalizer
@@ -154,7 +155,13 @@ class _Rows:
 
 
 def read_documents(
-    batch: dict[str, np.ndarray], *, sources: list[Source], text_key: str, id_key: str
+    batch: dict[str, np.ndarray],
+    *,
+    sources: list[Source],
+    text_key: str,
+    id_key: str,
+    max_line_bytes: int,
+    max_chars: int | None,
 ) -> Iterator[pa.Table]:
     """Every record of the inputs numbered in ``batch["f"]``, normalised, in file order.
 
@@ -167,36 +174,49 @@ def read_documents(
         digest = hashlib.sha256()
         try:
             with _local(source) as local:
-                for raw in read_records(local, text_key=text_key, id_key=id_key, digest=digest):
-                    doc = _normalized(raw, text_key, id_key)
+                for raw in read_records(
+                    local,
+                    text_key=text_key,
+                    id_key=id_key,
+                    digest=digest,
+                    max_line_bytes=max_line_bytes,
+                ):
+                    doc = _normalized(raw, text_key, id_key, max_chars)
                     if isinstance(doc, Document):
                         derived = raw.row is not None and raw.row.get(id_key) in (None, "")
                         payload = pickle.dumps((doc, derived), protocol=5)
                         rows.add((f << LINE_BITS) | raw.line, DOC, payload)
                     else:
                         row_id = raw.row.get(id_key) if raw.row else None
-                        payload = pickle.dumps((raw.origin, raw.line, row_id, doc), protocol=5)
+                        payload = pickle.dumps((raw.origin, raw.line, row_id, *doc), protocol=5)
                         rows.add((f << LINE_BITS) | raw.line, INVALID, payload)
                     if rows.full:
                         yield rows.take()
         except QudataError as exc:
-            rows.add((f << LINE_BITS) | LAST_LINE, ERROR, encode_error(exc))
+            # the driver rejects the input (or stops the run) here, then records it
+            rows.add((f << LINE_BITS) | (LAST_LINE - 1), ERROR, encode_error(exc))
+            rows.add((f << LINE_BITS) | LAST_LINE, INPUT, b"")
         else:
             rows.add((f << LINE_BITS) | LAST_LINE, INPUT, digest.hexdigest().encode())
         yield rows.take()
 
 
-def _normalized(raw: RawRecord, text_key: str, id_key: str) -> Document | str:
-    """The document of a record, or why it is invalid (as ``_Run._normalize``). A fresh
-    normaliser each time: a derived id gets its repeat suffix on the driver."""
+def _normalized(
+    raw: RawRecord, text_key: str, id_key: str, max_chars: int | None
+) -> Document | tuple[str, str]:
+    """The document of a record, or why it is invalid and the reject reason (as
+    ``_Run._normalize``). A fresh normaliser each time: a derived id gets its repeat
+    suffix on the driver."""
     if raw.error is not None:
-        return raw.error
+        return raw.error, raw.reason
     try:
-        return DocumentNormalizer(text_key=text_key, id_key=id_key)(
+        doc = DocumentNormalizer(text_key=text_key, id_key=id_key)(
             raw.row, origin=raw.origin, line=raw.line
         )
     except InputError as exc:
-        return exc.detail
+        return exc.detail, raw.reason
+    detail = too_long(doc, max_chars)
+    return doc if detail is None else (detail, "document_too_long")
 
 
 def read_texts(
@@ -207,6 +227,8 @@ def read_texts(
     id_key: str,
     roles: list[str],
     quality: QualityConfig,
+    max_line_bytes: int,
+    max_chars: int | None,
 ) -> Iterator[pa.Table]:
     """``(position, text compared for duplicates)`` of every readable document that passes
     the quality gate (only those take part in deduplication, as in the local engine).
@@ -221,8 +243,10 @@ def read_texts(
         rows = _Rows()
         try:
             with _local(sources[f]) as local:
-                for raw in read_records(local, text_key=text_key, id_key=id_key):
-                    doc = _normalized(raw, text_key, id_key)
+                for raw in read_records(
+                    local, text_key=text_key, id_key=id_key, max_line_bytes=max_line_bytes
+                ):
+                    doc = _normalized(raw, text_key, id_key, max_chars)
                     if isinstance(doc, Document) and (not gate.active or gate.check(doc) is None):
                         text = dedup_text(doc, roles).encode("utf-8", "surrogatepass")
                         rows.add((f << LINE_BITS) | raw.line, DOC, text)

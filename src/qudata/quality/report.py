@@ -103,6 +103,7 @@ class RunReport:
     formats: dict[str, FormatStats] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     output_dir: str | None = None
+    skipped: Counter[str] = field(default_factory=Counter)  # entries of input folders not read
 
     def balanced(self) -> bool:
         """Both account identities hold."""
@@ -124,6 +125,7 @@ class RunReport:
                 "accepted": self.accepted,
                 "dropped": dict(sorted(self.dropped.items())),
                 "dropped_tokens": dict(sorted(self.dropped_tokens.items())),
+                "skipped": dict(sorted(self.skipped.items())),
             },
             "formats": {name: stats.as_dict() for name, stats in self.formats.items()},
         }
