@@ -30,6 +30,9 @@ FAST = {"quality": {"tokenizer": "none"}, "pack": {"chatml": {"max_tokens_per_me
 FAST_ARGS = ["--tokenizer", "none", "-q"]
 
 
+PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2
+
+
 class TimeLimitExceeded(Exception):
     pass
 
@@ -64,18 +67,23 @@ def qudata_process(
     timeout: float = 20,
     memory: int | None = None,
     stdin: Any = subprocess.DEVNULL,
-    user: int | None = None,
+    obey_permissions: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
     """``python -m qudata ARGS`` in a child: at most ``timeout`` seconds, at most ``memory``
-    bytes of address space, as ``user`` (a uid) when given."""
+    bytes of address space; with ``obey_permissions``, without the capabilities that let
+    root read any file (``CAP_DAC_OVERRIDE``, ``CAP_DAC_READ_SEARCH``), so that a file of
+    mode 000 cannot be read even by root."""
 
     def limit() -> None:
         if memory is not None:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        if user is not None:
-            os.setgid(user)
-            os.setgroups([])
-            os.setuid(user)
+        if obey_permissions:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            for capability in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+                if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+                    raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     return subprocess.run(
