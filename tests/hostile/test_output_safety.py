@@ -135,7 +135,9 @@ def test_a_named_dataset_folder_is_refused_as_input(
 # --- --overwrite replaces only a dataset or an empty folder ---
 
 
-@pytest.mark.parametrize("content", ["file", "folder", "foreign_manifest"])
+@pytest.mark.parametrize(
+    "content", ["file", "folder", "foreign_manifest", "lookalike_manifest", "fifo_manifest"]
+)
 def test_overwrite_refuses_a_folder_that_is_not_a_dataset(
     tmp_path: Path, jsonl: Callable[..., Path], content: str
 ) -> None:
@@ -145,8 +147,12 @@ def test_overwrite_refuses_a_folder_that_is_not_a_dataset(
         (out / "thesis.tex").write_text("years of work")
     elif content == "folder":
         (out / "photos").mkdir()
-    else:
+    elif content == "foreign_manifest":
         (out / "manifest.json").write_text('{"name": "some other tool"}')
+    elif content == "lookalike_manifest":
+        (out / "manifest.json").write_text('{"notes": {"qudata_version": "1"}, "counts": {}}')
+    else:
+        os.mkfifo(out / "manifest.json")  # must not hang the check
     before = tree(out)
     result = qudata_cli(
         "pack", str(jsonl(tmp_path / "in.jsonl")), "-o", str(out), "--overwrite", *FAST_ARGS

@@ -26,9 +26,12 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+
+import orjson
 
 from qudata.errors import OutputError
 
@@ -44,19 +47,38 @@ __all__ = [
 ]
 
 _MANIFEST_HEAD = 4096  # our manifest.json names qudata_version in its first line
+_MANIFEST_PARSE = 256 * 10**6
 
 
 def is_qudata_dataset(folder: str | os.PathLike[str]) -> bool:
-    """``folder`` holds a ``manifest.json`` written by qudata (it names ``qudata_version``).
+    """``folder`` holds a ``manifest.json`` written by qudata: a regular file holding a JSON
+    object with ``qudata_version`` (text) and ``counts`` (an object).
 
-    Only the first 4 KB are read: a foreign ``manifest.json`` can be of any size.
+    Never blocks (a FIFO named ``manifest.json`` is not opened for reading) and reads a
+    foreign ``manifest.json`` no further than its first 4 KB.
     """
     try:
-        with open(Path(folder, "manifest.json"), "rb") as stream:
-            head = stream.read(_MANIFEST_HEAD)
+        fd = os.open(Path(folder, "manifest.json"), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
-    return head.lstrip().startswith(b"{") and b'"qudata_version"' in head
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        head = stream.read(_MANIFEST_HEAD)
+        if not (head.lstrip().startswith(b"{") and b'"qudata_version"' in head):
+            return False
+        if info.st_size > _MANIFEST_PARSE:
+            return True  # too big to parse here; its first line says it is ours
+        try:
+            data = orjson.loads(head + stream.read())
+        except (orjson.JSONDecodeError, OSError):
+            return False
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("qudata_version"), str)
+        and isinstance(data.get("counts"), dict)
+    )
 
 
 def is_own_path(path: str | os.PathLike[str], output_dir: Path) -> bool:
