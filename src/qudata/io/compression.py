@@ -10,7 +10,10 @@ import stat
 import sys
 import threading
 import zlib
+from collections.abc import Iterator
 from typing import Any, BinaryIO
+
+from qudata.io.lines import LongLine, read_lines
 
 __all__ = [
     "CODEC_EXTENSIONS",
@@ -234,6 +237,13 @@ class InputStream:
                 reason="unreadable",
             )
         return exc
+
+    def lines(self, max_bytes: int) -> Iterator[bytes | LongLine]:
+        """The lines of :func:`qudata.io.lines.read_lines`, with codec errors translated."""
+        try:
+            yield from read_lines(self.stream, max_bytes)
+        except self._errors as exc:
+            raise self._failed(exc) from None
 
     def readline(self, size: int = -1) -> bytes:
         try:

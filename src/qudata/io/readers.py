@@ -22,7 +22,7 @@ import orjson
 
 from qudata.errors import InputError, MissingExtraError
 from qudata.io.compression import InputStream, open_input
-from qudata.io.lines import DEFAULT_MAX_LINE_BYTES, LongLine, read_lines
+from qudata.io.lines import DEFAULT_MAX_LINE_BYTES, LongLine
 from qudata.io.sources import Source
 
 __all__ = ["RawRecord", "read_records"]
@@ -71,7 +71,7 @@ def read_records(
 def _jsonl(source: Source, stream: InputStream, max_line_bytes: int) -> Iterator[RawRecord]:
     number = 0
     try:
-        for number, raw in enumerate(read_lines(stream, max_line_bytes), 1):
+        for number, raw in enumerate(stream.lines(max_line_bytes), 1):
             if isinstance(raw, LongLine):
                 yield RawRecord(
                     source.name, number, None, raw.describe(max_line_bytes), "line_too_long"

@@ -18,7 +18,7 @@ import orjson
 
 from qudata.errors import ConfigError, InputError, MissingExtraError
 from qudata.io.compression import open_input
-from qudata.io.lines import DEFAULT_MAX_LINE_BYTES, LongLine, read_lines
+from qudata.io.lines import DEFAULT_MAX_LINE_BYTES, LongLine
 
 if TYPE_CHECKING:
     from qudata.quality.validate import Problem
@@ -72,7 +72,7 @@ def _lines(path: str) -> Iterator[tuple[int, bytes | Problem]]:
         ) from None
     number = 0
     with stream:
-        lines = read_lines(stream, DEFAULT_MAX_LINE_BYTES)
+        lines = stream.lines(DEFAULT_MAX_LINE_BYTES)
         while True:
             try:
                 raw = next(lines, None)
