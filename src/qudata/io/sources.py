@@ -107,10 +107,18 @@ class _Walker:
         except OSError as exc:
             self.walk.sources.append(_problem(str(folder), str(folder), exc))
             return
+        # the output's own entries can only be in its parent, or be reached by a link
+        near_output = self.exclude is not None and (
+            Path(os.path.realpath(folder)) == Path(os.path.realpath(self.exclude)).parent
+        )
         subfolders = []
         for entry in ordered:
             path = Path(entry.path)
-            if self.exclude is not None and is_own_path(path, self.exclude):
+            if (
+                self.exclude is not None
+                and (near_output or entry.is_symlink())
+                and is_own_path(path, self.exclude)
+            ):
                 continue
             if entry.name.startswith("."):
                 self.walk.skipped["hidden"] += 1
