@@ -286,6 +286,7 @@ class _Run:
                     id_key=self.cfg.input.id_key,
                     digest=digest,
                     max_line_bytes=max_line_bytes,
+                    max_document_chars=self.cfg.input.max_document_chars,
                 ):
                     self.report.read += 1
                     doc = self._normalize(raw, on_error, rejects)

@@ -168,3 +168,19 @@ def test_max_document_chars(tmp_path: Path, jsonl: Callable[..., Path]) -> None:
     assert reject["line"] == 3
     assert "a document of 100 characters, over the limit of 11" in reject["detail"]
     assert qudata.load_config({}).input.max_document_chars is None  # long texts are fine
+
+
+def test_a_text_file_surely_over_max_document_chars_is_not_held(tmp_path: Path) -> None:
+    """4 bytes a character at most: a file over 4 x the limit is rejected unread (but
+    hashed); one under it is decoded and measured."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "big.txt").write_bytes(b"w" * 5000)
+    (tmp_path / "in" / "mid.txt").write_bytes("é".encode() * 300)  # 600 bytes, 300 chars
+    (tmp_path / "in" / "ok.txt").write_bytes(b"fine")
+    config = {**FAST, "input": {"max_document_chars": 250}}
+    report = qudata.pack_dataset(tmp_path / "in", tmp_path / "out", config=config)
+    assert (report.accepted, report.dropped["document_too_long"]) == (1, 2)
+    details = {r["source"]: r["detail"] for r in rejects(tmp_path / "out")}
+    assert details["big.txt"].startswith("a text file of 5,000 bytes: more than 250 characters")
+    assert details["mid.txt"].startswith("a document of 300 characters")
+    assert all(i["sha256"] for i in manifest(tmp_path / "out")["inputs"])

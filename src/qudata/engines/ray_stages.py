@@ -180,6 +180,7 @@ def read_documents(
                     id_key=id_key,
                     digest=digest,
                     max_line_bytes=max_line_bytes,
+                    max_document_chars=max_chars,
                 ):
                     doc = _normalized(raw, text_key, id_key, max_chars)
                     if isinstance(doc, Document):
@@ -244,7 +245,11 @@ def read_texts(
         try:
             with _local(sources[f]) as local:
                 for raw in read_records(
-                    local, text_key=text_key, id_key=id_key, max_line_bytes=max_line_bytes
+                    local,
+                    text_key=text_key,
+                    id_key=id_key,
+                    max_line_bytes=max_line_bytes,
+                    max_document_chars=max_chars,
                 ):
                     doc = _normalized(raw, text_key, id_key, max_chars)
                     if isinstance(doc, Document) and (not gate.active or gate.check(doc) is None):

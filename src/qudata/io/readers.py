@@ -14,6 +14,7 @@ mark is skipped.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,8 +53,14 @@ def read_records(
     id_key: str = "id",
     digest: Any = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    max_document_chars: int | None = None,
 ) -> Iterator[RawRecord]:
-    """Records of one source, by its kind; ``digest`` hashes the file's bytes as stored."""
+    """Records of one source, by its kind; ``digest`` hashes the file's bytes as stored.
+
+    ``max_document_chars`` lets a text file that is surely too long (4 bytes per
+    character at most) be rejected without holding it; the pipeline checks every
+    document's length after normalising it.
+    """
     if source.problem is not None:
         raise InputError(source.detail, source=source.name, reason=source.problem)
     if source.kind == "parquet":
@@ -65,7 +72,7 @@ def read_records(
         elif source.kind == "json":
             yield from _json(source, stream)
         else:
-            yield _text_file(source, stream, text_key, id_key)
+            yield _text_file(source, stream, text_key, id_key, max_document_chars)
 
 
 def _jsonl(source: Source, stream: InputStream, max_line_bytes: int) -> Iterator[RawRecord]:
@@ -226,7 +233,18 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _text_file(source: Source, stream: InputStream, text_key: str, id_key: str) -> RawRecord:
+def _text_file(
+    source: Source, stream: InputStream, text_key: str, id_key: str, max_chars: int | None
+) -> RawRecord:
+    if max_chars is not None and os.path.getsize(source.path) > 4 * max_chars + len(BOM):
+        size = 0
+        while chunk := stream.read(1 << 20):  # hashed, never held
+            size += len(chunk)
+        detail = (
+            f"a text file of {size:,} bytes: more than {max_chars:,} characters "
+            "(input.max_document_chars)"
+        )
+        return RawRecord(source.name, 1, None, detail, "document_too_long")
     data = stream.read()
     if data.startswith(BOM):
         data = data[len(BOM) :]
