@@ -297,3 +297,42 @@ def test_unreadable_files_and_folders_are_permission_denied_rejects(
         }
     finally:
         (folder / "locked").chmod(0o755)
+
+
+@pytest.mark.parametrize("top", ["array", "object"])
+def test_deep_nesting_in_a_json_file_is_a_reject_in_linear_time(tmp_path: Path, top: str) -> None:
+    """ijson.items builds a prefix string per event: 100,000 levels took minutes."""
+    deep = "[" * 100_000 + "]" * 100_000
+    body = f'[{deep}, {{"text": "after"}}]' if top == "array" else f'{{"text": "x", "m": {deep}}}'
+    (tmp_path / "deep.json").write_text(body)
+    report = qudata.pack_dataset(tmp_path / "deep.json", tmp_path / "out", config=FAST)
+    assert report.dropped == {"invalid": 1}
+    assert report.accepted == (1 if top == "array" else 0)
+    assert rejects(tmp_path / "out")[0]["detail"] == "nested deeper than 1,024 levels"
+
+
+def test_json_items_keep_their_values(tmp_path: Path) -> None:
+    rows = [{"text": "a", "n": 1, "f": 2.5, "l": [None, True, {"k": "v"}]}, {"text": "b"}]
+    (tmp_path / "in.json").write_bytes(b"  \n" + orjson.dumps(rows) + b"\n  ")
+    report = qudata.pack_dataset(
+        tmp_path / "in.json", tmp_path / "out", config=FAST, formats=["jsonl"]
+    )
+    assert report.accepted == 2
+    (first, _) = [
+        orjson.loads(x)
+        for p in (tmp_path / "out/jsonl").glob("*.jsonl")
+        for x in p.read_bytes().splitlines()
+    ]
+    assert {k: first["metadata"][k] for k in ("n", "f", "l")} == {
+        "n": 1,
+        "f": 2.5,
+        "l": [None, True, {"k": "v"}],
+    }
+
+
+def test_trailing_garbage_after_a_json_array_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "in.json").write_bytes(b'[{"text": "a"}] [1]')
+    with pytest.raises(InputError, match="invalid JSON after item 1"):
+        qudata.pack_dataset(
+            tmp_path / "in.json", tmp_path / "out", config={**FAST, "input": {"on_error": "fail"}}
+        )

@@ -145,26 +145,67 @@ def _json(source: Source, stream: InputStream) -> Iterator[RawRecord]:
             source.name, 1, None, f"expected a JSON array of objects or one object, got {got}"
         )
         return
-    prefix = "item" if first == b"[" else ""
+    array = first == b"["
     number = 0
     try:
-        for number, item in enumerate(
-            ijson.items(_Prefixed(head, stream), prefix, use_float=True), 1
-        ):
+        events = ijson.basic_parse(_Prefixed(head, stream), use_float=True)
+        for number, item in enumerate(_values(events, array=array), 1):
             if isinstance(item, dict):
                 yield RawRecord(source.name, number, item)
+            elif item is _TOO_DEEP:
+                detail = f"nested deeper than {MAX_DEPTH:,} levels"
+                yield RawRecord(source.name, number, None, detail)
             else:
                 got = type(item).__name__
                 yield RawRecord(source.name, number, None, f"expected a JSON object, got {got}")
     except ijson.JSONError as exc:
         reason = "truncated_input" if isinstance(exc, ijson.IncompleteJSONError) else "invalid"
-        what = "a JSON array of objects" if prefix else "one JSON object"
+        what = "a JSON array of objects" if array else "one JSON object"
         raise InputError(
             f"invalid JSON after item {number} near byte {stream.offset:,}: "
             f"{' '.join(str(exc).split())} (expected {what})",
             source=source.name,
             reason=reason,
         ) from None
+
+
+MAX_DEPTH = 1024  # as orjson's parser, for JSON Lines
+_TOO_DEEP = object()
+_OPEN = ("start_map", "start_array")
+_CLOSE = ("end_map", "end_array")
+
+
+def _values(events: Iterator[tuple[str, Any]], *, array: bool) -> Iterator[Any]:
+    """The items of a top-level array, or the one top-level object, built from ijson's
+    events without prefixes (``ijson.items`` builds a prefix per event: quadratic in the
+    nesting depth). An item nested deeper than MAX_DEPTH is skipped: ``_TOO_DEEP``."""
+    from ijson.common import ObjectBuilder  # type: ignore[import-untyped, unused-ignore]
+
+    if array:
+        next(events, None)  # the top-level start_array
+    for event, value in events:
+        if array and event == "end_array":
+            break
+        if event not in _OPEN:
+            yield value
+            continue
+        builder, depth, deep = ObjectBuilder(), 0, False
+        while True:
+            depth += (event in _OPEN) - (event in _CLOSE)
+            deep = deep or depth > MAX_DEPTH
+            if not deep:
+                builder.event(event, value)
+            if depth == 0:
+                break
+            step = next(events, None)
+            if step is None:
+                return
+            event, value = step
+        yield _TOO_DEEP if deep else builder.value
+        if not array:
+            break
+    for _ in events:  # the rest must be nothing but whitespace: ijson raises otherwise
+        pass
 
 
 def _parquet(source: Source, digest: Any) -> Iterator[RawRecord]:
