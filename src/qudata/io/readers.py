@@ -90,9 +90,8 @@ def _jsonl(source: Source, stream: InputStream, max_line_bytes: int) -> Iterator
                 continue
             yield _json_line(source.name, number, raw)
     except InputError as exc:
-        raise InputError(
-            f"{exc.detail} (after line {number})", source=source.name, reason=exc.reason
-        ) from None
+        where = f"after line {number}" if number else "before the first line"
+        raise InputError(f"{exc.detail} ({where})", source=source.name, reason=exc.reason) from None
 
 
 def _json_line(origin: str, number: int, raw: bytes) -> RawRecord:
