@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from qudata.errors import ConfigError, InputError, MissingExtraError
-from qudata.io.compression import open_input
+from qudata.io.input_stream import open_input
 from qudata.io.lines import DEFAULT_MAX_LINE_BYTES, LongLine
 
 if TYPE_CHECKING:
