@@ -172,23 +172,28 @@ def test_non_empty_output_exit_2(docs_file: Path, tmp_path: Path) -> None:
 
 def test_overwrite_flag(docs_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    out.mkdir()
+    args = ["pack", str(docs_file), "-o", str(out), "-c", str(no_limit_config(tmp_path)), "-q"]
+    assert run(*args).exit_code == 0
     (out / "x.txt").write_text("old")
-    result = run(
-        "pack",
-        str(docs_file),
-        "-o",
-        str(out),
-        "-c",
-        str(no_limit_config(tmp_path)),
-        "--overwrite",
-        "--quiet",
-    )
+    result = run(*args, "--overwrite")
     assert result.exit_code == 0, result.output
     assert not (out / "x.txt").exists()
 
 
-def test_missing_input_exit_1(tmp_path: Path) -> None:
+def test_overwrite_flag_refuses_a_folder_that_is_not_a_dataset(
+    docs_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x.txt").write_text("old")
+    config = str(no_limit_config(tmp_path))
+    result = run("pack", str(docs_file), "-o", str(out), "-c", config, "--overwrite", "-q")
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: ") and "replaces only a qudata dataset" in result.output
+    assert (out / "x.txt").read_text() == "old"
+
+
+def test_missing_input_exit_2(tmp_path: Path) -> None:
     result = run(
         "pack",
         str(tmp_path / "nope.jsonl"),
@@ -197,7 +202,8 @@ def test_missing_input_exit_1(tmp_path: Path) -> None:
         "-c",
         str(no_limit_config(tmp_path)),
     )
-    assert result.exit_code in (1, 2)
+    assert result.exit_code == 2
+    assert result.output == f"Error: {tmp_path / 'nope.jsonl'}: no such file or folder\n"
     assert "Traceback" not in result.output
     assert "nope.jsonl" in result.stderr
 

@@ -266,15 +266,27 @@ def test_non_empty_output_is_refused_without_overwrite(
     assert leftovers(tmp_path) == []
 
 
-def test_overwrite_replaces_the_folder(
+def test_overwrite_replaces_a_dataset(
     docs_file: Path, tmp_path: Path, fast_config: dict[str, Any]
 ) -> None:
     out = tmp_path / "out"
-    out.mkdir()
+    qudata.pack_dataset(docs_file, out, config=fast_config)
     (out / "stale.txt").write_text("old")
     qudata.pack_dataset(docs_file, out, config=fast_config, overwrite=True)
     assert not (out / "stale.txt").exists()
     assert (out / "manifest.json").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_dataset(
+    docs_file: Path, tmp_path: Path, fast_config: dict[str, Any]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("mine")
+    with pytest.raises(OutputError, match="replaces only a qudata dataset"):
+        qudata.pack_dataset(docs_file, out, config=fast_config, overwrite=True)
+    assert tree(out) == {"precious.txt": b"mine"}
     assert leftovers(tmp_path) == []
 
 

@@ -139,7 +139,7 @@ def cli() -> None:
     "--overwrite",
     is_flag=True,
     default=None,
-    help="Replace a non-empty output folder, only once the new run completed.",
+    help="Replace the output folder if it is a qudata dataset, once the new run completed.",
 )
 @click.option(
     "--on-error",

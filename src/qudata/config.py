@@ -191,6 +191,9 @@ class InputConfig(Section):
     values of conversation turns (role_tag, content_tag, user_tag, assistant_tag,
     system_tag, function_tag, observation_tag), as LLaMA-Factory's ``dataset_info.json``;
     ``role_map`` adds role names (``{bing: assistant}``).
+    ``max_line_bytes`` bounds a JSONL line (``64MB``; a longer one is rejected as
+    ``line_too_long`` while it is read) and ``max_document_chars`` a document's text
+    (none by default; a longer one is rejected as ``document_too_long``).
     """
 
     text_key: str = "text"
@@ -199,6 +202,8 @@ class InputConfig(Section):
     columns: dict[str, str] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     role_map: dict[str, Role] = Field(default_factory=dict)
+    max_line_bytes: int | str = "64MB"
+    max_document_chars: int | None = Field(default=None, gt=0)
 
     @property
     def text_field(self) -> str:
@@ -228,6 +233,13 @@ class InputConfig(Section):
         unknown = sorted(set(value) - set(TAG_NAMES))
         if unknown:
             raise ValueError(f"unknown tag {unknown[0]!r} (allowed: {', '.join(TAG_NAMES)})")
+        return value
+
+    @field_validator("max_line_bytes")
+    @classmethod
+    def _valid_line_bytes(cls, value: int | str) -> int | str:
+        if parse_size(value) <= 0:
+            raise ValueError("max_line_bytes must be positive")
         return value
 
 

@@ -31,6 +31,8 @@ def print_summary(report: RunReport, console: Console | None = None) -> None:
         f"read {report.read:,} = accepted {report.accepted:,} + dropped {dropped:,}"
         f" ({_reasons(dict(report.dropped))})"
     )
+    if report.skipped:
+        console.print(f"not read from input folders: {_reasons(dict(report.skipped))}")
     table = Table(title=f"qudata pack -> {report.output_dir}")
     for column in ("format", "documents", "records", "tokens", "bytes", "dropped"):
         table.add_column(column, justify="left" if column in ("format", "dropped") else "right")

@@ -7,6 +7,7 @@ them into one clean ``Error: ...`` line and an exit code, never a traceback::
     ├── ConfigError          bad configuration: unknown key, wrong type, bad value (exit 2)
     ├── MissingExtraError    an optional dependency is not installed (exit 2)
     ├── InputError           an input cannot be read or holds a bad record (exit 1)
+    │   └── InputNotFoundError   an input argument names nothing to read (exit 2)
     ├── OutputError          the output folder or file cannot be written safely (exit 2)
     │   └── WriteError       writing failed: disk full, permission denied, name too long (exit 1)
     └── WorkerError          a worker process failed or ended unexpectedly (exit 1)
@@ -17,6 +18,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "InputError",
+    "InputNotFoundError",
     "MissingExtraError",
     "OutputError",
     "QudataError",
@@ -75,6 +77,13 @@ class InputError(QudataError):
         if line is not None:
             where = f"{where}:{line}"
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class InputNotFoundError(InputError):
+    """An input argument names nothing that can be read: no such file or folder, a glob
+    that matches nothing, a folder without inputs, an unknown file type. A usage error."""
+
+    exit_code = 2
 
 
 class OutputError(QudataError):

@@ -8,6 +8,7 @@ when the run completed, so a folder with a manifest is a complete dataset.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
@@ -18,13 +19,23 @@ from typing import Any
 
 import orjson
 
-from qudata.config import Config, load_config
-from qudata.errors import ConfigError, InputError, MissingExtraError, OutputError
+from qudata.config import Config, load_config, parse_size
+from qudata.errors import ConfigError, InputError, MissingExtraError, QudataError
 from qudata.export.card import render_card, render_parquet_card
 from qudata.export.report import ReportData, render_report
 from qudata.export.splits import SplitAssigner
+from qudata.io.limits import bounded, bounded_id, too_long
+from qudata.io.lines import read_lines
+from qudata.io.output_dir import (
+    OutputLock,
+    check_not_an_input,
+    check_output_dir,
+    make_staging,
+    publish,
+    recover,
+)
 from qudata.io.readers import RawRecord, read_records
-from qudata.io.sources import Source, expand_inputs
+from qudata.io.sources import Source, walk_inputs
 from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.output import FormatOutput, count_once
@@ -76,18 +87,18 @@ def pack_dataset(
     if overwrite is not None:
         overrides["output"] = {"overwrite": overwrite}
     cfg = load_config(config, overrides=overrides)
+    out = Path(output_dir)
     if cfg.mix is not None:
         if cfg.engine.name == "ray":
             raise ConfigError("mix: runs on the local engine (remove --engine ray)")
         if inputs not in ((), [], None):
             raise ConfigError("give the inputs either as INPUT arguments or as mix.sources")
-        run = _Run(cfg, Path(output_dir), on_progress, command)
-        sources: list[Source] = []
-        for number, item in enumerate(cfg.mix.sources):
-            found = expand_inputs([item.path])
-            run.mix_source.update((s.name, number) for s in found)
-            sources.extend(found)
-        return run.run(sources)
+        inputs = [item.path for item in cfg.mix.sources]
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]
+    arguments = [os.fspath(item) for item in inputs]
+    # never write over, into or around an input (files found in folders are checked next)
+    check_not_an_input(out, [a for a in arguments if not glob.has_magic(a)], [])
     if cfg.engine.name == "ray":
         try:
             from qudata.engines.ray import pack_with_ray
@@ -96,11 +107,17 @@ def pack_dataset(
                 raise
             raise MissingExtraError("ray", "ray", feature="--engine ray") from None
 
-        return pack_with_ray(
-            inputs, Path(output_dir), cfg, on_progress=on_progress, command=command
-        )
-    sources = expand_inputs(inputs)
-    return _Run(cfg, Path(output_dir), on_progress, command).run(sources)
+        return pack_with_ray(arguments, out, cfg, on_progress=on_progress, command=command)
+    run = _Run(cfg, out, on_progress, command)
+    sources: list[Source] = []
+    for number, argument in enumerate(arguments):  # a mix source is one argument
+        walk = walk_inputs([argument], exclude=out)
+        check_not_an_input(out, walk.folders, [s.path for s in walk.sources])
+        run.report.skipped.update(walk.skipped)
+        if cfg.mix is not None:
+            run.mix_source.update((s.name, number) for s in walk.sources)
+        sources.extend(walk.sources)
+    return run.run(sources)
 
 
 class _Run:
@@ -132,21 +149,21 @@ class _Run:
         self._spooled: Path | None = None
 
     def run(self, sources: list[Source]) -> RunReport:
-        self._check_output_dir()
-        _remove_stale_staging(self.output_dir)
-        staging = self.output_dir.parent / f".{self.output_dir.name}.qudata-partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        try:
-            if self.cfg.mix is not None:
-                self.mix = self._plan_mix(sources)
-            self._pack(sources, staging)
-            self._check_written()
-            self._publish(staging)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        self.report.output_dir = str(self.output_dir)
+        out = self.output_dir
+        with OutputLock(out):
+            recover(out)  # before the checks: a restored dataset is not replaced unasked
+            check_output_dir(out, overwrite=self.cfg.output.overwrite)
+            staging = make_staging(out)
+            try:
+                if self.cfg.mix is not None:
+                    self.mix = self._plan_mix(sources)
+                self._pack(sources, staging)
+                self._check_written()
+                self._publish(staging)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        self.report.output_dir = str(out)
         return self.report
 
     def _note_drop(
@@ -167,18 +184,6 @@ class _Run:
         self.report.notes = self.drops.notes(self.report.inputs)
         if not any(stats.documents for stats in self.report.formats.values()):
             raise InputError(self.drops.nothing_written(self.report.read), reason="nothing_written")
-
-    def _check_output_dir(self) -> None:
-        out = self.output_dir
-        here = Path.cwd().resolve()
-        if out.resolve() == here or out.resolve() in here.parents:
-            raise OutputError(
-                f"{out}: the output folder would contain the current folder; name a new folder"
-            )
-        if out.exists() and not out.is_dir():
-            raise OutputError(f"{out}: exists and is not a folder")
-        if out.is_dir() and any(out.iterdir()) and not self.cfg.output.overwrite:
-            raise OutputError(f"{out}: folder is not empty (use --overwrite to replace it)")
 
     def _pack(self, sources: list[Source], staging: Path) -> None:
         cfg = self.cfg
@@ -259,9 +264,9 @@ class _Run:
         if not any(s.path == "-" for s in sources):
             return sources
         spool = staging.with_name(staging.name.replace("-partial-", "-stdin-"))
-        with open(spool, "wb") as out:
-            shutil.copyfileobj(sys.stdin.buffer, out)
         self._spooled = spool
+        with open(spool, "wb") as out:
+            _spool(sys.stdin.buffer, out, parse_size(self.cfg.input.max_line_bytes))
         return [Source(str(spool), "jsonl", s.name) if s.path == "-" else s for s in sources]
 
     def _learn_schema(self, sources: list[Source]) -> MetadataSchema:
@@ -270,7 +275,7 @@ class _Run:
         :mod:`qudata.pack.schema`). Unreadable records are left to the second pass."""
         cfg = self.cfg
         schema = MetadataSchema()
-        normalize = DocumentNormalizer(text_key=cfg.input.text_key, id_key=cfg.input.id_key)
+        normalize = DocumentNormalizer.from_input(cfg.input)
         for source in sources:
             for raw in self._schema_records(source):
                 if raw.error is not None:
@@ -347,9 +352,18 @@ class _Run:
 
     # Hooks of the Ray engine (qudata.engines.ray), which feeds this run precomputed work.
     def _schema_records(self, source: Source) -> Iterator[RawRecord]:
-        """The records of one input, for the schema pass."""
-        cfg = self.cfg
-        return read_records(source, text_key=cfg.input.text_key, id_key=cfg.input.id_key)
+        """The readable records of one input, for the schema pass: an input that stops
+        with an error stops here too (the second pass reports it)."""
+        cfg = self.cfg.input
+        try:
+            yield from read_records(
+                source,
+                text_key=cfg.text_field,
+                id_key=cfg.id_field,
+                max_line_bytes=parse_size(cfg.max_line_bytes),
+            )
+        except InputError:
+            return
 
     def _token_counter(self) -> Any:
         return get_token_counter(self.cfg.quality.tokenizer, self.cfg.quality.token_threads)
@@ -448,34 +462,54 @@ class _Run:
     def _documents(self, sources: list[Source], rejects: Any) -> Iterator[Document]:
         """Readable documents; every other record is counted and sent to ``rejects``."""
         on_error = self.cfg.input.on_error
+        max_line_bytes = parse_size(self.cfg.input.max_line_bytes)
         for source in sources:
             digest = hashlib.sha256()
             before = self.report.read
-            for raw in read_records(
-                source,
-                text_key=self.cfg.input.text_field,
-                id_key=self.cfg.input.id_field,
-                digest=digest,
-            ):
-                self.report.read += 1
-                doc = self._normalize(raw, on_error, rejects)
-                if doc is not None:
-                    yield doc
+            sha256: str | None = None
+            try:
+                for raw in read_records(
+                    source,
+                    text_key=self.cfg.input.text_field,
+                    id_key=self.cfg.input.id_field,
+                    digest=digest,
+                    max_line_bytes=max_line_bytes,
+                    max_document_chars=self.cfg.input.max_document_chars,
+                ):
+                    self.report.read += 1
+                    doc = self._normalize(raw, on_error, rejects)
+                    if doc is not None:
+                        yield doc
+            except InputError as exc:
+                self._unreadable(exc, rejects)
+            else:
+                sha256 = digest.hexdigest()
             self.report.inputs.append(
-                {
-                    "path": source.name,
-                    "sha256": digest.hexdigest(),
-                    "records": self.report.read - before,
-                }
+                {"path": source.name, "sha256": sha256, "records": self.report.read - before}
             )
+
+    def _unreadable(self, exc: QudataError, rejects: Any) -> None:
+        """An input that cannot be read (on): stop (``on_error: fail``), or count it as one
+        record read and dropped with the error's reason, and go on with the next input."""
+        if self.cfg.input.on_error == "fail" or not isinstance(exc, InputError):
+            raise exc
+        self.report.read += 1
+        self.report.dropped[exc.reason] += 1
+        self._note_drop(exc.source, exc.line, exc.reason, exc.detail, fmt=None)
+        _write_reject(rejects, None, exc.source, exc.line, None, exc.reason, exc.detail)
 
     def _normalize(self, raw: RawRecord, on_error: str, rejects: Any) -> Document | None:
         reason = raw.reason
         if raw.error is None:
             try:
-                return self.normalize(raw.row, origin=raw.origin, line=raw.line)
+                doc = self.normalize(raw.row, origin=raw.origin, line=raw.line)
             except InputError as exc:
                 detail, reason = exc.detail, exc.reason
+            else:
+                long = too_long(doc, self.cfg.input.max_document_chars)
+                if long is None:
+                    return doc
+                detail, reason = long, "document_too_long"
         else:
             detail = raw.error
         if on_error == "fail":
@@ -501,18 +535,7 @@ class _Run:
         _write_text(staging / "report.html", render_report(self._report_data(manifest)))
         data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
         _write_text(staging / "manifest.json", data.decode("utf-8"))
-        old = None
-        if self.output_dir.exists():
-            old = self.output_dir.with_name(f".{self.output_dir.name}.qudata-old-{os.getpid()}")
-            os.replace(self.output_dir, old)
-        try:
-            os.replace(staging, self.output_dir)
-        except BaseException:
-            if old is not None:  # put the previous complete dataset back
-                os.replace(old, self.output_dir)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        publish(staging, self.output_dir)
 
     def _report_data(self, manifest: dict[str, Any]) -> ReportData:
         seen = self.seen
@@ -551,6 +574,24 @@ def _mix_tokens(doc: Document, counter: Any) -> int:
     return sum(counter.count_batch(texts[1:] if doc.messages is not None else texts[:1]))
 
 
+def _spool(stream: Any, out: Any, max_bytes: int) -> None:
+    """Copy ``stream`` (standard input) to ``out`` in bounded disk and memory: a line over
+    ``max_bytes`` becomes one of ``max_bytes + 1`` bytes with the same start, which the
+    reader rejects as ``line_too_long`` at the same line; a long binary line ends the copy,
+    as it ends the reading (so ``/dev/zero`` cannot fill the disk)."""
+    for line in read_lines(stream, max_bytes):
+        if isinstance(line, bytes):
+            out.write(line)
+            continue
+        filler = b"\0" if line.binary else b" "
+        out.write(line.prefix)
+        for left in range(max_bytes + 1 - len(line.prefix), 0, -(1 << 20)):
+            out.write(filler * min(left, 1 << 20))
+        if line.binary:
+            return
+        out.write(b"\n")
+
+
 def _duplicate_drop(verdict: DedupVerdict) -> Drop:
     """The reject of a duplicate; a near duplicate shows its estimated Jaccard similarity."""
     extra: dict[str, Any] = {"duplicate_of": verdict.duplicate_of}
@@ -568,31 +609,6 @@ def _needs_schema(cfg: Config) -> bool:
         return True
     plain = {"text", "id", "labels", "quality_score"}
     return "jsonl" in formats and not set(cfg.pack.jsonl.fields) <= plain
-
-
-def _remove_stale_staging(output_dir: Path) -> None:
-    """Clean up after killed runs for this output (their process is gone): a run killed
-    between its two final renames left the previous dataset as ``-old-``: put it back;
-    staging folders are removed."""
-    pattern = f".{output_dir.name}.qudata-*-*"
-    for leftover in sorted(output_dir.parent.glob(pattern)) if output_dir.parent.exists() else []:
-        pid = leftover.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        if ".qudata-old-" in leftover.name and not output_dir.exists():
-            os.replace(leftover, output_dir)
-        else:
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -618,9 +634,9 @@ def _write_reject(
         "format": fmt,
         "source": origin,
         "line": line,
-        "id": doc_id,
+        "id": bounded_id(doc_id),
         "reason": reason,
-        "detail": detail,
+        "detail": bounded(detail),
     }
     if extra:
         entry.update(extra)
@@ -629,7 +645,7 @@ def _write_reject(
 
 def _shuffle_buckets(sources: list[Source]) -> int:
     """About 32 MB of input per shuffle bucket, between 16 and 1024 buckets."""
-    size = sum(os.path.getsize(s.path) for s in sources if s.path != "-")
+    size = sum(os.path.getsize(s.path) for s in sources if s.path != "-" and s.problem is None)
     return max(16, min(1024, size // (32 << 20) + 1))
 
 

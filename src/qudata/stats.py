@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from qudata.config import Config, load_config
+from qudata.config import Config, load_config, parse_size
 from qudata.errors import InputError
-from qudata.io.readers import read_records
+from qudata.io.readers import RawRecord, read_records
 from qudata.io.sources import expand_inputs
 from qudata.models import DocumentNormalizer
 from qudata.quality.dedup import dedup_text, make_deduplicator
@@ -75,8 +75,13 @@ def collect_stats(
         tokens_exact=bool(counter and counter.exact),
     )
     for source in expand_inputs(inputs):
-        records = read_records(source, text_key=cfg.input.text_field, id_key=cfg.input.id_field)
-        while batch := list(islice(records, 512)):
+        records = read_records(
+            source,
+            text_key=cfg.input.text_field,
+            id_key=cfg.input.id_field,
+            max_line_bytes=parse_size(cfg.input.max_line_bytes),
+        )
+        while batch := _next_batch(records, result, cfg.input.on_error):
             docs = []
             for raw in batch:
                 result.read += 1
@@ -103,3 +108,17 @@ def collect_stats(
     if dedup is not None:
         dedup.close()
     return result
+
+
+def _next_batch(records: Iterator[RawRecord], result: InputStats, on_error: str) -> list[RawRecord]:
+    """The next records; an input that cannot be read on counts as one invalid record
+    (as a reject of ``pack``), or stops under ``on_error: fail``."""
+    batch: list[RawRecord] = []
+    try:
+        batch.extend(islice(records, 512))
+    except InputError:
+        if on_error == "fail":
+            raise
+        result.read += 1
+        result.invalid += 1
+    return batch

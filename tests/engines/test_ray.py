@@ -300,6 +300,38 @@ def test_every_input_shape(tmp_path: Path) -> None:
     assert b'"rejected"' in local["preference/train-00000-of-00001.jsonl"]
 
 
+def test_unreadable_inputs_long_lines_and_skipped_entries(tmp_path: Path) -> None:
+    """The account of hostile inputs is the local engine's: a truncated .gz, a FIFO and a
+    link to /dev/zero (rejects, never opened), a line over the limit, a document over the
+    limit, hidden and unsupported entries (skipped)."""
+    import gzip
+    import os
+
+    root = tmp_path / "in"
+    root.mkdir()
+    rows = b"".join(
+        orjson.dumps({"id": f"g{i}", "text": f"gzip row {i}"}) + b"\n" for i in range(400)
+    )
+    (root / "a.jsonl.gz").write_bytes(gzip.compress(rows, mtime=0)[:-200])
+    (root / "b.jsonl").write_bytes(
+        b'{"text": "short"}\n{"text": "' + b"x" * 3000 + b'"}\n{"text": "' + b"y" * 300 + b'"}\n'
+    )
+    os.mkfifo(root / "c.jsonl")
+    (root / "d.txt").symlink_to("/dev/zero")
+    (root / ".hidden.jsonl").write_bytes(b'{"text": "hidden"}\n')
+    (root / "e.csv").write_text("a,b\n")
+    config = {"input": {"max_line_bytes": "2KB", "max_document_chars": 200}}
+    local, _ = both([str(root)], tmp_path, config)
+    data = counts(local)
+    assert data["dropped"] == {
+        "document_too_long": 1,
+        "line_too_long": 1,
+        "not_a_regular_file": 2,
+        "truncated_input": 1,
+    }
+    assert data["skipped"] == {"hidden": 1, "unsupported_type": 1}
+
+
 def test_on_error_fail_raises_the_same_error(corpus: list[Path], tmp_path: Path) -> None:
     errors = []
     for engine in ("local", "ray"):

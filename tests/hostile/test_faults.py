@@ -13,9 +13,10 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner, Result
-from hostile_limits import run_qudata, time_limit
 
 from qudata.cli import cli
+
+from .hostile_limits import run_qudata, time_limit
 
 
 def _pack(*args: str) -> Result:

@@ -11,13 +11,14 @@ from typing import Any
 
 import orjson
 import pytest
-from hostile_limits import run_qudata, time_limit
 
 from qudata.config import load_config
 from qudata.export.card import code_block, code_span
 from qudata.pack.chatml import ChatMLFormatter
 from qudata.pack.jsonl import JSONLFormatter
 from qudata.pack.markup import MarkupGuard, conversation_guard
+
+from .hostile_limits import run_qudata, time_limit
 
 ROLE_BUILT = (
     "{% for m in messages %}{{ '<|' + m['role'] + '|>' }}\n{{ m['content'] }}\n{% endfor %}"

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hostile_limits import ROOT, run_qudata, subprocess_env, time_limit
 
 from qudata.engines.pool import ProcessPool
 from qudata.errors import WorkerError
 from qudata.quality.dedup import Workers, exact_keys
+
+from .hostile_limits import ROOT, run_qudata, subprocess_env, time_limit
 
 # Makes exact_keys sleep in the worker processes only: the run waits on its workers,
 # which is when an interrupt or a kill must still end everything.

@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from hostile_limits import run_qudata, time_limit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +16,8 @@ from qudata.config import load_config
 from qudata.errors import ConfigError, InputError
 from qudata.pack.chatml import ChatMLFormatter
 from qudata.pack.templates import compile_chat_template, compile_template, render_bounded
+
+from .hostile_limits import run_qudata, time_limit
 
 # Each of these would run for minutes, allocate gigabytes, or raise inside Jinja.
 PAYLOADS = {

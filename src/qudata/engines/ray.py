@@ -52,6 +52,7 @@ import numpy as np
 
 from qudata.config import Config, EngineConfig, parse_size
 from qudata.errors import ConfigError, MissingExtraError
+from qudata.io.output_dir import check_not_an_input
 from qudata.io.readers import RawRecord
 from qudata.io.sources import Source
 from qudata.io.writers import AtomicFile
@@ -108,9 +109,12 @@ def pack_with_ray(
     is local to the driver.
     """
     _import_ray()
-    sources = expand_sources(inputs)
+    walk = expand_sources(inputs, exclude=output_dir)
+    check_not_an_input(output_dir, walk.folders, [s.path for s in walk.sources])
     with ray_session(cfg.engine):
-        return _RayRun(cfg, Path(output_dir), on_progress, command).run(sources)
+        run = _RayRun(cfg, Path(output_dir), on_progress, command)
+        run.report.skipped.update(walk.skipped)
+        return run.run(walk.sources)
 
 
 @contextmanager
@@ -396,12 +400,12 @@ class _RayRun(_Run):
                     raw = RawRecord(origin, line, row, detail, reason)
                     self._normalize(raw, on_error, rejects)
                 elif kind == ERROR:
-                    raise decode_error(payload)
+                    self._unreadable(decode_error(payload), rejects)
                 else:
                     self.report.inputs.append(
                         {
                             "path": sources[f].name,
-                            "sha256": payload.decode(),
+                            "sha256": payload.decode() or None,
                             "records": self.report.read - before,
                         }
                     )

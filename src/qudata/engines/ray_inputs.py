@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
-from qudata.errors import ConfigError, InputError, MissingExtraError
-from qudata.io.sources import Source, expand_inputs, kind_of
+from qudata.errors import ConfigError, InputNotFoundError, MissingExtraError
+from qudata.io.sources import InputWalk, Source, kind_of, walk_inputs
 
 from .ray_stages import is_uri
 
@@ -18,22 +19,26 @@ __all__ = ["expand_sources", "input_bytes"]
 
 def expand_sources(
     inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-) -> list[Source]:
-    """As :func:`qudata.io.sources.expand_inputs`, with absolute paths (workers do not share
+    *,
+    exclude: str | os.PathLike[str] | None = None,
+) -> InputWalk:
+    """As :func:`qudata.io.sources.walk_inputs`, with absolute paths (workers do not share
     the driver's working folder) and fsspec URIs; standard input is refused."""
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
-    sources: list[Source] = []
+    walk = InputWalk()
     for item in inputs:
         arg = os.fspath(item)
         if arg == "-":
             raise ConfigError("--engine ray cannot read standard input: give files")
         if is_uri(arg):
-            sources.extend(_expand_uri(arg))
+            walk.sources.extend(_expand_uri(arg))
         else:
-            found = expand_inputs([arg])
-            sources.extend(Source(os.path.abspath(s.path), s.kind, s.name) for s in found)
-    return sources
+            found = walk_inputs([arg], exclude=exclude)
+            walk.sources.extend(replace(s, path=os.path.abspath(s.path)) for s in found.sources)
+            walk.skipped.update(found.skipped)
+            walk.folders.extend(found.folders)
+    return walk
 
 
 def _expand_uri(uri: str) -> list[Source]:
@@ -66,18 +71,22 @@ def _expand_uri(uri: str) -> list[Source]:
     if fs.isdir(root):
         found = list(walk(root))
         if not found:
-            raise InputError(f"{uri}: folder holds no .jsonl, .json, .parquet, .txt or .md files")
+            raise InputNotFoundError(
+                f"{uri}: folder holds no .jsonl, .json, .parquet, .txt or .md files"
+            )
         return found
     if any(c in root for c in "*?["):
         matches = sorted(fs.glob(root))
         if not matches:
-            raise InputError(f"{uri}: no file matches this pattern")
+            raise InputNotFoundError(f"{uri}: no file matches this pattern")
         return [s for m in matches for s in _expand_uri(fs.unstrip_protocol(m))]
     if not fs.isfile(root):
-        raise InputError(f"{uri}: no such file or folder")
+        raise InputNotFoundError(f"{uri}: no such file or folder")
     found_file = source(root)
     if found_file is None:
-        raise InputError(f"{uri}: unknown input type (expected .jsonl[.gz|.zst], .json, ...)")
+        raise InputNotFoundError(
+            f"{uri}: unknown input type (expected .jsonl[.gz|.zst], .json, ...)"
+        )
     name = root.rsplit("/", 1)[-1] if found_file.kind == "text" else uri
     return [Source(found_file.path, found_file.kind, name)]
 
@@ -86,6 +95,8 @@ def input_bytes(sources: list[Source]) -> int:
     """The stored size of every input."""
     size = 0
     for source in sources:
+        if source.problem is not None:
+            continue
         if is_uri(source.path):
             import fsspec
 

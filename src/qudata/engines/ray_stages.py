@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from qudata.config import InputConfig, QualityConfig
+from qudata.config import InputConfig, QualityConfig, parse_size
 from qudata.errors import InputError, MissingExtraError, QudataError
+from qudata.io.limits import too_long
 from qudata.io.readers import RawRecord, read_records
 from qudata.io.sources import Source
 from qudata.models import Document, DocumentNormalizer, token_texts
@@ -149,7 +150,14 @@ def read_documents(
         try:
             with _local(source) as local:
                 text_key, id_key = input_cfg.text_field, input_cfg.id_field
-                for raw in read_records(local, text_key=text_key, id_key=id_key, digest=digest):
+                for raw in read_records(
+                    local,
+                    text_key=text_key,
+                    id_key=id_key,
+                    digest=digest,
+                    max_line_bytes=parse_size(input_cfg.max_line_bytes),
+                    max_document_chars=input_cfg.max_document_chars,
+                ):
                     doc = _normalized(raw, input_cfg)
                     if isinstance(doc, Document):
                         derived = raw.row is not None and raw.row.get(id_key) in (None, "")
@@ -162,7 +170,9 @@ def read_documents(
                     if rows.full:
                         yield rows.take()
         except QudataError as exc:
-            rows.add((f << LINE_BITS) | LAST_LINE, ERROR, encode_error(exc))
+            # the driver rejects the input (or stops the run) here, then records it
+            rows.add((f << LINE_BITS) | (LAST_LINE - 1), ERROR, encode_error(exc))
+            rows.add((f << LINE_BITS) | LAST_LINE, INPUT, b"")
         else:
             rows.add((f << LINE_BITS) | LAST_LINE, INPUT, digest.hexdigest().encode())
         yield rows.take()
@@ -175,9 +185,11 @@ def _normalized(raw: RawRecord, cfg: InputConfig) -> Document | tuple[str, str]:
     if raw.error is not None:
         return raw.error, raw.reason
     try:
-        return DocumentNormalizer.from_input(cfg)(raw.row, origin=raw.origin, line=raw.line)
+        doc = DocumentNormalizer.from_input(cfg)(raw.row, origin=raw.origin, line=raw.line)
     except InputError as exc:
         return exc.detail, exc.reason
+    detail = too_long(doc, cfg.max_document_chars)
+    return doc if detail is None else (detail, "document_too_long")
 
 
 def read_texts(
@@ -201,8 +213,13 @@ def read_texts(
         rows = _Rows()
         try:
             with _local(sources[f]) as local:
-                keys = {"text_key": input_cfg.text_field, "id_key": input_cfg.id_field}
-                for raw in read_records(local, **keys):
+                for raw in read_records(
+                    local,
+                    text_key=input_cfg.text_field,
+                    id_key=input_cfg.id_field,
+                    max_line_bytes=parse_size(input_cfg.max_line_bytes),
+                    max_document_chars=input_cfg.max_document_chars,
+                ):
                     doc = _normalized(raw, input_cfg)
                     if isinstance(doc, Document) and (not gate.active or gate.check(doc) is None):
                         text = dedup_text(doc, roles).encode("utf-8", "surrogatepass")

@@ -1,12 +1,8 @@
-"""Open files by codec (none, gzip, zstd), chosen from the file name."""
+"""Codecs by file name (none, gzip, zstd): compressed writing, and plain decoded reading."""
 
 from __future__ import annotations
 
 import gzip
-import io
-import queue
-import sys
-import threading
 from typing import Any, BinaryIO
 
 __all__ = ["CODEC_EXTENSIONS", "compressing_writer", "open_for_reading"]
@@ -14,58 +10,12 @@ __all__ = ["CODEC_EXTENSIONS", "compressing_writer", "open_for_reading"]
 CODEC_EXTENSIONS = {"none": "", "gzip": ".gz", "zstd": ".zst"}
 
 
-class _HashingRaw(io.RawIOBase):
-    """A raw reader that feeds every byte it reads to ``digest``, on a second thread.
-
-    ``hashlib`` releases the GIL on large buffers, so hashing runs beside parsing on
-    another core; :meth:`close` waits until every byte is hashed.
-    """
-
-    def __init__(self, raw: BinaryIO, digest: Any) -> None:
-        self._raw = raw
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
-        self._thread = threading.Thread(target=self._hash, args=(digest,), daemon=True)
-        self._thread.start()
-
-    def _hash(self, digest: Any) -> None:
-        while (chunk := self._queue.get()) is not None:
-            digest.update(chunk)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
-        if n:
-            self._queue.put(bytes(memoryview(buffer)[:n]))
-        return n or 0
-
-    def close(self) -> None:
-        if not self.closed:
-            self._queue.put(None)
-            self._thread.join()
-            if self._raw is not sys.stdin.buffer:
-                self._raw.close()
-        super().close()
-
-
 def open_for_reading(path: str, *, digest: Any = None) -> BinaryIO:
-    """A binary stream of the decompressed bytes of ``path`` (``-``: standard input).
+    """A binary stream of the decompressed bytes of ``path`` (``-``: standard input);
+    :func:`qudata.io.input_stream.open_input` is the same with errors that name the file."""
+    from qudata.io.input_stream import open_input
 
-    With ``digest`` (a ``hashlib`` object), the file's bytes as stored are hashed while
-    they are read, so an input's sha256 costs no second pass.
-    """
-    raw: BinaryIO = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-    if digest is not None:
-        raw = io.BufferedReader(_HashingRaw(raw, digest), 1 << 20)
-    if path.endswith(".gz"):
-        return _ClosingGzip(raw, "rb")  # type: ignore[return-value]
-    if path.endswith(".zst"):
-        import zstandard
-
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
-        return io.BufferedReader(reader)
-    return raw
+    return open_input(path, digest=digest).stream  # type: ignore[no-any-return]
 
 
 def compressing_writer(raw: BinaryIO, codec: str = "none") -> BinaryIO:

@@ -1,23 +1,33 @@
 """Streaming readers: each yields :class:`RawRecord` in file order, in flat memory.
 
-A record that cannot be read (invalid JSON or UTF-8, not an object) is yielded
-with ``error`` set instead of raising, so the pipeline decides whether to skip
-it (into ``rejects.jsonl``) or to stop.
+A record that cannot be read (invalid JSON or UTF-8, not an object, a line over
+``max_line_bytes``) is yielded with ``error`` and ``reason`` set instead of raising,
+so the pipeline decides whether to skip it (into ``rejects.jsonl``) or to stop.
+
+An input that cannot be read on (a truncated or corrupt ``.gz``, ``.zst`` or Parquet
+file, invalid JSON inside a ``.json`` file, an entry that is not a regular file or
+not readable) raises :class:`~qudata.errors.InputError` with a reason
+(``truncated_input``, ``invalid``, ``not_a_regular_file``, ``permission_denied``,
+``unreadable``): never a quiet end after part of the file. A leading UTF-8 byte order
+mark is skipped.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from qudata.errors import InputError, MissingExtraError
-from qudata.io.compression import open_for_reading
+from qudata.errors import InputError
+from qudata.io.input_stream import InputStream, open_input
+from qudata.io.json_file import read_json
+from qudata.io.lines import DEFAULT_MAX_LINE_BYTES, LongLine
+from qudata.io.parquet_file import read_parquet
+from qudata.io.record import BOM, RawRecord
 from qudata.io.sources import Source
 
 __all__ = ["RawRecord", "read_records"]
@@ -25,100 +35,85 @@ __all__ = ["RawRecord", "read_records"]
 _LONG_NUMBER = re.compile(rb"[0-9]{20}")  # 20 digits: maybe an integer beyond uint64
 
 
-@dataclass(slots=True)
-class RawRecord:
-    """One input record: where it is (``origin``, ``line``) and its row, or why it is bad.
-
-    ``line`` is the 1-based line for JSONL, the 1-based item for JSON arrays and
-    the 1-based row for Parquet.
-    """
-
-    origin: str
-    line: int
-    row: dict[str, Any] | None
-    error: str | None = None
-    reason: str = "invalid"  # the drop code when ``error`` is set
-
-
 def read_records(
-    source: Source, *, text_key: str = "text", id_key: str = "id", digest: Any = None
+    source: Source,
+    *,
+    text_key: str = "text",
+    id_key: str = "id",
+    digest: Any = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    max_document_chars: int | None = None,
 ) -> Iterator[RawRecord]:
-    """Records of one source, by its kind; ``digest`` hashes the file's bytes as stored."""
-    try:
+    """Records of one source, by its kind; ``digest`` hashes the file's bytes as stored.
+
+    ``max_document_chars`` lets a text file that is surely too long (4 bytes per
+    character at most) be rejected without holding it; the pipeline checks every
+    document's length after normalising it.
+    """
+    if source.problem is not None:
+        raise InputError(source.detail, source=source.name, reason=source.problem)
+    if source.kind == "parquet":
+        yield from read_parquet(source, digest)
+        return
+    with open_input(source.path, name=source.name, digest=digest, regular_only=True) as stream:
         if source.kind == "jsonl":
-            yield from _jsonl(source, digest)
+            yield from _jsonl(source, stream, max_line_bytes)
         elif source.kind == "json":
-            yield from _json_array(source, digest)
-        elif source.kind == "parquet":
-            yield from _parquet(source, digest)
+            yield from read_json(source, stream)
         else:
-            yield _text_file(source, text_key, id_key, digest)
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", source=source.name) from None
+            yield _text_file(source, stream, text_key, id_key, max_document_chars)
 
 
-def _jsonl(source: Source, digest: Any) -> Iterator[RawRecord]:
-    with open_for_reading(source.path, digest=digest) as stream:
-        for number, raw in enumerate(stream, 1):
+def _jsonl(source: Source, stream: InputStream, max_line_bytes: int) -> Iterator[RawRecord]:
+    number = 0
+    try:
+        for number, raw in enumerate(stream.lines(max_line_bytes), 1):
+            if isinstance(raw, LongLine):
+                yield RawRecord(
+                    source.name, number, None, raw.describe(max_line_bytes), "line_too_long"
+                )
+                continue
+            if number == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM) :]
             if not raw.strip():
                 continue
-            try:
-                row = orjson.loads(raw)
-                if _LONG_NUMBER.search(raw):  # orjson reads integers beyond 64 bits as floats
-                    row = json.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                message = str(exc)
-                if "utf-8" in message.lower() or "surrogate" in message.lower():
-                    yield RawRecord(source.name, number, None, "invalid UTF-8")
-                else:
-                    yield RawRecord(source.name, number, None, f"invalid JSON: {message}")
-                continue
-            if isinstance(row, dict):
-                yield RawRecord(source.name, number, row)
-            else:
-                kind = "an array" if isinstance(row, list) else type(row).__name__
-                yield RawRecord(source.name, number, None, f"expected a JSON object, got {kind}")
+            yield _json_line(source.name, number, raw)
+    except InputError as exc:
+        where = f"after line {number}" if number else "before the first line"
+        raise InputError(f"{exc.detail} ({where})", source=source.name, reason=exc.reason) from None
 
 
-def _json_array(source: Source, digest: Any) -> Iterator[RawRecord]:
-    import ijson
-
-    with open_for_reading(source.path, digest=digest) as stream:
-        number = 0
-        try:
-            for number, item in enumerate(ijson.items(stream, "item", use_float=True), 1):
-                if isinstance(item, dict):
-                    yield RawRecord(source.name, number, item)
-                else:
-                    got = type(item).__name__
-                    yield RawRecord(source.name, number, None, f"expected a JSON object, got {got}")
-        except ijson.JSONError as exc:
-            raise InputError(
-                f"invalid JSON after item {number}: {exc} (expected a JSON array of objects)",
-                source=source.name,
-            ) from None
-
-
-def _parquet(source: Source, digest: Any) -> Iterator[RawRecord]:
+def _json_line(origin: str, number: int, raw: bytes) -> RawRecord:
     try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise MissingExtraError("parquet", "pyarrow", feature="Parquet input") from None
-    if digest is not None:  # Parquet is read by random access: hash it in one pass first
-        with open(source.path, "rb") as raw:
-            for chunk in iter(lambda: raw.read(1 << 20), b""):
-                digest.update(chunk)
-    number = 0
-    for batch in pq.ParquetFile(source.path).iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            number += 1
-            yield RawRecord(source.name, number, row)
+        row = orjson.loads(raw)
+        if _LONG_NUMBER.search(raw):  # orjson reads integers beyond 64 bits as floats
+            row = json.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        message = str(exc)
+        if "utf-8" in message.lower() or "surrogate" in message.lower():
+            return RawRecord(origin, number, None, "invalid UTF-8")
+        return RawRecord(origin, number, None, f"invalid JSON: {message}")
+    if isinstance(row, dict):
+        return RawRecord(origin, number, row)
+    kind = "an array" if isinstance(row, list) else type(row).__name__
+    return RawRecord(origin, number, None, f"expected a JSON object, got {kind}")
 
 
-def _text_file(source: Source, text_key: str, id_key: str, digest: Any) -> RawRecord:
-    data = Path(source.path).read_bytes()
-    if digest is not None:
-        digest.update(data)
+def _text_file(
+    source: Source, stream: InputStream, text_key: str, id_key: str, max_chars: int | None
+) -> RawRecord:
+    if max_chars is not None and os.path.getsize(source.path) > 4 * max_chars + len(BOM):
+        size = 0
+        while chunk := stream.read(1 << 20):  # hashed, never held
+            size += len(chunk)
+        detail = (
+            f"a text file of {size:,} bytes: more than {max_chars:,} characters "
+            "(input.max_document_chars)"
+        )
+        return RawRecord(source.name, 1, None, detail, "document_too_long")
+    data = stream.read()
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -110,6 +110,7 @@ class RunReport:
     notes: list[str] = field(default_factory=list)  # summary lines, not in the manifest
     #: things the user should know about the run (printed by the CLI; not in the manifest)
     cautions: list[str] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)  # entries of input folders not read
 
     def balanced(self) -> bool:
         """Both account identities hold."""
@@ -133,6 +134,7 @@ class RunReport:
                 "dropped_tokens": dict(sorted(self.dropped_tokens.items())),
                 "warnings": dict(sorted(self.warnings.items())),
                 **({} if self.contaminated is None else {"contaminated": self.contaminated}),
+                "skipped": dict(sorted(self.skipped.items())),
             },
             "formats": {name: stats.as_dict() for name, stats in self.formats.items()},
             **({} if self.mix is None else {"mix": self.mix}),

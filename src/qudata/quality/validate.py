@@ -95,6 +95,7 @@ HINTS: dict[str, str] = {
     "invalid_json": "each line must be one complete JSON value",
     "invalid_utf8": "the file must be UTF-8",
     "unreadable": "the file is truncated or corrupt (check the compression)",
+    "line_too_long": "split the record, or it is not JSON Lines (a line over 64 MB)",
 }
 
 _ROLES = ("system", "user", "assistant", "tool")

@@ -18,6 +18,8 @@ import orjson
 
 from qudata.errors import ConfigError, InputError, MissingExtraError
 from qudata.io.compression import open_for_reading
+from qudata.io.input_stream import open_input
+from qudata.io.lines import DEFAULT_MAX_LINE_BYTES, LongLine
 
 if TYPE_CHECKING:
     from qudata.quality.validate import Problem
@@ -52,31 +54,41 @@ class FileValidation:
         return dict(sorted(Counter(p.code for p in self.problems).items()))
 
 
-def _unreadable(line: int, exc: BaseException) -> Problem:
+def _unreadable(line: int, exc: BaseException | str) -> Problem:
     from qudata.quality.validate import _problem
 
     return _problem("unreadable", "$", f"cannot read on: {exc}", line)
 
 
 def _lines(path: str) -> Iterator[tuple[int, bytes | Problem]]:
-    """Numbered raw lines of a (possibly compressed) file; a read error ends them."""
+    """Numbered raw lines of a (possibly compressed) file; a read error ends them. A line
+    over the input line limit is a problem, found without holding it whole."""
+    from qudata.quality.validate import _problem
+
     try:
-        stream = open_for_reading(path)
+        stream = open_input(path)
     except OSError as exc:
         raise InputError(
             f"cannot open: {exc.strerror or exc}", source=path, reason="unreadable"
         ) from None
     number = 0
     with stream:
+        lines = stream.lines(DEFAULT_MAX_LINE_BYTES)
         while True:
             try:
-                raw = stream.readline()
-            except Exception as exc:  # gzip, zstd and OS errors all mean: corrupt
-                yield number + 1, _unreadable(number + 1, exc)
+                raw = next(lines, None)
+            except InputError as exc:  # a truncated or corrupt .gz / .zst, an I/O error
+                yield number + 1, _unreadable(number + 1, exc.detail)
                 return
-            if not raw:
+            if raw is None:
                 return
             number += 1
+            if isinstance(raw, LongLine):
+                detail = raw.describe(DEFAULT_MAX_LINE_BYTES)
+                yield number, _problem("line_too_long", "$", detail, number)
+                if raw.binary:
+                    return
+                continue
             yield number, raw
 
 
