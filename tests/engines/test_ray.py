@@ -378,3 +378,23 @@ def test_qudata_imports_no_ray() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_checks_run_before_dedup_on_ray_too(tmp_path: Path) -> None:
+    """A contaminated conversation is dropped before dedup: its duplicate (the same user
+    and assistant turns, another system turn) is kept on both engines."""
+    bench = tmp_path / "bench.jsonl"
+    words = "the quick brown fox jumps over the lazy dog near the river bank today"
+    bench.write_bytes(orjson.dumps({"task_id": "B/0", "prompt": words}) + b"\n")
+    turns = [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi."}]
+    rows = [
+        {"id": "tainted", "messages": [{"role": "system", "content": words}, *turns]},
+        {"id": "clean", "messages": [{"role": "system", "content": "Be brief."}, *turns]},
+        {"id": "other", "text": "An unrelated document about mountains and lakes."},
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    config = {"quality": {"decontamination": {"files": [str(bench)], "ngram": 8}}}
+    local, _ = both([str(source)], tmp_path, config)
+    c = counts(local)
+    assert c["dropped"] == {"contaminated": 1} and c["accepted"] == 2

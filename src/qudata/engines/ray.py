@@ -334,6 +334,7 @@ class _RayRun(_Run):
                 "input_cfg": cfg.input,
                 "roles": list(cfg.dedup.roles),
                 "quality": cfg.quality,
+                "config": cfg,
             },
         )
         return texts.map_batches(sign_texts, batch_format="pyarrow", fn_kwargs={"near": near})
@@ -363,6 +364,7 @@ class _RayRun(_Run):
                 "quality": cfg.quality,
                 "roles": list(cfg.dedup.roles) if dedup else None,
                 "cluster": not dedup and len(cfg.output.split) > 1,
+                "config": cfg,
             },
         )
         yield from docs.iter_batches(batch_format="pyarrow", batch_size=None)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from qudata.config import InputConfig, QualityConfig, parse_size
+from qudata.config import Config, InputConfig, QualityConfig, parse_size
 from qudata.errors import InputError, MissingExtraError, QudataError
 from qudata.io.limits import too_long
 from qudata.io.readers import RawRecord, read_records
@@ -199,16 +199,20 @@ def read_texts(
     input_cfg: InputConfig,
     roles: list[str],
     quality: QualityConfig,
+    config: Config,
 ) -> Iterator[pa.Table]:
     """``(position, text compared for duplicates)`` of every readable document that passes
-    the quality gate (only those take part in deduplication, as in the local engine).
+    the quality gate and the checks (only those take part in deduplication, as in the
+    local engine).
 
     An input that stops with an error stops here too; the driver raises that error
     when the document stream reaches it.
     """
+    from qudata.quality.checks import build_checks
     from qudata.quality.gate import QualityGate
 
     gate = QualityGate(quality)
+    checks = build_checks(config)
     for f in batch["f"].tolist():
         rows = _Rows()
         try:
@@ -221,7 +225,7 @@ def read_texts(
                     max_document_chars=input_cfg.max_document_chars,
                 ):
                     doc = _normalized(raw, input_cfg)
-                    if isinstance(doc, Document) and (not gate.active or gate.check(doc) is None):
+                    if isinstance(doc, Document) and _passes(doc, gate, checks):
                         text = dedup_text(doc, roles).encode("utf-8", "surrogatepass")
                         rows.add((f << LINE_BITS) | raw.line, DOC, text)
                         if rows.full:
@@ -229,6 +233,13 @@ def read_texts(
         except QudataError:
             pass
         yield _texts(rows.take())
+
+
+def _passes(doc: Document, gate: Any, checks: list[Any]) -> bool:
+    """The document passes the quality gate and every check (as ``_Run._checks``)."""
+    if gate.active and gate.check(doc) is not None:
+        return False
+    return all(check.check(doc) is None for check in checks)
 
 
 def _texts(table: pa.Table) -> pa.Table:
@@ -276,10 +287,13 @@ class Prepare:
         quality: QualityConfig,
         roles: list[str] | None,
         cluster: bool,
+        config: Config,
     ) -> None:
+        from qudata.quality.checks import build_checks
         from qudata.quality.gate import QualityGate
         from qudata.quality.tokens import get_token_counter
 
+        self.checks = build_checks(config)
         self.counter = get_token_counter(tokenizer, quality.token_threads or 1)  # one per actor
         self.gate = QualityGate(quality, with_components=quality.score_components)
         self.roles = roles
@@ -299,7 +313,7 @@ class Prepare:
                 counts[n] = flat[start : start + len(group)]
                 start += len(group)
         for i, (doc, derived), doc_counts in zip(rows, docs, counts, strict=True):
-            passed = not self.gate.active or self.gate.check(doc) is None
+            passed = _passes(doc, self.gate, self.checks)
             key = exact_key(dedup_text(doc, self.roles)) if self.roles else None
             if self.cluster:
                 doc.cluster = exact_key(doc.text).hex()
