@@ -17,7 +17,13 @@ from pathlib import Path
 
 __all__: list[str] = []
 
-EXTRA_MODULES = {"near": "rensa", "parquet": "pyarrow", "tokenizers": "tokenizers", "ray": "ray"}
+EXTRA_MODULES = {
+    "near": "rensa",
+    "parquet": "pyarrow",
+    "tokenizers": "tokenizers",
+    "ray": "ray",
+    "language": "py3langid",
+}
 
 
 def _cases(folder: Path) -> list[tuple[str, str, list[str]]]:
@@ -29,6 +35,8 @@ def _cases(folder: Path) -> list[tuple[str, str, list[str]]]:
     tokenizer.write_text("{}")
     out = str(folder / "out")
     common = ["--tokenizer", "none", "-q"]
+    language = folder / "language.yaml"
+    language.write_text("quality:\n  languages: [en]\n")
     return [
         ("near", "pack --dedup near", ["pack", str(docs), "-o", out, "--dedup", "near", *common]),
         ("parquet", "pack docs.parquet", ["pack", str(table), "-o", out, *common]),
@@ -40,6 +48,11 @@ def _cases(folder: Path) -> list[tuple[str, str, list[str]]]:
             ["pack", str(docs), "-o", out, "--tokenizer", str(tokenizer), "-q"],
         ),
         ("ray", "pack --engine ray", ["pack", str(docs), "-o", out, "--engine", "ray", *common]),
+        (
+            "language",
+            "pack with quality.languages",
+            ["pack", str(docs), "-o", out, "-c", str(language), *common],
+        ),
     ]
 
 

@@ -102,8 +102,8 @@ def pack_dataset(
     if cfg.engine.name == "ray":
         try:
             from qudata.engines.ray import pack_with_ray
-        except ImportError as exc:  # Ray, or numpy (which Ray brings), is not installed
-            if (exc.name or "").split(".")[0] not in ("ray", "numpy"):
+        except ImportError as exc:  # Ray, or what it brings (pyarrow, numpy), is missing
+            if (exc.name or "").split(".")[0] not in ("ray", "numpy", "pyarrow"):
                 raise
             raise MissingExtraError("ray", "ray", feature="--engine ray") from None
 
