@@ -89,8 +89,6 @@ def pack_dataset(
     cfg = load_config(config, overrides=overrides)
     out = Path(output_dir)
     if cfg.mix is not None:
-        if cfg.engine.name == "ray":
-            raise ConfigError("mix: runs on the local engine (remove --engine ray)")
         if inputs not in ((), [], None):
             raise ConfigError("give the inputs either as INPUT arguments or as mix.sources")
         inputs = [item.path for item in cfg.mix.sources]
@@ -334,10 +332,11 @@ class _Run:
         mix = self.cfg.mix
         planner = MixPlanner([s.weight for s in mix.sources], seed=mix.seed,
                              target_tokens=mix.target_tokens)  # fmt: skip
-        base = self._token_counter()
+        # the survey is a plain local run (on Ray too: it holds compact counts only)
+        base = survey._token_counter()
         assert base is not None  # the configuration requires a tokenizer with mix
         counter = CountCache(base)
-        dedup = self._deduplicator()
+        dedup = survey._deduplicator()
         try:
             for kept in survey._kept_batches(sources, _NoFile(), dedup, counter, _ignore):
                 for doc in kept:

@@ -398,3 +398,21 @@ def test_checks_run_before_dedup_on_ray_too(tmp_path: Path) -> None:
     local, _ = both([str(source)], tmp_path, config)
     c = counts(local)
     assert c["dropped"] == {"contaminated": 1} and c["accepted"] == 2
+
+
+def test_mix_on_ray_matches_the_local_engine(tmp_path: Path) -> None:
+    rng = random.Random(4)
+    paths = []
+    for name, docs, words in (("web", 60, 12), ("code", 40, 40)):
+        rows = [{"id": f"{name}{n}", "text": _text(rng, words)} for n in range(docs)]
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+        paths.append(str(path))
+    config = {
+        "mix": {"sources": [{"path": paths[0], "weight": 0.6}, {"path": paths[1], "weight": 0.4}],
+                "target_tokens": 3000, "seed": 2},
+        "output": {"split": {"train": 0.8, "validation": 0.2}},
+    }  # fmt: skip
+    local, _ = both([], tmp_path, config)
+    mix = orjson.loads(local["manifest.json"])["mix"]
+    assert mix["sources"][0]["repeated"] > 0 or mix["sources"][1]["downsampled"] > 0

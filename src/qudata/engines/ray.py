@@ -109,12 +109,18 @@ def pack_with_ray(
     is local to the driver.
     """
     _import_ray()
-    walk = expand_sources(inputs, exclude=output_dir)
-    check_not_an_input(output_dir, walk.folders, [s.path for s in walk.sources])
-    with ray_session(cfg.engine):
-        run = _RayRun(cfg, Path(output_dir), on_progress, command)
+    run = _RayRun(cfg, Path(output_dir), on_progress, command)
+    arguments = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    sources: list[Source] = []
+    for number, argument in enumerate(arguments):  # a mix source is one argument
+        walk = expand_sources([argument], exclude=output_dir)
+        check_not_an_input(output_dir, walk.folders, [s.path for s in walk.sources])
         run.report.skipped.update(walk.skipped)
-        return run.run(walk.sources)
+        if cfg.mix is not None:
+            run.mix_source.update((s.name, number) for s in walk.sources)
+        sources.extend(walk.sources)
+    with ray_session(cfg.engine):
+        return run.run(sources)
 
 
 @contextmanager
