@@ -341,6 +341,7 @@ def build(
             target=f"linear: <= 5x for {b // a}x the length",
         )
         for a, b in itertools.pairwise(LONG_MB)
+        if longs
     ] + [
         Comparison(
             job="long",
@@ -354,6 +355,7 @@ def build(
             target="time <= 3x one encode",
         )
         for mb in LONG_MB[-1:]
+        if longs
     ]
 
     return [

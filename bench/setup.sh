@@ -89,7 +89,10 @@ if [ ! -f "$WORK/venv-qudata/.bench-ok" ]; then
   fi
   touch "$WORK/venv-qudata/.bench-ok"
 else
-  log "venv $WORK/venv-qudata exists"
+  # the project's dependencies change: bring an existing venv up to date (quick when it is)
+  log "venv $WORK/venv-qudata exists; updating its install of $ROOT[all]"
+  "$WORK/venv-qudata/bin/python" -m pip install -q -e "$ROOT[all]" >/dev/null 2>&1 \
+    || "$WORK/venv-qudata/bin/python" -m pip install -q -e "$ROOT[parquet,near,tokenizers]"
 fi
 
 if [ ! -f "$WORK/venv-peers/.bench-ok" ]; then
