@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -108,6 +108,10 @@ class Formatter(ABC, Generic[Opts]):
     def token_texts(self, record: Record, doc: Document) -> list[str]:
         """The texts whose tokens count for ``record`` (default: the document text)."""
         return [doc.text]
+
+    def prepare_batch(self, docs: Sequence[Document], opts: Opts, state: dict[str, Any]) -> None:
+        """Work worth doing for a whole batch before its documents are formatted one by
+        one (ChatML counts the parts of every long text in one batched call)."""
 
     def record_tokens(self, record: Record) -> int | None:
         """The tokens of ``record`` when the format knows them itself (token-id formats);

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from qudata.quality.tokens import TokenCounter
 
-__all__ = ["split_to_budget", "truncate_to_budget"]
+__all__ = ["guess_parts", "split_to_budget", "truncate_to_budget"]
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+")  # also CJK full stops
@@ -151,6 +151,21 @@ def split_to_budget(text: str, budget: int, counter: TokenCounter) -> list[str]:
                 break
         else:
             size = min(2 * size, _MAX_BATCH)
+    return parts
+
+
+def guess_parts(text: str, budget: int, counter: TokenCounter) -> list[str]:
+    """The parts :func:`split_to_budget` tries first, uncounted: a caller that splits many
+    texts can count all their guesses in one batch (on threads), and the splits then find
+    their counts (a :class:`~qudata.quality.tokens.CountCache` remembers them)."""
+    splitter = _Splitter(text, budget, counter)
+    if len(splitter.ends) <= budget:
+        return []
+    parts, start = [], 0
+    while start < len(text):
+        part, start = splitter.guess(start)
+        if part:
+            parts.append(part)
     return parts
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from qudata.config import DEFAULT_ASSISTANT_TEMPLATE, DEFAULT_USER_TEMPLATE, ChatMLOptions
@@ -9,7 +10,7 @@ from qudata.conversations import conversation_problems
 from qudata.errors import InputError
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
-from qudata.pack.budget import split_to_budget, truncate_to_budget
+from qudata.pack.budget import guess_parts, split_to_budget, truncate_to_budget
 from qudata.pack.chatml_render import render_chatml
 from qudata.pack.markup import MARKUP_EVENTS, MarkupGuard, conversation_guard
 from qudata.pack.metadata import MetadataWriter
@@ -145,6 +146,27 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         return render_bounded(
             template, variables, timeout=opts.template_timeout, max_chars=opts.template_max_chars
         )
+
+    def prepare_batch(
+        self, docs: Sequence[Document], opts: ChatMLOptions, state: dict[str, Any]
+    ) -> None:
+        """The parts of every plain document over the budget, counted in one batch (on
+        threads when CPUs are free): the splits then find every count they need."""
+        limit = self._limit(opts)
+        if limit is None or opts.on_overflow != "split":
+            return
+        if "guard" not in state:
+            state.update(self._stream_state(opts))
+        if not state["by_construction"]:  # custom templates shrink the budget per round
+            return
+        counter, guesses = self.counter, []
+        for doc in docs:
+            if doc.messages is None and doc.text.strip():
+                text = state["guard"].clean(doc.text)
+                if text is not None and counter.count(text) > limit:
+                    guesses.extend(guess_parts(text, limit, counter))
+        if guesses:
+            counter.count_batch(guesses)
 
     def _clean(self, text: str, opts: ChatMLOptions, state: dict[str, Any]) -> str | None:
         """``text`` with chat markup escaped or stripped (``None``: drop the record).

@@ -70,6 +70,7 @@ class FormatOutput:
     ) -> None:
         """Format, count, check and write ``docs``; ``copies``: how often each is written
         (the mix's repeats; a document counts once, its records once per copy)."""
+        self.formatter.prepare_batch(docs, self.opts, self.state)
         results = [self.formatter.format_document(d, self.opts, self.state) for d in docs]
         counts: dict[int, int] = {}
         if self.counter is not None:
