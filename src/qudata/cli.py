@@ -102,6 +102,18 @@ def _command_line(output_dir: str) -> str:
     return "qudata " + shlex.join(argv)
 
 
+#: ``--column NAME=KEY``, the same for ``pack`` and ``stats``
+_COLUMN_OPTION = click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="NAME=KEY",
+    help="Read qudata's field NAME from the file's KEY (input.columns), e.g. "
+    "--column prompt=instruction --column response=output; repeat for several. Names: "
+    "prompt, query, response, history, system, messages, tools, chosen, rejected, text, id.",
+)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="qudata")
 def cli() -> None:
@@ -149,15 +161,7 @@ def cli() -> None:
 )
 @click.option("--text-key", default=None, help="Input field holding the text (default: text).")
 @click.option("--id-key", default=None, help="Input field holding the id (default: id).")
-@click.option(
-    "--column",
-    "columns",
-    multiple=True,
-    metavar="NAME=KEY",
-    help="Read qudata's field NAME from the file's KEY (input.columns), e.g. "
-    "--column prompt=instruction --column response=output; repeat for several. Names: "
-    "prompt, query, response, history, system, messages, tools, chosen, rejected, text, id.",
-)
+@_COLUMN_OPTION
 @click.option(
     "--tokenizer",
     default=None,
@@ -366,15 +370,7 @@ def _mix(specs: tuple[str, ...], target_tokens: str | None) -> dict[str, Any]:
     help="Duplicate removal before counting (default: exact).",
 )
 @click.option("--text-key", default=None, help="Input field holding the text (default: text).")
-@click.option(
-    "--column",
-    "columns",
-    multiple=True,
-    metavar="NAME=KEY",
-    help="Read qudata's field NAME from the file's KEY (input.columns), e.g. "
-    "--column prompt=instruction --column response=output; repeat for several. Names: "
-    "prompt, query, response, history, system, messages, tools, chosen, rejected, text, id.",
-)
+@_COLUMN_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def stats(
     inputs: tuple[str, ...],

@@ -8,7 +8,7 @@ from qudata.config import JSONLOptions
 from qudata.conversations import ends_on_user
 from qudata.models import KNOWN_METADATA_KEYS, Document
 from qudata.pack.base import Formatter, Record
-from qudata.pack.markup import MARKUP_EVENTS, MessageCleaner, conversation_guard
+from qudata.pack.markup import MessageCleaner, conversation_guard
 from qudata.pack.metadata import MetadataWriter
 from qudata.quality.report import Drop
 
@@ -64,10 +64,7 @@ class JSONLFormatter(Formatter[JSONLOptions]):
         if "cleaner" not in state:
             state["cleaner"] = MessageCleaner(conversation_guard(self.config.pack.chatml))
         cleaner: MessageCleaner = state["cleaner"]
-        before = cleaner.changed
-        cleaned = cleaner.clean(messages)
-        if cleaner.changed > before:
-            self.stats.events[MARKUP_EVENTS[cleaner.guard.policy]] += cleaner.changed - before
+        cleaned = cleaner.clean_counted(messages, self.stats.events)
         return cleaned
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:

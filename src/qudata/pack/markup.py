@@ -142,6 +142,14 @@ class MessageCleaner:
         self.guard = guard
         self.changed = 0
 
+    def clean_counted(self, messages: list[Any], events: Any) -> list[Any] | None:
+        """:meth:`clean`, with the strings it changed added to a format's ``events``."""
+        before = self.changed
+        cleaned = self.clean(messages)
+        if self.changed > before:
+            events[MARKUP_EVENTS[self.guard.policy]] += self.changed - before
+        return cleaned
+
     def clean(self, messages: list[Any]) -> list[Any] | None:
         out = []
         for message in messages:

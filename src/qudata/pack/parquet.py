@@ -21,7 +21,7 @@ from qudata.config import ParquetOptions
 from qudata.io.parquet import ParquetShardWriter, import_pyarrow
 from qudata.models import KNOWN_METADATA_KEYS, Document
 from qudata.pack.base import Formatter, Record
-from qudata.pack.markup import MARKUP_EVENTS, MessageCleaner, conversation_guard
+from qudata.pack.markup import MessageCleaner, conversation_guard
 from qudata.quality.report import Drop, FormatStats
 
 __all__ = ["ParquetFormatter", "parquet_schema"]
@@ -157,10 +157,7 @@ class ParquetFormatter(Formatter[ParquetOptions]):
         if "cleaner" not in state:
             state["cleaner"] = MessageCleaner(conversation_guard(self.config.pack.chatml))
         cleaner: MessageCleaner = state["cleaner"]
-        before = cleaner.changed
-        cleaned = cleaner.clean(messages)
-        if cleaner.changed > before:
-            self.stats.events[MARKUP_EVENTS[cleaner.guard.policy]] += cleaner.changed - before
+        cleaned = cleaner.clean_counted(messages, self.stats.events)
         if cleaned is None:
             return Drop("markup", "a message holds chat markup (pack.chatml.markup: drop)")
         return cleaned

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from qudata.models import json_kind
+
 __all__ = ["INT64_MAX", "INT64_MIN", "ValueSchema", "number_kind"]
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -24,20 +26,13 @@ def number_kind(value: int | float) -> str:
     return "wide" if abs(value) > _EXACT_FLOAT_INT else "integer"
 
 
+_JSON_KINDS = frozenset(("null", "boolean", "number", "string", "array", "object"))
+
+
 def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "string"  # written as its JSON text
+    """The JSON type of ``value``; any other value is written as its JSON text."""
+    kind = json_kind(value)
+    return kind if kind in _JSON_KINDS else "string"
 
 
 class ValueSchema:
