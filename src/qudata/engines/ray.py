@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from qudata.config import Config, EngineConfig, parse_size
-from qudata.errors import ConfigError, MissingExtraError
+from qudata.errors import ConfigError, MissingExtraError, WorkerError
 from qudata.io.output_dir import check_not_an_input
 from qudata.io.readers import RawRecord
 from qudata.io.sources import Source
@@ -307,9 +307,9 @@ class _RayRun(_Run):
 
     def _schema_records(self, source: Source) -> Iterator[RawRecord]:
         """A URI input is read from a local copy, as the Ray stages read it."""
-        from qudata.engines.ray_stages import _local
+        from qudata.engines.ray_stages import local_copy
 
-        with _local(source) as local:
+        with local_copy(source) as local:
             yield from super()._schema_records(local)
 
     def _shuffle_buckets(self, sources: list[Source]) -> int:
@@ -386,7 +386,10 @@ class _RayRun(_Run):
             columns = [table[c].to_pylist() for c in ("pos", "kind", "payload")]
             for pos, kind, payload in zip(*columns, strict=True):
                 if pos <= last:  # the verdicts and the output depend on input order
-                    raise RuntimeError(f"Ray Data streamed position {pos} after {last}")
+                    raise WorkerError(
+                        f"Ray Data streamed position {pos} after {last}: the input order "
+                        "was lost (a Ray Data setting?); nothing was published"
+                    )
                 last = pos
                 f = pos >> LINE_BITS
                 if f != current:

@@ -43,6 +43,7 @@ __all__ = [
     "decode_error",
     "dedup_text",
     "is_uri",
+    "local_copy",
     "read_documents",
     "read_texts",
     "sign_texts",
@@ -74,7 +75,7 @@ def decode_error(data: bytes) -> QudataError:
 
 
 @contextmanager
-def _local(source: Source) -> Iterator[Source]:
+def local_copy(source: Source) -> Iterator[Source]:
     """``source`` itself, or for a URI a temporary local copy that keeps its name."""
     if not is_uri(source.path):
         yield source
@@ -148,7 +149,7 @@ def read_documents(
         rows = _Rows()
         digest = hashlib.sha256()
         try:
-            with _local(source) as local:
+            with local_copy(source) as local:
                 text_key, id_key = input_cfg.text_field, input_cfg.id_field
                 for raw in read_records(
                     local,
@@ -216,7 +217,7 @@ def read_texts(
     for f in batch["f"].tolist():
         rows = _Rows()
         try:
-            with _local(sources[f]) as local:
+            with local_copy(sources[f]) as local:
                 for raw in read_records(
                     local,
                     text_key=input_cfg.text_field,
