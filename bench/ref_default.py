@@ -5,7 +5,9 @@ record of the format (ChatML: the user prompt `Write a document titled "<title>"
 text as the assistant turn; JSONL: text, labels, metadata; plain: a `=== Document N ===`
 block); one `encode_ordinary_batch` pass over every message or text, in batches of 512
 (exact token counts, as the default `cl100k_base`); orjson writes. No budget cuts, no
-validation, no account: a lower bound. Prints a one-line JSON summary.
+validation, no account: a lower bound. Alpaca records (``instruction``, ``input``,
+``output``) become a user and an assistant turn, deduplicated on both. Prints a
+one-line JSON summary.
 
     python ref_default.py CORPUS.jsonl OUT --format chatml|jsonl|plain
 """
@@ -29,7 +31,22 @@ def get_encoding() -> tiktoken.Encoding:
         return tiktoken.get_encoding("cl100k_base")
 
 
+def conversation(doc: dict[str, object]) -> tuple[str, str] | None:
+    """An Alpaca record's user and assistant turns (instruction + input, output)."""
+    if "instruction" not in doc or "output" not in doc:
+        return None
+    user, extra = str(doc.get("instruction") or ""), str(doc.get("input") or "")
+    return (f"{user}\n\n{extra}" if extra else user), str(doc.get("output") or "")
+
+
 def record(doc: dict[str, object], fmt: str, number: int) -> tuple[bytes, list[str]]:
+    turns = conversation(doc)
+    if turns is not None and fmt == "chatml":
+        messages = [
+            {"role": "user", "content": turns[0]},
+            {"role": "assistant", "content": turns[1]},
+        ]
+        return orjson.dumps({"messages": messages}) + b"\n", list(turns)
     text = str(doc.get("text") or "")
     meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
     assert isinstance(meta, dict)
@@ -62,7 +79,8 @@ def main() -> None:
                 continue
             doc = orjson.loads(line)
             n_read += 1
-            text = doc.get("text") or ""
+            turns = conversation(doc)
+            text = "\n\n".join(turns) if turns else doc.get("text") or ""
             norm = " ".join(unicodedata.normalize("NFC", text).casefold().split())
             key = xxhash.xxh3_128_digest(norm.encode("utf-8"))
             if key in seen:

@@ -43,7 +43,7 @@ MIB = 1024 * 1024
 
 ALL_JOBS = [
     "pack", "hf", "formats", "exact_dedup", "near_dedup", "tokens", "memory", "full",
-    "default", "long", "decontam", "megatron",
+    "default", "long", "decontam", "megatron", "short",
 ]  # fmt: skip
 LONG_MB = (1, 4, 16)  # sizes of the single long documents of the `long` job
 
@@ -257,6 +257,30 @@ def long_document(mb: int, corpus: Path) -> Path:
     return path
 
 
+def short_records(corpus: Path, mb: float) -> Path:
+    """bench/.work/corpus/alpaca-<mb>.jsonl: short Alpaca-shaped chat records made from the
+    corpus's paragraphs (an instruction of up to 200 characters, the next paragraph as
+    the output, up to 800): the shape of public fine-tuning data."""
+    path = CORPUS_DIR / f"alpaca-{mb:g}.jsonl"
+    if path.exists():
+        return path
+    limit, size, rows = int(mb * MIB), 0, []
+    with open(corpus, "rb") as fin:
+        for line in fin:
+            paragraphs = [p for p in (json.loads(line).get("text") or "").split("\n\n") if p]
+            for ask, answer in zip(paragraphs[::2], paragraphs[1::2], strict=False):
+                row = {"instruction": ask[:200], "input": "", "output": answer[:800]}
+                data = json.dumps(row, ensure_ascii=False) + "\n"
+                rows.append(data)
+                size += len(data.encode("utf-8"))
+            if size >= limit:
+                break
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text("".join(rows), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def benchmark_file(corpus: Path, items: int = 1000) -> Path:
     """bench/.work/corpus/benchmark-like.jsonl and its config: ``items`` benchmark items (a
     paragraph of every 20th document, as HumanEval-sized prompts), so the corpus holds
@@ -279,7 +303,12 @@ def benchmark_file(corpus: Path, items: int = 1000) -> Path:
 
 
 def build(
-    qudata: list[str], peers: str, corpus: Path, small: Path, longs: dict[int, Path]
+    qudata: list[str],
+    peers: str,
+    corpus: Path,
+    small: Path,
+    longs: dict[int, Path],
+    short: Path | None = None,
 ) -> list[Comparison]:
     def out(name: str) -> Path:
         return OUT_DIR / name
@@ -423,6 +452,20 @@ def build(
             qudata=[q("q-megatron", "-f", "megatron", quiet=False)],
             ref=[r_tok], r_name="tiktoken batch pass", metric="time", limit=1.3,
             target="time <= 1.3x",
+        ),
+        *(
+            [
+                Comparison(
+                    job="short", label="short_chatml", q_name="pack -f chatml (Alpaca)",
+                    qudata=[q("q-short-chatml", "-f", "chatml", src=short, quiet=False)],
+                    ref=[ref("ref-short-chatml", "ref_default.py", "--format", "chatml",
+                             src=short)],
+                    r_name="orjson+dedup+tiktoken", metric="time", limit=1.5,
+                    target="time <= 1.5x",
+                )
+            ]
+            if short is not None
+            else []
         ),
         default("chatml", 1.5),
         default("jsonl", 1.3),
@@ -642,8 +685,9 @@ def main() -> int:
     longs = {mb: long_document(mb, corpus) for mb in LONG_MB} if "long" in jobs else {}
     if "decontam" in jobs:
         benchmark_file(corpus)
-    comps = [c for c in build(qudata, peers, corpus, small, longs) if c.job in jobs]
-    for path in {corpus, small, *longs.values()}:
+    short = short_records(corpus, args.corpus_mb / 4) if "short" in jobs else None
+    comps = [c for c in build(qudata, peers, corpus, small, longs, short) if c.job in jobs]
+    for path in {corpus, small, *longs.values(), *([short] if short else [])}:
         warm(path)
     n_docs = count_lines(corpus)
 
