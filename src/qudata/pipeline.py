@@ -35,7 +35,7 @@ from qudata.io.output_dir import (
     recover,
 )
 from qudata.io.readers import RawRecord, read_records
-from qudata.io.sources import Source, walk_inputs
+from qudata.io.sources import Source, walk_arguments
 from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.output import FormatOutput, count_once
@@ -107,15 +107,11 @@ def pack_dataset(
 
         return pack_with_ray(arguments, out, cfg, on_progress=on_progress, command=command)
     run = _Run(cfg, out, on_progress, command)
-    sources: list[Source] = []
-    for number, argument in enumerate(arguments):  # a mix source is one argument
-        walk = walk_inputs([argument], exclude=out)
-        check_not_an_input(out, walk.folders, [s.path for s in walk.sources])
-        run.report.skipped.update(walk.skipped)
-        if cfg.mix is not None:
-            run.mix_source.update((s.name, number) for s in walk.sources)
-        sources.extend(walk.sources)
-    return run.run(sources)
+    found, argument_of = walk_arguments(arguments, out)
+    run.report.skipped.update(found.skipped)
+    if cfg.mix is not None:
+        run.mix_source.update(argument_of)
+    return run.run(found.sources)
 
 
 class _Run:

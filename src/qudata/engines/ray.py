@@ -52,9 +52,8 @@ import numpy as np
 
 from qudata.config import Config, EngineConfig, parse_size
 from qudata.errors import ConfigError, MissingExtraError, WorkerError
-from qudata.io.output_dir import check_not_an_input
 from qudata.io.readers import RawRecord
-from qudata.io.sources import Source
+from qudata.io.sources import Source, walk_arguments
 from qudata.io.writers import AtomicFile
 from qudata.models import Document, token_texts
 from qudata.pipeline import BATCH_SIZE, _Run
@@ -111,16 +110,14 @@ def pack_with_ray(
     _import_ray()
     run = _RayRun(cfg, Path(output_dir), on_progress, command)
     arguments = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
-    sources: list[Source] = []
-    for number, argument in enumerate(arguments):  # a mix source is one argument
-        walk = expand_sources([argument], exclude=output_dir)
-        check_not_an_input(output_dir, walk.folders, [s.path for s in walk.sources])
-        run.report.skipped.update(walk.skipped)
-        if cfg.mix is not None:
-            run.mix_source.update((s.name, number) for s in walk.sources)
-        sources.extend(walk.sources)
+    found, argument_of = walk_arguments(
+        [os.fspath(a) for a in arguments], output_dir, expand_sources
+    )
+    run.report.skipped.update(found.skipped)
+    if cfg.mix is not None:
+        run.mix_source.update(argument_of)
     with ray_session(cfg.engine):
-        return run.run(sources)
+        return run.run(found.sources)
 
 
 @contextmanager

@@ -18,14 +18,21 @@ import glob
 import os
 import stat
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from qudata.errors import InputNotFoundError
-from qudata.io.output_dir import is_own_path, is_qudata_dataset
+from qudata.io.output_dir import check_not_an_input, is_own_path, is_qudata_dataset
 
-__all__ = ["InputWalk", "Source", "expand_inputs", "kind_of", "walk_inputs"]
+__all__ = [
+    "InputWalk",
+    "Source",
+    "expand_inputs",
+    "kind_of",
+    "walk_arguments",
+    "walk_inputs",
+]
 
 _KINDS = {
     ".jsonl": "jsonl",
@@ -228,3 +235,25 @@ def expand_inputs(
 ) -> list[Source]:
     """The sources of :func:`walk_inputs`."""
     return walk_inputs(inputs, exclude=exclude).sources
+
+
+def walk_arguments(
+    arguments: list[str],
+    output_dir: Path,
+    walk: Callable[..., InputWalk] | None = None,
+) -> tuple[InputWalk, dict[str, int]]:
+    """Every argument walked (by ``walk``, default :func:`walk_inputs`; the Ray engine's
+    also takes URIs), none overlapping the output folder (:func:`~qudata.io.output_dir.
+    check_not_an_input`): the sources in order, what was skipped, and the number of the
+    argument each source came from (a ``mix`` source is one argument)."""
+    walker = walk or walk_inputs
+    found = InputWalk()
+    argument_of: dict[str, int] = {}
+    for number, argument in enumerate(arguments):
+        one = walker([argument], exclude=output_dir)
+        check_not_an_input(output_dir, one.folders, [s.path for s in one.sources])
+        found.sources.extend(one.sources)
+        found.skipped.update(one.skipped)
+        found.folders.extend(one.folders)
+        argument_of.update((source.name, number) for source in one.sources)
+    return found, argument_of
