@@ -86,14 +86,27 @@ class _Group(click.Group):
         return super().parse_args(ctx, args)
 
 
+#: Options that say how or where to run, not what to write: left out of the card's command
+#: (with their values), so that any engine and any number of workers write the same card.
+_HOW_OPTIONS = ("--workers", "--engine", "--ray-address")
+
+
 def _command_line(output_dir: str) -> str:
-    """The command as given, with the output folder elided (so that the same job writes
-    the same bytes into any folder)."""
-    argv = [
-        a
-        for a in click.get_current_context().find_root().meta.get("qudata.argv", [])
-        if a != "--overwrite"  # how to write, not what: a rerun writes the same card
-    ]
+    """The command as given, with the output folder elided and the options of
+    ``_HOW_OPTIONS`` and ``--overwrite`` left out (so that the same job writes the same
+    bytes into any folder, on any engine)."""
+    given = click.get_current_context().find_root().meta.get("qudata.argv", [])
+    argv: list[str] = []
+    skip = False
+    for arg in given:
+        if skip:
+            skip = False
+        elif arg == "--overwrite":  # how to write, not what: a rerun writes the same card
+            continue
+        elif arg in _HOW_OPTIONS:
+            skip = True
+        elif not arg.startswith(tuple(f"{o}=" for o in _HOW_OPTIONS)):
+            argv.append(arg)
     for i, arg in enumerate(argv):
         if arg in ("-o", "--output") and i + 1 < len(argv):
             argv[i + 1] = "OUT_DIR"
@@ -219,8 +232,15 @@ def cli() -> None:
     "--engine",
     type=click.Choice(["local", "ray"]),
     default=None,
-    help="Where the pipeline runs: local (default, one process) or ray (Ray Data, the same "
-    "output; needs qudata[ray]).",
+    help="Where the pipeline runs: local (default: a process per CPU) or ray (Ray tasks, "
+    "the same output; needs qudata[ray]).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes of the local engine (default: the usable CPUs; 1: all in this "
+    "process). The output does not depend on it.",
 )
 @click.option(
     "--ray-address",
@@ -270,6 +290,7 @@ def pack(
     shard_records: int | None,
     compression: str | None,
     engine: str | None,
+    workers: int | None,
     ray_address: str | None,
     mix_specs: tuple[str, ...],
     target_tokens: str | None,
@@ -299,7 +320,11 @@ def pack(
             "shard_records": shard_records,
             "compression": compression,
         },
-        engine={"name": engine or ("ray" if ray_address else None), "address": ray_address},
+        engine={
+            "name": engine or ("ray" if ray_address else None),
+            "address": ray_address,
+            "workers": workers,
+        },
     )
     if mix_specs or target_tokens:
         overrides["mix"] = _mix(mix_specs, target_tokens)
@@ -318,14 +343,14 @@ def pack(
     with _clean_end(output_dir):
         cfg = load_config(config_path, overrides=overrides)
         _check_output_parent(output_dir)
-        with _progress(quiet) as on_progress:
+        with _progress(quiet) as progress:
             report = pack_dataset(
                 inputs,
                 output_dir,
                 config=cfg,
                 formats=formats or None,
                 overwrite=overwrite,
-                on_progress=on_progress,
+                progress=progress,
                 command=_command_line(output_dir),
             )
     for caution in report.cautions:
@@ -495,28 +520,50 @@ def _overrides(**sections: dict[str, Any]) -> dict[str, Any]:
 
 
 class _progress:
-    """A progress line on a terminal (standard error), nothing otherwise."""
+    """A progress bar on a terminal (standard error), nothing otherwise: the phase
+    (scan, dedup, mix, write, commit), input bytes done of the total, speed, ETA."""
 
     def __init__(self, quiet: bool) -> None:
         self.enabled = not quiet and sys.stderr.isatty()
         self._progress: Any = None
+        self._task: Any = None
 
-    def __enter__(self) -> Callable[[int], None] | None:
+    def __enter__(self) -> _progress | None:
         if not self.enabled:
             return None
         from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.completed:,} documents read"),
+            TextColumn("{task.description:>7}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=True,
         )
         self._progress.start()
-        task = self._progress.add_task("pack", total=None)
-        return lambda n: self._progress.update(task, completed=n)
+        return self
+
+    def phase(self, label: str, total: int) -> None:
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+        self._task = self._progress.add_task(label, total=total or None)
+
+    def advance(self, amount: int) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, amount)
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:

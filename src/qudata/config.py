@@ -380,23 +380,29 @@ def parse_count(value: str) -> int:
 
 
 class EngineConfig(Section):
-    """``engine``: where the pipeline runs (``local`` is the reference).
+    """``engine``: where the pipeline runs; the output is the same whatever runs it.
 
-    ``ray`` (extra ``qudata[ray]``) joins the cluster at ``address`` (``auto``: the one
-    started on this machine with ``ray start``), or starts a local Ray instance with
+    ``local`` runs the stages in ``workers`` processes (default: the usable CPUs; 1: in
+    this process; an input under 4 MB always runs in this process unless ``workers`` is
+    set). ``ray`` (extra ``qudata[ray]``) joins the cluster at ``address`` (``auto``: the
+    one started on this machine with ``ray start``), or starts a local Ray instance with
     ``num_cpus`` (default 2) and ``object_store_memory`` (default 200MB).
+    ``partition_size`` (default: about 1/32 of the input, 1 MiB to 64 MiB) is the
+    byte size at which large JSON Lines files are cut into partitions.
     """
 
     name: Literal["local", "ray"] = "local"
+    workers: int | None = Field(default=None, gt=0)
+    partition_size: int | str | None = None
     address: str | None = None
     num_cpus: int | None = Field(default=None, gt=0)
     object_store_memory: int | str | None = None
 
-    @field_validator("object_store_memory")
+    @field_validator("object_store_memory", "partition_size")
     @classmethod
     def _valid_memory(cls, value: int | str | None) -> int | str | None:
         if value is not None and parse_size(value) <= 0:
-            raise ValueError("object_store_memory must be positive")
+            raise ValueError("must be a positive size")
         return value
 
 

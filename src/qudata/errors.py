@@ -15,7 +15,11 @@ them into one clean ``Error: ...`` line and an exit code, never a traceback::
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "error_state",
+    "rebuild_error",
     "ConfigError",
     "InputError",
     "InputNotFoundError",
@@ -100,3 +104,18 @@ class WriteError(OutputError):
     """Writing the output failed at the system level (``ENOSPC``, ``EACCES``, ...)."""
 
     exit_code = 1
+
+
+def error_state(exc: QudataError) -> tuple[Any, ...]:
+    """A qudata error as plain data, to send from a worker process or a Ray task (their
+    keyword-only constructors do not survive pickling)."""
+    return (type(exc), exc.args, dict(exc.__dict__))
+
+
+def rebuild_error(state: tuple[Any, ...]) -> QudataError:
+    """The error of :func:`error_state`, with its message and attributes."""
+    cls, args, attributes = state
+    exc: QudataError = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(attributes)
+    return exc

@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from qudata.errors import WorkerError
+from qudata.errors import QudataError, WorkerError, error_state, rebuild_error
 
 __all__ = ["ProcessPool", "serve"]
 
@@ -78,6 +78,8 @@ class ProcessPool:
         self.workers = workers
         self._processes: list[subprocess.Popen[bytes]] = []
         self._busy = False
+        self._in_flight = 0  # calls of :meth:`call` not yet answered
+        self._lock = threading.Lock()
 
     def _start(self) -> None:
         env = dict(os.environ)
@@ -118,7 +120,7 @@ class ProcessPool:
                 assert process.stdout is not None
                 ok, value = _read(process.stdout)
                 if not ok:
-                    raise WorkerError(f"a worker process failed: {value}")
+                    raise _failure(value)
                 results.append(value)
         except (EOFError, BrokenPipeError, OSError) as exc:
             codes = [p.poll() for p in self._processes]
@@ -128,12 +130,41 @@ class ProcessPool:
         self._busy = False
         return results
 
+    def call(self, worker: int, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """``function(*args)`` in worker number ``worker`` (one call at a time per worker;
+        calls on different workers may run from different threads)."""
+        if not self._processes:
+            raise RuntimeError("the pool is not started")
+        process = self._processes[worker]
+        assert process.stdin is not None and process.stdout is not None
+        with self._lock:
+            self._in_flight += 1
+        try:
+            _write(process.stdin, (function.__module__, function.__qualname__, args))
+            ok, value = _read(process.stdout)
+            with self._lock:
+                self._in_flight -= 1
+        except (EOFError, BrokenPipeError, OSError, ValueError) as exc:
+            code = process.poll()
+            raise WorkerError(
+                f"a worker process ended unexpectedly (exit code {code}): {exc!r}"
+            ) from None
+        if not ok:
+            raise _failure(value)
+        return value
+
+    def start(self) -> None:
+        """Start the workers now (they start on first use otherwise)."""
+        if not self._processes:
+            self._start()
+
     def close(self) -> None:
         """End the workers: an idle worker exits at the end of its input; one still
         busy (an interrupted :meth:`map`) is killed at once."""
         processes, self._processes = self._processes, []
+        busy = self._busy or self._in_flight > 0
         for process in processes:
-            if self._busy:
+            if busy:
                 process.kill()
             elif process.stdin is not None:
                 try:
@@ -150,10 +181,18 @@ class ProcessPool:
             if process.stdout is not None:
                 process.stdout.close()
         self._busy = False
+        self._in_flight = 0
 
     def __del__(self) -> None:
         for process in self._processes:
             process.kill()
+
+
+def _failure(value: Any) -> QudataError:
+    """The error a worker replied: its own qudata error rebuilt, or a WorkerError."""
+    if isinstance(value, tuple):
+        return rebuild_error(value)
+    return WorkerError(f"a worker process failed: {value}")
 
 
 def _die_with(parent: int) -> None:
@@ -195,6 +234,8 @@ def serve() -> None:
                 raise ValueError(f"{module}: only qudata's functions run in a worker")
             function = getattr(importlib.import_module(module), name)
             reply: tuple[bool, Any] = (True, function(*args))
+        except QudataError as exc:  # raised again in the parent as it is
+            reply = (False, error_state(exc))
         except Exception as exc:  # sent to the parent, which raises it
             reply = (False, f"{type(exc).__name__}: {exc}")
         _write(replies, reply)

@@ -1,7 +1,7 @@
 """Inputs of the Ray engine: local paths made absolute (workers do not share the driver's
 working folder) and fsspec URIs (``s3://``, ``gs://``, ``file://``), expanded in the local
 engine's order; workers read a URI through a temporary local copy
-(:func:`qudata.engines.ray_stages.read_documents`)."""
+(:func:`qudata.io.uri.local_copy`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import replace
 from qudata.errors import ConfigError, InputNotFoundError, MissingExtraError
 from qudata.io.sources import InputWalk, Source, kind_of, walk_inputs
 
-from .ray_stages import is_uri
+from qudata.io.uri import is_uri
 
 __all__ = ["expand_sources", "input_bytes"]
 

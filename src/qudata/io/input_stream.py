@@ -45,9 +45,10 @@ class _StoredRaw(io.RawIOBase):
     another core; :meth:`close` waits until every byte is hashed.
     """
 
-    def __init__(self, raw: BinaryIO, digest: Any = None) -> None:
+    def __init__(self, raw: BinaryIO, digest: Any = None, limit: int | None = None) -> None:
         self._raw = raw
         self.offset = 0
+        self._limit = limit  # read at most this many bytes (a partition's byte range)
         self._queue: queue.Queue[bytes | None] | None = None
         if digest is not None:
             self._queue = queue.Queue(maxsize=4)
@@ -63,6 +64,12 @@ class _StoredRaw(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        if self._limit is not None:
+            left = self._limit - self.offset
+            if left <= 0:
+                return 0
+            if len(buffer) > left:
+                buffer = memoryview(buffer)[:left]
         n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
         if n:
             self.offset += n
@@ -202,6 +209,7 @@ class InputStream:
         name: str | None = None,
         digest: Any = None,
         regular_only: bool = False,
+        span: tuple[int, int] | None = None,
     ) -> None:
         self.path = path
         self.name = name or path
@@ -212,7 +220,11 @@ class InputStream:
             raw = _open_regular(path, self.name)
         else:
             raw = open(path, "rb")  # noqa: SIM115
-        self._stored = _StoredRaw(raw, digest)
+        limit = None
+        if span is not None:  # a byte range of an uncompressed file: a partition
+            raw.seek(span[0])
+            limit = span[1] - span[0]
+        self._stored = _StoredRaw(raw, digest, limit)
         self._zstd: _ZstdRaw | None = None
         self.stream: Any
         if self.codec == "gzip":
@@ -280,12 +292,18 @@ class InputStream:
 
 
 def open_input(
-    path: str, *, name: str | None = None, digest: Any = None, regular_only: bool = False
+    path: str,
+    *,
+    name: str | None = None,
+    digest: Any = None,
+    regular_only: bool = False,
+    span: tuple[int, int] | None = None,
 ) -> InputStream:
     """An :class:`InputStream` over ``path`` (``-``: standard input), decoded by its name.
 
     With ``digest`` (a ``hashlib`` object), the file's bytes as stored are hashed while
     they are read, so an input's sha256 costs no second pass. ``regular_only`` refuses,
     without blocking, anything but a regular file (reason ``not_a_regular_file``).
+    ``span``: only the bytes ``[start, end)`` of an uncompressed file (a partition).
     """
-    return InputStream(path, name=name, digest=digest, regular_only=regular_only)
+    return InputStream(path, name=name, digest=digest, regular_only=regular_only, span=span)

@@ -43,8 +43,14 @@ def read_records(
     digest: Any = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     max_document_chars: int | None = None,
+    span: tuple[int, int] | None = None,
+    first_line: int = 1,
 ) -> Iterator[RawRecord]:
     """Records of one source, by its kind; ``digest`` hashes the file's bytes as stored.
+
+    ``span`` and ``first_line``: only the lines in bytes ``[start, end)`` of an
+    uncompressed JSON Lines file, the first of them numbered ``first_line`` (a partition,
+    see :mod:`qudata.plan.partitions`).
 
     ``max_document_chars`` lets a text file that is surely too long (4 bytes per
     character at most) be rejected without holding it; the pipeline checks every
@@ -55,19 +61,23 @@ def read_records(
     if source.kind == "parquet":
         yield from read_parquet(source, digest)
         return
-    with open_input(source.path, name=source.name, digest=digest, regular_only=True) as stream:
+    with open_input(
+        source.path, name=source.name, digest=digest, regular_only=True, span=span
+    ) as stream:
         if source.kind == "jsonl":
-            yield from _jsonl(source, stream, max_line_bytes)
+            yield from _jsonl(source, stream, max_line_bytes, first_line)
         elif source.kind == "json":
             yield from read_json(source, stream)
         else:
             yield _text_file(source, stream, text_key, id_key, max_document_chars)
 
 
-def _jsonl(source: Source, stream: InputStream, max_line_bytes: int) -> Iterator[RawRecord]:
+def _jsonl(
+    source: Source, stream: InputStream, max_line_bytes: int, first_line: int = 1
+) -> Iterator[RawRecord]:
     number = 0
     try:
-        for number, raw in enumerate(stream.lines(max_line_bytes), 1):
+        for number, raw in enumerate(stream.lines(max_line_bytes), first_line):
             if isinstance(raw, LongLine):
                 yield RawRecord(
                     source.name, number, None, raw.describe(max_line_bytes), "line_too_long"

@@ -5,13 +5,20 @@ and format; a string shared by several records (the document text in JSONL,
 plain text and the assistant turn) is counted once. Each split goes to its
 own shards (``<format>/<split>-NNNNN-of-NNNNN<ext>``), through a disk-backed
 shuffle when ``output.shuffle`` is on.
+
+In the partitioned plan the two halves run apart: map 2 formats and checks with a
+``part`` file (every kept document's records, one JSON line each, in input order),
+and the commit :meth:`FormatOutput.replay` s the parts of all partitions, in order,
+into the shards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+import orjson
 
 from qudata.config import OutputConfig, parse_size
 from qudata.export.shuffle import SpillShuffler
@@ -44,6 +51,7 @@ class FormatOutput:
         output: OutputConfig,
         counter: Any,
         shuffle_buckets: int = 64,
+        part: Path | None = None,
     ) -> None:
         self.formatter = formatter
         self.name = formatter.name
@@ -59,6 +67,10 @@ class FormatOutput:
         self.writers: dict[str, Any] = {}
         self.shufflers: dict[str, SpillShuffler] = {}
         self.histograms: dict[str, Any] = {}
+        self._part: BinaryIO | None = None
+        if part is not None:
+            part.parent.mkdir(parents=True, exist_ok=True)
+            self._part = open(part, "wb")  # noqa: SIM115 - closed in close/abort
 
     def write_batch(
         self,
@@ -95,7 +107,9 @@ class FormatOutput:
                 self.stats.events["repeated_records"] += len(result) * (repeat - 1)
                 result, tokens = result * repeat, tokens * repeat
             try:
-                if self.output.shuffle:
+                if self._part is not None:
+                    self._part.write(orjson.dumps([split, doc.id, result, tokens]) + b"\n")
+                elif self.output.shuffle:
                     self._shuffler(split).add(doc.id, [result, tokens])
                 else:
                     self._emit(split, result, tokens)
@@ -162,6 +176,22 @@ class FormatOutput:
             )
         return self.shufflers[split]
 
+    def replay(self, part: Path) -> None:
+        """Write the documents of one map-2 part file (the commit, partition by partition)."""
+        with open(part, "rb") as handle:
+            for line in handle:
+                split, doc_id, records, tokens = orjson.loads(line)
+                if self.output.shuffle:
+                    self._shuffler(split).add(doc_id, [records, tokens])
+                else:
+                    self._emit(split, records, tokens)
+
+    def close_part(self) -> FormatStats:
+        """Map 2's end: the part file complete, the statistics of its documents."""
+        if self._part is not None:
+            self._part.close()
+        return self.stats
+
     def close(self) -> FormatStats:
         """Replay shuffles, finish every split in the configured order, and fill the stats."""
         for split, shuffler in self.shufflers.items():
@@ -185,6 +215,8 @@ class FormatOutput:
         return self.stats
 
     def abort(self) -> None:
+        if self._part is not None:
+            self._part.close()
         for shuffler in self.shufflers.values():
             shuffler.cleanup()
         for writer in self.writers.values():

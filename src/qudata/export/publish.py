@@ -1,0 +1,76 @@
+"""Publishing a packed dataset: card, report and manifest into the staging folder, the
+manifest last, then the folder into place (see :mod:`qudata.io.output_dir`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from qudata.export.card import render_card, render_parquet_card
+from qudata.export.report import ReportData, render_report
+from qudata.io.output_dir import publish
+from qudata.io.writers import AtomicFile
+from qudata.quality.report import Observations, RunReport
+
+__all__ = ["publish_dataset"]
+
+
+def publish_dataset(
+    staging: Path,
+    output_dir: Path,
+    report: RunReport,
+    *,
+    seen: Observations,
+    token_buckets: dict[tuple[str, str], list[tuple[int, int, int]]],
+    quality_threshold: float | None,
+    command: str | None,
+    run: dict[str, Any] | None = None,
+) -> None:
+    """Card and report, then the manifest last, then the folder into place. ``run``:
+    what ran it (engine, workers), the only part of the manifest that may differ
+    between executors; the card never shows it."""
+    manifest = report.as_manifest()
+    features = {
+        name: stats.features for name, stats in report.formats.items() if stats.features is not None
+    }
+    _write_text(staging / "README.md", render_card(manifest, command=command, features=features))
+    if "parquet" in manifest["formats"]:
+        _write_text(staging / "parquet" / "README.md", render_parquet_card(manifest))
+    data = _report_data(manifest, seen, token_buckets, quality_threshold)
+    _write_text(staging / "report.html", render_report(data))
+    if run is not None:
+        manifest["run"] = run
+    text = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    _write_text(staging / "manifest.json", text.decode("utf-8"))
+    publish(staging, output_dir)
+
+
+def _report_data(
+    manifest: dict[str, Any],
+    seen: Observations,
+    token_buckets: dict[tuple[str, str], list[tuple[int, int, int]]],
+    quality_threshold: float | None,
+) -> ReportData:
+    ranked = seen.sources.most_common()
+    sources = ranked[:20]
+    if len(ranked) > 20:
+        sources.append(("other", sum(n for _, n in ranked[20:])))
+    return ReportData(
+        title="qudata dataset report",
+        qudata_version=manifest["qudata_version"],
+        counts=manifest["counts"],
+        formats=manifest["formats"],
+        token_histograms=token_buckets,
+        quality_histogram=[(i / 20, (i + 1) / 20, n) for i, n in enumerate(seen.quality_bins)],
+        quality_threshold=quality_threshold,
+        mix=manifest.get("mix"),
+        unscored=seen.unscored,
+        sources=sources,
+    )
+
+
+def _write_text(path: Path, text: str) -> None:
+    with AtomicFile(path) as out:
+        out.write(text.encode("utf-8"))

@@ -1,0 +1,190 @@
+"""The driver of the partitioned plan: map 1, the global steps, map 2, the commit.
+
+The stages are the functions of :mod:`qudata.stages`; an executor (the local process
+pool, Ray) only runs their calls and hands back the results in order. What the driver
+itself does is small and never per record: it adds up the partitions' scans and
+accounts, resolves duplicates on compact keys, plans the mix, and merges statistics.
+
+    map 1   scan_partition     each partition: keys, schema, line count
+    global  resolve            the verdicts of deduplication; the mix plan
+    map 2   write_partition    each partition: rejects and format parts, its account
+    commit  commit_format      each format: shards from the parts, in partition order
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from qudata.pack.schema import MetadataSchema
+from qudata.plan.dedup import resolve
+from qudata.plan.job import Job
+from qudata.plan.mix import MixPlanner
+from qudata.plan.partitions import line_starts
+from qudata.quality.report import Observations, RunReport
+from qudata.quality.score import COMPONENTS
+from qudata.stages.account import Account, add_account
+from qudata.stages.commit import Committed, commit_format, commit_rejects
+from qudata.stages.mix import merge_surveys, survey_partition
+from qudata.stages.scan import Scan, scan_partition
+from qudata.stages.write import write_partition
+
+__all__ = ["Executor", "Outcome", "Progress", "execute"]
+
+
+class Executor(Protocol):
+    """Runs stage calls; results in call order, ``on_done(i)`` as call ``i`` ends."""
+
+    name: str
+    workers: int
+
+    def map(
+        self,
+        function: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class Progress(Protocol):
+    """Where the driver reports progress: a phase with its total, then work done."""
+
+    def phase(self, label: str, total: int) -> None: ...
+    def advance(self, amount: int) -> None: ...
+
+
+@dataclass
+class Outcome:
+    """The run's account and what the report charts need."""
+
+    report: RunReport
+    seen: Observations = field(default_factory=Observations)
+    drops: Any = None
+    token_buckets: dict[tuple[str, str], list[tuple[int, int, int]]] = field(
+        default_factory=dict
+    )
+    run: dict[str, Any] = field(default_factory=dict)  # the executor and its workers
+
+
+def execute(job: Job, report: RunReport, executor: Executor, progress: Progress) -> Outcome:
+    """Run ``job`` with ``executor``; fill and return its account."""
+    cfg = job.cfg
+    count = len(job.partitions)
+    sizes = [p.size or 1 for p in job.partitions]
+
+    def step(label: str) -> Callable[[int], None]:
+        progress.phase(label, sum(sizes))
+        return lambda number: progress.advance(sizes[number])
+
+    calls = [(job, n) for n in range(count)]
+    scans: list[Scan] = executor.map(scan_partition, calls, step("scan"))
+    _after_scans(job, scans)
+    if cfg.dedup.method != "none":
+        progress.phase("dedup", 0)
+        resolve(job.dedup_dir, count, cfg.dedup)
+    if cfg.mix is not None:
+        progress.phase("mix", 0)
+        planner = MixPlanner([s.weight for s in cfg.mix.sources], seed=cfg.mix.seed,
+                             target_tokens=cfg.mix.target_tokens)  # fmt: skip
+        job.mix = merge_surveys(planner, executor.map(survey_partition, calls)).plan()
+    accounts: list[Account] = executor.map(write_partition, calls, step("write"))
+    total = Account(formats=len(cfg.pack.formats))
+    for account in accounts:
+        add_account(report, total, account)
+    report.inputs = _inputs(report.inputs, job, scans)
+    names = list(cfg.pack.formats)
+    progress.phase("commit", len(names) + 1)
+    commits: list[Committed | None] = executor.map(
+        _commit,
+        [(job, name, total.feature_state.get(name, {})) for name in names] + [(job, None, {})],
+        lambda number: progress.advance(1),
+    )
+    outcome = Outcome(report, total.seen, total.drops)
+    for name, committed in zip(names, commits, strict=False):
+        assert committed is not None
+        stats = committed.stats
+        merged = total.by_format.get(name)
+        if merged is not None:
+            stats.documents, stats.records = merged.documents, merged.records
+            stats.dropped, stats.warnings = merged.dropped, merged.warnings
+            stats.dropped_tokens, stats.sources = merged.dropped_tokens, merged.sources
+            stats.events = merged.events
+        report.formats[name] = stats
+        for split, buckets in committed.histograms.items():
+            outcome.token_buckets[(name, split)] = buckets
+    _checks_report(report, total)
+    if job.mix is not None and cfg.mix is not None:
+        for source, (docs, tokens, repeated, down) in sorted(total.mix.items()):
+            plan = job.mix.sources[source]
+            plan.written_documents, plan.written_tokens = docs, tokens
+            plan.repeated, plan.downsampled = repeated, down
+        paths = [source.path for source in cfg.mix.sources]
+        report.mix = job.mix.as_manifest(paths, cfg.mix.target_tokens)
+    return outcome
+
+
+def _commit(job: Job, name: str | None, feature_state: dict[str, Any]) -> Committed | None:
+    """One commit call: a format's shards, or (``name`` None) the rejects."""
+    if name is None:
+        commit_rejects(job)
+        return None
+    return commit_format(job, name, feature_state)
+
+
+def _after_scans(job: Job, scans: list[Scan]) -> None:
+    """Line numbers, the first error in input order, the schema."""
+    cfg = job.cfg
+    job.first_lines = line_starts(job.partitions, [s.lines for s in scans])
+    stopped: set[str] = set()
+    for partition, scan, first in zip(job.partitions, scans, job.first_lines, strict=True):
+        if partition.source.path in stopped:
+            job.skip.add(partition.index)
+            continue
+        if scan.error is not None:
+            error = scan.error
+            if error.line is not None and partition.piece > 0:
+                error.line += first - 1
+            if cfg.input.on_error == "fail":
+                raise error
+            stopped.add(partition.source.path)
+    if any(s.schema is not None for s in scans):
+        schema = MetadataSchema()
+        for scan in scans:
+            if scan.schema is not None:
+                schema.merge(MetadataSchema.from_json(scan.schema))
+        for key in ("chars", "words", "tokens"):  # keys the run adds after this pass
+            if key in cfg.output.add_metadata:
+                schema.add(key, [0])
+        if cfg.quality.missing_score == "score" and cfg.quality.score_components:
+            schema.add("quality_components", [dict.fromkeys(COMPONENTS, 0.5)])
+        job.schema = schema.to_json()
+
+
+def _inputs(entries: list[dict[str, Any]], job: Job, scans: list[Scan]) -> list[dict[str, Any]]:
+    """One entry per input file: its records, and its sha256 unless it stopped."""
+    first_sha = {
+        p.source.name: s.sha256
+        for p, s in zip(job.partitions, scans, strict=True)
+        if p.pieces > 1 and p.piece == 0
+    }
+    out = []
+    for entry in entries:
+        sha = entry.get("sha256", first_sha.get(entry["path"]))
+        if entry.get("failed"):
+            sha = None
+        out.append({"path": entry["path"], "sha256": sha, "records": entry["records"]})
+    return out
+
+
+def _checks_report(report: RunReport, total: Account) -> None:
+    """Warnings of the checks, and the decontamination's drops per benchmark file."""
+    for name, counts in total.checks.items():
+        check, counter = name.split(".", 1)
+        if counter == "warnings":
+            report.warnings.update(counts)
+        elif check == "decontamination" and counter == "dropped":
+            report.contaminated = dict(counts)
+

@@ -1,0 +1,90 @@
+"""The commit: each format's shards assembled from the partitions' parts, in order.
+
+One call per format (they can run side by side). A format's part files are replayed
+partition by partition into its split writers, so shard boundaries follow from the
+documents' sizes in input order, never from the partitioning or the workers; the
+seeded shuffle, when on, orders each split by the documents' ids as before. The
+rejects' parts are concatenated as they are.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+from qudata.io.writers import AtomicFile
+from qudata.pack.metadata import MetadataWriter
+from qudata.pack.output import FormatOutput
+from qudata.pack.registry import get_formatter
+from qudata.pack.schema import MetadataSchema
+from qudata.plan.job import Job
+from qudata.quality.report import FormatStats
+from qudata.stages.context import context
+
+__all__ = ["Committed", "commit_format", "commit_rejects"]
+
+
+@dataclass
+class Committed:
+    """One format's files and the figures only the whole output knows."""
+
+    stats: FormatStats
+    histograms: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
+
+
+def commit_format(job: Job, name: str, feature_state: dict[str, Any]) -> Committed:
+    """Write format ``name``'s shards from its parts; ``feature_state``: what map 2
+    learnt of its records' keys (for the card's features)."""
+    cfg = job.cfg
+    counter = context(job).counter
+    formatter = get_formatter(name, cfg)
+    schema = MetadataSchema.from_json(job.schema) if job.schema is not None else None
+    formatter.schema = schema
+    out = FormatOutput(
+        formatter,
+        job.staging,
+        output=cfg.output,
+        counter=counter,
+        shuffle_buckets=job.shuffle_buckets,
+    )
+    try:
+        for index in range(len(job.partitions)):
+            part = job.part_file(name, index)
+            if part.exists():
+                out.replay(part)
+                part.unlink()
+        out.state.update({k: set(v) if isinstance(v, set) else v for k, v in feature_state.items()})
+        if schema is not None:
+            out.state["metadata"] = MetadataWriter(schema=schema)
+        stats = out.close()
+    except BaseException:
+        out.abort()
+        raise
+    if counter is not None:
+        stats.tokenizer, stats.tokens_exact = counter.name, counter.exact
+        stats.token_limit_enforced = out.limit is not None
+    histograms = {split: h.buckets() for split, h in out.histograms.items()}
+    return Committed(stats, histograms)
+
+
+def commit_rejects(job: Job) -> None:
+    """``rejects.jsonl``: every partition's rejects, in partition order."""
+    with AtomicFile(job.staging / "rejects.jsonl") as out:
+        for index in range(len(job.partitions)):
+            part = job.part_file("rejects", index)
+            if part.exists():
+                with open(part, "rb") as handle:
+                    shutil.copyfileobj(handle, _Writer(out), 1 << 20)
+                part.unlink()
+
+
+class _Writer:
+    """``AtomicFile`` as a file object for :func:`shutil.copyfileobj`."""
+
+    def __init__(self, out: AtomicFile) -> None:
+        self.out = out
+
+    def write(self, data: bytes) -> int:
+        self.out.write(data)
+        return len(data)

@@ -1,0 +1,142 @@
+"""Map 1, per partition: read, normalise, check; leave compact keys for the global steps.
+
+What it leaves: the dedup keys of the documents that pass every check (through
+:class:`qudata.plan.dedup.KeyWriter`), the mix's token counts of the same documents,
+and in its :class:`Scan` the partition's metadata schema, its line count (pieces of
+a file number their lines on from the pieces before) and the error that stopped its
+input, if any. Nothing is accounted here: map 2 reads the partition again and
+accounts for every record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from dataclasses import dataclass
+from typing import Any
+
+from qudata.errors import InputError
+from qudata.models import Document, token_texts
+from qudata.pack.schema import MetadataSchema
+from qudata.plan.dedup import KeyWriter
+from qudata.plan.job import Job
+from qudata.plan.partitions import Partition
+from qudata.quality.dedup import dedup_text
+from qudata.stages.context import StageContext, context
+from qudata.stages.read import Unreadable, partition_items
+
+__all__ = ["Scan", "needs_schema", "passes_checks", "scan_partition"]
+
+BATCH = 512
+
+
+@dataclass
+class Scan:
+    """What map 1 learnt of one partition (small: no documents)."""
+
+    lines: int = 0
+    schema: dict[str, Any] | None = None
+    error: InputError | None = None  # its line counts from the partition's first line
+    sha256: str | None = None  # the whole file's, when this partition is a file's first
+
+
+def needs_schema(formats: list[str], jsonl_fields: list[str]) -> bool:
+    """Whether a JSON output writes metadata or messages, whose keys vary by document."""
+    if "chatml" in formats or "preference" in formats:
+        return True
+    plain = {"text", "id", "labels", "quality_score"}
+    return "jsonl" in formats and not set(jsonl_fields) <= plain
+
+
+def passes_checks(doc: Document, ctx: StageContext) -> Any:
+    """The first :class:`~qudata.quality.report.Drop` of the quality gate and the
+    checks, or ``None``."""
+    drop = ctx.gate.check(doc) if ctx.gate.active else None
+    for check in ctx.checks:
+        if drop is not None:
+            break
+        drop = check.check(doc)
+    return drop
+
+
+def scan_partition(job: Job, index: int) -> Scan:
+    """Map 1 of partition ``index``."""
+    cfg = job.cfg
+    ctx = context(job)
+    partition = job.partitions[index]
+    scan = Scan()
+    schema = MetadataSchema() if needs_schema(cfg.pack.formats, cfg.pack.jsonl.fields) else None
+    keys = KeyWriter(job.dedup_dir, index, cfg.dedup) if cfg.dedup.method != "none" else None
+    mix: list[tuple[int, int, str, int]] | None = [] if cfg.mix is not None else None
+    digest = hashlib.sha256() if partition.pieces == 1 else None
+    passed: list[tuple[int, Document]] = []
+
+    def flush() -> None:
+        if keys is not None:
+            keys.add_batch([(n, d.id, dedup_text(d, cfg.dedup.roles)) for n, d in passed])
+        if mix is not None:
+            assert ctx.counter is not None  # mix requires a tokenizer
+            ctx.counter.clear()
+            for n, d in passed:
+                texts = token_texts(d)
+                used = texts[1:] if d.messages is not None else texts[:1]
+                tokens = sum(ctx.counter.count_batch(used))
+                mix.append((n, job.mix_source[d.origin or ""], d.id, tokens))
+        passed.clear()
+
+    position = 0
+    try:
+        for item in partition_items(cfg, partition, ctx.normalize, digest=digest):
+            if isinstance(item, Unreadable):
+                continue
+            if schema is not None:
+                schema.observe(item)
+            if (keys is not None or mix is not None) and passes_checks(item, ctx) is None:
+                passed.append((position, item))
+                if len(passed) >= BATCH:
+                    flush()
+            position += 1
+        flush()
+    except InputError as exc:
+        scan.error = exc
+    if keys is not None:
+        keys.close()
+    if mix is not None:
+        path = job.part_file("mix", index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(mix, protocol=pickle.HIGHEST_PROTOCOL))
+    if schema is not None:
+        scan.schema = schema.to_json()
+    if partition.pieces > 1:
+        scan.lines = _lines(partition)
+        if partition.piece == 0:
+            scan.sha256 = _file_sha256(partition.source.path)
+    elif digest is not None and scan.error is None:
+        scan.sha256 = digest.hexdigest()
+    return scan
+
+
+def _lines(partition: Partition) -> int:
+    """The lines of a piece of a file (its last line may have no newline)."""
+    assert partition.span is not None
+    start, end = partition.span
+    count, last = 0, b""
+    with open(partition.source.path, "rb") as handle:
+        handle.seek(start)
+        left = end - start
+        while left > 0:
+            chunk = handle.read(min(left, 1 << 22))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            left -= len(chunk)
+            last = chunk[-1:]
+    return count + (1 if last not in (b"", b"\n") else 0)
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
