@@ -371,7 +371,7 @@ def test_yaml_config_path(docs_file: Path, spec_yaml: Path, tmp_path: Path) -> N
 
 def test_each_text_is_tokenized_once_per_run(tmp_path: Path, monkeypatch: Any) -> None:
     """The budget, every format's output, the manifest and add_metadata share counts."""
-    from qudata import pipeline
+    from qudata.stages import context as stage_context
     from qudata.quality.tokens import get_token_counter
 
     real = get_token_counter("cl100k_base")
@@ -397,7 +397,7 @@ def test_each_text_is_tokenized_once_per_run(tmp_path: Path, monkeypatch: Any) -
                 seen.append(text)
             return real.token_ends(text, tokens)
 
-    monkeypatch.setattr(pipeline, "get_token_counter", lambda *_: Recording())
+    monkeypatch.setattr(stage_context, "get_token_counter", lambda *_: Recording())
     long = "\n\n".join(f"Paragraph {n} has a few plain words in it." for n in range(60))
     docs = [{"id": f"d{n}", "title": f"T{n}", "text": f"{long} {n}"} for n in range(5)]
     docs += [{"id": "s", "text": "short text"}]

@@ -18,8 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "error_state",
-    "rebuild_error",
     "ConfigError",
     "InputError",
     "InputNotFoundError",
@@ -28,6 +26,8 @@ __all__ = [
     "QudataError",
     "WorkerError",
     "WriteError",
+    "error_state",
+    "rebuild_error",
 ]
 
 

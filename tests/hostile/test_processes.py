@@ -21,25 +21,25 @@ from qudata.quality.dedup import Workers, exact_keys
 
 from .hostile_limits import ROOT, run_qudata, subprocess_env, time_limit
 
-# Makes exact_keys sleep in the worker processes only: the run waits on its workers,
-# which is when an interrupt or a kill must still end everything.
+# Makes map 1 sleep in the worker processes only: the run waits on its workers, which is
+# when an interrupt or a kill must still end everything.
 SLOW_WORKERS = """\
 import functools, sys, time
 if sys.argv[:1] == ["-c"]:
-    import qudata.quality.dedup as dedup
-    original = dedup.exact_keys
+    import qudata.stages.scan as scan
+    original = scan.scan_partition
 
     @functools.wraps(original)
-    def exact_keys(texts):
+    def scan_partition(job, index):
         time.sleep(120)
-        return original(texts)
+        return original(job, index)
 
-    dedup.exact_keys = exact_keys
+    scan.scan_partition = scan_partition
 """
 
 
-def _big_input(path: Path, documents: int = 1200) -> Path:
-    """About 1 MB: every batch is over Workers.PARALLEL_CHARS, so workers start."""
+def _big_input(path: Path, documents: int = 2600) -> Path:
+    """About 2 MB: two partitions, so two workers start."""
     with open(path, "wb") as out:
         for i in range(documents):
             text = f"doc {i} " + f"word{i} " * 100
@@ -118,6 +118,8 @@ def running(tmp_path: Path, slow_env: dict[str, str]) -> Iterator[subprocess.Pop
             "-o",
             str(out),
             "--overwrite",
+            "--workers",
+            "2",
             "--tokenizer",
             "none",
             "-q",
@@ -175,7 +177,8 @@ def test_the_api_runs_at_module_level_without_a_main_guard(tmp_path: Path) -> No
             import qudata
             print("script body ran", flush=True)
             report = qudata.pack_dataset([{str(source)!r}], {str(tmp_path / "out")!r},
-                                         config={{"quality": {{"tokenizer": "none"}}}},
+                                         config={{"quality": {{"tokenizer": "none"}},
+                                                 "engine": {{"workers": 2}}}},
                                          formats=["jsonl"])
             print("accepted", report.accepted, flush=True)
             """
@@ -190,7 +193,7 @@ def test_the_api_runs_at_module_level_without_a_main_guard(tmp_path: Path) -> No
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["script body ran", "accepted 1200"]
+    assert result.stdout.splitlines() == ["script body ran", "accepted 2600"]
 
 
 HIDE = "import sys\nfor name in {names!r}:\n    sys.modules[name] = None\n"

@@ -96,9 +96,9 @@ def scan_partition(job: Job, index: int) -> Scan:
                 if len(passed) >= BATCH:
                     flush()
             position += 1
-        flush()
     except InputError as exc:
         scan.error = exc
+    flush()  # the documents before an error count too (map 2 reads them again)
     if keys is not None:
         keys.close()
     if mix is not None:
