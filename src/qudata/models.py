@@ -105,22 +105,29 @@ class DocumentNormalizer:
 
     Stateful only for derived ids: a document without an id gets ``doc-<hash of
     its text>``; when that id was already given out, ``-2``, ``-3``, ... follow in
-    input order, so ids are stable across runs of the same input.
+    input order, so ids are stable across runs of the same input. ``derived`` counts
+    the ids given out per base; a partition's normaliser starts from the counts of the
+    partitions before it (``derived`` given at construction).
     """
 
     def __init__(
-        self, *, text_key: str = "text", id_key: str = "id", shape: Shape | None = None
+        self,
+        *,
+        text_key: str = "text",
+        id_key: str = "id",
+        shape: Shape | None = None,
+        derived: dict[str, int] | None = None,
     ) -> None:
         self.shape = shape or Shape()
         self.text_key = self.shape.columns.get("text", text_key)
         self.id_key = self.shape.columns.get("id", id_key)
-        self._derived: dict[str, int] = {}
+        self.derived: dict[str, int] = dict(derived or {})
 
     @classmethod
-    def from_input(cls, cfg: Any) -> DocumentNormalizer:
+    def from_input(cls, cfg: Any, derived: dict[str, int] | None = None) -> DocumentNormalizer:
         """The normaliser of an ``input`` configuration section."""
         shape = Shape(columns=cfg.columns, tags=cfg.tags, role_map=cfg.role_map)
-        return cls(text_key=cfg.text_key, id_key=cfg.id_key, shape=shape)
+        return cls(text_key=cfg.text_key, id_key=cfg.id_key, shape=shape, derived=derived)
 
     def __call__(self, obj: Any, *, origin: str | None = None, line: int | None = None) -> Document:
         if isinstance(obj, Document):
@@ -234,8 +241,8 @@ class DocumentNormalizer:
 
     def _derive_id(self, text: str) -> str:
         base = "doc-" + xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogatepass"))
-        seen = self._derived.get(base, 0) + 1
-        self._derived[base] = seen
+        seen = self.derived.get(base, 0) + 1
+        self.derived[base] = seen
         return base if seen == 1 else f"{base}-{seen}"
 
 

@@ -170,7 +170,7 @@ def both(
     inputs: list[Any], tmp_path: Path, config: dict[str, Any]
 ) -> tuple[dict[str, bytes], dict[str, bytes]]:
     """Pack with each engine; every file identical but the manifest, which differs only in
-    ``config.engine``."""
+    its ``run`` section (the engine and its workers)."""
     outs = {}
     for engine in ("local", "ray"):
         out = tmp_path / engine
@@ -182,10 +182,8 @@ def both(
     differ = [name for name in local if local[name] != distributed[name]]
     assert differ == ["manifest.json"]
     m_local, m_ray = (orjson.loads(t["manifest.json"]) for t in (local, distributed))
-    assert m_ray["config"].pop("engine")["name"] == "ray"
-    assert m_local["config"].pop("engine")["name"] == "local"
-    for m in (m_local, m_ray):
-        del m["config_sha256"]
+    assert m_ray.pop("run")["engine"] == "ray"
+    assert m_local.pop("run")["engine"] == "local"
     assert m_local == m_ray
     return local, distributed
 

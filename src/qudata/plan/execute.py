@@ -150,6 +150,14 @@ def _after_scans(job: Job, scans: list[Scan]) -> None:
             if cfg.input.on_error == "fail":
                 raise error
             stopped.add(partition.source.path)
+    given: dict[str, int] = {}  # derived ids given out by the partitions so far
+    for partition, scan in zip(job.partitions, scans, strict=True):
+        if scan.derived:
+            before = {b: given[b] for b in scan.derived if b in given}
+            if before:
+                job.derived[partition.index] = before
+            for base, count in scan.derived.items():
+                given[base] = given.get(base, 0) + count
     if any(s.schema is not None for s in scans):
         schema = MetadataSchema()
         for scan in scans:

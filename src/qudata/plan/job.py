@@ -22,9 +22,10 @@ __all__ = ["Job"]
 class Job:
     """Everything the stages need to know about one run.
 
-    ``first_lines``, ``skip``, ``schema`` and ``mix`` are filled by the driver after
-    map 1 (the line each partition starts at, partitions of an input that stopped
-    before them, the learnt metadata schema as JSON, the mix plan).
+    ``first_lines``, ``skip``, ``schema``, ``derived`` and ``mix`` are filled by the
+    driver after map 1 (the line each partition starts at, partitions of an input that
+    stopped before them, the learnt metadata schema as JSON, the repeat counts of
+    derived ids, the mix plan).
     """
 
     cfg: Config
@@ -36,6 +37,8 @@ class Job:
     schema: dict[str, Any] | None = None
     mix: MixPlan | None = None
     mix_source: dict[str, int] = field(default_factory=dict)  # input name -> mix source
+    #: per partition, the derived ids given out before it (of bases it gives out too)
+    derived: dict[int, dict[str, int]] = field(default_factory=dict)
 
     @property
     def parts(self) -> Path:

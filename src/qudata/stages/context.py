@@ -1,6 +1,6 @@
 """What a stage builds once per process and reuses for every partition of a job.
 
-Tokenizers, the normaliser and the checks (a decontamination index can take seconds
+Tokenizers and the checks (a decontamination index can take seconds
 to build) are made on first use in each process, worker or Ray task, and kept while
 the job runs; everything that counts (formatters, their statistics) is made fresh per
 partition by the stages themselves.
@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from qudata.models import DocumentNormalizer
 from qudata.plan.job import Job
 from qudata.quality.checks import Check, build_checks
 from qudata.quality.gate import QualityGate
@@ -22,7 +21,6 @@ __all__ = ["StageContext", "context"]
 
 @dataclass
 class StageContext:
-    normalize: DocumentNormalizer
     gate: QualityGate
     checks: list[Check]
     counter: CountCache | None
@@ -40,7 +38,6 @@ def context(job: Job) -> StageContext:
         cfg = job.cfg
         base: Any = get_token_counter(cfg.quality.tokenizer, cfg.quality.token_threads)
         found = _CONTEXTS[key] = StageContext(
-            normalize=DocumentNormalizer.from_input(cfg.input),
             gate=QualityGate(cfg.quality, with_components=cfg.quality.score_components),
             checks=build_checks(cfg),
             counter=None if base is None else CountCache(base),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qudata.errors import InputError
-from qudata.models import Document, token_texts
+from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.dedup import KeyWriter
 from qudata.plan.job import Job
@@ -38,6 +38,7 @@ class Scan:
     schema: dict[str, Any] | None = None
     error: InputError | None = None  # its line counts from the partition's first line
     sha256: str | None = None  # the whole file's, when this partition is a file's first
+    derived: dict[str, int] | None = None  # derived ids given out, per base
 
 
 def needs_schema(formats: list[str], jsonl_fields: list[str]) -> bool:
@@ -85,8 +86,9 @@ def scan_partition(job: Job, index: int) -> Scan:
         passed.clear()
 
     position = 0
+    normalize = DocumentNormalizer.from_input(cfg.input)
     try:
-        for item in partition_items(cfg, partition, ctx.normalize, digest=digest):
+        for item in partition_items(cfg, partition, normalize, digest=digest):
             if isinstance(item, Unreadable):
                 continue
             if schema is not None:
@@ -107,6 +109,7 @@ def scan_partition(job: Job, index: int) -> Scan:
         path.write_bytes(pickle.dumps(mix, protocol=pickle.HIGHEST_PROTOCOL))
     if schema is not None:
         scan.schema = schema.to_json()
+    scan.derived = normalize.derived or None
     if partition.pieces > 1:
         scan.lines = _lines(partition)
         if partition.piece == 0:

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from qudata.errors import InputError
 from qudata.export.splits import SplitAssigner
-from qudata.models import Document, token_texts
+from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
@@ -138,8 +138,11 @@ class _PartitionWriter:
         first_line = job.first_lines[self.index] if job.first_lines else 1
         digest = hashlib.sha256() if partition.pieces == 1 else None
         try:
+            normalize = DocumentNormalizer.from_input(
+                self.cfg.input, job.derived.get(self.index)
+            )
             for item in partition_items(
-                self.cfg, partition, self.ctx.normalize, first_line=first_line, digest=digest
+                self.cfg, partition, normalize, first_line=first_line, digest=digest
             ):
                 account.read += 1
                 entry["records"] += 1
