@@ -371,8 +371,8 @@ def test_yaml_config_path(docs_file: Path, spec_yaml: Path, tmp_path: Path) -> N
 
 def test_each_text_is_tokenized_once_per_run(tmp_path: Path, monkeypatch: Any) -> None:
     """The budget, every format's output, the manifest and add_metadata share counts."""
-    from qudata.stages import context as stage_context
     from qudata.quality.tokens import get_token_counter
+    from qudata.stages import context as stage_context
 
     real = get_token_counter("cl100k_base")
     seen: list[str] = []

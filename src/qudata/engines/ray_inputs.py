@@ -11,7 +11,6 @@ from dataclasses import replace
 
 from qudata.errors import ConfigError, InputNotFoundError, MissingExtraError
 from qudata.io.sources import InputWalk, Source, kind_of, walk_inputs
-
 from qudata.io.uri import is_uri
 
 __all__ = ["expand_sources", "input_bytes"]

@@ -63,9 +63,7 @@ class Outcome:
     report: RunReport
     seen: Observations = field(default_factory=Observations)
     drops: Any = None
-    token_buckets: dict[tuple[str, str], list[tuple[int, int, int]]] = field(
-        default_factory=dict
-    )
+    token_buckets: dict[tuple[str, str], list[tuple[int, int, int]]] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)  # the executor and its workers
 
 
@@ -195,4 +193,3 @@ def _checks_report(report: RunReport, total: Account) -> None:
             report.warnings.update(counts)
         elif check == "decontamination" and counter == "dropped":
             report.contaminated = dict(counts)
-

@@ -13,6 +13,7 @@ partitions before (see :func:`line_starts`).
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ def plan_partitions(sources: Sequence[Source], step: int | None = None) -> list[
             out.append(Partition(len(out), source, size=size))
             continue
         pieces = len(cuts) - 1
-        for piece, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
+        for piece, (start, end) in enumerate(itertools.pairwise(cuts)):
             out.append(Partition(len(out), source, (start, end), piece, pieces, end - start))
     return out
 

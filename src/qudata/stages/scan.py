@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,7 @@ class Scan:
     derived: dict[str, int] | None = None  # derived ids given out, per base
 
 
-def needs_schema(formats: list[str], jsonl_fields: list[str]) -> bool:
+def needs_schema(formats: Sequence[str], jsonl_fields: Sequence[str]) -> bool:
     """Whether a JSON output writes metadata or messages, whose keys vary by document."""
     if "chatml" in formats or "preference" in formats:
         return True

@@ -25,7 +25,8 @@ from qudata.plan.dedup import read_verdicts
 from qudata.plan.job import Job
 from qudata.quality.dedup import DedupVerdict, exact_key
 from qudata.quality.report import Drop
-from qudata.stages.account import Account, reject_line as _reject_line
+from qudata.stages.account import Account
+from qudata.stages.account import reject_line as _reject_line
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, partition_items
 from qudata.stages.scan import passes_checks
@@ -71,9 +72,12 @@ class _PartitionWriter:
                     part = job.part_file(formatter.name, self.index)
                     outputs.append(
                         FormatOutput(
-                            formatter, job.staging, output=cfg.output, counter=ctx.counter,
+                            formatter,
+                            job.staging,
+                            output=cfg.output,
+                            counter=ctx.counter,
                             part=part,
-                        )  # fmt: skip
+                        )
                     )
                 self._write(rejects, outputs)
             finally:
@@ -138,9 +142,7 @@ class _PartitionWriter:
         first_line = job.first_lines[self.index] if job.first_lines else 1
         digest = hashlib.sha256() if partition.pieces == 1 else None
         try:
-            normalize = DocumentNormalizer.from_input(
-                self.cfg.input, job.derived.get(self.index)
-            )
+            normalize = DocumentNormalizer.from_input(self.cfg.input, job.derived.get(self.index))
             for item in partition_items(
                 self.cfg, partition, normalize, first_line=first_line, digest=digest
             ):
@@ -170,9 +172,7 @@ class _PartitionWriter:
             if digest is not None:
                 entry["sha256"] = digest.hexdigest()
 
-    def _checks(
-        self, batch: list[Document], reject: Any
-    ) -> tuple[list[Document], list[int]]:
+    def _checks(self, batch: list[Document], reject: Any) -> tuple[list[Document], list[int]]:
         """Quality, checks, duplicates, the mix; dropped documents leave the account here
         (only documents that pass the checks took part in deduplication)."""
         account, mix, ctx = self.account, self.job.mix, self.ctx
