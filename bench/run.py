@@ -42,7 +42,7 @@ TIME_BIN = "/usr/bin/time"
 MIB = 1024 * 1024
 
 ALL_JOBS = [
-    "pack", "hf", "formats", "exact_dedup", "near_dedup", "tokens", "memory", "full",
+    "pack", "workers", "hf", "formats", "exact_dedup", "near_dedup", "tokens", "memory", "full",
     "default", "long", "decontam", "megatron", "short",
 ]  # fmt: skip
 LONG_MB = (1, 4, 16)  # sizes of the single long documents of the `long` job
@@ -328,6 +328,9 @@ def build(
 
     none = ("--tokenizer", "none", "--dedup", "none")
     q_pack = q("q-chatml-q0.7", "-f", "chatml", *none, "--min-quality", "0.7")
+    pack_args = ("-f", "chatml", *none, "--min-quality", "0.7")
+    q_pack_w1 = q("q-chatml-q0.7-w1", *pack_args, "--workers", "1")
+    q_pack_w2 = q("q-chatml-q0.7-w2", *pack_args, "--workers", "2")
     q_chatml = q("q-chatml", "-f", "chatml", *none)
     q_chatml_small = q("q-chatml-small", "-f", "chatml", *none, src=small)
     r_loop07 = ref("ref-orjson-q0.7", "ref_orjson_loop.py", "--min-quality", "0.7")
@@ -391,6 +394,16 @@ def build(
         Comparison(
             job="pack", label="pack", qudata=[q_pack], ref=[r_loop07], r_name="orjson loop",
             metric="time", limit=1.5, stretch=1.2, target="time <= 1.5x (stretch 1.2x)",
+        ),
+        Comparison(
+            job="workers", label="workers_2_vs_1", q_name="pack --workers 2",
+            r_name="pack --workers 1", qudata=[q_pack_w2], ref=[q_pack_w1],
+            metric="time", limit=0.65, target="time <= 0.65x",
+        ),
+        Comparison(
+            job="workers", label="workers_2_vs_loop", q_name="pack --workers 2",
+            qudata=[q_pack_w2], ref=[r_loop07], r_name="orjson loop",
+            metric="time", limit=1.2, stretch=1.0, target="time <= 1.2x (goal 1.0x)",
         ),
         Comparison(
             job="hf", label="hf", qudata=[q_pack], r_name="HF datasets",

@@ -30,7 +30,7 @@ from qudata.stages.mix import merge_surveys, survey_partition
 from qudata.stages.scan import Scan, scan_partition
 from qudata.stages.write import write_partition
 
-__all__ = ["Executor", "Outcome", "Progress", "execute"]
+__all__ = ["Executor", "Outcome", "Progress", "derived_offsets", "execute"]
 
 
 class Executor(Protocol):
@@ -148,14 +148,7 @@ def _after_scans(job: Job, scans: list[Scan]) -> None:
             if cfg.input.on_error == "fail":
                 raise error
             stopped.add(partition.source.path)
-    given: dict[str, int] = {}  # derived ids given out by the partitions so far
-    for partition, scan in zip(job.partitions, scans, strict=True):
-        if scan.derived:
-            before = {b: given[b] for b in scan.derived if b in given}
-            if before:
-                job.derived[partition.index] = before
-            for base, count in scan.derived.items():
-                given[base] = given.get(base, 0) + count
+    job.derived = derived_offsets(job, scans)
     if any(s.schema is not None for s in scans):
         schema = MetadataSchema()
         for scan in scans:
@@ -167,6 +160,22 @@ def _after_scans(job: Job, scans: list[Scan]) -> None:
         if cfg.quality.missing_score == "score" and cfg.quality.score_components:
             schema.add("quality_components", [dict.fromkeys(COMPONENTS, 0.5)])
         job.schema = schema.to_json()
+
+
+def derived_offsets(job: Job, scans: list[Scan]) -> dict[int, dict[str, int]]:
+    """Per partition, how many of its derived ids' bases the partitions before it gave
+    out (so ``-2``, ``-3`` follow in input order across partitions)."""
+    given: dict[str, int] = {}  # derived ids given out by the partitions so far
+    offsets: dict[int, dict[str, int]] = {}
+    for partition, scan in zip(job.partitions, scans, strict=True):
+        if partition.index in job.skip or not scan.derived:
+            continue
+        before = {b: given[b] for b in scan.derived if b in given}
+        if before:
+            offsets[partition.index] = before
+        for base, count in scan.derived.items():
+            given[base] = given.get(base, 0) + count
+    return offsets
 
 
 def _inputs(entries: list[dict[str, Any]], job: Job, scans: list[Scan]) -> list[dict[str, Any]]:
