@@ -87,7 +87,7 @@ def collect_stats(
         executor = LocalExecutor(1)
         calls = [(job, n) for n in range(len(job.partitions))]
         scans = executor.map(scan_partition, calls)
-        for partition, scan in zip(job.partitions, scans, strict=True):
+        for scan in scans:
             if scan.error is not None and cfg.input.on_error == "fail":
                 raise scan.error
         job.derived = derived_offsets(job, scans)

@@ -22,7 +22,7 @@ from qudata.io.sources import Source
 from qudata.plan.partitions import plan_partitions
 
 pytest.importorskip("pyarrow")
-WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi"]
+WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi".split()
 CUT = 4096  # engine.partition_size of the runs: the big file becomes many partitions
 
 
