@@ -22,7 +22,10 @@ from qudata.io.sources import Source
 from qudata.plan.partitions import plan_partitions
 
 pytest.importorskip("pyarrow")
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi".split()
+WORDS = [
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta",
+    "theta", "iota", "kappa", "lambda", "mu", "nu", "xi",
+]  # fmt: skip
 CUT = 4096  # engine.partition_size of the runs: the big file becomes many partitions
 
 
