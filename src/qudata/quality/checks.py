@@ -1,19 +1,22 @@
 """Document checks: one class each, ``check(doc) -> Drop | None`` and ``describe()``.
 
-:func:`build_checks` makes the checks a configuration asks for, in the order they run
-(after the quality gate, before deduplication), importing each one's dependencies only
-when it is used.
+:data:`CHECKS` is the registry: a name and the function that makes the check from a
+configuration (``None`` when the configuration does not ask for it). :func:`build_checks`
+makes them in registry order (the quality gate, decontamination, language), importing
+each one's dependencies only when it is used; they run before deduplication, in both
+maps of the plan, through :func:`qudata.stages.scan.passes_checks`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from qudata.config import Config
 from qudata.models import Document
 from qudata.quality.report import Drop
 
-__all__ = ["Check", "build_checks"]
+__all__ = ["CHECKS", "Check", "build_checks"]
 
 
 class Check(Protocol):
@@ -25,17 +28,38 @@ class Check(Protocol):
     def describe(self) -> str: ...
 
 
-def build_checks(cfg: Config) -> list[Check]:
-    """``quality.decontamination``, then language identification (``quality.languages``,
-    ``output.add_metadata: [language]``)."""
-    checks: list[Check] = []
-    if cfg.quality.decontamination is not None:
-        from qudata.quality.decontaminate import Decontaminator
+def _quality(cfg: Config) -> Check | None:
+    from qudata.quality.gate import QualityGate
 
-        checks.append(Decontaminator(cfg.quality.decontamination))
+    gate = QualityGate(cfg.quality, with_components=cfg.quality.score_components)
+    return gate if gate.active else None
+
+
+def _decontamination(cfg: Config) -> Check | None:
+    if cfg.quality.decontamination is None:
+        return None
+    from qudata.quality.decontaminate import Decontaminator
+
+    return Decontaminator(cfg.quality.decontamination)
+
+
+def _language(cfg: Config) -> Check | None:
     fill = "language" in cfg.output.add_metadata
-    if cfg.quality.languages or fill:
-        from qudata.quality.language import LanguageCheck
+    if not (cfg.quality.languages or fill):
+        return None
+    from qudata.quality.language import LanguageCheck
 
-        checks.append(LanguageCheck(cfg.quality, fill=fill))
-    return checks
+    return LanguageCheck(cfg.quality, fill=fill)
+
+
+#: Every check by name, in the order they run.
+CHECKS: dict[str, Callable[[Config], Check | None]] = {
+    "quality": _quality,
+    "decontamination": _decontamination,
+    "language": _language,
+}
+
+
+def build_checks(cfg: Config) -> list[Check]:
+    """The checks ``cfg`` asks for, in :data:`CHECKS` order."""
+    return [check for make in CHECKS.values() if (check := make(cfg)) is not None]

@@ -23,6 +23,8 @@ class QualityGate:
         gate.check(Document(text="...", quality_score=0.5))   # Drop("low_quality", ...)
     """
 
+    name = "quality"
+
     def __init__(self, config: QualityConfig, *, with_components: bool = False) -> None:
         self.min_score = config.min_quality_score
         self.missing = config.missing_score
@@ -31,6 +33,16 @@ class QualityGate:
     @property
     def active(self) -> bool:
         return self.min_score is not None or self.missing != "keep"
+
+    def describe(self) -> str:
+        parts = []
+        if self.min_score is not None:
+            parts.append(f"documents with a quality_score under {self.min_score} were dropped")
+        if self.missing == "drop":
+            parts.append("documents without a quality_score were dropped")
+        elif self.missing == "score":
+            parts.append("documents without a quality_score were scored by qudata's heuristic")
+        return "; ".join(parts) or "no quality filter"
 
     def check(self, doc: Document) -> Drop | None:
         if doc.quality_score is None:

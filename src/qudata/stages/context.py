@@ -13,7 +13,6 @@ from typing import Any
 
 from qudata.plan.job import Job
 from qudata.quality.checks import Check, build_checks
-from qudata.quality.gate import QualityGate
 from qudata.quality.tokens import CountCache, get_token_counter
 
 __all__ = ["StageContext", "context"]
@@ -21,7 +20,6 @@ __all__ = ["StageContext", "context"]
 
 @dataclass
 class StageContext:
-    gate: QualityGate
     checks: list[Check]
     counter: CountCache | None
 
@@ -38,7 +36,6 @@ def context(job: Job) -> StageContext:
         cfg = job.cfg
         base: Any = get_token_counter(cfg.quality.tokenizer, cfg.quality.token_threads)
         found = _CONTEXTS[key] = StageContext(
-            gate=QualityGate(cfg.quality, with_components=cfg.quality.score_components),
             checks=build_checks(cfg),
             counter=None if base is None else CountCache(base),
         )

@@ -23,6 +23,7 @@ from qudata.plan.dedup import KeyWriter
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
 from qudata.quality.dedup import dedup_text
+from qudata.quality.report import Drop
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, partition_items
 
@@ -50,15 +51,14 @@ def needs_schema(formats: Sequence[str], jsonl_fields: Sequence[str]) -> bool:
     return "jsonl" in formats and not set(jsonl_fields) <= plain
 
 
-def passes_checks(doc: Document, ctx: StageContext) -> Any:
-    """The first :class:`~qudata.quality.report.Drop` of the quality gate and the
-    checks, or ``None``."""
-    drop = ctx.gate.check(doc) if ctx.gate.active else None
+def passes_checks(doc: Document, ctx: StageContext) -> Drop | None:
+    """The first :class:`~qudata.quality.report.Drop` of the checks (quality gate first),
+    or ``None``: the one runner of the checks, for every stage and executor."""
     for check in ctx.checks:
-        if drop is not None:
-            break
         drop = check.check(doc)
-    return drop
+        if drop is not None:
+            return drop
+    return None
 
 
 def scan_partition(job: Job, index: int) -> Scan:
