@@ -101,6 +101,20 @@ class ShardedWriter:
         self._stats.records += len(records)
         self._stats.tokens += tokens
 
+    def write_encoded(self, data: bytes, *, records: int, tokens: int = 0) -> None:
+        """Write one document's records already encoded (by a stateless encoder: JSON
+        Lines), as :meth:`write_document` would have."""
+        if self._file is not None and self._full():
+            self._finish_shard()
+        if self._file is None:
+            self._open()
+        assert self._file is not None and self._stats is not None
+        self._file.write(data)
+        self._raw_bytes += len(data)
+        self._stats.documents += 1
+        self._stats.records += records
+        self._stats.tokens += tokens
+
     def abort(self) -> None:
         """Remove every shard written so far (the run failed)."""
         if self._file is not None:

@@ -67,6 +67,14 @@ class FormatOutput:
         self.writers: dict[str, Any] = {}
         self.shufflers: dict[str, SpillShuffler] = {}
         self.histograms: dict[str, Any] = {}
+        # JSON Lines through the default writer: parts hold the encoded bytes, and the
+        # commit copies them (without the shuffle, which orders records by id)
+        self.raw = (
+            not output.shuffle
+            and type(formatter).encoder is Formatter.encoder
+            and type(formatter).writer is Formatter.writer
+        )
+        self._encoder = formatter.encoder(self.opts) if self.raw else None
         self._part: BinaryIO | None = None
         if part is not None:
             part.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +115,11 @@ class FormatOutput:
                 self.stats.events["repeated_records"] += len(result) * (repeat - 1)
                 result, tokens = result * repeat, tokens * repeat
             try:
-                if self._part is not None:
+                if self._part is not None and self._encoder is not None:
+                    data = b"".join([self._encoder.encode(r) for r in result])
+                    head = orjson.dumps([split, doc.id, tokens, len(data)])
+                    self._part.write(head + b"\n" + data)
+                elif self._part is not None:
                     self._part.write(orjson.dumps([split, doc.id, result, tokens]) + b"\n")
                 elif self.output.shuffle:
                     self._shuffler(split).add(doc.id, [result, tokens])
@@ -149,6 +161,14 @@ class FormatOutput:
         return records
 
     def _emit(self, split: str, records: list[Record], tokens: list[int]) -> None:
+        self._writer(split).write_document(records, tokens=sum(tokens))
+        self._histogram(split, tokens)
+
+    def _emit_encoded(self, split: str, data: bytes, tokens: list[int]) -> None:
+        self._writer(split).write_encoded(data, records=len(tokens), tokens=sum(tokens))
+        self._histogram(split, tokens)
+
+    def _writer(self, split: str) -> Any:
         writer = self.writers.get(split)
         if writer is None:
             writer = self.writers[split] = self.formatter.writer(
@@ -159,7 +179,9 @@ class FormatOutput:
                 max_bytes=parse_size(self.output.shard_size) if self.output.shard_size else None,
                 max_records=self.output.shard_records,
             )
-        writer.write_document(records, tokens=sum(tokens))
+        return writer
+
+    def _histogram(self, split: str, tokens: list[int]) -> None:
         if self.counter is not None:
             histogram = self.histograms.get(split)
             if histogram is None:
@@ -179,6 +201,11 @@ class FormatOutput:
     def replay(self, part: Path) -> None:
         """Write the documents of one map-2 part file (the commit, partition by partition)."""
         with open(part, "rb") as handle:
+            if self.raw:
+                while line := handle.readline():
+                    split, _, tokens, size = orjson.loads(line)
+                    self._emit_encoded(split, handle.read(size), tokens)
+                return
             for line in handle:
                 split, doc_id, records, tokens = orjson.loads(line)
                 if self.output.shuffle:
