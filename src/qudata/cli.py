@@ -101,7 +101,7 @@ def _command_line(output_dir: str) -> str:
     for arg in given:
         if skip:
             skip = False
-        elif arg == "--overwrite":  # how to write, not what: a rerun writes the same card
+        elif arg in ("--overwrite", "--resume"):  # how to write, not what: the same card
             continue
         elif arg in _HOW_OPTIONS:
             skip = True
@@ -268,6 +268,12 @@ def cli() -> None:
     is_flag=True,
     help="Write nothing; show how many documents and tokens survive (as 'stats').",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Take up the staging folder that a killed run into OUTPUT_DIR left: partitions it "
+    "completed (checked by sha256) are not computed again; the output is the same.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print no progress and no summary.")
 def pack(
     inputs: tuple[str, ...],
@@ -295,6 +301,7 @@ def pack(
     mix_specs: tuple[str, ...],
     target_tokens: str | None,
     dry_run: bool,
+    resume: bool,
     quiet: bool,
 ) -> None:
     """Pack INPUTS (JSONL[.gz|.zst], JSON arrays, Parquet, folders of .txt/.md, globs, or - for
@@ -352,6 +359,7 @@ def pack(
                 overwrite=overwrite,
                 progress=progress,
                 command=_command_line(output_dir),
+                resume=resume,
             )
     for caution in report.cautions:
         click.echo(f"Warning: {caution}", err=True)

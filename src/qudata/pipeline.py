@@ -35,6 +35,7 @@ from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
 from qudata.quality.report import RunReport
 from qudata.stages.context import forget
+from qudata.stages.resume import fingerprint, start
 
 __all__ = ["SMALL_INPUT_BYTES", "pack_dataset"]
 
@@ -51,11 +52,14 @@ def pack_dataset(
     overwrite: bool | None = None,
     progress: Progress | None = None,
     command: str | None = None,
+    resume: bool = False,
 ) -> RunReport:
     """Pack ``inputs`` (files, folders, globs, ``-``) into a dataset folder; return the account.
 
     ``command`` is shown in the dataset card as the command that made the folder;
-    ``progress`` receives the phases and the bytes of input done.
+    ``progress`` receives the phases and the bytes of input done. ``resume``: take up
+    the staging folder of a killed run into ``output_dir`` (see
+    :mod:`qudata.stages.resume`); the output is the same as an uninterrupted run's.
 
     Example::
 
@@ -85,12 +89,14 @@ def pack_dataset(
     report = _new_report(cfg)
     report.skipped.update(found.skipped)
     with OutputLock(out):
-        recover(out)  # before the checks: a restored dataset is not replaced unasked
+        # before the checks: a restored dataset is not replaced unasked
+        previous = recover(out, keep=resume)
         check_output_dir(out, overwrite=cfg.output.overwrite)
-        staging = make_staging(out).resolve()  # absolute: workers may run elsewhere
+        staging = make_staging(out, previous).resolve()  # absolute: workers may run elsewhere
         try:
             sources = [_absolute(s) for s in _spool_stdin(found.sources, staging, cfg)]
             job = Job(cfg, staging, plan_partitions(sources, _partition_size(cfg)))
+            job.resume = start(job, fingerprint(job, report.config))
             job.shuffle_buckets = _shuffle_buckets(job)
             if cfg.mix is not None:
                 job.mix_source.update(argument_of)
@@ -133,7 +139,7 @@ def _run(job: Job, report: RunReport, progress: Progress) -> Outcome:
         outcome = execute(job, report, executor, progress)
     finally:
         executor.close()
-    outcome.run = {"engine": executor.name, "workers": executor.workers}
+    outcome.run = {"engine": executor.name, "workers": executor.workers, **outcome.run}
     return outcome
 
 

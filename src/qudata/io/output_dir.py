@@ -221,22 +221,33 @@ def _leftovers(output_dir: Path, kind: str) -> list[Path]:
     return sorted(parent.glob(f".{output_dir.name}.qudata-{kind}-*"))
 
 
-def recover(output_dir: Path) -> None:
+def recover(output_dir: Path, *, keep: bool = False) -> Path | None:
     """Undo what killed runs left behind (call it holding :class:`OutputLock`, so no other
     run into this folder is alive): a previous dataset left as ``-old-`` is put back when
-    the output folder is missing, and staging folders are removed."""
+    the output folder is missing, and staging folders are removed. With ``keep``
+    (``--resume``) the newest staging folder is kept and returned (the others go)."""
     for old in _leftovers(output_dir, "old"):
         if not output_dir.exists():
             os.replace(old, output_dir)
         else:
             shutil.rmtree(old, ignore_errors=True)
-    for partial in _leftovers(output_dir, "partial"):
+    partials = sorted(_leftovers(output_dir, "partial"), key=lambda p: p.stat().st_mtime_ns)
+    kept = partials.pop() if keep and partials else None
+    for partial in partials:
         shutil.rmtree(partial, ignore_errors=True)
+    return kept
 
 
-def make_staging(output_dir: Path) -> Path:
-    """A new empty hidden staging folder beside ``output_dir``, for this process."""
+def make_staging(output_dir: Path, previous: Path | None = None) -> Path:
+    """A new empty hidden staging folder beside ``output_dir``, for this process; or,
+    to resume, ``previous`` (a killed run's) renamed to be this process's."""
     staging = output_dir.parent / f".{output_dir.name}.qudata-partial-{os.getpid()}"
+    if previous is not None and previous != staging:
+        shutil.rmtree(staging, ignore_errors=True)
+        os.replace(previous, staging)
+        return staging
+    if previous is not None:
+        return staging
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir(parents=True)

@@ -20,7 +20,7 @@ from typing import Any
 from qudata.config import DedupConfig
 from qudata.quality.dedup import DedupVerdict, make_deduplicator
 
-__all__ = ["DedupSummary", "KeyWriter", "read_verdicts", "resolve"]
+__all__ = ["DedupSummary", "KeyWriter", "key_files", "read_verdicts", "resolve"]
 
 
 def _keys_path(directory: Path, partition: int) -> Path:
@@ -29,6 +29,11 @@ def _keys_path(directory: Path, partition: int) -> Path:
 
 def _verdicts_path(directory: Path, partition: int) -> Path:
     return directory / f"verdicts-{partition:06d}.pickle"
+
+
+def key_files(directory: Path, partition: int) -> list[Path]:
+    """The files a partition's :class:`KeyWriter` left (kept for ``--resume``)."""
+    return [_keys_path(directory, partition)]
 
 
 class KeyWriter:
@@ -76,7 +81,6 @@ def resolve(directory: Path, partitions: int, dedup: DedupConfig) -> DedupSummar
             summary.spill_bytes += path.stat().st_size
             with open(path, "rb") as handle:
                 items: list[tuple[int, str, str]] = pickle.load(handle)
-            path.unlink()
             verdicts = deduplicator.check_batch([(doc_id, text) for _, doc_id, text in items])
             result = {pos: v for (pos, _, _), v in zip(items, verdicts, strict=True)}
             summary.documents += len(result)

@@ -89,6 +89,7 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
                              target_tokens=cfg.mix.target_tokens)  # fmt: skip
         job.mix = merge_surveys(planner, executor.map(survey_partition, calls)).plan()
     accounts: list[Account] = executor.map(write_partition, calls, step("write"))
+    resumed = sum(s.resumed for s in scans) + sum(a.resumed for a in accounts)
     total = Account(formats=len(cfg.pack.formats))
     for account in accounts:
         add_account(report, total, account)
@@ -101,6 +102,7 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
         lambda number: progress.advance(1),
     )
     outcome = Outcome(report, total.seen, total.drops)
+    outcome.run["resumed"] = resumed
     for name, committed in zip(names, commits, strict=False):
         assert committed is not None
         stats = committed.stats

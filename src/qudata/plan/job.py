@@ -37,6 +37,7 @@ class Job:
     schema: dict[str, Any] | None = None
     mix: MixPlan | None = None
     mix_source: dict[str, int] = field(default_factory=dict)  # input name -> mix source
+    resume: bool = False  # take the records of a killed run (see qudata.stages.resume)
     #: per partition, the derived ids given out before it (of bases it gives out too)
     derived: dict[int, dict[str, int]] = field(default_factory=dict)
 

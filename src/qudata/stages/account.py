@@ -36,6 +36,7 @@ class Account:
     mix: dict[int, list[int]] = field(default_factory=dict)  # source -> [docs, tokens, rep, down]
     by_format: dict[str, FormatStats] = field(default_factory=dict)
     feature_state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resumed: bool = False  # taken from a killed run's record
 
     def __post_init__(self) -> None:
         self.drops = DropLog(formats=self.formats)

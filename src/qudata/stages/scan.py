@@ -19,13 +19,14 @@ from typing import Any
 from qudata.errors import InputError
 from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.schema import MetadataSchema
-from qudata.plan.dedup import KeyWriter
+from qudata.plan.dedup import KeyWriter, key_files
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
 from qudata.quality.dedup import dedup_text
 from qudata.quality.report import Drop
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, partition_items
+from qudata.stages.resume import record, resumed
 
 __all__ = ["Scan", "needs_schema", "passes_checks", "scan_partition"]
 
@@ -41,6 +42,7 @@ class Scan:
     error: InputError | None = None  # its line counts from the partition's first line
     sha256: str | None = None  # the whole file's, when this partition is a file's first
     derived: dict[str, int] | None = None  # derived ids given out, per base
+    resumed: bool = False  # taken from a killed run's record
 
 
 def needs_schema(formats: Sequence[str], jsonl_fields: Sequence[str]) -> bool:
@@ -63,6 +65,9 @@ def passes_checks(doc: Document, ctx: StageContext) -> Drop | None:
 
 def scan_partition(job: Job, index: int) -> Scan:
     """Map 1 of partition ``index``."""
+    done = resumed(job, "scan", index)
+    if done is not None:
+        return done  # type: ignore[no-any-return]
     cfg = job.cfg
     ctx = context(job)
     partition = job.partitions[index]
@@ -117,6 +122,8 @@ def scan_partition(job: Job, index: int) -> Scan:
             scan.sha256 = _file_sha256(partition.source.path)
     elif digest is not None and scan.error is None:
         scan.sha256 = digest.hexdigest()
+    files = key_files(job.dedup_dir, index) if keys is not None else []
+    record(job, "scan", index, scan, [*files, job.part_file("mix", index)])
     return scan
 
 

@@ -29,6 +29,7 @@ from qudata.stages.account import Account
 from qudata.stages.account import reject_line as _reject_line
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, partition_items
+from qudata.stages.resume import record, resumed
 from qudata.stages.scan import passes_checks
 
 __all__ = ["write_partition"]
@@ -39,7 +40,13 @@ BATCH_CHARS = 1_000_000
 
 def write_partition(job: Job, index: int) -> Account:
     """Map 2 of partition ``index``: its rejects and format parts, and its account."""
-    return _PartitionWriter(job, index).run()
+    done = resumed(job, "write", index)
+    if done is not None:
+        return done  # type: ignore[no-any-return]
+    account = _PartitionWriter(job, index).run()
+    kinds = ["rejects", *job.cfg.pack.formats]
+    record(job, "write", index, account, [job.part_file(k, index) for k in kinds])
+    return account
 
 
 class _PartitionWriter:
