@@ -174,7 +174,8 @@ def both(
     outs = {}
     for engine in ("local", "ray"):
         out = tmp_path / engine
-        report = qudata.pack_dataset(inputs, out, config={**config, "engine": {"name": engine}})
+        engine_cfg = {**config.get("engine", {}), "name": engine}
+        report = qudata.pack_dataset(inputs, out, config={**config, "engine": engine_cfg})
         assert report.balanced()
         outs[engine] = tree(out)
     local, distributed = outs["local"], outs["ray"]
@@ -414,3 +415,14 @@ def test_mix_on_ray_matches_the_local_engine(tmp_path: Path) -> None:
     local, _ = both([], tmp_path, config)
     mix = orjson.loads(local["manifest.json"])["mix"]
     assert mix["sources"][0]["repeated"] > 0 or mix["sources"][1]["downsampled"] > 0
+
+
+def test_byte_range_partitions_on_ray(corpus: list[Path], tmp_path: Path) -> None:
+    config = {
+        "dedup": {"method": "exact"},
+        "output": {"split": {"train": 0.5, "test": 0.5}, "shard_records": 7},
+        "engine": {"partition_size": 2048},
+    }
+    local, _ = both(corpus, tmp_path, config)
+    manifest = orjson.loads(local["manifest.json"])
+    assert manifest["counts"]["dropped"].get("duplicate_exact", 0) > 0
