@@ -185,3 +185,12 @@ def test_missing_sentencepiece_names_the_extra(
     assert len(lines) == 1 and lines[0].startswith("Error: ")
     assert lines[0].endswith("pip install 'qudata[llmbuilder]'")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_rerun_writes_the_same_bytes(packed: Path, model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "again"
+    cfg = config(model, shard_size="1KB")  # shard settings change nothing: one file a split
+    qudata.pack_dataset(SAMPLE, out, formats=["llmbuilder"], config=cfg)
+    for split in ("train", "validation"):
+        name = f"llmbuilder/{split}.npy"
+        assert (out / name).read_bytes() == (packed / name).read_bytes()
