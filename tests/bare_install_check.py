@@ -23,6 +23,7 @@ EXTRA_MODULES = {
     "tokenizers": "tokenizers",
     "ray": "ray",
     "language": "py3langid",
+    "llmbuilder": "sentencepiece",
 }
 
 
@@ -37,6 +38,8 @@ def _cases(folder: Path) -> list[tuple[str, str, list[str]]]:
     common = ["--tokenizer", "none", "-q"]
     language = folder / "language.yaml"
     language.write_text("quality:\n  languages: [en]\n")
+    sentencepiece = folder / "sentencepiece.yaml"  # the model is not read: the import fails first
+    sentencepiece.write_text(f"pack:\n  llmbuilder:\n    tokenizer: {folder / 'tokenizer.model'}\n")
     return [
         ("near", "pack --dedup near", ["pack", str(docs), "-o", out, "--dedup", "near", *common]),
         ("parquet", "pack docs.parquet", ["pack", str(table), "-o", out, *common]),
@@ -52,6 +55,11 @@ def _cases(folder: Path) -> list[tuple[str, str, list[str]]]:
             "language",
             "pack with quality.languages",
             ["pack", str(docs), "-o", out, "-c", str(language), *common],
+        ),
+        (
+            "llmbuilder",
+            "pack -f llmbuilder with pack.llmbuilder.tokenizer",
+            ["pack", str(docs), "-o", out, "-f", "llmbuilder", "-c", str(sentencepiece), *common],
         ),
     ]
 

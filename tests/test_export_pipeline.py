@@ -94,6 +94,9 @@ def decompress(path: Path) -> bytes:
     return data
 
 
+LLM_SEPARATOR = "\n<|endoftext|>\n"  # after every document of -f llmbuilder
+
+
 def records(out: Path, fmt: str) -> dict[str, list[Any]]:
     """Every record of ``fmt`` by split, in file order (files as listed in the manifest)."""
     by_split: dict[str, list[Any]] = defaultdict(list)
@@ -106,7 +109,7 @@ def records(out: Path, fmt: str) -> dict[str, list[Any]]:
         elif fmt in ("plain", "llmbuilder"):
             text = decompress(path).decode("utf-8")
             by_split[file["split"]].extend(
-                text[:-1].split("\n\n") if fmt == "llmbuilder" else [text]
+                text.split(LLM_SEPARATOR)[:-1] if fmt == "llmbuilder" else [text]
             )
         else:
             by_split[file["split"]].extend(orjson.loads(x) for x in decompress(path).splitlines())
@@ -226,15 +229,20 @@ def test_main_run_account_and_shards(main_run: Path) -> None:
     assert len([f for f in data["formats"]["jsonl"]["files"] if f["split"] == "train"]) >= 4
 
 
-SEPARATORS = {"chatml": b"\n", "jsonl": b"\n", "plain": b"\n\n---\n\n", "llmbuilder": b"\n\n"}
+SEPARATORS = {"chatml": b"\n", "jsonl": b"\n", "plain": b"\n\n---\n\n"}
 
 
 def test_shard_size_by_uncompressed_bytes(bytes_run: Path) -> None:
     """Each shard is cut once it reaches 40 kB of uncompressed bytes: never more than the
-    limit plus one document, and every shard but a split's last one reaches the limit."""
+    limit plus one document, and every shard but a split's last one reaches the limit.
+    LLMBuilder is given one path: one uncompressed file per split, never sharded."""
     limit = 40_000
     data = manifest(bytes_run)
     for name, fmt in data["formats"].items():
+        if name == "llmbuilder":
+            paths = [f["path"] for f in fmt["files"]]
+            assert paths == ["llmbuilder/train.txt", "llmbuilder/test.txt"]
+            continue
         by_split: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for file in fmt["files"]:
             by_split[file["split"]].append(file)
@@ -243,11 +251,7 @@ def test_shard_size_by_uncompressed_bytes(bytes_run: Path) -> None:
             for number, file in enumerate(files):
                 path = bytes_run / file["path"]
                 assert path.name == f"{split}-{number:05d}-of-{len(files):05d}" + (
-                    ".txt"
-                    if name == "llmbuilder"
-                    else ".txt.gz"
-                    if name == "plain"
-                    else ".jsonl.gz"
+                    ".txt.gz" if name == "plain" else ".jsonl.gz"
                 )
                 raw = decompress(path)
                 biggest = max(len(x) for x in raw.split(SEPARATORS[name])) + 8
@@ -274,7 +278,7 @@ def test_extensions_always_match_the_codec(codec: str, docs_file: Path, tmp_path
             column = pq.ParquetFile(path).metadata.row_group(0).column(0)
             expected = {"none": "UNCOMPRESSED", "gzip": "GZIP", "zstd": "ZSTD"}[codec]
             assert column.compression == expected
-        elif path.parent.parent.name == "llmbuilder":  # LLMBuilder reads .txt: never compressed
+        elif path.parent.name == "llmbuilder":  # LLMBuilder reads .txt: never compressed
             assert path.suffix == ".txt" and head[:2] != GZIP_MAGIC and head != ZSTD_MAGIC
         elif codec == "gzip":
             assert path.name.endswith((".jsonl.gz", ".txt.gz")) and head[:2] == GZIP_MAGIC
@@ -628,7 +632,7 @@ SPLIT_CONFIG: dict[str, Any] = {
     "output": {"split": {"train": 0.5, "validation": 0.25, "test": 0.25}, "shard_records": 40},
 }
 SPLIT_FORMATS = ["chatml", "jsonl", "parquet", "llmbuilder"]
-_BLANK = re.compile(r"\n[^\S\n]*\n(?:[^\S\n]*\n)*")
+_BLANK = re.compile(r"[^\S\n]*\n\s*\n")  # a paragraph break: one blank line in llmbuilder
 
 
 def ids_by_split(out: Path, fmt: str, text_to_ids: dict[str, set[str]]) -> dict[str, list[str]]:
@@ -650,7 +654,7 @@ def llm_texts(out: Path) -> dict[str, set[str]]:
     mapping: dict[str, set[str]] = defaultdict(set)
     for rows in records(out, "jsonl").values():
         for row in rows:
-            mapping[_BLANK.sub("\n", row["text"].strip())].add(row["id"])
+            mapping[_BLANK.sub("\n\n", row["text"].strip())].add(row["id"])
     return mapping
 
 
@@ -761,7 +765,7 @@ def test_an_empty_split_writes_no_file_and_is_not_listed(tmp_path: Path) -> None
     assert empty  # two documents, three splits
     for split in empty:
         assert not [p for p in out.rglob("*") if p.name.startswith(split)], split
-        assert not (out / "llmbuilder" / split).exists()
+        assert not (out / "llmbuilder" / f"{split}.txt").exists()
         for fmt in data["formats"].values():
             assert split not in {f["split"] for f in fmt["files"]}
         card = (out / "README.md").read_text()

@@ -162,7 +162,28 @@ class ParquetOptions(Section):
 
 
 class LLMBuilderOptions(Section):
-    """``pack.llmbuilder``: blank-line separated text, one folder per split; no options yet."""
+    """``pack.llmbuilder``: one file per split for LLMBuilder, token ids or text.
+
+    With ``tokenizer`` (a SentencePiece ``.model``), ``<split>.npy``: int32 ids, each
+    document's ``encode(text)`` then the model's EOS id. Without, ``<split>.txt``: each
+    document, then a line holding ``separator``; ``paragraphs: keep`` keeps a blank line
+    between paragraphs, ``newline`` makes it one newline (LLMBuilder's default cleaning
+    deletes blank lines and glues the lines around them together).
+    """
+
+    tokenizer: str | None = None
+    separator: str = "<|endoftext|>"
+    paragraphs: Literal["keep", "newline"] = "keep"
+
+    @field_validator("separator")
+    @classmethod
+    def _one_visible_line(cls, value: str) -> str:
+        if not value or value != value.strip() or not value.isprintable():
+            raise ValueError(
+                "separator: one line of visible text, no surrounding spaces (LLMBuilder's "
+                "cleaner strips spaces and deletes control characters): e.g. <|endoftext|>"
+            )
+        return value
 
 
 class PackConfig(Section):

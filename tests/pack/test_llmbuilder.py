@@ -1,69 +1,78 @@
-"""LLMBuilder: UTF-8 text, one blank line between documents, no headers, a folder per split."""
+"""LLMBuilder text mode: one ``<split>.txt`` per split, every document then a separator line,
+paragraph breaks kept; read back through LLMBuilder's own DataLoader when it is installed."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 import qudata
+from qudata.config import LLMBuilderOptions
 from qudata.pack.llmbuilder import LLMBuilderFormatter
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample.jsonl"
 FAST = {"quality": {"tokenizer": "none"}, "pack": {"chatml": {"max_tokens_per_message": None}}}
+SEP = "\n<|endoftext|>\n"
 
 
-def check_corpus(text: str, documents: int) -> list[str]:
-    """The corpus rules; returns the documents."""
-    assert text.endswith("\n") and not text.endswith("\n\n")
-    assert not text.startswith(("\n", " "))
-    assert "\n\n\n" not in text
-    docs = text[:-1].split("\n\n")
-    assert len(docs) == documents
-    for doc in docs:
-        assert doc and doc == doc.strip()
-        assert not re.search(r"\n[^\S\n]*\n", doc)
-        assert not doc.startswith("=== Document")
-    return docs
+def split_corpus(text: str, separator: str = "<|endoftext|>") -> list[str]:
+    """The documents of a corpus: each one is followed by its separator line."""
+    tail = f"\n{separator}\n"
+    assert text.endswith(tail)
+    return text[: -len(tail)].split(tail)
 
 
-def test_format_documents_rules() -> None:
+def test_paragraph_breaks_are_kept_as_one_blank_line() -> None:
     docs = [
         {"text": "First line.\n\n\nAfter three newlines.\n \t \nAfter a spaced blank line."},
         {"text": "  \n\nLeading and trailing blank lines.\n\n  ", "title": "T", "source": "s"},
-        {"text": "Windows\r\n\r\nline endings."},
-        {"text": "Grüße, 東京, emoji 👋."},
+        {"text": "Windows\r\n\r\nline endings.\r\nNext line."},
+        {"text": "Grüße, 東京, emoji 👋.\n    indented code"},
     ]
     text = LLMBuilderFormatter(FAST).format_documents(docs)
     assert text == (
-        "First line.\nAfter three newlines.\nAfter a spaced blank line.\n\n"
-        "Leading and trailing blank lines.\n\n"
-        "Windows\r\nline endings.\n\n"
-        "Grüße, 東京, emoji 👋.\n"
-    )
-    check_corpus(text, 4)
+        "First line.\n\nAfter three newlines.\n\nAfter a spaced blank line." + SEP
+        + "Leading and trailing blank lines." + SEP
+        + "Windows\n\nline endings.\r\nNext line." + SEP
+        + "Grüße, 東京, emoji 👋.\n    indented code" + SEP
+    )  # fmt: skip
     assert "Source:" not in text and "Title" not in text
 
 
-def test_empty_documents_are_dropped_not_written() -> None:
-    formatter = LLMBuilderFormatter(FAST)
-    text = formatter.format_documents([{"text": "a"}, {"text": " \n\n \t"}, {"text": "b"}])
-    assert text == "a\n\nb\n"
-    assert formatter.stats.dropped == {"empty_text": 1}
+def test_paragraphs_newline_makes_each_break_one_newline() -> None:
+    docs = [{"text": "One.\n\n\nTwo.\n \nThree.\nFour."}]
+    text = LLMBuilderFormatter(FAST, paragraphs="newline").format_documents(docs)
+    assert text == "One.\nTwo.\nThree.\nFour." + SEP
 
 
 @pytest.mark.parametrize("space", ["\u00a0", "\u3000"])
-def test_a_line_of_unicode_whitespace_is_a_blank_line_too(space: str) -> None:
-    """The ends of a document are stripped with ``str.strip`` (Unicode whitespace), but the
-    inner blank-line rule only knows ASCII whitespace: a line holding only a no-break or
-    ideographic space survives, and a reader that treats whitespace-only lines as blank
-    (``line.strip() == ""``) sees a document boundary inside the document."""
-    text = LLMBuilderFormatter(FAST).format_documents([{"text": f"one\n{space}\ntwo"}])
-    assert all(line.strip() for line in text[:-1].split("\n")), repr(text)
+def test_a_line_of_unicode_whitespace_is_a_blank_line(space: str) -> None:
+    """A line holding only a no-break or ideographic space is a paragraph break like any
+    blank line: it never reaches the file as an invisible, non-empty line."""
+    formatter = LLMBuilderFormatter(FAST)
+    assert formatter.format_documents([{"text": f"one\n{space}\ntwo"}]) == "one\n\ntwo" + SEP
+    newline = LLMBuilderFormatter(FAST, paragraphs="newline")
+    assert newline.format_documents([{"text": f"one\n{space}\ntwo"}]) == "one\ntwo" + SEP
+
+
+def test_empty_documents_and_documents_holding_the_separator_are_dropped() -> None:
+    formatter = LLMBuilderFormatter(FAST, separator="=== END ===")
+    docs = [{"text": "a"}, {"text": " \n\n \t"}, {"text": "x === END === y"}, {"text": "b"}]
+    text = formatter.format_documents(docs)
+    assert text == "a\n=== END ===\nb\n=== END ===\n"
+    assert split_corpus(text, "=== END ===") == ["a", "b"]
+    assert formatter.stats.dropped == {"empty_text": 1, "contains_separator": 1}
+
+
+@pytest.mark.parametrize("bad", ["", " <eos>", "a\nb", "tab\there", "nul\x00"])
+def test_separator_must_be_one_visible_line(bad: str) -> None:
+    with pytest.raises(ValidationError, match="separator"):
+        LLMBuilderOptions(separator=bad)
 
 
 @pytest.fixture(scope="module")
@@ -77,41 +86,51 @@ def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_one_folder_per_split_and_only_txt_files(packed: Path) -> None:
-    root = packed / "llmbuilder"
-    assert sorted(p.name for p in root.iterdir()) == ["train", "validation"]
-    for split in ("train", "validation"):
-        files = sorted((root / split).iterdir())
-        assert files and all(p.suffix == ".txt" for p in files)
-        assert all(p.name.startswith(f"{split}-") for p in files)
-
-
-def test_every_file_follows_the_corpus_rules(packed: Path) -> None:
+def test_one_txt_file_per_split_whatever_the_shard_settings(packed: Path) -> None:
     manifest = orjson.loads((packed / "manifest.json").read_bytes())
+    assert sorted(p.name for p in (packed / "llmbuilder").iterdir()) == [
+        "train.txt",
+        "validation.txt",
+    ]
     files = manifest["formats"]["llmbuilder"]["files"]
-    assert len(files) >= 3
+    assert [(f["path"], f["split"]) for f in files] == [
+        ("llmbuilder/train.txt", "train"),
+        ("llmbuilder/validation.txt", "validation"),
+    ]
     for file in files:
-        assert file["path"].startswith(f"llmbuilder/{file['split']}/")
-        text = (packed / file["path"]).read_bytes().decode("utf-8")
-        check_corpus(text, file["documents"])
+        data = (packed / file["path"]).read_bytes()
+        assert file["bytes"] == len(data) and file["documents"] == len(
+            split_corpus(data.decode("utf-8"))
+        )
 
 
-def test_corpus_holds_the_documents_of_its_split(packed: Path) -> None:
+def test_corpus_holds_the_documents_of_its_split_in_jsonl_order(packed: Path) -> None:
     manifest = orjson.loads((packed / "manifest.json").read_bytes())
-    blank = re.compile(r"\n[^\S\n]*\n(?:[^\S\n]*\n)*")
+    formatter = LLMBuilderFormatter(FAST)
     for split in ("train", "validation"):
-        expected: list[str] = []
-        for file in manifest["formats"]["jsonl"]["files"]:
-            if file["split"] == split:
-                for line in (packed / file["path"]).read_bytes().splitlines():
-                    row: dict[str, Any] = orjson.loads(line)
-                    cleaned = blank.sub("\n", row["text"].strip())
-                    if cleaned:
-                        expected.append(cleaned)
-        got = [
-            doc
-            for file in manifest["formats"]["llmbuilder"]["files"]
+        rows: list[dict[str, Any]] = [
+            orjson.loads(line)
+            for file in manifest["formats"]["jsonl"]["files"]
             if file["split"] == split
-            for doc in (packed / file["path"]).read_text(encoding="utf-8")[:-1].split("\n\n")
+            for line in (packed / file["path"]).read_bytes().splitlines()
         ]
-        assert got == expected, split
+        expected = [r["text"] for r in rows if r["text"].strip()]
+        text = (packed / "llmbuilder" / f"{split}.txt").read_text(encoding="utf-8")
+        formatted = [formatter.format_documents([{"text": t}]) for t in expected]
+        assert split_corpus(text) == [f[: -len(SEP)] for f in formatted]
+        assert any("\n\n" in doc for doc in split_corpus(text))  # paragraphs survive
+
+
+def test_llmbuilder_data_loader_keeps_every_document_boundary(packed: Path) -> None:
+    """LLMBuilder's own DataLoader, with its default cleaning, reads the file; each
+    separator is still there, on a line of its own, between the documents' words."""
+    loader_module = pytest.importorskip("llmbuilder.data.loader")
+    path = packed / "llmbuilder" / "train.txt"
+    documents = split_corpus(path.read_text(encoding="utf-8"))
+    cleaned = loader_module.DataLoader(min_length=1).load_file(path)
+    assert cleaned is not None
+    pieces = cleaned.split("\n<|endoftext|>")
+    assert len(pieces) == len(documents) + 1 and pieces[-1] == ""
+    assert pieces[0].strip() and all(p.startswith("\n") and p.strip() for p in pieces[1:-1])
+    raw = loader_module.DataLoader(min_length=1, clean_text=False).load_file(path)
+    assert raw == path.read_text(encoding="utf-8")
