@@ -194,3 +194,17 @@ def test_a_rerun_writes_the_same_bytes(packed: Path, model: Path, tmp_path: Path
     for split in ("train", "validation"):
         name = f"llmbuilder/{split}.npy"
         assert (out / name).read_bytes() == (packed / name).read_bytes()
+
+
+def test_the_manifest_names_the_sentencepiece_model_whatever_quality_counts(
+    model: Path, tmp_path: Path
+) -> None:
+    cfg = config(model)
+    cfg["quality"] = {"tokenizer": "cl100k_base"}  # the other formats count with tiktoken
+    qudata.pack_dataset(SAMPLE, tmp_path / "out", formats=["llmbuilder", "jsonl"], config=cfg)
+    formats = orjson.loads((tmp_path / "out" / "manifest.json").read_bytes())["formats"]
+    assert (formats["llmbuilder"]["tokenizer"], formats["llmbuilder"]["tokens_exact"]) == (
+        str(model),
+        True,
+    )
+    assert formats["jsonl"]["tokenizer"] == "cl100k_base"

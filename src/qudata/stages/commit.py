@@ -62,7 +62,8 @@ def commit_format(job: Job, name: str, feature_state: dict[str, Any]) -> Committ
         out.abort()
         raise
     if counter is not None:
-        stats.tokenizer, stats.tokens_exact = counter.name, counter.exact
+        if stats.tokenizer == "none":  # a format with its own tokenizer names it itself
+            stats.tokenizer, stats.tokens_exact = counter.name, counter.exact
         stats.token_limit_enforced = out.limit is not None
     histograms = {split: h.buckets() for split, h in out.histograms.items()}
     return Committed(stats, histograms)
