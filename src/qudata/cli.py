@@ -19,6 +19,7 @@ import click
 
 from qudata import __version__
 from qudata.errors import ConfigError, OutputError, QudataError, WriteError
+from qudata.pack.registry import FORMATTERS
 
 __all__ = ["cli", "main"]
 
@@ -155,9 +156,7 @@ def cli() -> None:
     "--format",
     "formats",
     multiple=True,
-    type=click.Choice(
-        ["chatml", "jsonl", "plain", "parquet", "llmbuilder", "preference", "megatron"]
-    ),
+    type=click.Choice(list(FORMATTERS)),
     help="Format to write; repeat for several. Default: pack.formats (chatml, jsonl, plain).",
 )
 @click.option(

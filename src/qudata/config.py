@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 FORMAT_NAMES = ("chatml", "jsonl", "plain")
-FormatName = Literal["chatml", "jsonl", "plain", "parquet", "llmbuilder", "preference", "megatron"]
+FormatName = str  # a name of the format registry (qudata.pack.registry.FORMATTERS)
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -201,6 +201,12 @@ class PackConfig(Section):
     @field_validator("formats")
     @classmethod
     def _unique_formats(cls, value: list[str]) -> list[str]:
+        from qudata.pack.registry import FORMATTERS  # the names come from the registry only
+
+        unknown = [name for name in value if name not in FORMATTERS]
+        if unknown:
+            choices = ", ".join(f"'{name}'" for name in FORMATTERS)
+            raise ValueError(f"unknown format {unknown[0]!r} (choose from: {choices})")
         return list(dict.fromkeys(value))
 
 
