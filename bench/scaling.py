@@ -51,8 +51,10 @@ class Phases:
 
 config, source, out, engine = json.loads(sys.argv[1])
 phases = Phases()
+import qudata.pipeline, qudata.plan.execute, qudata.stages.write  # imports: not the job
 if engine == "ray":
     import ray
+    import qudata.engines.ray
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
 before = resource.getrusage(resource.RUSAGE_SELF)
 start = time.perf_counter()
@@ -112,10 +114,10 @@ def main() -> None:
     def phase(key: str, name: str) -> float:
         return statistics.median(r["phases"].get(name, 0.0) for r in results[key])
 
-    base = median("local-1", "wall")
+    base = median(f"local-{counts[0]}", "wall")
     print(f"{size:.0f} MB, {args.rounds} rounds, medians")
     print(
-        "| workers | wall s | vs 1 worker | MB/s | MB/s per worker | scan s | write s "
+        "| workers | wall s | vs first | MB/s | MB/s per worker | scan s | write s "
         "| commit s | CPU s |"
     )
     print("|---|---|---|---|---|---|---|---|---|")

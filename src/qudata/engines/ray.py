@@ -68,8 +68,8 @@ class RayExecutor:
         number = {ref: n for n, ref in enumerate(refs)}
         pending = list(refs)
         try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
+            while pending:  # what is done each half second (a wait per task costs the driver)
+                done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
                 for ref in done:
                     ok, value = ray.get(ref)
                     if not ok:
