@@ -106,15 +106,19 @@ class WriteError(OutputError):
     exit_code = 1
 
 
-def error_state(exc: QudataError) -> tuple[Any, ...]:
-    """A qudata error as plain data, to send from a worker process or a Ray task (their
-    keyword-only constructors do not survive pickling)."""
+def error_state(exc: QudataError | OSError) -> tuple[Any, ...]:
+    """A qudata error, or a system error (a full disk), as plain data, to send from a
+    worker process or a Ray task (keyword-only constructors do not survive pickling)."""
+    if isinstance(exc, OSError) and not isinstance(exc, QudataError):
+        return (OSError, (exc.errno, exc.strerror, exc.filename), None)
     return (type(exc), exc.args, dict(exc.__dict__))
 
 
-def rebuild_error(state: tuple[Any, ...]) -> QudataError:
+def rebuild_error(state: tuple[Any, ...]) -> QudataError | OSError:
     """The error of :func:`error_state`, with its message and attributes."""
     cls, args, attributes = state
+    if attributes is None:  # a system error: errno, strerror, filename
+        return OSError(*args) if args[2] is not None else OSError(*args[:2])
     exc: QudataError = cls.__new__(cls)
     exc.args = args
     exc.__dict__.update(attributes)

@@ -267,3 +267,31 @@ def test_a_worker_ignores_sigint_and_exits_at_end_of_input() -> None:
     assert process.stdin is not None
     process.stdin.close()
     assert process.wait(timeout=10) == 0
+
+
+FULL_IN_WORKERS = """\
+import errno, os, sys
+if sys.argv[:1] == ["-c"]:
+    import qudata.stages.write as write
+
+    def write_partition(job, index):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(job.part_file("jsonl", index)))
+
+    write.write_partition = write_partition
+"""
+
+
+def test_a_full_disk_in_a_worker_is_one_line_and_publishes_nothing(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(FULL_IN_WORKERS)
+    source = _big_input(tmp_path / "in.jsonl")
+    out = tmp_path / "out"
+    args = ["pack", str(source), "-o", str(out), "--workers", "2", "--tokenizer", "none"]
+    result = run_qudata([*args, "-f", "jsonl"], env=subprocess_env(_path=str(site)))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot complete")
+    assert "No space left on device" in lines[0]
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if ".qudata-" in p.name] == []

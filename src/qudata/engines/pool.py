@@ -188,7 +188,7 @@ class ProcessPool:
             process.kill()
 
 
-def _failure(value: Any) -> QudataError:
+def _failure(value: Any) -> QudataError | OSError:
     """The error a worker replied: its own qudata error rebuilt, or a WorkerError."""
     if isinstance(value, tuple):
         return rebuild_error(value)
@@ -234,7 +234,7 @@ def serve() -> None:
                 raise ValueError(f"{module}: only qudata's functions run in a worker")
             function = getattr(importlib.import_module(module), name)
             reply: tuple[bool, Any] = (True, function(*args))
-        except QudataError as exc:  # raised again in the parent as it is
+        except (QudataError, OSError) as exc:  # raised again in the parent as it is
             reply = (False, error_state(exc))
         except Exception as exc:  # sent to the parent, which raises it
             reply = (False, f"{type(exc).__name__}: {exc}")

@@ -41,7 +41,7 @@ def _call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, An
     """One stage call in a Ray task; a qudata error comes back as data."""
     try:
         return True, function(*args)
-    except QudataError as exc:
+    except (QudataError, OSError) as exc:
         return False, error_state(exc)
 
 
