@@ -44,13 +44,17 @@ class LocalExecutor:
         function: Callable[..., Any],
         calls: Sequence[tuple[Any, ...]],
         on_done: Callable[[int], None] | None = None,
+        consume: Callable[[Any], None] | None = None,
     ) -> list[Any]:
         """``function(*args)`` for every ``args`` of ``calls``; results in call order.
-        ``on_done(i)`` is called (in this thread) as call ``i`` completes."""
+        ``on_done(i)`` is called (in this thread) as call ``i`` completes. With
+        ``consume``, each result is handed to it in call order as soon as the calls
+        before it are done, and not kept (the list returned is empty)."""
+        results: list[Any] = []
+        keep = results.append if consume is None else consume
         if self.workers == 1 or len(calls) <= 1:
-            results = []
             for number, args in enumerate(calls):
-                results.append(function(*args))
+                keep(function(*args))
                 if on_done is not None:
                     on_done(number)
             return results
@@ -58,6 +62,7 @@ class LocalExecutor:
         futures = [threads.submit(self._call, function, args) for args in calls]
         pending = set(futures)
         index = {future: number for number, future in enumerate(futures)}
+        following = 0  # the next call whose result is handed on
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
@@ -65,12 +70,17 @@ class LocalExecutor:
                     future.result()  # raises the first failure
                     if on_done is not None:
                         on_done(index[future])
+                while following < len(futures) and futures[following].done():
+                    keep(futures[following].result())
+                    futures[following] = None  # type: ignore[call-overload]
+                    following += 1
         except BaseException:
             for future in futures:
-                future.cancel()
+                if future is not None:
+                    future.cancel()
             self.close()  # kills busy workers: their threads stop waiting
             raise
-        return [future.result() for future in futures]
+        return results
 
     def _start(self) -> ThreadPoolExecutor:
         if self._threads is None:

@@ -62,11 +62,17 @@ class RayExecutor:
         function: Callable[..., Any],
         calls: Sequence[tuple[Any, ...]],
         on_done: Callable[[int], None] | None = None,
+        consume: Callable[[Any], None] | None = None,
     ) -> list[Any]:
+        """As :meth:`qudata.engines.local.LocalExecutor.map`."""
         ray = _import_ray()
-        refs = [self._remote.remote(function, args) for args in calls]
+        refs: list[Any] = [self._remote.remote(function, args) for args in calls]
         number = {ref: n for n, ref in enumerate(refs)}
         pending = list(refs)
+        finished: dict[int, Any] = {}
+        results: list[Any] = []
+        keep = results.append if consume is None else consume
+        following = 0
         try:
             while pending:  # what is done each half second (a wait per task costs the driver)
                 done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
@@ -74,13 +80,17 @@ class RayExecutor:
                     ok, value = ray.get(ref)
                     if not ok:
                         raise rebuild_error(value)
+                    finished[number[ref]] = value
                     if on_done is not None:
                         on_done(number[ref])
+                while following in finished:
+                    keep(finished.pop(following))
+                    following += 1
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)
             raise
-        return [value for _, value in ray.get(refs)]
+        return results
 
     def close(self) -> None:
         self._session.__exit__(None, None, None)

@@ -44,6 +44,7 @@ class Executor(Protocol):
         function: Callable[..., Any],
         calls: Sequence[tuple[Any, ...]],
         on_done: Callable[[int], None] | None = None,
+        consume: Callable[[Any], None] | None = None,
     ) -> list[Any]: ...
 
     def close(self) -> None: ...
@@ -88,11 +89,15 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
         planner = MixPlanner([s.weight for s in cfg.mix.sources], seed=cfg.mix.seed,
                              target_tokens=cfg.mix.target_tokens)  # fmt: skip
         job.mix = merge_surveys(planner, executor.map(survey_partition, calls)).plan()
-    accounts: list[Account] = executor.map(write_partition, calls, step("write"))
-    resumed = sum(s.resumed for s in scans) + sum(a.resumed for a in accounts)
     total = Account(formats=len(cfg.pack.formats))
-    for account in accounts:
+    resumed = sum(s.resumed for s in scans)
+
+    def add(account: Account) -> None:  # in partition order, as each is done
+        nonlocal resumed
+        resumed += account.resumed
         add_account(report, total, account)
+
+    executor.map(write_partition, calls, step("write"), consume=add)
     report.inputs = _inputs(report.inputs, job, scans)
     names = list(cfg.pack.formats)
     progress.phase("commit", len(names) + 1)
