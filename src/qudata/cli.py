@@ -143,7 +143,7 @@ def cli() -> None:
     "formats",
     multiple=True,
     type=click.Choice(
-        ["chatml", "jsonl", "plain", "parquet", "llmbuilder", "preference", "megatron"]
+        ["chatml", "jsonl", "plain", "parquet", "llmbuilder", "preference", "megatron", "packed"]
     ),
     help="Format to write; repeat for several. Default: pack.formats (chatml, jsonl, plain).",
 )
