@@ -120,11 +120,17 @@ class Vocabulary:
 
 
 def tokenize_segments(
-    text: str, cuts: Sequence[int], vocab: Vocabulary, specials: dict[str, int]
+    text: str,
+    cuts: Sequence[int],
+    vocab: Vocabulary,
+    markers: Sequence[str],
+    specials: dict[str, int],
 ) -> tuple[list[int], list[int]]:
     """The ids of ``text`` tokenized segment by segment, and the token index of each of
-    ``cuts`` (sorted character offsets). ``specials`` maps markers to their ids."""
-    pattern = _marker_pattern(tuple(specials))
+    ``cuts`` (sorted character offsets). Every one of ``markers`` is a segment of its own
+    (the same tokens wherever it is); ``specials`` maps those the tokenizer has as
+    special tokens to their ids."""
+    pattern = _marker_pattern(tuple(markers))
     pieces: list[tuple[str, int | None]] = []  # (text, special id) in order
     marks: list[int] = []  # piece index at each cut
     bounds = [0, *cuts, len(text)]
@@ -133,10 +139,10 @@ def tokenize_segments(
             marks.append(len(pieces))
         segment = text[bounds[number] : bounds[number + 1]]
         at = 0
-        for found in pattern.finditer(segment) if specials else ():
+        for found in pattern.finditer(segment) if markers else ():
             if found.start() > at:
                 pieces.append((segment[at : found.start()], None))
-            pieces.append((found.group(0), specials[found.group(0)]))
+            pieces.append((found.group(0), specials.get(found.group(0))))
             at = found.end()
         if at < len(segment):
             pieces.append((segment[at:], None))

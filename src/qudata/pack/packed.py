@@ -166,7 +166,7 @@ class PackedFormatter(Formatter[PackedOptions]):
             if opts.mask == "all":
                 char_spans = [(0, len(text))]
             cuts = sorted({c for span in char_spans for c in span} - {0, len(text)})
-            ids, marks = tokenize_segments(text, cuts, st["vocab"], st["specials"])
+            ids, marks = tokenize_segments(text, cuts, st["vocab"], st["markers"], st["specials"])
             at = dict(zip(cuts, marks, strict=True)) | {0: 0, len(text): len(ids)}
             spans = [(at[start], at[end]) for start, end in char_spans]
             problem = check(ids, spans, text, char_spans, st["vocab"], whole=opts.mask == "all")
