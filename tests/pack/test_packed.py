@@ -105,13 +105,8 @@ def byte_tokenizer(tmp_path: Path, specials: list[str]) -> tuple[Path, dict[str,
     special tokens follow from 256 (hand-checkable ids)."""
     pytest.importorskip("tokenizers")
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from tokenizers.pre_tokenizers import ByteLevel
 
-    alphabet = ByteLevel.alphabet()
-    by_byte = {}
-    for value in range(256):
-        (char,) = [c for c in alphabet if _byte_of(c) == value]
-        by_byte[char] = value
+    by_byte = {char: value for value, char in enumerate(_BYTE_CHARS)}
     tokenizer = Tokenizer(models.BPE(vocab=by_byte, merges=[]))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -121,13 +116,20 @@ def byte_tokenizer(tmp_path: Path, specials: list[str]) -> tuple[Path, dict[str,
     return path, {s: 256 + n for n, s in enumerate(specials)}
 
 
-def _byte_of(char: str) -> int:
-    # GPT-2's bytes_to_unicode: printable bytes are themselves, the others 256 + n
-    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
-    if ord(char) in printable:
-        return ord(char)
-    others = [b for b in range(256) if b not in printable]
-    return others[ord(char) - 256]
+def _byte_chars() -> list[str]:
+    """GPT-2's ``bytes_to_unicode``: printable bytes are themselves, the others ``256 + n``."""
+    printable = {*range(33, 127), *range(161, 173), *range(174, 256)}
+    chars, extra = [], 0
+    for value in range(256):
+        if value in printable:
+            chars.append(chr(value))
+        else:
+            chars.append(chr(256 + extra))
+            extra += 1
+    return chars
+
+
+_BYTE_CHARS = _byte_chars()
 
 
 OWN_TEMPLATE = (
