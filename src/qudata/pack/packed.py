@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 from qudata.config import PackedOptions
 from qudata.errors import ConfigError, InputError
+from qudata.io.parquet import import_pyarrow
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml_render import render_chatml
@@ -59,6 +60,10 @@ class PackedFormatter(Formatter[PackedOptions]):
     name: ClassVar[str] = "packed"
     extension: ClassVar[str] = ".parquet"
     options_model: ClassVar[type[PackedOptions]] = PackedOptions
+
+    def __init__(self, config: Any = None, **options: Any) -> None:
+        import_pyarrow()  # a missing extra is one line before anything is written
+        super().__init__(config, **options)
 
     def _setup(self, state: dict[str, Any], opts: PackedOptions) -> dict[str, Any]:
         """The stream's tokenizer, renderer, markup cleaner and special tokens, once."""
