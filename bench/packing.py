@@ -34,7 +34,7 @@ WORD_TEXT = (
 
 
 def vocabulary(corpus: str | None) -> list[str]:
-    """Distinct words of the first lines of ``corpus`` (a qudata bench corpus), or a built-in list."""
+    """Distinct words of the first lines of ``corpus`` (a bench corpus), or a built-in list."""
     if not corpus:
         return WORD_TEXT.split()
     words: dict[str, None] = {}

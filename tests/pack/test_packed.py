@@ -333,6 +333,9 @@ def test_end_to_end_rows_accounting_and_real_readers(tmp_path: Path) -> None:
     assert packing["rows"] == len(table) and packing["lower_bound"] == -(-tokens // 256)
     assert packing["packing_efficiency"] == round(tokens / (len(table) * 256), 6)
     assert sum(packing["fill"]) == len(table)
+    report_html = (out / "report.html").read_text()
+    assert 'id="chart-fill-packed-train"' in report_html
+    assert f"{len(table):,} rows, lower bound {packing['lower_bound']:,}" in report_html
     segments: dict[str, list[int]] = {}
     for row in table:
         assert 0 < len(row["input_ids"]) <= 256
