@@ -52,7 +52,9 @@ class Rendering:
     turns: list[Turn]
 
 
-def find_turns(render: Render, messages: list[dict[str, Any]], markers: Sequence[str]) -> Any:
+def find_turns(
+    render: Render, messages: list[dict[str, Any]], markers: Sequence[str]
+) -> Rendering | Drop:
     """The :class:`Rendering` of ``messages``, or a :class:`Drop` (``mask_unaligned``) when
     the template's generation prompt is not a prefix of its own rendering.
 
