@@ -86,6 +86,7 @@ def rows_of(out: Path, split: str = "train") -> list[dict[str, Any]]:
 def test_chatml_golden_under_cl100k_base(tmp_path: Path) -> None:
     records, _ = format_one(CONVERSATION)
     (record,) = records
+    assert orjson.loads(orjson.dumps(records)) == records  # plain JSON values
     assert record["ids"] == CHATML_IDS
     assert [CL100K.decode([i]) for i in record["ids"]] == [t for t, _ in CHATML_GOLDEN]
     assert mask_of(record) == [m for _, m in CHATML_GOLDEN]
@@ -364,3 +365,22 @@ def test_the_same_input_gives_the_same_bytes(tmp_path: Path) -> None:
     first = (tmp_path / "a" / "packed" / "train-00000-of-00001.parquet").read_bytes()
     assert first == (tmp_path / "b" / "packed" / "train-00000-of-00001.parquet").read_bytes()
     assert not list((tmp_path / "a" / "packed").glob(".*"))  # no spill left behind
+
+
+def test_shuffled_records_pack_the_same_sequences(tmp_path: Path) -> None:
+    source = write(tmp_path, chats(30))
+    segments = []
+    for name, shuffle in (("a", False), ("b", True)):
+        config = {"pack": {"packed": {"seq_len": 300}}, "output": {"shuffle": shuffle}}
+        qudata.pack_dataset(source, tmp_path / name, config=config, formats=["packed"])
+        found = {}
+        for row in rows_of(tmp_path / name):
+            at = 0
+            for doc, length in zip(row["doc_ids"], row["seq_lengths"], strict=True):
+                found[doc] = (
+                    row["input_ids"][at : at + length],
+                    row["assistant_masks"][at : at + length],
+                )
+                at += length
+        segments.append(found)
+    assert segments[0] == segments[1] and len(segments[0]) == 30
