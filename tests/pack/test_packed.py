@@ -384,3 +384,25 @@ def test_shuffled_records_pack_the_same_sequences(tmp_path: Path) -> None:
                 at += length
         segments.append(found)
     assert segments[0] == segments[1] and len(segments[0]) == 30
+
+
+def test_an_assistant_message_of_weight_0_is_context(tmp_path: Path) -> None:
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Bad answer.", "weight": 0},
+        {"role": "user", "content": "Again?"},
+        {"role": "assistant", "content": "Good answer.", "weight": 1},
+    ]
+    records, _ = format_one(messages)
+    assert [CL100K.decode(records[0]["ids"][a:b]) for a, b in records[0]["spans"]] == [
+        "Good answer.<|im_end|>"
+    ]
+    out = tmp_path / "out"
+    qudata.pack_dataset(write(tmp_path, [{"id": "w", "messages": messages}]), out,
+                        formats=["packed"])  # fmt: skip
+    (row,) = rows_of(out)
+    masked = [i for i, m in zip(row["input_ids"], row["assistant_masks"], strict=True) if m]
+    assert CL100K.decode(masked) == "Good answer.<|im_end|>"
+    weightless, _ = format_one([{**m, "weight": 0} if m["role"] == "assistant" else m
+                                for m in messages])  # fmt: skip
+    assert weightless.reason == "mask_empty"

@@ -37,6 +37,7 @@ class Turn:
     """One assistant turn: where its span is when it is the last turn (``alone``, the
     rendering of the conversation up to it), and where it is in the whole text."""
 
+    message: int  # its index in the conversation
     start: int  # in the whole text (and in ``alone``: the prefix is shared)
     span: str  # the span as rendered when the turn is the last one
     alone: str  # the conversation rendered up to and including this turn
@@ -88,7 +89,7 @@ def find_turns(
             at = text.find(marker, start) if marker else -1
             if marker and at >= 0:
                 end = at + len(marker)
-        turns.append(Turn(start, span, alone, stable, end))
+        turns.append(Turn(i, start, span, alone, stable, end))
         low = end if end is not None else start
     return Rendering(text, turns)
 

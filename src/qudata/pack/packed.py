@@ -19,7 +19,8 @@ A template that renders earlier assistant turns differently from the last (Qwen3
 ``pack.packed.reasoning``: ``last_turn`` masks only the turns rendered as they would be
 last (the others are context), ``per_turn`` writes one sequence per assistant turn (the
 conversation up to it, only that turn masked), ``keep`` masks every turn as the
-template renders it in the whole conversation.
+template renders it in the whole conversation. An assistant message of ``weight`` 0
+(OpenAI's fine-tuning format) is context.
 
 Packing over the whole split happens in the writer (:mod:`qudata.pack.packed_writer`).
 """
@@ -163,6 +164,9 @@ class PackedFormatter(Formatter[PackedOptions]):
         rendering = find_turns(render, messages, st["markers"])
         if isinstance(rendering, Drop):
             return rendering
+        # OpenAI's fine-tuning weight: an assistant message of weight 0 is context
+        skip = {i for i, m in enumerate(messages) if m.get("weight") == 0}
+        rendering = Rendering(rendering.text, [t for t in rendering.turns if t.message not in skip])
         pieces = self._pieces(rendering, opts)
         if isinstance(pieces, Drop):
             return pieces
