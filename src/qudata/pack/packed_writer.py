@@ -2,10 +2,11 @@
 
 Records (one tokenized conversation each: ``{"doc", "ids", "spans"}``, or a plain
 document's ``{"doc", "ids"}``) arrive in input order. They are spilled to a temporary
-file beside the output as they come; memory holds three numbers per sequence (its
-offset and size in the spill, its token length). Plain documents are pretraining data:
-joined (each already ends with EOD) and cut into blocks of exactly ``seq_len`` tokens,
-the last block of the split shorter; a block is one sequence of several segments.
+file beside the output as they come; memory holds 16 bytes per sequence (its offset
+and size in the spill, its token length; packing adds 24 while it runs). Plain
+documents are pretraining data: joined (each already ends with EOD) and cut into blocks
+of exactly ``seq_len`` tokens, the last block of the split shorter; a block is one
+sequence of several segments.
 
 :meth:`PackedWriter.close` packs the whole split (:mod:`qudata.pack.bfd`), then writes
 the rows in row order, each with its sequences in input order, to
@@ -75,7 +76,7 @@ class PackedWriter:
         self.max_bytes, self.max_records = max_bytes, max_records
         self._spill_path = directory / f".{split}.packed.spill"
         self._spill: Any = None
-        self._offsets, self._sizes, self._lengths = array("q"), array("q"), array("q")
+        self._offsets, self._sizes, self._lengths = array("q"), array("i"), array("i")
         self._stream: list[list[Any]] = []  # the open pretraining block: [doc, ids] pieces
         self._streamed = 0
         self._done: list[tuple[Path, FileStats]] = []
@@ -141,7 +142,7 @@ class PackedWriter:
     def _write_rows(self) -> None:
         import numpy as np
 
-        rows = pack(np.frombuffer(self._lengths, dtype=np.int64), self.seq_len, self.strategy)
+        rows = pack(np.frombuffer(self._lengths, dtype=np.intc), self.seq_len, self.strategy)
         order = np.lexsort((np.arange(len(rows)), rows))  # by row, then input order
         bounds = np.flatnonzero(np.diff(rows[order])) + 1
         shard = _Shard(self, 0)
