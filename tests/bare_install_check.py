@@ -44,6 +44,7 @@ def _cases(folder: Path) -> list[tuple[str, str, list[str]]]:
         ("near", "pack --dedup near", ["pack", str(docs), "-o", out, "--dedup", "near", *common]),
         ("parquet", "pack docs.parquet", ["pack", str(table), "-o", out, *common]),
         ("parquet", "pack -f parquet", ["pack", str(docs), "-o", out, "-f", "parquet", *common]),
+        ("parquet", "pack -f packed", ["pack", str(docs), "-o", out, "-f", "packed", *common]),
         ("parquet", "validate docs.parquet", ["validate", str(table), "--format", "jsonl"]),
         (
             "tokenizers",

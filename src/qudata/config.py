@@ -43,6 +43,7 @@ __all__ = [
     "MixSource",
     "OutputConfig",
     "PackConfig",
+    "PackedOptions",
     "ParquetOptions",
     "PlainOptions",
     "PreferenceOptions",
@@ -150,6 +151,27 @@ class MegatronOptions(Section):
     eod_token: str | None = None
 
 
+class PackedOptions(Section):
+    """``pack.packed``: packed training sequences (token ids, positions, assistant masks)."""
+
+    #: the most tokens of one row
+    seq_len: int = Field(default=4096, gt=1)
+    #: ``chatml`` (qudata's ChatML rendering) or a chat template (a path or inline)
+    template: str = "chatml"
+    #: variables for the chat template (``bos_token``, ...)
+    template_vars: dict[str, str] = Field(default_factory=dict)
+    #: the tokens in the loss: the assistant spans, or every token
+    mask: Literal["assistant", "all"] = "assistant"
+    #: best-fit decreasing over the whole split, or in input order
+    strategy: Literal["bfd", "sequential"] = "bfd"
+    #: a conversation longer than ``seq_len``: dropped (``too_long``), or cut between turns
+    on_overflow: Literal["drop", "split_turns"] = "drop"
+    #: a template that renders earlier assistant turns differently from the last one
+    reasoning: Literal["last_turn", "per_turn", "keep"] = "last_turn"
+    #: the end-of-document token of plain documents; none: the tokenizer's
+    eod_token: str | None = None
+
+
 class PreferenceOptions(Section):
     """``pack.preference``: TRL conversational preference records (prompt, chosen, rejected)."""
 
@@ -196,6 +218,7 @@ class PackConfig(Section):
     parquet: ParquetOptions = Field(default_factory=ParquetOptions)
     llmbuilder: LLMBuilderOptions = Field(default_factory=LLMBuilderOptions)
     megatron: MegatronOptions = Field(default_factory=MegatronOptions)
+    packed: PackedOptions = Field(default_factory=PackedOptions)
     preference: PreferenceOptions = Field(default_factory=PreferenceOptions)
 
     @field_validator("formats")

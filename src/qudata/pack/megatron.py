@@ -35,11 +35,11 @@ from qudata.quality.report import Drop, FileStats
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["INDEX_HEADER", "MegatronFormatter", "MegatronWriter", "token_dtype"]
+__all__ = ["EOD_CANDIDATES", "INDEX_HEADER", "MegatronFormatter", "MegatronWriter", "token_dtype"]
 
 INDEX_HEADER = b"MMIDIDX\x00\x00"
 _DTYPE_CODES = {"uint16": 8, "int32": 4}  # Megatron's DType enum
-_EOD_CANDIDATES = ("<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<|eot_id|>", "<|im_end|>")
+EOD_CANDIDATES = ("<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<|eot_id|>", "<|im_end|>")
 
 
 def token_dtype(vocab_size: int) -> np.dtype[Any]:
@@ -72,7 +72,7 @@ class MegatronFormatter(Formatter[MegatronOptions]):
                     "-f megatron writes token ids: set quality.tokenizer to cl100k_base, "
                     "o200k_base or a tokenizer.json (not estimate or none)"
                 )
-            names = [self.options.eod_token] if self.options.eod_token else _EOD_CANDIDATES
+            names = [self.options.eod_token] if self.options.eod_token else EOD_CANDIDATES
             found = [base.token_id(n) for n in names]
             eod = next((i for i in found if i is not None), None)
             if eod is None:

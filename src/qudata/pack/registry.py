@@ -10,6 +10,7 @@ from qudata.pack.chatml import ChatMLFormatter
 from qudata.pack.jsonl import JSONLFormatter
 from qudata.pack.llmbuilder import LLMBuilderFormatter
 from qudata.pack.megatron import MegatronFormatter
+from qudata.pack.packed import PackedFormatter
 from qudata.pack.parquet import ParquetFormatter
 from qudata.pack.plain import PlainTextFormatter
 from qudata.pack.preference import PreferenceFormatter
@@ -24,6 +25,7 @@ FORMATTERS: dict[str, type[Formatter[Any]]] = {
     LLMBuilderFormatter.name: LLMBuilderFormatter,
     PreferenceFormatter.name: PreferenceFormatter,
     MegatronFormatter.name: MegatronFormatter,
+    PackedFormatter.name: PackedFormatter,
 }
 
 

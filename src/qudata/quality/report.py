@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Drop", "FileStats", "FormatStats", "Observations", "RunReport"]
+__all__ = ["Drop", "FileStats", "FormatStats", "Observations", "RunReport", "packing_summary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +37,12 @@ class FileStats:
     bytes: int = 0
     sha256: str = ""
     tokens: int = 0
+    #: packed formats: ``seq_len``, ``strategy``, ``rows`` and ``fill`` (rows per tenth of
+    #: ``seq_len`` filled) of this file; see :func:`packing_summary`
+    packing: dict[str, Any] | None = None
 
     def as_dict(self, *, with_tokens: bool) -> dict[str, Any]:
-        return {
+        out = {
             "path": self.path,
             "split": self.split,
             "documents": self.documents,
@@ -48,6 +51,40 @@ class FileStats:
             "sha256": self.sha256,
             "tokens": self.tokens if with_tokens else None,
         }
+        if self.packing is not None:
+            out["packing"] = self.packing
+        return out
+
+
+def packing_summary(files: list[FileStats]) -> dict[str, Any] | None:
+    """Per split, from the files' ``packing``: ``rows``, ``tokens``, the lower bound
+    ``ceil(tokens / seq_len)``, ``packing_efficiency`` (``tokens / (rows * seq_len)``)
+    and the ``fill`` distribution. ``None`` when no file is packed."""
+    splits: dict[str, dict[str, Any]] = {}
+    for file in files:
+        if file.packing is None:
+            continue
+        seq_len = file.packing["seq_len"]
+        split = splits.setdefault(
+            file.split,
+            {
+                "seq_len": seq_len,
+                "strategy": file.packing["strategy"],
+                "rows": 0,
+                "tokens": 0,
+                "fill": [0] * len(file.packing["fill"]),
+            },
+        )
+        split["rows"] += file.packing["rows"]
+        split["tokens"] += file.tokens
+        split["fill"] = [a + b for a, b in zip(split["fill"], file.packing["fill"], strict=True)]
+    if not splits:
+        return None
+    for split in splits.values():
+        seq_len, rows, tokens = split["seq_len"], split["rows"], split["tokens"]
+        split["lower_bound"] = -(-tokens // seq_len)
+        split["packing_efficiency"] = round(tokens / (rows * seq_len), 6) if rows else None
+    return dict(sorted(splits.items()))
 
 
 @dataclass(slots=True)
@@ -72,6 +109,7 @@ class FormatStats:
 
     def as_dict(self) -> dict[str, Any]:
         counted = self.tokenizer != "none"
+        packing = packing_summary(self.files)
         return {
             "documents": self.documents,
             "records": self.records,
@@ -87,6 +125,7 @@ class FormatStats:
             "sources": dict(sorted(self.sources.items())),
             "events": dict(sorted(self.events.items())),
             "files": [f.as_dict(with_tokens=counted) for f in self.files],
+            **({} if packing is None else {"packing": packing}),
         }
 
 

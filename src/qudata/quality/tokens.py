@@ -205,6 +205,10 @@ class TiktokenCounter:
         """The id of a special token such as ``<|endoftext|>``, if the encoding has it."""
         return self._encoding._special_tokens.get(token)
 
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of ``ids`` (invalid UTF-8, from ids cut inside a character, replaced)."""
+        return self._encoding.decode_bytes(list(ids)).decode("utf-8", errors="replace")
+
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         return [len(tokens) for tokens in self.encode_batch(texts)]
 
@@ -291,6 +295,10 @@ class HFTokenizerCounter:
 
     def token_id(self, token: str) -> int | None:
         return self._tokenizer.token_to_id(token)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of ``ids``, special tokens kept (what the model reads)."""
+        return str(self._tokenizer.decode(list(ids), skip_special_tokens=False))
 
     def ids(self, tokens: Any) -> list[int]:
         """The token ids of what :meth:`encode_batch` gave for a text."""
