@@ -106,7 +106,9 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "exact-splits-shuffle-gzip": {
-        "pack": {"formats": ["chatml", "jsonl", "plain", "parquet", "preference", "megatron"]},
+        "pack": {
+            "formats": ["chatml", "jsonl", "plain", "parquet", "preference", "megatron", "packed"]
+        },
         "dedup": {"method": "exact"},
         "output": {
             "split": {"train": 0.8, "validation": 0.2},
@@ -116,7 +118,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         },
     },
     "near-zstd-sizes": {
-        "pack": {"formats": ["chatml", "jsonl", "plain"]},
+        "pack": {"formats": ["chatml", "jsonl", "plain", "llmbuilder"]},
         "dedup": {"method": "near", "threshold": 0.7},
         "quality": {"min_quality_score": 0.2, "missing_score": "keep"},
         "output": {"compression": "zstd", "shard_size": "8KB", "add_metadata": ["tokens"]},
