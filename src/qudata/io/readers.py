@@ -96,12 +96,19 @@ def _jsonl(
 def _has_huge_float(value: Any) -> bool:
     """A float of 2**64 or more anywhere in ``value`` (what orjson makes of a huge integer);
     a walk of the parsed row is far cheaper than a regex over every line's bytes."""
-    if isinstance(value, float):
-        return abs(value) >= 18446744073709551616.0
-    if isinstance(value, dict):
-        return any(_has_huge_float(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_huge_float(v) for v in value)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            continue
+        if kind is float:
+            if abs(item) >= 18446744073709551616.0:
+                return True
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
     return False
 
 
