@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from qudata.config import Config, load_config, parse_size
-from qudata.errors import ConfigError, InputError, MissingExtraError
+from qudata.engines import make_executor, ray_engine
+from qudata.errors import ConfigError, InputError
 from qudata.export.publish import publish_dataset
 from qudata.io.lines import read_lines
 from qudata.io.output_dir import (
@@ -37,10 +38,7 @@ from qudata.quality.report import RunReport
 from qudata.stages.context import forget
 from qudata.stages.resume import fingerprint, start
 
-__all__ = ["SMALL_INPUT_BYTES", "pack_dataset"]
-
-#: An input smaller than this runs in this process, whatever ``engine.workers`` says.
-SMALL_INPUT_BYTES = 4 << 20
+__all__ = ["pack_dataset"]
 
 
 def pack_dataset(
@@ -84,7 +82,7 @@ def pack_dataset(
     check_not_an_input(out, [a for a in arguments if not glob.has_magic(a)], [])
     expand = None
     if cfg.engine.name == "ray":
-        expand = _ray().expand_sources
+        expand = ray_engine().expand_sources
     found, argument_of = walk_arguments(arguments, out, expand)
     report = _new_report(cfg)
     report.skipped.update(found.skipped)
@@ -144,27 +142,9 @@ def _run(job: Job, report: RunReport, progress: Progress) -> Outcome:
 
 
 def _executor(job: Job) -> Executor:
-    """The configured executor; a small input runs in this process."""
-    engine = job.cfg.engine
-    if engine.name == "ray":
-        executor: Executor = _ray().RayExecutor(engine)
-        return executor
-    from qudata.engines.local import LocalExecutor, usable_cpus
-
-    workers = engine.workers or usable_cpus()
-    if sum(p.size for p in job.partitions) < SMALL_INPUT_BYTES and not engine.workers:
-        workers = 1
-    return LocalExecutor(min(workers, max(1, len(job.partitions))))
-
-
-def _ray() -> Any:
-    try:
-        from qudata.engines import ray
-    except ImportError as exc:  # Ray, or what it brings (pyarrow, numpy), is missing
-        if (exc.name or "").split(".")[0] not in ("ray", "numpy", "pyarrow"):
-            raise
-        raise MissingExtraError("ray", "ray", feature="--engine ray") from None
-    return ray
+    size = sum(p.size for p in job.partitions)
+    executor: Executor = make_executor(job.cfg.engine, size, len(job.partitions))
+    return executor
 
 
 def _partition_size(cfg: Config) -> int | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from qudata.config import Config, load_config
+from qudata.engines import make_executor
 from qudata.io.sources import expand_inputs
 from qudata.plan.dedup import resolve
 from qudata.plan.execute import derived_offsets
@@ -80,11 +81,11 @@ def collect_stats(
         tokens_exact=bool(counter and counter.exact),
     )
     folder = Path(tempfile.mkdtemp(prefix="qudata-stats-"))
+    executor = None
     try:
         job = Job(cfg, folder, plan_partitions(expand_inputs(inputs)))
-        from qudata.engines.local import LocalExecutor
-
-        executor = LocalExecutor(1)
+        size = sum(p.size for p in job.partitions)
+        executor = make_executor(cfg.engine, size, len(job.partitions))
         calls = [(job, n) for n in range(len(job.partitions))]
         scans = executor.map(scan_partition, calls)
         for scan in scans:
@@ -94,9 +95,10 @@ def collect_stats(
         if cfg.dedup.method != "none":
             resolve(job.dedup_dir, len(job.partitions), cfg.dedup)
         total = Tally()
-        for tally in executor.map(tally_partition, calls):
-            total.add(tally)
+        executor.map(tally_partition, calls, consume=total.add)
     finally:
+        if executor is not None:
+            executor.close()
         forget()
         shutil.rmtree(folder, ignore_errors=True)
     result.read, result.invalid, result.unscored = total.read, total.invalid, total.unscored
