@@ -30,6 +30,7 @@ __all__ = [
     "check_chatml",
     "check_plain_text",
     "json_kind",
+    "make_problem",
     "validate_chatml",
     "validate_file",
     "validate_jsonl",
@@ -114,7 +115,7 @@ class Problem:
     line: int | None = None
 
 
-def _problem(code: str, path: str, message: str, line: int | None = None) -> Problem:
+def make_problem(code: str, path: str, message: str, line: int | None = None) -> Problem:
     return Problem(code, path, message, HINTS[code], line)
 
 
@@ -136,15 +137,19 @@ def _hygiene(record: Any, root: str = "") -> list[Problem]:
         path, value = stack.pop()
         if isinstance(value, str):
             if _has_surrogate(value):
-                problems.append(_problem("lone_surrogate", path or "$", "a lone surrogate"))
+                problems.append(make_problem("lone_surrogate", path or "$", "a lone surrogate"))
         elif isinstance(value, float):
             if not math.isfinite(value):
-                problems.append(_problem("non_finite_number", path or "$", f"{value} is not JSON"))
+                problems.append(
+                    make_problem("non_finite_number", path or "$", f"{value} is not JSON")
+                )
         elif isinstance(value, dict):
             for key, item in reversed(value.items()):
                 sub = f"{path}.{key}" if path else str(key)
                 if isinstance(key, str) and _has_surrogate(key):
-                    problems.append(_problem("lone_surrogate", sub, "a lone surrogate in a key"))
+                    problems.append(
+                        make_problem("lone_surrogate", sub, "a lone surrogate in a key")
+                    )
                 stack.append((sub, item))
         elif isinstance(value, list | tuple):
             stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(value))))
@@ -154,41 +159,43 @@ def _hygiene(record: Any, root: str = "") -> list[Problem]:
 def _message(msg: Any, path: str) -> list[Problem]:
     """The rules of one ChatML message."""
     if not isinstance(msg, dict):
-        return [_problem("message_not_object", path, f"the message is {json_kind(msg)}")]
+        return [make_problem("message_not_object", path, f"the message is {json_kind(msg)}")]
     out = [
-        _problem("unknown_key", f"{path}.{key}", f"unknown message key {key!r}")
+        make_problem("unknown_key", f"{path}.{key}", f"unknown message key {key!r}")
         for key in msg
         if key not in _MESSAGE_KEYS
     ]
     role = msg.get("role")
     if "role" not in msg:
-        out.append(_problem("missing_role", f"{path}.role", "the message has no role"))
+        out.append(make_problem("missing_role", f"{path}.role", "the message has no role"))
     elif role not in _ROLES:
         shown = repr(role) if isinstance(role, str) else json_kind(role)
-        out.append(_problem("unknown_role", f"{path}.role", f"unknown role {shown}"))
+        out.append(make_problem("unknown_role", f"{path}.role", f"unknown role {shown}"))
     calls = role == "assistant" and bool(msg.get("tool_calls"))
     if "content" not in msg:
         if not calls:
-            out.append(_problem("missing_content", f"{path}.content", "the message has no content"))
+            out.append(
+                make_problem("missing_content", f"{path}.content", "the message has no content")
+            )
     elif not isinstance(msg["content"], str) and not (msg["content"] is None and calls):
         kind = json_kind(msg["content"])
-        out.append(_problem("content_not_string", f"{path}.content", f"content is {kind}"))
+        out.append(make_problem("content_not_string", f"{path}.content", f"content is {kind}"))
     # an optional key holding null is absent: an output with one schema writes null where
     # a message has no such key (Arrow readers show absent keys as None too)
     if msg.get("weight") is not None:
         weight = msg["weight"]
         if role != "assistant":
-            out.append(_problem("bad_weight", f"{path}.weight", f"weight on a {role} message"))
+            out.append(make_problem("bad_weight", f"{path}.weight", f"weight on a {role} message"))
         elif type(weight) not in (int, float) or weight not in (0, 1):
-            out.append(_problem("bad_weight", f"{path}.weight", f"weight is {weight!r}"))
+            out.append(make_problem("bad_weight", f"{path}.weight", f"weight is {weight!r}"))
     if msg.get("name") is not None and not isinstance(msg["name"], str):
-        out.append(_problem("bad_name", f"{path}.name", f"name is {json_kind(msg['name'])}"))
+        out.append(make_problem("bad_name", f"{path}.name", f"name is {json_kind(msg['name'])}"))
     if msg.get("tool_calls") is not None and (
         role != "assistant" or not isinstance(msg["tool_calls"], list)
     ):
         kind = json_kind(msg["tool_calls"])
         out.append(
-            _problem(
+            make_problem(
                 "bad_tool_calls", f"{path}.tool_calls", f"tool_calls ({kind}) on a {role} message"
             )
         )
@@ -197,7 +204,7 @@ def _message(msg: Any, path: str) -> list[Problem]:
     ):
         kind = json_kind(msg["tool_call_id"])
         out.append(
-            _problem(
+            make_problem(
                 "bad_tool_call_id",
                 f"{path}.tool_call_id",
                 f"tool_call_id ({kind}) on a {role} message",
@@ -225,7 +232,7 @@ def _conversation_rules(messages: list[dict[str, Any]], reported: set[str]) -> l
     """The rules ``qudata pack`` drops conversations by
     (:func:`qudata.conversations.conversation_problems`), as problems: one rule set."""
     return [
-        _problem(code, "messages", _CONVERSATION_MESSAGES.get(code, code))
+        make_problem(code, "messages", _CONVERSATION_MESSAGES.get(code, code))
         for code in conversation_problems(messages)
         if code not in reported and not _SAID_BY.get(code, set()) & reported
     ]
@@ -244,16 +251,16 @@ def check_chatml(
     callers whose JSON encoder refuses both anyway (``qudata pack``)."""
     counts: list[int] = []
     if not isinstance(record, dict):
-        return [_problem("not_an_object", "$", f"the record is {json_kind(record)}")], counts
+        return [make_problem("not_an_object", "$", f"the record is {json_kind(record)}")], counts
     out: list[Problem] = []
     messages = record.get("messages")
     if "messages" not in record:
-        out.append(_problem("missing_messages", "messages", 'the record has no "messages"'))
+        out.append(make_problem("missing_messages", "messages", 'the record has no "messages"'))
     elif not isinstance(messages, list):
         kind = json_kind(messages)
-        out.append(_problem("messages_not_list", "messages", f'"messages" is {kind}'))
+        out.append(make_problem("messages_not_list", "messages", f'"messages" is {kind}'))
     elif not messages:
-        out.append(_problem("empty_conversation", "messages", '"messages" is empty'))
+        out.append(make_problem("empty_conversation", "messages", '"messages" is empty'))
     else:
         for i, msg in enumerate(messages):
             out.extend(_message(msg, f"messages[{i}]"))
@@ -265,14 +272,14 @@ def check_chatml(
                 counts.append(n)
                 if max_tokens is not None and n > max_tokens:
                     out.append(
-                        _problem(
+                        make_problem(
                             "too_many_tokens",
                             f"messages[{i}].content",
                             f"{n} tokens > {max_tokens}",
                         )
                     )
         if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
-            out.append(_problem("no_assistant_message", "messages", "no assistant message"))
+            out.append(make_problem("no_assistant_message", "messages", "no assistant message"))
         if all(isinstance(m, dict) for m in messages):
             out.extend(_conversation_rules(messages, {p.code for p in out}))
     out.extend(_record_rules(record))
@@ -286,7 +293,7 @@ def _record_rules(record: dict[str, Any]) -> list[Problem]:
     out = []
     if "metadata" in record and not isinstance(record["metadata"], dict):
         kind = json_kind(record["metadata"])
-        out.append(_problem("metadata_not_object", "metadata", f'"metadata" is {kind}'))
+        out.append(make_problem("metadata_not_object", "metadata", f'"metadata" is {kind}'))
     tools = record.get("tools")
     if "tools" in record and not (
         isinstance(tools, list)
@@ -298,7 +305,7 @@ def _record_rules(record: dict[str, Any]) -> list[Problem]:
             for t in tools
         )
     ):
-        out.append(_problem("bad_tools", "tools", "tools are not OpenAI function schemas"))
+        out.append(make_problem("bad_tools", "tools", "tools are not OpenAI function schemas"))
     return out
 
 
@@ -306,22 +313,22 @@ def validate_preference(record: Any, *, hygiene: bool = True) -> list[Problem]:
     """The rules of a TRL conversational preference record: ``prompt`` (ending with a
     user turn), ``chosen`` and ``rejected`` (starting with an assistant message)."""
     if not isinstance(record, dict):
-        return [_problem("not_an_object", "$", f"the record is {json_kind(record)}")]
+        return [make_problem("not_an_object", "$", f"the record is {json_kind(record)}")]
     out: list[Problem] = []
     for key in ("prompt", "chosen", "rejected"):
         value = record.get(key)
         if not isinstance(value, list) or not value:
             shown = json_kind(value) if key in record else "missing"
-            out.append(_problem("missing_preference_field", key, f'"{key}" is {shown}'))
+            out.append(make_problem("missing_preference_field", key, f'"{key}" is {shown}'))
             continue
         for i, msg in enumerate(value):
             out.extend(_message(msg, f"{key}[{i}]"))
         edge = value[-1] if key == "prompt" else value[0]
         role = edge.get("role") if isinstance(edge, dict) else None
         if key == "prompt" and role != "user":
-            out.append(_problem("prompt_not_user_last", key, f"the prompt ends with {role!r}"))
+            out.append(make_problem("prompt_not_user_last", key, f"the prompt ends with {role!r}"))
         elif key != "prompt" and role != "assistant":
-            out.append(_problem("answer_not_assistant", key, f'"{key}" starts with {role!r}'))
+            out.append(make_problem("answer_not_assistant", key, f'"{key}" starts with {role!r}'))
     out.extend(_record_rules(record))
     if hygiene:
         out.extend(_hygiene(record))
@@ -342,7 +349,7 @@ def validate_chatml(
 def validate_jsonl(record: Any) -> list[Problem]:
     """The rules of one general JSONL record: an object, clean strings, finite numbers."""
     if not isinstance(record, dict):
-        return [_problem("not_an_object", "$", f"the record is {json_kind(record)}")]
+        return [make_problem("not_an_object", "$", f"the record is {json_kind(record)}")]
     return _hygiene(record)
 
 
@@ -365,7 +372,7 @@ class JSONLSchemaTracker:
         if not isinstance(record, dict):
             return []
         out = [
-            _problem("missing_key", key, f"no key {key!r}, which earlier rows have", line)
+            make_problem("missing_key", key, f"no key {key!r}, which earlier rows have", line)
             for key in self._first
             if key not in record
         ]
@@ -385,12 +392,12 @@ class JSONLSchemaTracker:
             return
         first = self._kinds.setdefault(path, kind)
         if first != kind:
-            out.append(_problem("type_changed", path, f"was {first}, now {kind}", line))
+            out.append(make_problem("type_changed", path, f"was {first}, now {kind}", line))
 
     def finish(self) -> list[Problem]:
         """One ``key_missing_on_earlier_rows`` per key that the first rows lack."""
         return [
-            _problem(
+            make_problem(
                 "key_missing_on_earlier_rows",
                 key,
                 f"key {key!r} first appears on row {row + 1}; the {row} rows before lack it",
@@ -415,16 +422,16 @@ def validate_plain_block(
     """
     out: list[Problem] = []
     if _has_surrogate(block):
-        out.append(_problem("lone_surrogate", "$", "a lone surrogate", line))
+        out.append(make_problem("lone_surrogate", "$", "a lone surrogate", line))
     lines = block.split("\n")
     body = 0
     if headers:
         match = _BLOCK_HEADER.fullmatch(lines[0])
         if match is None:
-            out.append(_problem("bad_block_header", "header", f"{lines[0][:60]!r}", line))
+            out.append(make_problem("bad_block_header", "header", f"{lines[0][:60]!r}", line))
         elif number is not None and int(match.group(1)) != number:
             out.append(
-                _problem(
+                make_problem(
                     "wrong_document_number",
                     "header",
                     f"document {match.group(1)}, expected {number}",
@@ -440,7 +447,7 @@ def validate_plain_block(
             kind = next((k for k, h in enumerate(_HEADERS) if text and text.startswith(h)), None)
             if text is None or kind is None:
                 out.append(
-                    _problem(
+                    make_problem(
                         "missing_blank_line",
                         "header",
                         "no blank line after the header lines",
@@ -450,11 +457,11 @@ def validate_plain_block(
                 body = i
                 break
             if kind <= last:
-                out.append(_problem("header_out_of_order", "header", text[:60], line + i))
+                out.append(make_problem("header_out_of_order", "header", text[:60], line + i))
             last = kind
             if kind == 1 and not _QUALITY.fullmatch(text[len(_HEADERS[1]) :]):
                 out.append(
-                    _problem(
+                    make_problem(
                         "bad_header_line",
                         "header",
                         f"{text[:60]!r}: quality needs two decimals",
@@ -463,7 +470,7 @@ def validate_plain_block(
                 )
     if not "\n".join(lines[body:]).strip():
         out.append(
-            _problem(
+            make_problem(
                 "empty_content",
                 "content",
                 "the block has no content",
@@ -486,7 +493,7 @@ def check_plain_text(
     body = text[:-1] if text.endswith("\n") else text
     if not text.endswith("\n"):
         out.append(
-            _problem(
+            make_problem(
                 "missing_final_newline",
                 "$",
                 "the text does not end with a newline",
@@ -496,7 +503,7 @@ def check_plain_text(
     elif body.endswith("\n"):
         first_blank = text.rstrip("\n").count("\n") + 2
         out.append(
-            _problem("extra_final_newline", "$", "the text ends with a blank line", first_blank)
+            make_problem("extra_final_newline", "$", "the text ends with a blank line", first_blank)
         )
     has_headers, blocks = split_blocks(body + "\n", separator, headers=headers, loose=True)
     expected = 1
@@ -504,7 +511,7 @@ def check_plain_text(
         block = "\n".join(lines)
         out.extend(validate_plain_block(block, expected, headers=has_headers, line=start))
         for i in unescaped_lines(lines, separator, headers=has_headers):
-            out.append(_problem("unescaped_line", "content", f"{lines[i][:60]!r}", start + i))
+            out.append(make_problem("unescaped_line", "content", f"{lines[i][:60]!r}", start + i))
         match = _BLOCK_HEADER.match(block)
         expected = (int(match.group(1)) if match else expected) + 1
     out.sort(key=lambda p: p.line or 0)

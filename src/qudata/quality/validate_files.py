@@ -55,15 +55,15 @@ class FileValidation:
 
 
 def _unreadable(line: int, exc: BaseException | str) -> Problem:
-    from qudata.quality.validate import _problem
+    from qudata.quality.validate import make_problem
 
-    return _problem("unreadable", "$", f"cannot read on: {exc}", line)
+    return make_problem("unreadable", "$", f"cannot read on: {exc}", line)
 
 
 def _lines(path: str) -> Iterator[tuple[int, bytes | Problem]]:
     """Numbered raw lines of a (possibly compressed) file; a read error ends them. A line
     over the input line limit is a problem, found without holding it whole."""
-    from qudata.quality.validate import _problem
+    from qudata.quality.validate import make_problem
 
     try:
         stream = open_input(path)
@@ -85,7 +85,7 @@ def _lines(path: str) -> Iterator[tuple[int, bytes | Problem]]:
             number += 1
             if isinstance(raw, LongLine):
                 detail = raw.describe(DEFAULT_MAX_LINE_BYTES)
-                yield number, _problem("line_too_long", "$", detail, number)
+                yield number, make_problem("line_too_long", "$", detail, number)
                 if raw.binary:
                     return
                 continue
@@ -119,7 +119,7 @@ def _json_array(path: str) -> list[Any] | None:
 def _json_records(path: str) -> Iterator[tuple[int, Any, Problem | None]]:
     """``(line, record, None)`` for each JSON line, ``(line, None, problem)`` otherwise.
     For a JSON array file, ``line`` is the 1-based item number."""
-    from qudata.quality.validate import _problem
+    from qudata.quality.validate import make_problem
 
     items = _json_array(path)
     if items is not None:
@@ -131,7 +131,7 @@ def _json_records(path: str) -> Iterator[tuple[int, Any, Problem | None]]:
             yield number, None, raw
             continue
         if not raw.strip():
-            yield number, None, _problem("blank_line", "$", "a blank line", number)
+            yield number, None, make_problem("blank_line", "$", "a blank line", number)
             continue
         try:
             yield number, orjson.loads(raw), None
@@ -144,13 +144,13 @@ def _json_records(path: str) -> Iterator[tuple[int, Any, Problem | None]]:
             yield (
                 number,
                 None,
-                _problem("invalid_utf8", "$", f"invalid UTF-8 at byte {exc.start}", number),
+                make_problem("invalid_utf8", "$", f"invalid UTF-8 at byte {exc.start}", number),
             )
             continue
         try:
             yield number, json.loads(text), None  # accepts NaN, Infinity, lone surrogates
         except (ValueError, RecursionError) as exc:
-            yield number, None, _problem("invalid_json", "$", str(exc), number)
+            yield number, None, make_problem("invalid_json", "$", str(exc), number)
 
 
 def _parquet_records(path: str, fmt: str) -> Iterator[tuple[int, Any, Problem | None]]:
@@ -180,7 +180,7 @@ def _parquet_records(path: str, fmt: str) -> Iterator[tuple[int, Any, Problem | 
 
 def _read_text(path: str, result: FileValidation) -> str:
     """The decoded text; lines that are not UTF-8 become problems (and U+FFFD)."""
-    from qudata.quality.validate import _problem
+    from qudata.quality.validate import make_problem
 
     chunks: list[bytes] = []
     for _, raw in _lines(path):
@@ -198,7 +198,7 @@ def _read_text(path: str, result: FileValidation) -> str:
             raw_line.decode("utf-8")
         except UnicodeDecodeError as exc:
             result.problems.append(
-                _problem("invalid_utf8", "$", f"invalid UTF-8 at byte {exc.start}", number)
+                make_problem("invalid_utf8", "$", f"invalid UTF-8 at byte {exc.start}", number)
             )
     return data.decode("utf-8", "replace")
 

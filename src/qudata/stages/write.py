@@ -25,8 +25,7 @@ from qudata.plan.dedup import read_verdicts
 from qudata.plan.job import Job
 from qudata.quality.dedup import DedupVerdict, exact_key
 from qudata.quality.report import Drop
-from qudata.stages.account import Account
-from qudata.stages.account import reject_line as _reject_line
+from qudata.stages.account import Account, reject_line
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, partition_items
 from qudata.stages.resume import record, resumed
@@ -108,7 +107,7 @@ class _PartitionWriter:
             self.account.drops.add(
                 doc.origin, doc.line, drop.reason, drop.detail, fmt=fmt, doc_id=doc.id
             )
-            self.pending.append((self.ordinal[id(doc)], rank.get(fmt or "", 0), _reject_line(
+            self.pending.append((self.ordinal[id(doc)], rank.get(fmt or "", 0), reject_line(
                 fmt, doc.origin, doc.line, doc.id, drop.reason, drop.detail, drop.extra
             )))  # fmt: skip
 
@@ -158,7 +157,7 @@ class _PartitionWriter:
                 if isinstance(item, Unreadable):
                     account.dropped[item.reason] += 1
                     account.drops.add(item.origin, item.line, item.reason, item.detail, fmt=None)
-                    self.pending.append((account.read, 0, _reject_line(
+                    self.pending.append((account.read, 0, reject_line(
                         None, item.origin, item.line, item.row_id, item.reason, item.detail
                     )))  # fmt: skip
                     continue
@@ -172,7 +171,7 @@ class _PartitionWriter:
             entry["failed"] = True
             account.dropped[exc.reason] += 1
             account.drops.add(exc.source, exc.line, exc.reason, exc.detail, fmt=None)
-            self.pending.append((account.read, 0, _reject_line(
+            self.pending.append((account.read, 0, reject_line(
                 None, exc.source, exc.line, None, exc.reason, exc.detail
             )))  # fmt: skip
         else:
