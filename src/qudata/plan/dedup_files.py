@@ -94,15 +94,15 @@ class DedupParams:
     def run_bytes(self) -> int:
         """A KeyWriter's buffered records before it writes a run (several map
         workers write at once, so each gets a slice of the budget)."""
-        return max(2**16, self.memory // 8)
+        return max(2**12, self.memory // 8)
 
     @property
     def range_bytes(self) -> int:
         """The working memory of one key range of ``resolve``."""
-        return max(2**16, self.memory // 4)
+        return max(2**12, self.memory // 4)
 
     @property
     def pair_chunk(self) -> int:
         """Candidate pairs verified at once: each reads two signatures, which may
         touch a page of the signature file each."""
-        return max(256, self.range_bytes // (2 * (4096 + 4 * self.num_perm)))
+        return max(64, self.range_bytes // (2 * (4096 + 4 * self.num_perm)))

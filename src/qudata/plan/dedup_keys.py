@@ -141,16 +141,13 @@ class KeyWriter:
         self._buffered += bands.nbytes
 
     def _flush(self) -> None:
-        for kind, buffer, order in (
-            ("exact", self._exact, ("lo", "ref")),
-            ("band", self._bands, ("ref",)),
-        ):
+        # records are appended in reference order: a stable sort by key keeps it
+        for kind, buffer in (("exact", self._exact), ("band", self._bands)):
             if buffer:
                 name = f"-{kind[0]}{self._runs[kind]:05d}.run"
                 write_run(
                     partition_file(self.directory, self.partition, name),
                     np.concatenate(buffer),
-                    order=order,
                 )
                 self._runs[kind] += 1
                 buffer.clear()

@@ -110,7 +110,8 @@ def bucket_range(
     bits = np.fromfile(exact_bits, dtype=np.uint8)
     records = records[~docs.test(bits, docs.number(records["ref"]))]
     del bits
-    records = records[np.lexsort((records["ref"], records["key"]))]
+    # runs are read in partition order, each stably sorted: a stable sort keeps input order
+    records = records[np.argsort(records["key"], kind="stable")]
     earlier, later = _pairs(records)
     pairs = np.unique(np.stack([records["ref"][earlier], records["ref"][later]], axis=1), axis=0)
     del records, earlier, later
