@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import tempfile
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from qudata.quality.dedup import DedupVerdict, ExactDeduplicator
 
 pytest.importorskip("rensa")
 
-from qudata.quality.near_dedup import NearDeduplicator, signatures  # noqa: E402
+from qudata.quality.near_dedup import NearDeduplicator, signatures
 
 Docs = list[tuple[str, str]]
 
@@ -98,7 +99,7 @@ def test_exact_verdicts_hold_for_any_partitioning(
 ) -> None:
     docs = [(f"d{i}", t) for i, t in enumerate(texts)]
     bounds = sorted({min(c, len(docs)) for c in cuts} | {0, len(docs)})
-    sizes = [b - a for a, b in zip(bounds, bounds[1:], strict=False)] or [0]
+    sizes = [b - a for a, b in itertools.pairwise(bounds)] or [0]
     with tempfile.TemporaryDirectory() as tmp:
         verdicts, _ = dedup_on_disk(Path(tmp), docs, sizes, DedupConfig(), memory=memory)
     assert verdicts == ExactDeduplicator(workers=1).check_batch(docs)
