@@ -20,6 +20,7 @@ copies, the wrong removals (documents removed that are no planted copy), spill b
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -63,7 +64,7 @@ def build(n: int, seed: int = 0) -> Path:
     rnd = random.Random(seed)
     alphabet = "abcdefghijklmnopqrstuvwxyz"
     vocab = ["".join(rnd.choices(alphabet, k=rnd.randint(2, 9))) for _ in range(50_000)]
-    weights = [1 / (r + 10) for r in range(len(vocab))]  # Zipf-like
+    cumulative = list(itertools.accumulate(1 / (r + 10) for r in range(len(vocab))))  # Zipf-like
     recent: list[tuple[str, list[str]]] = []
     with open(out, "w", encoding="utf-8") as docs, open(listing, "w", encoding="utf-8") as lst:
         for i in range(n):
@@ -82,7 +83,7 @@ def build(n: int, seed: int = 0) -> Path:
                 lst.write(json.dumps(row) + "\n")
                 words = copy
             else:
-                words = rnd.choices(vocab, weights, k=110)
+                words = rnd.choices(vocab, cum_weights=cumulative, k=110)
                 recent.append((doc_id, words))
                 if len(recent) > 20_000:
                     recent.pop(rnd.randrange(len(recent)))
@@ -142,22 +143,23 @@ def run_qudata(corpus: Path, removed_out: Path, partition: int, memory: str) -> 
     }
 
 
-def peak_of(command: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB) and standard output of ``command``, run under a
+def peak_of(command: list[str]) -> tuple[float, float, float, str]:
+    """Wall seconds, peak RSS (MiB), CPU seconds and standard output of ``command``, run under a
     fresh ``python`` whose only child it is (so ``RUSAGE_CHILDREN`` is its own peak)."""
     wrapper = (
         "import resource,subprocess,sys,time;t=time.perf_counter();"
         "r=subprocess.run(sys.argv[1:],capture_output=True,text=True,check=True);"
         "s=time.perf_counter()-t;"
-        "print(s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);print(r.stdout,end='')"
+        "u=resource.getrusage(resource.RUSAGE_CHILDREN);"
+        "print(s,u.ru_maxrss,u.ru_utime+u.ru_stime);print(r.stdout,end='')"
     )
     done = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(done.stderr)
     out = done.stdout
     first, _, rest = out.partition("\n")
-    seconds, peak = first.split()
-    return float(seconds), int(peak) / 1024, rest
+    seconds, peak, cpu = first.split()
+    return float(seconds), int(peak) / 1024, float(cpu), rest
 
 
 def score(corpus: Path, removed_path: Path) -> dict[str, float]:
@@ -201,29 +203,29 @@ def main() -> None:
         ours += ["--removed", str(removed), "--partition", str(args.partition)]
         ours += ["--memory", args.memory]
         ref = [sys.executable, str(HERE / "ref_near_dedup.py"), str(corpus), os.devnull]
-        times: dict[str, list[float]] = {"qudata": [], "rensa": []}
-        peaks: dict[str, float] = {}
+        sides = {"qudata": ours} if args.no_reference else {"qudata": ours, "rensa": ref}
+        wall: dict[str, list[float]] = {name: [] for name in sides}
+        cpu: dict[str, list[float]] = {name: [] for name in sides}
+        peaks: dict[str, float] = dict.fromkeys(sides, 0.0)
         detail: dict[str, object] = {}
         for _ in range(args.rounds):
-            seconds, peak, out = peak_of(ours)
-            times["qudata"].append(seconds)
-            peaks["qudata"] = max(peaks.get("qudata", 0), peak)
-            detail = json.loads(out)
-            if not args.no_reference:
-                seconds, peak, out = peak_of(ref)
-                times["rensa"].append(seconds)
-                peaks["rensa"] = max(peaks.get("rensa", 0), peak)
-        result = {
-            "docs": n,
-            "qudata_s": statistics.median(times["qudata"]),
-            "qudata_peak_mib": round(peaks["qudata"]),
-            **detail,
-            **score(corpus, removed),
-        }
-        if times["rensa"]:
-            result["rensa_s"] = statistics.median(times["rensa"])
-            result["rensa_peak_mib"] = round(peaks["rensa"])
-            result["time_ratio"] = result["qudata_s"] / result["rensa_s"]  # type: ignore[operator]
+            for name, command in sides.items():
+                seconds, peak, cpu_seconds, out = peak_of(command)
+                wall[name].append(seconds)
+                cpu[name].append(cpu_seconds)
+                peaks[name] = max(peaks[name], peak)
+                if name == "qudata":
+                    detail = json.loads(out)
+        result: dict[str, object] = {"docs": n, "rounds": args.rounds}
+        for name in sides:
+            result[f"{name}_wall_s"] = round(statistics.median(wall[name]), 2)
+            result[f"{name}_cpu_s"] = round(statistics.median(cpu[name]), 2)
+            result[f"{name}_peak_mib"] = round(peaks[name])
+        if "rensa" in sides:
+            for kind, values in (("wall", wall), ("cpu", cpu)):
+                ratio = statistics.median(values["qudata"]) / statistics.median(values["rensa"])
+                result[f"{kind}_ratio"] = round(ratio, 3)
+        result |= detail | score(corpus, removed)
         print(json.dumps(result, indent=1), flush=True)
         removed.unlink()
 

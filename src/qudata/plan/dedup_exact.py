@@ -22,8 +22,7 @@ __all__ = ["exact_range"]
 def exact_range(runs: Sequence[Path], lo: int, hi: int | None, out: Path) -> int:
     """Duplicates among the keys in ``[lo, hi)`` written to ``out``; returns their count."""
     records = read_range(runs, EXACT, lo, hi)
-    # runs are read in partition order, each stably sorted: a stable sort keeps input order
-    records = records[np.lexsort((records["lo"], records["key"]))]
+    records = records[np.lexsort((records["ref"], records["lo"], records["key"]))]
     first = np.ones(len(records), dtype=bool)
     first[1:] = (records["key"][1:] != records["key"][:-1]) | (
         records["lo"][1:] != records["lo"][:-1]

@@ -10,6 +10,8 @@ partition's memory does not grow with its size.
 
 from __future__ import annotations
 
+import gc
+import itertools
 import json
 import unicodedata
 from collections.abc import Sequence
@@ -100,6 +102,17 @@ class KeyWriter:
         """``(position in the partition, document id, text compared)`` of each document."""
         if not items:
             return
+        # the batch makes hundreds of thousands of short-lived lists and tuples and no
+        # reference cycle: the collector's passes over the caller's heap would be waste
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._add(items)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _add(self, items: Sequence[tuple[int, str, str]]) -> None:
         positions = np.fromiter((p for p, _, _ in items), dtype=np.int64, count=len(items))
         if positions[0] <= self._last or (np.diff(positions) <= 0).any():
             raise ValueError(f"partition {self.partition}: positions must increase")
@@ -132,7 +145,9 @@ class KeyWriter:
         matrix = rensa.RMinHash.digest_matrix_from_token_sets(
             [word_shingles(w, p.ngram) for w in words], num_perm=p.num_perm, seed=p.seed
         )
-        signatures = np.array(matrix.to_rows(), dtype=np.uint32).reshape(len(words), p.num_perm)
+        values = itertools.chain.from_iterable(matrix.to_rows())
+        count = len(words) * p.num_perm
+        signatures = np.fromiter(values, np.uint32, count).reshape(len(words), p.num_perm)
         signatures.tofile(self._files[".sig"])
         bands = np.empty((len(words), p.bands), BAND)
         bands["key"] = band_keys(signatures, p.bands, p.rows)
@@ -141,7 +156,6 @@ class KeyWriter:
         self._buffered += bands.nbytes
 
     def _flush(self) -> None:
-        # records are appended in reference order: a stable sort by key keeps it
         for kind, buffer in (("exact", self._exact), ("band", self._bands)):
             if buffer:
                 name = f"-{kind[0]}{self._runs[kind]:05d}.run"

@@ -110,8 +110,14 @@ def bucket_range(
     bits = np.fromfile(exact_bits, dtype=np.uint8)
     records = records[~docs.test(bits, docs.number(records["ref"]))]
     del bits
-    # runs are read in partition order, each stably sorted: a stable sort keeps input order
-    records = records[np.argsort(records["key"], kind="stable")]
+    records = records[np.argsort(records["key"])]
+    # only buckets of two documents or more matter: those sorted in input order
+    shared = np.zeros(len(records), dtype=bool)
+    same = records["key"][1:] == records["key"][:-1]
+    shared[1:] |= same
+    shared[:-1] |= same
+    records = records[shared]
+    records = records[np.lexsort((records["ref"], records["key"]))]
     earlier, later = _pairs(records)
     pairs = np.unique(np.stack([records["ref"][earlier], records["ref"][later]], axis=1), axis=0)
     del records, earlier, later

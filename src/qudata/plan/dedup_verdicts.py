@@ -115,21 +115,25 @@ class PartitionVerdicts(Mapping[int, DedupVerdict]):
         self._keys = keys.reshape(-1, 16)
         with np.load(partition_file(directory, partition, ".verdicts.npz")) as saved:
             self._dup = {name: saved[name] for name in saved.files}
+        # position -> index, and index -> duplicate row: a lookup is two dict reads
+        self._index = {p: i for i, p in enumerate(self.positions.tolist())}
+        self._rows = {i: j for j, i in enumerate(self._dup["index"].tolist())}
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.positions.tolist())
+        return iter(self._index)
+
+    def __contains__(self, position: object) -> bool:
+        return position in self._index
 
     def __getitem__(self, position: int) -> DedupVerdict:
-        i = int(np.searchsorted(self.positions, position))
-        if i == len(self.positions) or self.positions[i] != position:
-            raise KeyError(position)
-        d = self._dup
-        j = int(np.searchsorted(d["index"], i))
-        if j == len(d["index"]) or d["index"][j] != i:
+        i = self._index[position]
+        j = self._rows.get(i)
+        if j is None:
             return DedupVerdict(None, None, self._keys[i].tobytes().hex())
+        d = self._dup
         start = int(d["id_ends"][j - 1]) if j else 0
         kept_id = d["ids"][start : int(d["id_ends"][j])].tobytes().decode("utf-8", "surrogatepass")
         kind = int(d["kind"][j])

@@ -43,13 +43,13 @@ def ref(partition: int | np.ndarray, index: Any) -> Any:
 
 
 def write_run(path: Path, records: np.ndarray, *, order: Sequence[str] = ()) -> None:
-    """``records`` sorted by ``key`` (then by the fields of ``order``; a stable sort
-    otherwise), written raw."""
+    """``records`` sorted by ``key`` (then by the fields of ``order``; in no particular
+    order within a key otherwise), written raw."""
     if len(records) > 1 and order:
         fields = [records[name] for name in reversed(order)]
         records = records[np.lexsort([*fields, records["key"]])]
     elif len(records) > 1:
-        records = records[np.argsort(records["key"], kind="stable")]
+        records = records[np.argsort(records["key"])]
     with open(path, "wb") as out:
         records.tofile(out)
 
