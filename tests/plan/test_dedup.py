@@ -120,6 +120,20 @@ def test_near_verdicts_are_the_streaming_ones_whatever_the_budget(tmp_path: Path
     assert summary.exact_duplicates == sum(v.reason == "duplicate_exact" for v in expected)
 
 
+def test_a_partition_writes_runs_no_larger_than_its_share_of_the_budget(tmp_path: Path) -> None:
+    docs = corpus(800, seed=6)
+    writer = KeyWriter(tmp_path, 0, DedupConfig(method="near"), memory=80_000)
+    for at in range(0, len(docs), 50):
+        writer.add_batch([(i, d, t) for i, (d, t) in enumerate(docs[at : at + 50], at)])
+    writer.close()
+    runs = sorted(tmp_path.glob("000000-*.run"))
+    # a run is written once the buffer reaches memory / 8: at most one batch more
+    batch = 50 * (24 + 16 * 16)
+    assert len(runs) > 10
+    assert all(path.stat().st_size <= 80_000 // 8 + batch for path in runs)
+    assert sum(path.stat().st_size for path in runs) == 800 * (24 + 16 * 16)
+
+
 def test_workers_give_the_same_verdicts(tmp_path: Path) -> None:
     docs = corpus(600, seed=3)
     config = DedupConfig(method="near")
