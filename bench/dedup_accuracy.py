@@ -16,6 +16,8 @@ python3.11-doc man-db`` unless the base cache exists). Its sidecar
   candidates confirmed by the estimated Jaccard), texts in memory, ``--rounds``
   rounds interleaved, medians.
 * ``--memory N``: exact (tracemalloc) and near (RSS) state for N distinct documents.
+* The accuracy is measured for the streaming deduplicators and for the partitioned
+  plan's on-disk step (``qudata.plan.dedup``, 4 partitions).
 
     python bench/dedup_accuracy.py --target-mb 20
     python bench/dedup_accuracy.py --corpus bench/.work/corpus/corpus-50.jsonl --rounds 0
@@ -111,6 +113,36 @@ def run_ours(dedup: Deduplicator, items: Items) -> dict[str, tuple[str, str]]:
             if v.duplicate_of is not None:
                 removed[doc_id] = (v.duplicate_of, str(v.reason))
     dedup.close()
+    return removed
+
+
+def run_plan(
+    items: Items, method: str, threshold: float, partitions: int = 4
+) -> dict[str, tuple[str, str]]:
+    """As :func:`run_ours`, through the partitioned plan's on-disk dedup step
+    (``qudata.plan.dedup``): ``partitions`` partitions in input order, a 64 MB budget."""
+    from qudata.config import DedupConfig
+    from qudata.plan.dedup import KeyWriter, read_verdicts, resolve
+
+    config = DedupConfig(method=method, threshold=threshold, memory="64MB")
+    step = -(-len(items) // partitions)
+    parts = [items[i : i + step] for i in range(0, len(items), step)]
+    removed = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for p, part in enumerate(parts):
+            writer = KeyWriter(Path(tmp), p, config)
+            position = 0
+            for batch in batches(part):
+                writer.add_batch([(position + i, d, t) for i, (d, t) in enumerate(batch)])
+                position += len(batch)
+            writer.close()
+        resolve(Path(tmp), len(parts), config)
+        for p, part in enumerate(parts):
+            verdicts = read_verdicts(Path(tmp), p)
+            for position, (doc_id, _) in enumerate(part):
+                v = verdicts[position]
+                if v.duplicate_of is not None:
+                    removed[doc_id] = (v.duplicate_of, str(v.reason))
     return removed
 
 
@@ -250,6 +282,8 @@ def main() -> None:
         t = args.threshold
         report("exact", run_ours(ExactDeduplicator(), items), planted, texts)
         report(f"near {t}", run_ours(NearDeduplicator(t), items), planted, texts)
+        report("exact, plan.dedup on disk", run_plan(items, "exact", t), planted, texts)
+        report(f"near {t}, plan.dedup on disk", run_plan(items, "near", t), planted, texts)
         if args.qudata:
             for method in ("exact", "near"):
                 removed = run_cli(args.qudata, corpus, method, t)

@@ -251,6 +251,17 @@ def test_dedup_option(tmp_path: Path) -> None:
     assert manifest(out)["counts"]["accepted"] == 2
 
 
+def test_dedup_memory_option_is_checked_as_a_size(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'{"text": "Same."}\n')
+    out = tmp_path / "out"
+    result = run("pack", str(src), "-o", str(out), *FAST, "--dedup-memory", "100KB")
+    assert result.exit_code == 2
+    assert "dedup.memory" in result.output and "at least 1MiB" in result.output
+    result = run("pack", str(src), "-o", str(out), *FAST, "--dedup-memory", "2MB", "-q")
+    assert result.exit_code == 0, result.output
+
+
 def test_compression_option(docs_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = run(

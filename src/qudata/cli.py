@@ -193,6 +193,12 @@ def cli() -> None:
     help="Jaccard similarity for near duplicates (default: 0.8).",
 )
 @click.option(
+    "--dedup-memory",
+    default=None,
+    metavar="SIZE",
+    help="Memory budget of the global dedup step, e.g. 256MB (default: 1GB).",
+)
+@click.option(
     "--min-quality",
     type=float,
     default=None,
@@ -287,6 +293,7 @@ def pack(
     tokenizer: str | None,
     dedup: str | None,
     dedup_threshold: float | None,
+    dedup_memory: str | None,
     min_quality: float | None,
     split_spec: str | None,
     seed: int | None,
@@ -318,7 +325,7 @@ def pack(
             "columns": _columns(columns),
         },
         quality={"tokenizer": tokenizer, "min_quality_score": min_quality},
-        dedup={"method": dedup, "threshold": dedup_threshold},
+        dedup={"method": dedup, "threshold": dedup_threshold, "memory": dedup_memory},
         output={
             "seed": seed,
             "shuffle": shuffle,

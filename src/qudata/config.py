@@ -335,6 +335,15 @@ class DedupConfig(Section):
     num_perm: int = Field(default=128, ge=16, le=1024)
     ngram: int = Field(default=5, ge=1, le=32)
     roles: list[Role] = Field(default_factory=_default_roles, min_length=1)
+    # the global dedup step's budget: its sort runs, key ranges and signature reads
+    memory: int | str = "1GB"
+
+    @field_validator("memory")
+    @classmethod
+    def _valid_memory(cls, value: int | str) -> int | str:
+        if parse_size(value) < 2**20:
+            raise ValueError("memory must be at least 1MiB")
+        return value
 
 
 _SIZE_UNITS = {

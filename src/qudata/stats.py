@@ -20,7 +20,6 @@ from typing import Any
 from qudata.config import Config, load_config
 from qudata.engines import make_executor
 from qudata.io.sources import expand_inputs
-from qudata.plan.dedup import resolve
 from qudata.plan.execute import derived_offsets
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
@@ -70,6 +69,8 @@ def collect_stats(
     config: Config | dict[str, Any] | str | None = None,
 ) -> InputStats:
     """Figures for ``inputs`` under ``config`` (its input, quality and dedup sections)."""
+    from qudata.plan.dedup import resolve  # numpy: imported when used
+
     cfg = load_config(config)
     # the tally applies each threshold itself
     cfg = cfg.model_copy(

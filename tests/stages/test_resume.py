@@ -90,8 +90,9 @@ def test_a_killed_run_resumes_to_the_same_bytes(tmp_path: Path) -> None:
     run_b = manifest_b.pop("run")
     assert a == b
     assert run_a["resumed"] == 0
-    # every scan of the killed run and its three written partitions were taken up
-    assert run_b["resumed"] >= 3 + 1
+    # its three written partitions were taken up (scans whose dedup keys the global
+    # step already consumed are computed again)
+    assert run_b["resumed"] >= 3
     assert list(tmp_path.glob(".out.qudata-partial-*")) == []
 
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qudata.pack.schema import MetadataSchema
-from qudata.plan.dedup import resolve
 from qudata.plan.job import Job
 from qudata.plan.mix import MixPlanner
 from qudata.plan.partitions import line_starts
@@ -70,6 +69,8 @@ class Outcome:
 
 def execute(job: Job, report: RunReport, executor: Executor, progress: Progress) -> Outcome:
     """Run ``job`` with ``executor``; fill and return its account."""
+    from qudata.plan.dedup import resolve  # numpy: imported when used
+
     cfg = job.cfg
     count = len(job.partitions)
     sizes = [p.size or 1 for p in job.partitions]

@@ -27,7 +27,7 @@ from qudata.quality.dedup import (
     normalized_key,
 )
 
-__all__ = ["NearDeduplicator", "lsh_bands", "shingles", "signatures"]
+__all__ = ["NearDeduplicator", "lsh_bands", "shingles", "signatures", "word_shingles"]
 
 
 def lsh_bands(threshold: float, num_perm: int, *, miss_weight: float = 0.8) -> tuple[int, int]:
@@ -57,10 +57,11 @@ def lsh_bands(threshold: float, num_perm: int, *, miss_weight: float = 0.8) -> t
 
 def shingles(normalized: str, ngram: int) -> list[str]:
     """Word ``ngram``-grams of a normalised text (the whole text when it is shorter)."""
-    return _shingles(normalized.split(" "), ngram)
+    return word_shingles(normalized.split(" "), ngram)
 
 
-def _shingles(words: list[str], ngram: int) -> list[str]:
+def word_shingles(words: list[str], ngram: int) -> list[str]:
+    """:func:`shingles` of a text already split into words."""
     if len(words) <= ngram:
         return [" ".join(words)]
     return list(map(" ".join, zip(*(words[i:] for i in range(ngram)), strict=False)))
@@ -76,7 +77,7 @@ def signatures(
     # normalize_text, split once for both the exact key and the shingles
     words = [unicodedata.normalize("NFC", t).casefold().split() for t in texts]
     hashes = rensa.RMinHash.from_token_sets(
-        [_shingles(w, ngram) for w in words], num_perm=num_perm, seed=seed
+        [word_shingles(w, ngram) for w in words], num_perm=num_perm, seed=seed
     )
     return [(normalized_key(" ".join(w)), h) for w, h in zip(words, hashes, strict=True)]
 

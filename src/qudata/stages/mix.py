@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pickle
 
-from qudata.plan.dedup import read_verdicts
 from qudata.plan.job import Job
 from qudata.plan.mix import MixPlanner, SourcePlan
 
@@ -14,6 +13,8 @@ __all__ = ["merge_surveys", "survey_partition"]
 
 def survey_partition(job: Job, index: int) -> list[SourcePlan]:
     """Each mix source's token buckets over this partition's kept documents."""
+    from qudata.plan.dedup import read_verdicts  # numpy: imported when used
+
     mix = job.cfg.mix
     assert mix is not None
     planner = MixPlanner([s.weight for s in mix.sources], seed=mix.seed)

@@ -19,7 +19,6 @@ from typing import Any
 from qudata.errors import InputError
 from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.schema import MetadataSchema
-from qudata.plan.dedup import KeyWriter, key_files
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
 from qudata.quality.dedup import dedup_text
@@ -65,6 +64,8 @@ def passes_checks(doc: Document, ctx: StageContext) -> Drop | None:
 
 def scan_partition(job: Job, index: int) -> Scan:
     """Map 1 of partition ``index``."""
+    from qudata.plan.dedup import KeyWriter, key_files  # numpy: imported when used
+
     done = resumed(job, "scan", index)
     if done is not None:
         return done  # type: ignore[no-any-return]

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from qudata.errors import InputError
 from qudata.models import Document, DocumentNormalizer
-from qudata.plan.dedup import read_verdicts
 from qudata.plan.job import Job
 from qudata.stages.context import context
 from qudata.stages.read import Unreadable, partition_items
@@ -44,6 +43,8 @@ class Tally:
 def tally_partition(job: Job, index: int) -> Tally:
     """The documents of partition ``index`` that ``pack`` would keep before its quality
     threshold (``job.cfg`` has none: the tally applies each of THRESHOLDS)."""
+    from qudata.plan.dedup import read_verdicts  # numpy: imported when used
+
     cfg, ctx, tally = job.cfg, context(job), Tally()
     verdicts = read_verdicts(job.dedup_dir, index) if cfg.dedup.method != "none" else {}
     normalize = DocumentNormalizer.from_input(cfg.input, job.derived.get(index))

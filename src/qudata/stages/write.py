@@ -21,7 +21,6 @@ from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
-from qudata.plan.dedup import read_verdicts
 from qudata.plan.job import Job
 from qudata.quality.dedup import DedupVerdict, exact_key
 from qudata.quality.report import Drop
@@ -50,6 +49,8 @@ def write_partition(job: Job, index: int) -> Account:
 
 class _PartitionWriter:
     def __init__(self, job: Job, index: int) -> None:
+        from qudata.plan.dedup import read_verdicts  # numpy: imported when used
+
         self.job, self.index = job, index
         self.cfg = cfg = job.cfg
         self.ctx: StageContext = context(job)
