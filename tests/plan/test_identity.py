@@ -91,12 +91,13 @@ def _corpus(root: Path) -> tuple[list[Path], int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table({"id": [f"q{n}" for n in range(20)], "text": originals[:20]})
-    pq.write_table(table, root / "rows.parquet", row_group_size=7)
+    blobs = [b"\xff" if n == 15 else b"ok" for n in range(20)]  # row 16: not UTF-8
+    table = pa.table({"id": [f"q{n}" for n in range(20)], "text": originals[:20], "blob": blobs})
+    pq.write_table(table, root / "rows.parquet", row_group_size=3)
     folder = root / "texts"
     folder.mkdir()
-    for n in range(5):
-        (folder / f"t{n}.txt").write_text(_text(rng, 50) + "\n\n" + _text(rng, 30))
+    for n in range(12):
+        (folder / f"t{n:02}.txt").write_text(_text(rng, 50) + "\n\n" + _text(rng, 30))
     return [big, packed, array, root / "rows.parquet", folder], number
 
 
@@ -144,7 +145,7 @@ def test_any_number_of_workers_and_partitions_writes_the_same_bytes(
         runs.append(manifest.pop("run"))
         trees.append((tree, manifest))
     first, manifest = trees[0]
-    assert manifest["counts"]["read"] == 160 + 31 + 10 + 20 + 5
+    assert manifest["counts"]["read"] == 160 + 31 + 10 + 20 + 12
     for tree, other in trees[1:]:
         assert sorted(tree) == sorted(first)
         assert [k for k in first if first[k] != tree[k]] == []
@@ -156,6 +157,9 @@ def test_any_number_of_workers_and_partitions_writes_the_same_bytes(
     assert any(r["reason"].startswith("duplicate") for r in rejects)
     gz = [r["line"] for r in rejects if r["source"].endswith(".gz") and r["reason"] == "invalid"]
     assert gz == [31]
+    parquet = [r for r in rejects if r["source"].endswith(".parquet")]
+    rows = [r["line"] for r in parquet if "UTF-8" in r["detail"]]
+    assert rows == [16]  # numbered on across the row-group partitions
     # rejects are in input order: one block per input, in the inputs' order, by line
     blocks: list[str] = []
     for r in rejects:

@@ -7,6 +7,7 @@ truncated or corrupt file stops with :class:`~qudata.errors.InputError` (reason
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,15 @@ from qudata.io.sources import Source
 __all__ = ["read_parquet"]
 
 
-def read_parquet(source: Source, digest: Any) -> Iterator[RawRecord]:
+def read_parquet(
+    source: Source,
+    digest: Any,
+    *,
+    row_groups: tuple[int, int] | None = None,
+    first_line: int = 1,
+) -> Iterator[RawRecord]:
+    """The rows of ``source`` (of its row groups ``[first, end)``), numbered from
+    ``first_line``; ``digest`` (if given) hashes the whole file first."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -26,14 +35,15 @@ def read_parquet(source: Source, digest: Any) -> Iterator[RawRecord]:
         raise MissingExtraError("parquet", "pyarrow", feature="Parquet input") from None
     with open_input(source.path, name=source.name, digest=digest, regular_only=True) as stream:
         # Parquet is read by random access: hash the file in one pass first
-        while stream.read(1 << 20):
+        while digest is not None and stream.read(1 << 20):
             pass
-        size = stream.offset
-    number = 0
+        size = stream.offset if digest is not None else os.path.getsize(source.path)
+    number = first_line - 1
     start = 0
     try:
         parquet = pq.ParquetFile(source.path)
-        for group in range(parquet.num_row_groups):
+        first, end = row_groups or (0, parquet.num_row_groups)
+        for group in range(first, end):
             meta = parquet.metadata.row_group(group)
             if meta.num_columns:
                 column = meta.column(0)
@@ -46,7 +56,7 @@ def read_parquet(source: Source, digest: Any) -> Iterator[RawRecord]:
                     except _NotJSON as bad:
                         yield RawRecord(source.name, number, None, str(bad))
     except (OSError, ValueError, pa.ArrowException) as exc:
-        where = f"row group from byte {start:,}" if number or start else f"footer at byte {size:,}"
+        where = f"row group from byte {start:,}" if start else f"footer at byte {size:,}"
         raise InputError(
             f"truncated or corrupt Parquet data after row {number} ({where}): "
             f"{' '.join(str(exc).split())}",

@@ -44,13 +44,15 @@ def read_records(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     max_document_chars: int | None = None,
     span: tuple[int, int] | None = None,
+    row_groups: tuple[int, int] | None = None,
     first_line: int = 1,
 ) -> Iterator[RawRecord]:
     """Records of one source, by its kind; ``digest`` hashes the file's bytes as stored.
 
     ``span`` and ``first_line``: only the lines in bytes ``[start, end)`` of an
     uncompressed JSON Lines file, the first of them numbered ``first_line`` (a partition,
-    see :mod:`qudata.plan.partitions`).
+    see :mod:`qudata.plan.partitions`); ``row_groups``: only the row groups ``[first,
+    end)`` of a Parquet file, its first row numbered ``first_line``.
 
     ``max_document_chars`` lets a text file that is surely too long (4 bytes per
     character at most) be rejected without holding it; the pipeline checks every
@@ -59,7 +61,7 @@ def read_records(
     if source.problem is not None:
         raise InputError(source.detail, source=source.name, reason=source.problem)
     if source.kind == "parquet":
-        yield from read_parquet(source, digest)
+        yield from read_parquet(source, digest, row_groups=row_groups, first_line=first_line)
         return
     with open_input(
         source.path, name=source.name, digest=digest, regular_only=True, span=span

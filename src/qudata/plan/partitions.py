@@ -1,11 +1,13 @@
 """A job's input as an ordered list of partitions, the unit every executor schedules.
 
-A partition is a whole input file, or a byte range of a large uncompressed JSON
-Lines file cut at line starts. Compressed files, JSON, Parquet and text files are
-one partition each. The cut points depend on the input alone (never on the number
-of workers), and the stages' output does not depend on them either: documents keep
-their input order, and line numbers are fixed up from the line counts of the
-partitions before (see :func:`line_starts`).
+A partition is a whole input file; a byte range of a large uncompressed JSON Lines
+file cut at line starts; a run of row groups of a large Parquet file; or a slice of
+consecutive text files (a folder of many small ``.txt``/``.md`` files would otherwise
+be one task per file). Compressed files and JSON files are one partition each. The
+cut points depend on the input alone (never on the number of workers), and the
+stages' output does not depend on them either: documents keep their input order,
+and line (row) numbers are fixed up from the line counts of the partitions before
+(see :func:`line_starts`).
 
     >>> [p.span for p in plan_partitions([Source("a.jsonl", "jsonl", "a.jsonl")], 0)]
     [None]
@@ -22,6 +24,9 @@ from qudata.io.sources import Source
 
 __all__ = ["MAX_PARTITION_BYTES", "Partition", "line_starts", "partition_bytes", "plan_partitions"]
 
+#: The most text files in one slice (their sizes may be unknown: remote files).
+MAX_TEXT_FILES = 1024
+
 #: The largest byte range of one partition; smaller inputs are cut finer (see
 #: :func:`partition_bytes`) so that every worker has work.
 MAX_PARTITION_BYTES = 64 << 20
@@ -32,9 +37,11 @@ TARGET_PARTITIONS = 32
 
 @dataclass(frozen=True, slots=True)
 class Partition:
-    """One unit of work: ``source``, and ``span`` (bytes ``[start, end)``) when it is
-    part of a file; ``piece`` numbers the pieces of one file from 0; ``size`` is the
-    stored bytes it covers (its share of the progress bar)."""
+    """One unit of work: ``source``, and when it is part of a file, ``span`` (bytes
+    ``[start, end)`` of JSON Lines) or ``row_groups`` (``[first, end)`` of Parquet);
+    ``piece`` numbers the pieces of one file from 0; ``more``: the text files read
+    after ``source`` in a slice of text files; ``size`` is the stored bytes it covers
+    (its share of the progress bar)."""
 
     index: int
     source: Source
@@ -42,6 +49,13 @@ class Partition:
     piece: int = 0
     pieces: int = 1
     size: int = 0
+    row_groups: tuple[int, int] | None = None
+    more: tuple[Source, ...] = ()
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        """Every input file the partition reads, in order."""
+        return (self.source, *self.more)
 
 
 def partition_bytes(total: int) -> int:
@@ -87,25 +101,76 @@ def _cuts(path: str, size: int, step: int) -> list[int]:
     return cuts
 
 
+def _row_groups(path: str, step: int) -> list[tuple[int, int, int]]:
+    """Runs of consecutive row groups of about ``step`` stored bytes: ``(first, end,
+    bytes)``; one run when the footer cannot be read (the reader reports it)."""
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path).metadata
+    except Exception:  # no pyarrow, or not readable: one partition, the reader says why
+        return []
+    runs: list[tuple[int, int, int]] = []
+    first, stored = 0, 0
+    for group in range(meta.num_row_groups):
+        row_group = meta.row_group(group)
+        stored += sum(row_group.column(c).total_compressed_size for c in range(meta.num_columns))
+        if stored >= step:
+            runs.append((first, group + 1, stored))
+            first, stored = group + 1, 0
+    if first < meta.num_row_groups:
+        runs.append((first, meta.num_row_groups, stored))
+    return runs
+
+
+def _pieces(source: Source, size: int, step: int, start: int) -> list[Partition]:
+    """The pieces of one large file, numbered from ``start``; [] if it stays whole."""
+    if source.problem is not None or source.path == "-":
+        return []
+    if source.kind == "parquet":
+        runs = _row_groups(source.path, step)
+        return [
+            Partition(start + n, source, None, n, len(runs), stored, (first, end))
+            for n, (first, end, stored) in enumerate(runs)
+        ] if len(runs) > 1 else []  # fmt: skip
+    if not _splittable(source):
+        return []
+    try:
+        cuts = _cuts(source.path, size, step)
+    except OSError:  # unreadable now: the reader reports it
+        return []
+    pieces = len(cuts) - 1
+    return [
+        Partition(start + piece, source, (first, end), piece, pieces, end - first)
+        for piece, (first, end) in enumerate(itertools.pairwise(cuts))
+    ] if pieces > 1 else []  # fmt: skip
+
+
 def plan_partitions(sources: Sequence[Source], step: int | None = None) -> list[Partition]:
     """The partitions of ``sources`` in input order; ``step``: the byte size of a piece
-    (default :func:`partition_bytes` of the whole input; 0: never cut a file)."""
+    (default :func:`partition_bytes` of the whole input; 0: one partition per file)."""
     sizes = [_size(s) for s in sources]
     if step is None:
         step = partition_bytes(sum(sizes))
     out: list[Partition] = []
+    texts: list[tuple[Source, int]] = []  # the slice of text files being gathered
+
+    def close_slice() -> None:
+        if texts:
+            first, *more = [s for s, _ in texts]
+            out.append(Partition(len(out), first, size=sum(n for _, n in texts), more=tuple(more)))
+            texts.clear()
+
     for source, size in zip(sources, sizes, strict=True):
-        if step <= 0 or size <= step or not _splittable(source):
-            out.append(Partition(len(out), source, size=size))
+        if source.kind == "text" and step > 0:
+            texts.append((source, size))
+            if sum(n for _, n in texts) >= step or len(texts) >= MAX_TEXT_FILES:
+                close_slice()
             continue
-        try:
-            cuts = _cuts(source.path, size, step)
-        except OSError:  # unreadable now: the reader reports it
-            out.append(Partition(len(out), source, size=size))
-            continue
-        pieces = len(cuts) - 1
-        for piece, (start, end) in enumerate(itertools.pairwise(cuts)):
-            out.append(Partition(len(out), source, (start, end), piece, pieces, end - start))
+        close_slice()
+        pieces = _pieces(source, size, step, len(out)) if 0 < step < size else []
+        out.extend(pieces or [Partition(len(out), source, size=size)])
+    close_slice()
     return out
 
 

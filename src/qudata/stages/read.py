@@ -1,7 +1,7 @@
 """Read one partition: normalised documents and unreadable records, in input order.
 
-Both maps read a partition through :func:`partition_items`, so they see the same
-documents at the same positions (a document's position is its ordinal among the
+Both maps read each file of a partition through :func:`source_items`, so they see the
+same documents at the same positions (a document's position is its ordinal among the
 readable documents of the partition: the key of dedup verdicts).
 """
 
@@ -15,11 +15,12 @@ from qudata.config import Config, parse_size
 from qudata.errors import InputError
 from qudata.io.limits import too_long
 from qudata.io.readers import read_records
+from qudata.io.sources import Source
 from qudata.io.uri import local_copy
 from qudata.models import Document, DocumentNormalizer
 from qudata.plan.partitions import Partition
 
-__all__ = ["Unreadable", "partition_items"]
+__all__ = ["Unreadable", "source_items"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,19 +34,21 @@ class Unreadable:
     detail: str
 
 
-def partition_items(
+def source_items(
     cfg: Config,
     partition: Partition,
+    source: Source,
     normalize: DocumentNormalizer,
     *,
     first_line: int = 1,
     digest: Any = None,
 ) -> Iterator[Document | Unreadable]:
-    """The partition's documents and unreadable records; with ``input.on_error: fail``
-    an unreadable record raises :class:`~qudata.errors.InputError`, and an input that
-    cannot be read on raises it in any case."""
+    """The documents and unreadable records of ``source``, one of the partition's files
+    (its piece of it); with ``input.on_error: fail`` an unreadable record raises
+    :class:`~qudata.errors.InputError`, and an input that cannot be read on raises it in
+    any case."""
     icfg = cfg.input
-    with local_copy(partition.source) as source:
+    with local_copy(source) as source:
         for raw in read_records(
             source,
             text_key=icfg.text_field,
@@ -54,6 +57,7 @@ def partition_items(
             max_line_bytes=parse_size(icfg.max_line_bytes),
             max_document_chars=icfg.max_document_chars,
             span=partition.span,
+            row_groups=partition.row_groups,
             first_line=first_line,
         ):
             reason = raw.reason

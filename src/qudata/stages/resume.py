@@ -28,12 +28,14 @@ def fingerprint(job: Job, config: dict[str, Any]) -> str:
     """What must not change between a killed run and its resumption."""
     inputs = []
     for partition in job.partitions:
-        try:
-            stat = os.stat(partition.source.path)
-            seen = [stat.st_size, stat.st_mtime_ns]
-        except OSError:
-            seen = []
-        inputs.append([partition.source.name, partition.span, seen])
+        where = [partition.span, partition.row_groups]
+        for source in partition.sources:
+            try:
+                stat = os.stat(source.path)
+                seen = [stat.st_size, stat.st_mtime_ns]
+            except OSError:
+                seen = []
+            inputs.append([source.name, where, seen])
     data = orjson.dumps({"config": config, "inputs": inputs}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(data).hexdigest()
 

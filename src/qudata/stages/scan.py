@@ -24,7 +24,7 @@ from qudata.plan.partitions import Partition
 from qudata.quality.dedup import dedup_text
 from qudata.quality.report import Drop
 from qudata.stages.context import StageContext, context
-from qudata.stages.read import Unreadable, partition_items
+from qudata.stages.read import Unreadable, source_items
 from qudata.stages.resume import record, resumed
 
 __all__ = ["Scan", "needs_schema", "passes_checks", "scan_partition"]
@@ -39,7 +39,7 @@ class Scan:
     lines: int = 0
     schema: dict[str, Any] | None = None
     error: InputError | None = None  # its line counts from the partition's first line
-    sha256: str | None = None  # the whole file's, when this partition is a file's first
+    sha256: str | None = None  # the whole file's, when this partition is its first piece
     derived: dict[str, int] | None = None  # derived ids given out, per base
     resumed: bool = False  # taken from a killed run's record
 
@@ -76,7 +76,6 @@ def scan_partition(job: Job, index: int) -> Scan:
     schema = MetadataSchema() if needs_schema(cfg.pack.formats, cfg.pack.jsonl.fields) else None
     keys = KeyWriter(job.dedup_dir, index, cfg.dedup) if cfg.dedup.method != "none" else None
     mix: list[tuple[int, int, str, int]] | None = [] if cfg.mix is not None else None
-    digest = hashlib.sha256() if partition.pieces == 1 else None
     passed: list[tuple[int, Document]] = []
 
     def flush() -> None:
@@ -94,19 +93,20 @@ def scan_partition(job: Job, index: int) -> Scan:
 
     position = 0
     normalize = DocumentNormalizer.from_input(cfg.input)
-    try:
-        for item in partition_items(cfg, partition, normalize, digest=digest):
-            if isinstance(item, Unreadable):
-                continue
-            if schema is not None:
-                schema.observe(item)
-            if (keys is not None or mix is not None) and passes_checks(item, ctx) is None:
-                passed.append((position, item))
-                if len(passed) >= BATCH:
-                    flush()
-            position += 1
-    except InputError as exc:
-        scan.error = exc
+    for source in partition.sources:  # one, but for a slice of text files
+        try:
+            for item in source_items(cfg, partition, source, normalize):
+                if isinstance(item, Unreadable):
+                    continue
+                if schema is not None:
+                    schema.observe(item)
+                if (keys is not None or mix is not None) and passes_checks(item, ctx) is None:
+                    passed.append((position, item))
+                    if len(passed) >= BATCH:
+                        flush()
+                position += 1
+        except InputError as exc:  # the first; a slice's next file is read on
+            scan.error = scan.error or exc
     flush()  # the documents before an error count too (map 2 reads them again)
     if keys is not None:
         keys.close()
@@ -117,19 +117,24 @@ def scan_partition(job: Job, index: int) -> Scan:
     if schema is not None:
         scan.schema = schema.to_json()
     scan.derived = normalize.derived or None
-    if partition.pieces > 1:
+    if partition.pieces > 1:  # map 2 hashes whole files as it reads them
         scan.lines = _lines(partition)
         if partition.piece == 0:
             scan.sha256 = _file_sha256(partition.source.path)
-    elif digest is not None and scan.error is None:
-        scan.sha256 = digest.hexdigest()
     files = key_files(job.dedup_dir, index) if keys is not None else []
     record(job, "scan", index, scan, [*files, job.part_file("mix", index)])
     return scan
 
 
 def _lines(partition: Partition) -> int:
-    """The lines of a piece of a file (its last line may have no newline)."""
+    """The lines of a piece of a file (its last line may have no newline), or the rows
+    of a run of Parquet row groups."""
+    if partition.row_groups is not None:
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(partition.source.path).metadata
+        first, end = partition.row_groups
+        return sum(meta.row_group(g).num_rows for g in range(first, end))
     assert partition.span is not None
     start, end = partition.span
     count, last = 0, b""

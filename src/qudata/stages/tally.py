@@ -10,7 +10,7 @@ from qudata.errors import InputError
 from qudata.models import Document, DocumentNormalizer
 from qudata.plan.job import Job
 from qudata.stages.context import context
-from qudata.stages.read import Unreadable, partition_items
+from qudata.stages.read import Unreadable, source_items
 from qudata.stages.scan import passes_checks
 
 __all__ = ["THRESHOLDS", "Tally", "tally_partition"]
@@ -68,29 +68,31 @@ def tally_partition(job: Job, index: int) -> Tally:
                     tally.tokens[number] += n
         kept.clear()
 
-    try:
-        for item in partition_items(cfg, job.partitions[index], normalize):
-            tally.read += 1
-            if isinstance(item, Unreadable):
-                tally.invalid += 1
-                continue
-            position += 1
-            drop = passes_checks(item, ctx)
-            if drop is None and verdicts:
-                verdict = verdicts[position - 1]
-                if verdict.duplicate_of is not None:
-                    tally.duplicates[verdict.reason or "duplicate"] += 1
+    partition = job.partitions[index]
+    for source in partition.sources:  # one, but for a slice of text files
+        try:
+            for item in source_items(cfg, partition, source, normalize):
+                tally.read += 1
+                if isinstance(item, Unreadable):
+                    tally.invalid += 1
                     continue
-            if drop is not None:
-                tally.dropped[drop.reason] += 1
-                continue
-            kept.append(item)
-            if len(kept) >= 512:
-                flush()
-    except InputError:
-        if cfg.input.on_error == "fail":
-            raise
-        tally.read += 1
-        tally.invalid += 1
+                position += 1
+                drop = passes_checks(item, ctx)
+                if drop is None and verdicts:
+                    verdict = verdicts[position - 1]
+                    if verdict.duplicate_of is not None:
+                        tally.duplicates[verdict.reason or "duplicate"] += 1
+                        continue
+                if drop is not None:
+                    tally.dropped[drop.reason] += 1
+                    continue
+                kept.append(item)
+                if len(kept) >= 512:
+                    flush()
+        except InputError:
+            if cfg.input.on_error == "fail":
+                raise
+            tally.read += 1
+            tally.invalid += 1
     flush()
     return tally

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from qudata.errors import InputError
 from qudata.export.splits import SplitAssigner
+from qudata.io.sources import Source
 from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
@@ -26,7 +27,7 @@ from qudata.quality.dedup import DedupVerdict, exact_key
 from qudata.quality.report import Drop
 from qudata.stages.account import Account, reject_line
 from qudata.stages.context import StageContext, context
-from qudata.stages.read import Unreadable, partition_items
+from qudata.stages.read import Unreadable, source_items
 from qudata.stages.resume import record, resumed
 from qudata.stages.scan import passes_checks
 
@@ -138,20 +139,25 @@ class _PartitionWriter:
 
     def _documents(self) -> Iterator[Document]:
         """Readable documents; every other record is counted and rejected."""
-        job, account = self.job, self.account
+        job = self.job
         partition = job.partitions[self.index]
-        entry: dict[str, Any] = {
-            "path": partition.source.name, "records": 0, "piece": partition.piece,
-        }  # fmt: skip
-        account.inputs.append(entry)
-        if self.index in job.skip:  # an earlier piece of its file could not be read on
-            return
         first_line = job.first_lines[self.index] if job.first_lines else 1
+        normalize = DocumentNormalizer.from_input(self.cfg.input, job.derived.get(self.index))
+        for source in partition.sources:  # one, but for a slice of text files
+            entry: dict[str, Any] = {"path": source.name, "records": 0, "piece": partition.piece}
+            self.account.inputs.append(entry)
+            if self.index in job.skip:  # an earlier piece of its file could not be read on
+                return
+            yield from self._source_documents(source, entry, normalize, first_line)
+
+    def _source_documents(
+        self, source: Source, entry: dict[str, Any], normalize: DocumentNormalizer, first: int
+    ) -> Iterator[Document]:
+        account, partition = self.account, self.job.partitions[self.index]
         digest = hashlib.sha256() if partition.pieces == 1 else None
         try:
-            normalize = DocumentNormalizer.from_input(self.cfg.input, job.derived.get(self.index))
-            for item in partition_items(
-                self.cfg, partition, normalize, first_line=first_line, digest=digest
+            for item in source_items(
+                self.cfg, partition, source, normalize, first_line=first, digest=digest
             ):
                 account.read += 1
                 entry["records"] += 1
