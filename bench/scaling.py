@@ -46,7 +46,7 @@ class Phases:
         if self.label:
             self.times[self.label] = self.times.get(self.label, 0) + now - self.start
         self.label, self.start = label, now
-    def advance(self, amount):
+    def advance(self, amount, records=0):
         pass
 
 config, source, out, engine = json.loads(sys.argv[1])

@@ -535,12 +535,14 @@ def _overrides(**sections: dict[str, Any]) -> dict[str, Any]:
 
 class _progress:
     """A progress bar on a terminal (standard error), nothing otherwise: the phase
-    (scan, dedup, mix, write, commit), input bytes done of the total, speed, ETA."""
+    (scan, dedup, mix, write, commit), input bytes done of the total, speed in bytes
+    and records per second, ETA."""
 
     def __init__(self, quiet: bool) -> None:
         self.enabled = not quiet and sys.stderr.isatty()
         self._progress: Any = None
         self._task: Any = None
+        self._records = 0
 
     def __enter__(self) -> _progress | None:
         if not self.enabled:
@@ -561,6 +563,7 @@ class _progress:
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
+            TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
@@ -573,11 +576,17 @@ class _progress:
     def phase(self, label: str, total: int) -> None:
         if self._task is not None:
             self._progress.remove_task(self._task)
-        self._task = self._progress.add_task(label, total=total or None)
+        self._task = self._progress.add_task(label, total=total or None, rate="")
+        self._records = 0
 
-    def advance(self, amount: int) -> None:
-        if self._task is not None:
-            self._progress.advance(self._task, amount)
+    def advance(self, amount: int, records: int = 0) -> None:
+        if self._task is None:
+            return
+        self._records += records
+        task = self._progress.tasks[-1]
+        elapsed = task.elapsed or 0.0
+        rate = f"{self._records / elapsed:,.0f} rec/s" if records and elapsed > 0 else ""
+        self._progress.update(self._task, advance=amount, rate=rate or task.fields["rate"])
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:

@@ -226,5 +226,5 @@ class _Quiet:
     def phase(self, label: str, total: int) -> None:
         pass
 
-    def advance(self, amount: int) -> None:
+    def advance(self, amount: int, records: int = 0) -> None:
         pass

@@ -43,20 +43,21 @@ class LocalExecutor:
         self,
         function: Callable[..., Any],
         calls: Sequence[tuple[Any, ...]],
-        on_done: Callable[[int], None] | None = None,
+        on_done: Callable[[int, Any], None] | None = None,
         consume: Callable[[Any], None] | None = None,
     ) -> list[Any]:
         """``function(*args)`` for every ``args`` of ``calls``; results in call order.
-        ``on_done(i)`` is called (in this thread) as call ``i`` completes. With
+        ``on_done(i, result)`` is called (in this thread) as call ``i`` completes. With
         ``consume``, each result is handed to it in call order as soon as the calls
         before it are done, and not kept (the list returned is empty)."""
         results: list[Any] = []
         keep = results.append if consume is None else consume
         if self.workers == 1 or len(calls) <= 1:
             for number, args in enumerate(calls):
-                keep(function(*args))
+                result = function(*args)
                 if on_done is not None:
-                    on_done(number)
+                    on_done(number, result)
+                keep(result)
             return results
         threads = self._start()
         futures = [threads.submit(self._call, function, args) for args in calls]
@@ -67,9 +68,9 @@ class LocalExecutor:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for future in sorted(done, key=index.__getitem__):
-                    future.result()  # raises the first failure
+                    result = future.result()  # raises the first failure
                     if on_done is not None:
-                        on_done(index[future])
+                        on_done(index[future], result)
                 while following < len(futures) and futures[following].done():
                     keep(futures[following].result())
                     futures[following] = None  # type: ignore[call-overload]

@@ -61,7 +61,7 @@ class RayExecutor:
         self,
         function: Callable[..., Any],
         calls: Sequence[tuple[Any, ...]],
-        on_done: Callable[[int], None] | None = None,
+        on_done: Callable[[int, Any], None] | None = None,
         consume: Callable[[Any], None] | None = None,
     ) -> list[Any]:
         """As :meth:`qudata.engines.local.LocalExecutor.map`."""
@@ -82,7 +82,7 @@ class RayExecutor:
                         raise rebuild_error(value)
                     finished[number[ref]] = value
                     if on_done is not None:
-                        on_done(number[ref])
+                        on_done(number[ref], value)
                 while following in finished:
                     keep(finished.pop(following))
                     following += 1

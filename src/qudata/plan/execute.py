@@ -33,7 +33,8 @@ __all__ = ["Executor", "Outcome", "Progress", "derived_offsets", "execute"]
 
 
 class Executor(Protocol):
-    """Runs stage calls; results in call order, ``on_done(i)`` as call ``i`` ends."""
+    """Runs stage calls; results in call order, ``on_done(i, result)`` as call ``i``
+    ends (in any order)."""
 
     name: str
     workers: int
@@ -42,7 +43,7 @@ class Executor(Protocol):
         self,
         function: Callable[..., Any],
         calls: Sequence[tuple[Any, ...]],
-        on_done: Callable[[int], None] | None = None,
+        on_done: Callable[[int, Any], None] | None = None,
         consume: Callable[[Any], None] | None = None,
     ) -> list[Any]: ...
 
@@ -50,10 +51,11 @@ class Executor(Protocol):
 
 
 class Progress(Protocol):
-    """Where the driver reports progress: a phase with its total, then work done."""
+    """Where the driver reports progress: a phase with its total, then work done (in
+    the total's unit: input bytes) and the records it read."""
 
     def phase(self, label: str, total: int) -> None: ...
-    def advance(self, amount: int) -> None: ...
+    def advance(self, amount: int, records: int = 0) -> None: ...
 
 
 @dataclass
@@ -75,9 +77,9 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     count = len(job.partitions)
     sizes = [p.size or 1 for p in job.partitions]
 
-    def step(label: str) -> Callable[[int], None]:
+    def step(label: str) -> Callable[[int, Any], None]:
         progress.phase(label, sum(sizes))
-        return lambda number: progress.advance(sizes[number])
+        return lambda number, done: progress.advance(sizes[number], getattr(done, "read", 0))
 
     calls = [(job, n) for n in range(count)]
     scans: list[Scan] = executor.map(scan_partition, calls, step("scan"))
@@ -105,7 +107,7 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     commits: list[Committed | None] = executor.map(
         _commit,
         [(job, name, total.feature_state.get(name, {})) for name in names] + [(job, None, {})],
-        lambda number: progress.advance(1),
+        lambda number, done: progress.advance(1),
     )
     outcome = Outcome(report, total.seen, total.drops)
     outcome.run["resumed"] = resumed

@@ -37,6 +37,7 @@ class Scan:
     """What map 1 learnt of one partition (small: no documents)."""
 
     lines: int = 0
+    read: int = 0  # records, readable or not (for the progress bar)
     schema: dict[str, Any] | None = None
     error: InputError | None = None  # its line counts from the partition's first line
     sha256: str | None = None  # the whole file's, when this partition is its first piece
@@ -96,6 +97,7 @@ def scan_partition(job: Job, index: int) -> Scan:
     for source in partition.sources:  # one, but for a slice of text files
         try:
             for item in source_items(cfg, partition, source, normalize):
+                scan.read += 1
                 if isinstance(item, Unreadable):
                     continue
                 if schema is not None:
