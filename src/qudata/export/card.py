@@ -17,9 +17,19 @@ from typing import Any
 
 import yaml
 
-__all__ = ["JSON_FORMATS", "code_block", "code_span", "render_card", "render_parquet_card"]
+__all__ = ["card_formats", "code_block", "code_span", "render_card", "render_folder_card"]
 
-JSON_FORMATS = ("chatml", "jsonl", "preference")
+
+def card_formats(manifest: dict[str, Any], card: str) -> list[str]:
+    """The formats of ``manifest`` with files whose registry entry has ``card`` (see
+    :attr:`qudata.pack.base.Formatter.card`)."""
+    from qudata.pack.registry import FORMATTERS
+
+    return [
+        name
+        for name, fmt in manifest["formats"].items()
+        if name in FORMATTERS and FORMATTERS[name].card == card and fmt["files"]
+    ]
 
 
 def _configs(manifest: dict[str, Any], names: list[str], prefix: str = "") -> list[dict[str, Any]]:
@@ -172,7 +182,7 @@ def render_card(
 ) -> str:
     """The README.md of a dataset folder, from its manifest (and the JSON formats'
     ``datasets`` features)."""
-    names = [n for n, fmt in manifest["formats"].items() if n in JSON_FORMATS and fmt["files"]]
+    names = card_formats(manifest, "root")
     parts = [
         _front_matter(_configs(manifest, names), features) if names else "",
         "# Dataset card\n",
@@ -187,8 +197,8 @@ def render_card(
         parts.append("## Mix\n\n" + "\n".join(_mix(manifest["mix"])) + "\n")
     loading = ["```python", "from datasets import load_dataset", ""]
     loading += [f'{n} = load_dataset("path/to/this/folder", "{n}")' for n in names]
-    if manifest["formats"].get("parquet", {}).get("files"):
-        loading.append('parquet = load_dataset("path/to/this/folder/parquet")')
+    for name in card_formats(manifest, "folder"):
+        loading.append(f'{name} = load_dataset("path/to/this/folder/{name}")')
     loading.append("```")
     if any(f["path"].endswith(".zst") for n in names for f in manifest["formats"][n]["files"]):
         loading.append(
@@ -203,9 +213,10 @@ def render_card(
     return "\n".join(p for p in parts if p)
 
 
-def render_parquet_card(manifest: dict[str, Any]) -> str:
-    """``OUT_DIR/parquet/README.md``: its own card, so the Parquet builder is used."""
-    configs = _configs(manifest, ["parquet"], prefix="parquet/")
+def render_folder_card(manifest: dict[str, Any], name: str) -> str:
+    """``OUT_DIR/<name>/README.md`` of a format with a card of its own (Parquet), so that
+    ``datasets`` uses that format's builder for its folder."""
+    configs = _configs(manifest, [name], prefix=f"{name}/")
     return _front_matter(configs) + (
-        "# Parquet\n\nThe Parquet rows of this dataset; see the card one folder up.\n"
+        f"# {name}\n\nThe {name} files of this dataset; see the card one folder up.\n"
     )

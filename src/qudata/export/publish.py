@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from qudata.export.card import render_card, render_parquet_card
+from qudata.export.card import card_formats, render_card, render_folder_card
 from qudata.export.report import ReportData, render_report
 from qudata.io.output_dir import publish
 from qudata.io.writers import AtomicFile
@@ -36,8 +36,8 @@ def publish_dataset(
         name: stats.features for name, stats in report.formats.items() if stats.features is not None
     }
     _write_text(staging / "README.md", render_card(manifest, command=command, features=features))
-    if "parquet" in manifest["formats"]:
-        _write_text(staging / "parquet" / "README.md", render_parquet_card(manifest))
+    for name in card_formats(manifest, "folder"):
+        _write_text(staging / name / "README.md", render_folder_card(manifest, name))
     data = _report_data(manifest, seen, token_buckets, quality_threshold)
     _write_text(staging / "report.html", render_report(data))
     if run is not None:

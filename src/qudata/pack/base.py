@@ -22,6 +22,7 @@ from qudata.config import Config, load_config, merge_options
 from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer
 from qudata.pack.schema import MetadataSchema
+from qudata.quality.checks import Check, first_drop
 from qudata.quality.report import Drop, FormatStats
 
 __all__ = ["Encoder", "Formatter", "Record"]
@@ -59,6 +60,10 @@ class Formatter(ABC, Generic[Opts]):
     options_model: ClassVar[type[BaseModel]]
     #: records carry metadata or messages, whose keys are learnt before writing
     learns_schema: ClassVar[bool] = False
+    #: how ``datasets`` finds the format: ``"root"``, a config of the dataset card at
+    #: the output's root (JSON Lines); ``"folder"``, a card of its own in its folder
+    #: (another builder: ``datasets`` takes one builder per card); ``None``, no card
+    card: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -95,6 +100,11 @@ class Formatter(ABC, Generic[Opts]):
         return merge_options(  # type: ignore[return-value]
             self.options_model, self.options, config, options, prefix=f"pack.{self.name}"
         )
+
+    def checks(self, opts: Opts) -> list[Check]:
+        """The format's own checks, run on each document before it is formatted (by the
+        runner of the run's checks); none by default."""
+        return []
 
     @abstractmethod
     def format_document(
@@ -159,9 +169,10 @@ class Formatter(ABC, Generic[Opts]):
         normalize = DocumentNormalizer.from_input(self.config.input)
         state: dict[str, Any] = {}
         self.stats = FormatStats()
+        checks = self.checks(opts)
         for number, obj in enumerate(documents, 1):
             doc = normalize(obj, origin="<documents>", line=number)
-            result = self.format_document(doc, opts, state)
+            result = first_drop(checks, doc) or self.format_document(doc, opts, state)
             if isinstance(result, Drop):
                 self.stats.dropped[result.reason] += 1
                 continue

@@ -57,6 +57,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
 
     name: ClassVar[str] = "chatml"
     extension: ClassVar[str] = ".jsonl"
+    card: ClassVar[str | None] = "root"
     learns_schema: ClassVar[bool] = True
     options_model: ClassVar[type[ChatMLOptions]] = ChatMLOptions
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from qudata.config import JSONLOptions
+from qudata.config import JSONLOptions, QualityConfig
 from qudata.conversations import ends_on_user
 from qudata.models import KNOWN_METADATA_KEYS, Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.markup import MessageCleaner, conversation_guard
 from qudata.pack.metadata import MetadataWriter
+from qudata.quality.checks import Check
+from qudata.quality.gate import QualityGate
 from qudata.quality.report import Drop
 
 __all__ = ["JSONLFormatter"]
@@ -32,18 +34,20 @@ class JSONLFormatter(Formatter[JSONLOptions]):
 
     name: ClassVar[str] = "jsonl"
     extension: ClassVar[str] = ".jsonl"
+    card: ClassVar[str | None] = "root"
     learns_schema: ClassVar[bool] = True
     options_model: ClassVar[type[JSONLOptions]] = JSONLOptions
+
+    def checks(self, opts: JSONLOptions) -> list[Check]:
+        """``filter_low_quality``: the quality gate again, at ``min_quality_score``, for
+        this format only (documents without a score are kept)."""
+        if not opts.filter_low_quality:
+            return []
+        return [QualityGate(QualityConfig(min_quality_score=opts.min_quality_score))]
 
     def format_document(
         self, doc: Document, opts: JSONLOptions, state: dict[str, Any]
     ) -> list[Record] | Drop:
-        if opts.filter_low_quality and (
-            doc.quality_score is not None and doc.quality_score < opts.min_quality_score
-        ):
-            return Drop(
-                "low_quality", f"quality_score {doc.quality_score} < {opts.min_quality_score}"
-            )
         if ends_on_user(doc):
             return Drop("ends_on_user", "the conversation ends on a user turn")
         if "metadata" not in state:

@@ -24,6 +24,7 @@ from qudata.config import OutputConfig, parse_size
 from qudata.export.shuffle import SpillShuffler
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
+from qudata.quality.checks import first_drop
 from qudata.quality.report import Drop, FormatStats
 
 __all__ = ["FormatOutput", "count_once"]
@@ -56,6 +57,7 @@ class FormatOutput:
         self.formatter = formatter
         self.name = formatter.name
         self.opts = formatter.options
+        self.checks = formatter.checks(self.opts)
         self.state: dict[str, Any] = {}
         self.stats: FormatStats = formatter.stats
         self.root = root
@@ -91,7 +93,10 @@ class FormatOutput:
         """Format, count, check and write ``docs``; ``copies``: how often each is written
         (the mix's repeats; a document counts once, its records once per copy)."""
         self.formatter.prepare_batch(docs, self.opts, self.state)
-        results = [self.formatter.format_document(d, self.opts, self.state) for d in docs]
+        results = [
+            first_drop(self.checks, d) or self.formatter.format_document(d, self.opts, self.state)
+            for d in docs
+        ]
         counts: dict[int, int] = {}
         if self.counter is not None:
             texts = [

@@ -102,6 +102,7 @@ class ParquetFormatter(Formatter[ParquetOptions]):
 
     name: ClassVar[str] = "parquet"
     extension: ClassVar[str] = ".parquet"
+    card: ClassVar[str | None] = "folder"
     options_model: ClassVar[type[ParquetOptions]] = ParquetOptions
 
     def format_document(

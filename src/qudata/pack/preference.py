@@ -86,6 +86,7 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
 
     name: ClassVar[str] = "preference"
     extension: ClassVar[str] = ".jsonl"
+    card: ClassVar[str | None] = "root"
     options_model: ClassVar[type[PreferenceOptions]] = PreferenceOptions
 
     def format_document(

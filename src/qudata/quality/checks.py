@@ -9,14 +9,14 @@ maps of the plan, through :func:`qudata.stages.scan.passes_checks`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from qudata.config import Config
 from qudata.models import Document
 from qudata.quality.report import Drop
 
-__all__ = ["CHECKS", "Check", "build_checks"]
+__all__ = ["CHECKS", "Check", "build_checks", "first_drop"]
 
 
 class Check(Protocol):
@@ -63,3 +63,14 @@ CHECKS: dict[str, Callable[[Config], Check | None]] = {
 def build_checks(cfg: Config) -> list[Check]:
     """The checks ``cfg`` asks for, in :data:`CHECKS` order."""
     return [check for make in CHECKS.values() if (check := make(cfg)) is not None]
+
+
+def first_drop(checks: Sequence[Check], doc: Document) -> Drop | None:
+    """The first drop of ``checks`` (in order), or ``None``: the one runner of the
+    checks, for the run's checks and for a format's own (see
+    :meth:`qudata.pack.base.Formatter.checks`)."""
+    for check in checks:
+        drop = check.check(doc)
+        if drop is not None:
+            return drop
+    return None

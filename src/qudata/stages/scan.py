@@ -21,6 +21,7 @@ from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
+from qudata.quality.checks import first_drop
 from qudata.quality.dedup import dedup_text
 from qudata.quality.report import Drop
 from qudata.stages.context import StageContext, context
@@ -54,13 +55,9 @@ def needs_schema(formats: Sequence[str], jsonl_fields: Sequence[str]) -> bool:
 
 
 def passes_checks(doc: Document, ctx: StageContext) -> Drop | None:
-    """The first :class:`~qudata.quality.report.Drop` of the checks (quality gate first),
-    or ``None``: the one runner of the checks, for every stage and executor."""
-    for check in ctx.checks:
-        drop = check.check(doc)
-        if drop is not None:
-            return drop
-    return None
+    """The first :class:`~qudata.quality.report.Drop` of the run's checks (quality gate
+    first), or ``None``: for every stage and executor."""
+    return first_drop(ctx.checks, doc)
 
 
 def scan_partition(job: Job, index: int) -> Scan:
