@@ -86,7 +86,7 @@ CHAT_TEMPLATE_ARGUMENTS = ("messages", "tools", "documents", "add_generation_pro
 class Section(BaseModel):
     """Base of every section: unknown keys are errors, values are validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, defer_build=True)
 
 
 class ChatMLOptions(Section):

@@ -90,7 +90,8 @@ def slow_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def running(tmp_path: Path, slow_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    """A run into an existing dataset (--overwrite), waiting on its two workers."""
+    """A run into an existing dataset (--overwrite), waiting on its two worker processes
+    (``--workers 3``: this process is the third lane)."""
     source = _big_input(tmp_path / "in.jsonl")
     out = tmp_path / "out"
     first = run_qudata(
@@ -119,7 +120,7 @@ def running(tmp_path: Path, slow_env: dict[str, str]) -> Iterator[subprocess.Pop
             str(out),
             "--overwrite",
             "--workers",
-            "2",
+            "3",
             "--tokenizer",
             "none",
             "-q",

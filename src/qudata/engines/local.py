@@ -1,10 +1,12 @@
 """The local executor: the plan's stage calls in this process or in a process pool.
 
 ``workers`` 1 runs every call here, in order (for debugging, and for small inputs).
-More workers run calls in the processes of :class:`~qudata.engines.pool.ProcessPool`,
-scheduled by a :class:`concurrent.futures.ThreadPoolExecutor` whose threads each
-drive one worker process; results come back in call order, so what the driver does
-with them never depends on which worker finished first.
+``workers`` N runs calls in N lanes: this process's main thread, and N - 1 worker
+processes of :class:`~qudata.engines.pool.ProcessPool`, each driven by a thread of a
+:class:`concurrent.futures.ThreadPoolExecutor`. The lane in this process starts at
+once, while the worker processes are still importing qudata (about half a second
+each), and needs no pickling; results come back in call order, so what the driver
+does with them never depends on which lane finished first.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import os
 import queue
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from qudata.engines.pool import ProcessPool
@@ -29,7 +31,8 @@ def usable_cpus() -> int:
 
 
 class LocalExecutor:
-    """Runs stage calls with ``workers`` processes (1: in this process)."""
+    """Runs stage calls in ``workers`` lanes: this process's main thread and
+    ``workers - 1`` worker processes (1: all here, in order)."""
 
     name = "local"
 
@@ -37,7 +40,6 @@ class LocalExecutor:
         self.workers = max(1, workers)
         self._pool: ProcessPool | None = None
         self._threads: ThreadPoolExecutor | None = None
-        self._idle: queue.SimpleQueue[int] = queue.SimpleQueue()
 
     def map(
         self,
@@ -49,7 +51,12 @@ class LocalExecutor:
         """``function(*args)`` for every ``args`` of ``calls``; results in call order.
         ``on_done(i, result)`` is called (in this thread) as call ``i`` completes. With
         ``consume``, each result is handed to it in call order as soon as the calls
-        before it are done, and not kept (the list returned is empty)."""
+        before it are done, and not kept (the list returned is empty).
+
+        The calls are taken in order by whichever lane is free. This thread runs its
+        share itself (so Ctrl-C interrupts it at once, as with one worker) and, between
+        two of its calls, hands on what the worker processes finished.
+        """
         results: list[Any] = []
         keep = results.append if consume is None else consume
         if self.workers == 1 or len(calls) <= 1:
@@ -60,45 +67,78 @@ class LocalExecutor:
                 keep(result)
             return results
         threads = self._start()
-        futures = [threads.submit(self._call, function, args) for args in calls]
-        pending = set(futures)
-        index = {future: number for number, future in enumerate(futures)}
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for number in range(len(calls)):
+            todo.put(number)
+        done: queue.SimpleQueue[tuple[int, bool, Any]] = queue.SimpleQueue()
+        lanes = [
+            threads.submit(self._lane, worker, function, calls, todo, done)
+            for worker in range(self.workers - 1)
+        ]
+        finished: dict[int, Any] = {}
         following = 0  # the next call whose result is handed on
+
+        def take(number: int, ok: bool, value: Any) -> None:
+            nonlocal following
+            if not ok:
+                raise value
+            if on_done is not None:
+                on_done(number, value)
+            finished[number] = value
+            while following in finished:
+                keep(finished.pop(following))
+                following += 1
+
         try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in sorted(done, key=index.__getitem__):
-                    result = future.result()  # raises the first failure
-                    if on_done is not None:
-                        on_done(index[future], result)
-                while following < len(futures) and futures[following].done():
-                    keep(futures[following].result())
-                    futures[following] = None  # type: ignore[call-overload]
-                    following += 1
+            while True:
+                while not done.empty():
+                    take(*done.get())
+                try:
+                    number = todo.get_nowait()
+                except queue.Empty:
+                    break
+                take(number, True, function(*calls[number]))
+            while following < len(calls):
+                try:
+                    take(*done.get(timeout=0.5))
+                except queue.Empty:
+                    continue
         except BaseException:
-            for future in futures:
-                if future is not None:
-                    future.cancel()
-            self.close()  # kills busy workers: their threads stop waiting
+            while not todo.empty():  # the lanes take no further call
+                todo.get_nowait()
+            self.close()  # kills busy workers: their lanes stop waiting
             raise
+        for lane in lanes:
+            lane.result()
         return results
+
+    def _lane(
+        self,
+        worker: int,
+        function: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        todo: queue.SimpleQueue[int],
+        done: queue.SimpleQueue[tuple[int, bool, Any]],
+    ) -> None:
+        """One worker process's lane: calls from ``todo`` until none is left or one fails."""
+        assert self._pool is not None
+        while True:
+            try:
+                number = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((number, True, self._pool.call(worker, function, calls[number])))
+            except BaseException as exc:
+                done.put((number, False, exc))
+                return
 
     def _start(self) -> ThreadPoolExecutor:
         if self._threads is None:
-            self._pool = ProcessPool(self.workers)
+            self._pool = ProcessPool(self.workers - 1)
             self._pool.start()
-            for worker in range(self.workers):
-                self._idle.put(worker)
-            self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="qudata-pool")
+            self._threads = ThreadPoolExecutor(self.workers - 1, thread_name_prefix="qudata-pool")
         return self._threads
-
-    def _call(self, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        assert self._pool is not None
-        worker = self._idle.get()
-        try:
-            return self._pool.call(worker, function, args)
-        finally:
-            self._idle.put(worker)
 
     def close(self) -> None:
         """End the worker processes (busy ones are killed)."""
@@ -108,4 +148,3 @@ class LocalExecutor:
             pool.close()
         if threads is not None:
             threads.shutdown(wait=True, cancel_futures=True)
-        self._idle = queue.SimpleQueue()
