@@ -47,12 +47,14 @@ class LocalExecutor:
         consume: Callable[[Any], None] | None = None,
     ) -> list[Any]:
         """``function(*args)`` for every ``args`` of ``calls``; results in call order.
-        ``on_done(i)`` is called (in this thread) as call ``i`` completes. With
+        ``on_done(i)`` is called (in this thread) as call ``i`` completes. A single call
+        runs in this process unless the workers are already started. With
         ``consume``, each result is handed to it in call order as soon as the calls
         before it are done, and not kept (the list returned is empty)."""
         results: list[Any] = []
         keep = results.append if consume is None else consume
-        if self.workers == 1 or len(calls) <= 1:
+        # a lone call goes to a worker only if the pool is up (no start for one call)
+        if self.workers == 1 or (len(calls) <= 1 and self._threads is None):
             for number, args in enumerate(calls):
                 keep(function(*args))
                 if on_done is not None:
