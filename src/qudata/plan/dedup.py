@@ -21,12 +21,14 @@ run by the run's executor (worker processes, Ray tasks), not by the driver itsel
 3. per partition, the verdicts (:func:`qudata.plan.dedup_verdicts.assemble`), then
    the cluster sizes, in parallel.
 
-Two calls stay sequential over all documents, each one task: ``exact_bits``, and
-``first_kept``, whose rule is an order: whether a document is kept depends on the
-verdicts of the earlier documents it is similar to, so the pairs are taken in input
-order. Each holds one bit per document (12.5 MB per 100 million documents) and one
-output or one partition's pairs at a time. The driver only lists the files, hands
-out the calls and adds up their counts: it holds no per-document state.
+Two calls stay sequential over all documents, each one task: ``exact_bits``, the
+union of every range's duplicates into one bit set (cheap: a pass over the exact
+duplicates), and ``first_kept``, whose rule is an order: whether a document is kept
+depends on the verdicts of the earlier documents it is similar to, so the pairs are
+taken in input order. Each holds one bit per document (12.5 MB per 100 million
+documents) and one output or one partition's pairs at a time. The driver only lists
+the files, hands out the calls and adds up their counts: it holds no per-document
+state. (The local engine with one worker runs every call in its own process.)
 """
 
 from __future__ import annotations
