@@ -183,9 +183,14 @@ def both(
     differ = [name for name in local if local[name] != distributed[name]]
     assert differ == ["manifest.json"]
     m_local, m_ray = (orjson.loads(t["manifest.json"]) for t in (local, distributed))
-    assert m_ray.pop("run")["engine"] == "ray"
-    assert m_local.pop("run")["engine"] == "local"
-    assert m_local == m_ray
+    run_ray, run_local = m_ray.pop("run"), m_local.pop("run")
+    assert run_ray["engine"] == "ray" and run_local["engine"] == "local"
+    assert m_local == m_ray  # also the ``dedup`` section: parameters, cluster sizes
+    method = config.get("dedup", {}).get("method", "exact")
+    assert ("dedup" in m_local) == ("dedup" in run_ray) == (method != "none")
+    if method != "none":
+        assert m_local["dedup"]["method"] == method
+        assert 'id="chart-clusters"' in local["report.html"].decode()
     return local, distributed
 
 

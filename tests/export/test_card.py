@@ -115,6 +115,11 @@ def test_body_states_filters_dedup_and_the_command(run: Path) -> None:
     assert "near duplicates can" in body
     assert f"```\n{COMMAND}\n```" in body
     assert "`chatml` dropped: empty_text 1" in body
+    found = manifest(run)["dedup"]
+    assert found["documents"] == 313 and found["exact_duplicates"] == 3
+    clusters = found["clusters"]
+    assert f"- 313 documents in {clusters:,} clusters; " in body
+    assert "MinHash" not in body
 
 
 def test_card_under_near_dedup_says_near_duplicates_never_cross(tmp_path: Path) -> None:
@@ -125,6 +130,32 @@ def test_card_under_near_dedup_says_near_duplicates_never_cross(tmp_path: Path) 
     assert "exact and near duplicates never cross splits" in body
     assert "near duplicates can" not in body
     assert "Jaccard >= 0.8" in body
+    lines = [line for line in body.splitlines() if "clusters;" in line]
+    assert len(lines) == 1 and lines[0].endswith(
+        "; MinHash LSH with 128 permutations, 16 bands x 8 rows, 5-word shingles, seed 1."
+    )
+
+
+def test_render_card_describes_the_clusters_found() -> None:
+    data = {
+        "qudata_version": "0.1.0",
+        "config": {
+            "quality": {"min_quality_score": None, "missing_score": "keep", "tokenizer": "none"},
+            "dedup": {"method": "near", "threshold": 0.7},
+        },
+        "counts": {"read": 133, "accepted": 120, "dropped": {"duplicate_exact": 13}},
+        "formats": {},
+        "dedup": {
+            "method": "near", "threshold": 0.7, "permutations": 64, "bands": 8, "rows": 8,
+            "shingle_size": 3, "seed": 1, "documents": 133, "clusters": 120,
+            "cluster_sizes": {"1": 110, "2": 6, "3": 2, "9": 1, "40": 1},
+        },
+    }  # fmt: skip
+    card = render_card(data)
+    assert (
+        "- 133 documents in 120 clusters; 10 with copies (the largest: 40 documents); "
+        "MinHash LSH with 64 permutations, 8 bands x 8 rows, 3-word shingles, seed 1.\n"
+    ) in card
 
 
 def test_card_shows_no_python_reprs(run: Path) -> None:

@@ -189,6 +189,29 @@ def test_token_buckets_rebinned_by_power_of_two() -> None:
     assert {"2", "tokens per record (log scale)"} <= set(chart["texts"])
 
 
+NEAR_SECTION = {
+    "method": "near", "threshold": 0.8, "permutations": 128, "bands": 16, "rows": 8,
+    "shingle_size": 5, "seed": 1, "documents": 133, "duplicates": 13,
+    "exact_duplicates": 9, "near_duplicates": 4, "clusters": 120,
+    "cluster_sizes": {"1": 110, "2": 6, "3": 2, "9": 1, "40": 1},
+}  # fmt: skip
+
+
+def test_report_shows_the_cluster_sizes_when_dedup_ran() -> None:
+    data = realistic_data(hostile=False)
+    data.dedup = NEAR_SECTION
+    html = render_report(data)
+    chart = _parse(html).charts["chart-clusters"]
+    tips = [t.split(" documents: ") for t in chart["tips"]]
+    # sizes to 8 as they are, larger ones in powers of two
+    assert tips == [["1", "110"], ["2", "6"], ["3", "2"], ["9-16", "1"], ["33-64", "1"]]
+    assert len(chart["bars"]) == 5
+    assert "Duplicate clusters by size" in chart["titles"]
+    assert "133 documents in 120 clusters; 9 exact and 4 near duplicates dropped" in html
+    assert "128 permutations, 16 bands x 8 rows, 5-word shingles, seed 1" in html
+    assert "chart-clusters" not in render_report(realistic_data(hostile=False))
+
+
 def test_report_empty_data_and_escaped_title() -> None:
     data = ReportData(
         title='a "b" <c> & d',

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import pickle
 import random
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qudata.config import DedupConfig
+from qudata.engines.local import LocalExecutor
 from qudata.plan.dedup import DedupSummary, KeyWriter, read_verdicts, resolve
 from qudata.plan.dedup_keys import band_keys
 from qudata.quality.dedup import DedupVerdict, ExactDeduplicator
@@ -55,6 +58,7 @@ def dedup_on_disk(
     memory: int | str | None = None,
     batch: int = 64,
     workers: int = 1,
+    executor: Any = None,
 ) -> tuple[list[DedupVerdict], DedupSummary]:
     """Partitions of ``sizes`` documents (positions with gaps), as the plan runs them."""
     start = 0
@@ -66,7 +70,9 @@ def dedup_on_disk(
         writer.close()
         start += size
     assert start == len(docs)
-    summary = resolve(directory, len(sizes), config, memory=memory, workers=workers)
+    summary = resolve(
+        directory, len(sizes), config, memory=memory, workers=workers, executor=executor
+    )
     verdicts: list[DedupVerdict] = []
     for partition, size in enumerate(sizes):
         found = read_verdicts(directory, partition)
@@ -142,6 +148,65 @@ def test_workers_give_the_same_verdicts(tmp_path: Path) -> None:
         tmp_path / "two", docs, [200, 400], config, memory=20_000, workers=2
     )
     assert one == two
+    assert summary.workers == 2
+
+
+class Recording:
+    """An executor that runs calls here, records them and checks that they pickle."""
+
+    name = "recording"
+    workers = 3
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def map(
+        self,
+        function: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        on_done: Callable[[int], None] | None = None,
+        consume: Callable[[Any], None] | None = None,
+    ) -> list[Any]:
+        assert pickle.loads(pickle.dumps(function)) is function  # top-level, by name
+        self.calls.append((f"{function.__module__}.{function.__qualname__}", len(calls)))
+        return [function(*pickle.loads(pickle.dumps(args))) for args in calls]
+
+    def close(self) -> None:
+        raise AssertionError("resolve closes only an executor of its own")
+
+
+def test_every_step_is_a_call_of_the_executor_given(tmp_path: Path) -> None:
+    docs = corpus(300, seed=8)
+    recording = Recording()
+    config = DedupConfig(method="near")
+    verdicts, summary = dedup_on_disk(
+        tmp_path, docs, [100, 100, 100], config, memory=8192, executor=recording
+    )
+    assert verdicts == NearDeduplicator(0.8, workers=1).check_batch(docs)
+    assert summary.workers == 3
+    steps = [(name.rsplit(".", 1)[1], n) for name, n in recording.calls]
+    ranges = [n for name, n in steps if name in ("exact_range", "bucket_range")]
+    assert sum(ranges) == summary.ranges and min(ranges) > 1
+    assert [name for name, _ in steps] == [
+        "exact_range", "exact_bits", "bucket_range", "first_kept", "assemble", "cluster_sizes"
+    ]  # fmt: skip
+    # the sequential steps are one call each; the others one per range or partition
+    assert [n for _, n in steps][1::2] == [1, 1, 3]
+    assert steps[4] == ("assemble", 3)
+
+
+def test_the_run_s_pool_gives_the_same_verdicts(tmp_path: Path) -> None:
+    docs = corpus(600, seed=3)
+    config = DedupConfig(method="near")
+    alone, _ = dedup_on_disk(tmp_path / "alone", docs, [200, 400], config, memory=20_000)
+    pool = LocalExecutor(2)
+    try:
+        shared, summary = dedup_on_disk(
+            tmp_path / "pool", docs, [200, 400], config, memory=20_000, executor=pool
+        )
+    finally:
+        pool.close()
+    assert shared == alone
     assert summary.workers == 2
 
 

@@ -4,7 +4,8 @@ The corpus mixes every reader (JSONL cut into byte-range partitions, with a bad 
 exactly at a cut; gzip; JSON; Parquet; a text folder), documents without ids (derived
 ids with repeats across partitions), conversations, preference pairs, exact and near
 copies that cross partitions. Every file of the output must be identical, and the
-manifests identical but for their ``run`` section.
+manifests identical but for their ``run`` section: also the ``dedup`` section (its
+parameters and cluster sizes) and the report's cluster chart drawn from it.
 """
 
 from __future__ import annotations
@@ -151,6 +152,18 @@ def test_any_number_of_workers_and_partitions_writes_the_same_bytes(
         assert [k for k in first if first[k] != tree[k]] == []
         assert other == manifest
     assert [r["workers"] for r in runs] == [1, 1, 2, 3]
+    found, dropped = manifest["dedup"], manifest["counts"]["dropped"]
+    assert found["method"] == CONFIGS[name]["dedup"]["method"]
+    assert found["exact_duplicates"] == dropped["duplicate_exact"] > 0
+    assert found["near_duplicates"] == dropped.get("duplicate_near", 0)
+    sizes = {int(size): n for size, n in found["cluster_sizes"].items()}
+    assert sum(size * n for size, n in sizes.items()) == found["documents"]
+    assert found["clusters"] == found["documents"] - found["duplicates"]
+    assert max(sizes) > 2
+    assert 'id="chart-clusters"' in first["report.html"].decode()
+    # what depends on the executor and the partitioning is in ``run``
+    assert all(set(r["dedup"]) >= {"spill_bytes", "ranges", "memory"} for r in runs)
+    assert runs[0]["dedup"]["spill_bytes"] != runs[1]["dedup"]["spill_bytes"]
     rejects = [orjson.loads(line) for line in first["rejects.jsonl"].splitlines()]
     bad = [r for r in rejects if r["source"].endswith("big.jsonl") and r["reason"] == "invalid"]
     assert [r["line"] for r in bad] == [bad_line]

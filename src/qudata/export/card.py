@@ -98,6 +98,7 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
         f"- Duplicates: `{dedup['method']}`"
         + (f" (Jaccard >= {dedup['threshold']})" if dedup["method"] == "near" else "")
         + "; the first copy seen is kept.",
+        *_dedup_line(manifest.get("dedup")),
         f"- Tokens counted with {code_span(quality['tokenizer'])}.",
     ]
     contaminated = counts.get("contaminated")
@@ -122,6 +123,24 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
             reasons = ", ".join(f"{r} {n:,}" for r, n in fmt["dropped"].items())
             lines.append(f"- `{name}` dropped: {reasons}.")
     return lines
+
+
+def _dedup_line(found: dict[str, Any] | None) -> list[str]:
+    """The clusters found, and how near duplicates were found (the manifest's ``dedup``)."""
+    if not found:
+        return []
+    with_copies = sum(n for size, n in found["cluster_sizes"].items() if size != "1")
+    largest = max((int(size) for size in found["cluster_sizes"]), default=0)
+    line = (
+        f"- {found['documents']:,} documents in {found['clusters']:,} clusters; "
+        f"{with_copies:,} with copies (the largest: {largest:,} documents)"
+    )
+    if found["method"] == "near":
+        line += (
+            f"; MinHash LSH with {found['permutations']} permutations, {found['bands']} bands "
+            f"x {found['rows']} rows, {found['shingle_size']}-word shingles, seed {found['seed']}"
+        )
+    return [line + "."]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")

@@ -66,6 +66,7 @@ def _report_data(
         quality_histogram=[(i / 20, (i + 1) / 20, n) for i, n in enumerate(seen.quality_bins)],
         quality_threshold=quality_threshold,
         mix=manifest.get("mix"),
+        dedup=manifest.get("dedup"),
         unscored=seen.unscored,
         sources=sources,
     )

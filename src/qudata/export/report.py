@@ -5,8 +5,8 @@ data is escaped and the output is deterministic (no timestamps), so the same
 data always renders to the same bytes.
 
 Chart ids: ``chart-tokens-<format>-<split>``, ``chart-quality``,
-``chart-dropped``, ``chart-sources`` and, for packed formats, ``chart-fill-<format>-<split>``
-(see :func:`chart_id`).
+``chart-dropped``, ``chart-sources``, for packed formats ``chart-fill-<format>-<split>``
+and, when duplicates were looked for, ``chart-clusters`` (see :func:`chart_id`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class ReportData:
     width (e.g. only the non-empty ones); the charts re-bin them into powers of two.
     ``quality_histogram``: ``(low, high, count)`` bins over [0, 1].
     ``sources``: ``(source, documents)``, already ranked (top 20 plus "other").
+    ``dedup``: the manifest's ``dedup`` section (``cluster_sizes``: size -> clusters).
     """
 
     title: str
@@ -45,6 +46,7 @@ class ReportData:
     quality_histogram: list[tuple[float, float, int]] = field(default_factory=list)
     quality_threshold: float | None = None
     mix: dict[str, Any] | None = None  # the manifest's ``mix`` section
+    dedup: dict[str, Any] | None = None  # the manifest's ``dedup`` section
     unscored: int = 0
     sources: list[tuple[str, int]] = field(default_factory=list)
 
@@ -229,6 +231,45 @@ def _mix_table(data: ReportData) -> str:
     return f"<section><h2>Mix</h2><table>{head}{rows}</table></section>"
 
 
+def _cluster_bins(sizes: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Cluster sizes 1 to 8 as they are, larger ones in powers of two (9-16, 17-32, ...)."""
+    bins: dict[str, int] = {}
+    for size, clusters in sorted((int(k), int(v)) for k, v in sizes.items()):
+        top = size if size <= 8 else 1 << (size - 1).bit_length()
+        label = str(size) if size <= 8 else f"{top // 2 + 1}-{top}"
+        bins[label] = bins.get(label, 0) + clusters
+    return list(bins.items())
+
+
+def _dedup_section(data: ReportData) -> str:
+    """Clusters by size: how many documents each kept document stood for."""
+    dedup = data.dedup
+    if not dedup:
+        return ""
+    bars = [Bar(f"{label} documents", n) for label, n in _cluster_bins(dedup["cluster_sizes"])]
+    svg = bar_chart(
+        chart_id("clusters"),
+        "Duplicate clusters by size",
+        bars,
+        x_label="clusters",
+        y_label="documents per cluster",
+        width=1100,
+    )
+    note = (
+        f"{dedup['documents']:,} documents in {dedup['clusters']:,} clusters; "
+        f"{dedup['exact_duplicates']:,} exact and {dedup['near_duplicates']:,} near "
+        f"duplicates dropped ({dedup['method']}"
+    )
+    if dedup.get("threshold") is not None:
+        note += (
+            f", Jaccard >= {dedup['threshold']:g}: {dedup['permutations']} permutations, "
+            f"{dedup['bands']} bands x {dedup['rows']} rows, "
+            f"{dedup['shingle_size']}-word shingles, seed {dedup['seed']}"
+        )
+    figure = _figure("Cluster sizes", svg, note + ")")
+    return f"<section><h2>Duplicates</h2>{figure}</section>"
+
+
 def _sources_chart(data: ReportData) -> str:
     svg = bar_chart(
         chart_id("sources"),
@@ -295,6 +336,7 @@ def render_report(data: ReportData) -> str:
         f"<section><h2>Token length distribution</h2>{_token_charts(data)}</section>"
         '<section><h2>Quality and drops</h2><div class="grid grid-2">'
         f"{_quality_chart(data)}{_dropped_chart(data)}</div></section>"
+        f"{_dedup_section(data)}"
         f"{_packing_charts(data)}"
         f"{_mix_table(data)}"
         f"<section><h2>Sources</h2>{_sources_chart(data)}</section>"

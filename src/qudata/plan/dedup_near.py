@@ -138,7 +138,11 @@ def bucket_range(
 
 def first_kept(runs: Sequence[Path], counts: Sequence[int], near_run: Path, near_bits: Path) -> int:
     """The rule over every confirmed pair, partition by partition in input order:
-    the near duplicates to ``near_run`` (sorted), their bits to ``near_bits``."""
+    the near duplicates to ``near_run`` (sorted), their bits to ``near_bits``.
+
+    Sequential, one call (a task) for the whole corpus: whether a document is kept
+    depends on the verdicts of the earlier documents it is similar to, which may be in
+    any earlier partition. It holds one bit per document and one partition's pairs."""
     docs = Documents(counts)
     removed = bytearray(docs.bits().tobytes())
     total = 0

@@ -6,7 +6,8 @@ itself does is small and never per record: it adds up the partitions' scans and
 accounts, resolves duplicates on compact keys, plans the mix, and merges statistics.
 
     map 1   scan_partition     each partition: keys, schema, line count
-    global  resolve            the verdicts of deduplication; the mix plan
+    global  resolve            the verdicts of deduplication (its steps are executor
+                               calls too); the mix plan
     map 2   write_partition    each partition: rejects and format parts, its account
     commit  commit_format      each format: shards from the parts, in partition order
 """
@@ -84,9 +85,11 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     calls = [(job, n) for n in range(count)]
     scans: list[Scan] = executor.map(scan_partition, calls, step("scan"))
     _after_scans(job, scans)
+    dedup_run: dict[str, Any] | None = None
     if cfg.dedup.method != "none":
         progress.phase("dedup", 0)
-        resolve(job.dedup_dir, count, cfg.dedup)
+        summary = resolve(job.dedup_dir, count, cfg.dedup, executor=executor)
+        report.dedup, dedup_run = summary.as_manifest(), summary.as_run()
     if cfg.mix is not None:
         progress.phase("mix", 0)
         planner = MixPlanner([s.weight for s in cfg.mix.sources], seed=cfg.mix.seed,
@@ -111,6 +114,8 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     )
     outcome = Outcome(report, total.seen, total.drops)
     outcome.run["resumed"] = resumed
+    if dedup_run is not None:
+        outcome.run["dedup"] = dedup_run
     for name, committed in zip(names, commits, strict=False):
         assert committed is not None
         stats = committed.stats

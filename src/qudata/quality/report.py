@@ -143,6 +143,8 @@ class RunReport:
     #: drops per benchmark file, when ``quality.decontamination`` is configured
     contaminated: dict[str, int] | None = None
     mix: dict[str, Any] | None = None  # the mix's plan and its realised shares
+    #: the dedup step's parameters and clusters (``DedupSummary.as_manifest``)
+    dedup: dict[str, Any] | None = None
     formats: dict[str, FormatStats] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     output_dir: str | None = None
@@ -177,6 +179,7 @@ class RunReport:
             },
             "formats": {name: stats.as_dict() for name, stats in self.formats.items()},
             **({} if self.mix is None else {"mix": self.mix}),
+            **({} if self.dedup is None else {"dedup": self.dedup}),
         }
 
 
