@@ -16,21 +16,20 @@ import qudata
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# In worker processes only: map 2 of partition 3 and later never ends, so the run is
-# killed with some partitions done and others not.
+# In every process (the run's own, a lane too, and its workers): map 2 of partition 3
+# and later never ends, so the run is killed with some partitions done and others not.
 STUCK = """\
-import functools, sys, time
-if sys.argv[:1] == ["-c"]:
-    import qudata.stages.write as write
-    original = write.write_partition
+import functools, time
+import qudata.stages.write as write
+original = write.write_partition
 
-    @functools.wraps(original)
-    def write_partition(job, index):
-        if index >= 3:
-            time.sleep(600)
-        return original(job, index)
+@functools.wraps(original)
+def write_partition(job, index):
+    if index >= 3:
+        time.sleep(600)
+    return original(job, index)
 
-    write.write_partition = write_partition
+write.write_partition = write_partition
 """
 
 CONFIG = {
