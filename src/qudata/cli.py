@@ -244,8 +244,8 @@ def cli() -> None:
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    help="Worker processes of the local engine (default: the usable CPUs; 1: all in this "
-    "process). The output does not depend on it.",
+    help="Lanes of the local engine: this process and N-1 worker processes (default: the "
+    "usable CPUs; 1: all in this process). The output does not depend on it.",
 )
 @click.option(
     "--ray-address",
