@@ -20,6 +20,7 @@ import click
 from qudata import __version__
 from qudata.errors import ConfigError, OutputError, QudataError, WriteError
 from qudata.pack.registry import FORMATTERS
+from qudata.quality.validate_files import VALIDATED_FORMATS
 
 __all__ = ["cli", "main"]
 
@@ -458,7 +459,7 @@ def _print_stats(
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(["chatml", "jsonl", "plain", "preference"]),
+    type=click.Choice(list(VALIDATED_FORMATS)),
     help="The format the files should be in.",
 )
 @click.option(

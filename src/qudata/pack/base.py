@@ -101,6 +101,12 @@ class Formatter(ABC, Generic[Opts]):
             self.options_model, self.options, config, options, prefix=f"pack.{self.name}"
         )
 
+    @classmethod
+    def surveys_metadata(cls, opts: Any) -> bool:
+        """Whether the run's first pass must learn the metadata schema for this format
+        (its records carry metadata or messages, whose keys vary by document)."""
+        return cls.learns_schema
+
     def checks(self, opts: Opts) -> list[Check]:
         """The format's own checks, run on each document before it is formatted (by the
         runner of the run's checks); none by default."""

@@ -38,6 +38,11 @@ class JSONLFormatter(Formatter[JSONLOptions]):
     learns_schema: ClassVar[bool] = True
     options_model: ClassVar[type[JSONLOptions]] = JSONLOptions
 
+    @classmethod
+    def surveys_metadata(cls, opts: Any) -> bool:
+        """Only when ``fields`` holds more than the plain keys."""
+        return not set(opts.fields) <= {"text", "id", "labels", "quality_score"}
+
     def checks(self, opts: JSONLOptions) -> list[Check]:
         """``filter_low_quality``: the quality gate again, at ``min_quality_score``, for
         this format only (documents without a score are kept)."""

@@ -89,6 +89,10 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
     card: ClassVar[str | None] = "root"
     options_model: ClassVar[type[PreferenceOptions]] = PreferenceOptions
 
+    @classmethod
+    def surveys_metadata(cls, opts: Any) -> bool:
+        return True  # its messages' keys are learnt by the run's first pass
+
     def format_document(
         self, doc: Document, opts: PreferenceOptions, state: dict[str, Any]
     ) -> list[Record] | Drop:

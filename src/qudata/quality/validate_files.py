@@ -24,9 +24,10 @@ from qudata.io.lines import DEFAULT_MAX_LINE_BYTES, LongLine
 if TYPE_CHECKING:
     from qudata.quality.validate import Problem
 
-__all__ = ["FileValidation", "validate_file"]
+__all__ = ["VALIDATED_FORMATS", "FileValidation", "validate_file"]
 
-_FORMATS = ("chatml", "jsonl", "plain", "preference")
+#: The formats whose files ``qudata validate`` checks.
+VALIDATED_FORMATS = ("chatml", "jsonl", "plain", "preference")
 _OPTIONAL_KEYS = ("name", "weight", "tool_calls", "tool_call_id")
 
 
@@ -225,8 +226,8 @@ def validate_file(
         validate_preference,
     )
 
-    if fmt not in _FORMATS:
-        raise ConfigError(f"unknown format {fmt!r} (choose from: {', '.join(_FORMATS)})")
+    if fmt not in VALIDATED_FORMATS:
+        raise ConfigError(f"unknown format {fmt!r} (choose from: {', '.join(VALIDATED_FORMATS)})")
     result = FileValidation(path=path, format=fmt)
     if fmt == "plain":
         if path.endswith(".parquet"):

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qudata.config import Config
 from qudata.errors import InputError
 from qudata.models import Document, DocumentNormalizer, token_texts
+from qudata.pack.registry import FORMATTERS
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
@@ -46,12 +47,12 @@ class Scan:
     resumed: bool = False  # taken from a killed run's record
 
 
-def needs_schema(formats: Sequence[str], jsonl_fields: Sequence[str]) -> bool:
-    """Whether a JSON output writes metadata or messages, whose keys vary by document."""
-    if "chatml" in formats or "preference" in formats:
-        return True
-    plain = {"text", "id", "labels", "quality_score"}
-    return "jsonl" in formats and not set(jsonl_fields) <= plain
+def needs_schema(cfg: Config) -> bool:
+    """Whether a format of the run learns the metadata schema in this pass (the
+    registry's :meth:`~qudata.pack.base.Formatter.surveys_metadata`)."""
+    return any(
+        FORMATTERS[name].surveys_metadata(getattr(cfg.pack, name)) for name in cfg.pack.formats
+    )
 
 
 def passes_checks(doc: Document, ctx: StageContext) -> Drop | None:
@@ -71,7 +72,7 @@ def scan_partition(job: Job, index: int) -> Scan:
     ctx = context(job)
     partition = job.partitions[index]
     scan = Scan()
-    schema = MetadataSchema() if needs_schema(cfg.pack.formats, cfg.pack.jsonl.fields) else None
+    schema = MetadataSchema() if needs_schema(cfg) else None
     keys = KeyWriter(job.dedup_dir, index, cfg.dedup) if cfg.dedup.method != "none" else None
     mix: list[tuple[int, int, str, int]] | None = [] if cfg.mix is not None else None
     passed: list[tuple[int, Document]] = []
