@@ -6,8 +6,9 @@ generated here with a fixed seed: words of the corpus's vocabulary (or a built-i
 instruction lengths around 15 words, an input in 40% of the records, answers with a
 long-tailed (log-normal) length of median 120 words, a few over 4,096 tokens (dropped
 as ``too_long``, and counted). Each configuration is one ``qudata.pack_dataset`` run;
-the figures are the manifest's. "bound 2" is max(lower bound, sequences longer than
-``seq_len / 2``): each of those needs a row of its own, whatever the packer.
+the figures are the manifest's. "bound 2" (:func:`lone_bound`) also counts the sequences
+that cannot share a row with any other (longer than ``seq_len`` minus the shortest
+sequence, or than half a row): whatever the packer, each takes a row of its own.
 
 With ``--conversations CORPUS.jsonl`` (a bench corpus, e.g. corpus-200.jsonl) the input is
 the corpus as conversations instead: for each ``seq_len``, one ``-f chatml`` run makes
@@ -97,6 +98,19 @@ def conversations(corpus: Path, message_tokens: int, out: Path) -> list[Path]:
     return sorted((out / "chatml").glob("*.jsonl"))
 
 
+def lone_bound(lengths: list[int], seq_len: int) -> int:
+    """A lower bound on rows that sees what cannot share a row: a sequence longer than
+    ``seq_len`` minus the shortest sequence has a row to itself, and so does each of the
+    sequences over half a row; the rest need at least ``ceil(their tokens / seq_len)``.
+    (Exact for pretraining blocks too: there, every sequence is a piece of a row.)"""
+    if not lengths:
+        return 0
+    alone = seq_len - min(lengths)
+    lone = [n for n in lengths if n > alone]
+    rest = sum(lengths) - sum(lone)
+    return max(len(lone) + -(-rest // seq_len), sum(1 for n in lengths if n > seq_len // 2))
+
+
 def run(source: Path | list[Path], seq_len: int, strategy: str, work: Path) -> dict[str, object]:
     out = work / f"out-{seq_len}-{strategy}"
     config = {"pack": {"packed": {"seq_len": seq_len, "strategy": strategy}}}
@@ -105,12 +119,12 @@ def run(source: Path | list[Path], seq_len: int, strategy: str, work: Path) -> d
     seconds = time.perf_counter() - start
     manifest = orjson.loads((out / "manifest.json").read_bytes())["formats"]["packed"]
     packing = manifest["packing"]["train"]
-    # sequences over half a row each need a row of their own: a second lower bound
-    halves = sum(
-        sum(1 for n in lengths.as_py() if n > seq_len // 2)
+    lengths = [
+        n
         for f in sorted((out / "packed").glob("train-*.parquet"))
-        for lengths in pq.read_table(f, columns=["seq_lengths"]).column(0)
-    )
+        for row in pq.read_table(f, columns=["seq_lengths"]).column(0).to_pylist()
+        for n in row
+    ]
     shutil.rmtree(out)
     return {
         "seq_len": seq_len,
@@ -122,7 +136,7 @@ def run(source: Path | list[Path], seq_len: int, strategy: str, work: Path) -> d
         "lower_bound": packing["lower_bound"],
         "efficiency": packing["packing_efficiency"],
         "over_bound": packing["rows"] / packing["lower_bound"] - 1,
-        "bound_2": max(packing["lower_bound"], halves),
+        "bound_2": max(packing["lower_bound"], lone_bound(lengths, seq_len)),
         "seconds": seconds,
     }
 
