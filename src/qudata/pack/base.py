@@ -59,6 +59,10 @@ class Formatter(ABC, Generic[Opts]):
     options_model: ClassVar[type[BaseModel]]
     #: records carry metadata or messages, whose keys are learnt before writing
     learns_schema: ClassVar[bool] = False
+    #: its writer takes records as its :meth:`encoder` made them (``write_encoded``), so
+    #: map 2's parts hold those bytes and the commit copies them (the default JSON Lines
+    #: writer always does; a token-id format says so to skip a JSON round trip)
+    writes_encoded: ClassVar[bool] = False
 
     def __init__(
         self,
