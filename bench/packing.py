@@ -6,9 +6,21 @@ generated here with a fixed seed: words of the corpus's vocabulary (or a built-i
 instruction lengths around 15 words, an input in 40% of the records, answers with a
 long-tailed (log-normal) length of median 120 words, a few over 4,096 tokens (dropped
 as ``too_long``, and counted). Each configuration is one ``qudata.pack_dataset`` run;
-the figures are the manifest's.
+the figures are the manifest's. "bound 2" (:func:`lone_bound`) also counts the sequences
+that cannot share a row with any other (longer than ``seq_len`` minus the shortest
+sequence, or than half a row): whatever the packer, each takes a row of its own.
+
+With ``--conversations CORPUS.jsonl`` (a bench corpus, e.g. corpus-200.jsonl) the input is
+the corpus as conversations instead: for each ``seq_len``, one ``-f chatml`` run makes
+every document a system / user / assistant conversation (``SYSTEM``; the user turn from
+the default ``user_template``: 'Write a document titled "T" (part i of n).'; the
+assistant turn the document, or one part of it), with ``max_tokens_per_message`` of
+``seq_len`` - 128 (``--message-tokens`` to choose), so that a part fits one row with its
+turns' markup; those conversations are then packed. A conversation still over
+``seq_len`` is dropped as ``too_long`` and counted.
 
     PYTHONPATH=src python bench/packing.py [--records 50000] [--corpus CORPUS.jsonl]
+    PYTHONPATH=src python bench/packing.py --conversations CORPUS.jsonl [--message-tokens N]
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pyarrow.parquet as pq
 
 import qudata
 
@@ -63,7 +76,42 @@ def alpaca(path: Path, records: int, words: list[str], seed: int = 14) -> None:
             out.write(orjson.dumps(row) + b"\n")
 
 
-def run(source: Path, seq_len: int, strategy: str, work: Path) -> dict[str, object]:
+SYSTEM = "You are a helpful assistant."
+MARKUP_TOKENS = 128  # room for the system and user turns and the ChatML markers
+
+
+def conversations(corpus: Path, message_tokens: int, out: Path) -> list[Path]:
+    """``corpus`` as ChatML conversations (``-f chatml``); the files written."""
+    chatml = {"system_message": SYSTEM, "max_tokens_per_message": message_tokens}
+    start = time.perf_counter()
+    report = qudata.pack_dataset(corpus, out, config={"pack": {"chatml": chatml}},
+                                 formats=["chatml"])  # fmt: skip
+    manifest = orjson.loads((out / "manifest.json").read_bytes())["formats"]["chatml"]
+    events = manifest.get("events", {})
+    print(
+        f"{corpus.name}: {report.formats['chatml'].documents:,} documents -> "
+        f"{manifest['records']:,} conversations ({events.get('split_documents', 0):,} "
+        f"documents split, max_tokens_per_message {message_tokens:,}; dropped "
+        f"{dict(report.formats['chatml'].dropped) or '-'}; {time.perf_counter() - start:.1f} s)",
+        flush=True,
+    )
+    return sorted((out / "chatml").glob("*.jsonl"))
+
+
+def lone_bound(lengths: list[int], seq_len: int) -> int:
+    """A lower bound on rows that sees what cannot share a row: a sequence longer than
+    ``seq_len`` minus the shortest sequence has a row to itself, and so does each of the
+    sequences over half a row; the rest need at least ``ceil(their tokens / seq_len)``.
+    (Exact for pretraining blocks too: there, every sequence is a piece of a row.)"""
+    if not lengths:
+        return 0
+    alone = seq_len - min(lengths)
+    lone = [n for n in lengths if n > alone]
+    rest = sum(lengths) - sum(lone)
+    return max(len(lone) + -(-rest // seq_len), sum(1 for n in lengths if n > seq_len // 2))
+
+
+def run(source: Path | list[Path], seq_len: int, strategy: str, work: Path) -> dict[str, object]:
     out = work / f"out-{seq_len}-{strategy}"
     config = {"pack": {"packed": {"seq_len": seq_len, "strategy": strategy}}}
     start = time.perf_counter()
@@ -71,6 +119,12 @@ def run(source: Path, seq_len: int, strategy: str, work: Path) -> dict[str, obje
     seconds = time.perf_counter() - start
     manifest = orjson.loads((out / "manifest.json").read_bytes())["formats"]["packed"]
     packing = manifest["packing"]["train"]
+    lengths = [
+        n
+        for f in sorted((out / "packed").glob("train-*.parquet"))
+        for row in pq.read_table(f, columns=["seq_lengths"]).column(0).to_pylist()
+        for n in row
+    ]
     shutil.rmtree(out)
     return {
         "seq_len": seq_len,
@@ -82,6 +136,7 @@ def run(source: Path, seq_len: int, strategy: str, work: Path) -> dict[str, obje
         "lower_bound": packing["lower_bound"],
         "efficiency": packing["packing_efficiency"],
         "over_bound": packing["rows"] / packing["lower_bound"] - 1,
+        "bound_2": max(packing["lower_bound"], lone_bound(lengths, seq_len)),
         "seconds": seconds,
     }
 
@@ -89,25 +144,42 @@ def run(source: Path, seq_len: int, strategy: str, work: Path) -> dict[str, obje
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
-    parser.add_argument("--corpus", default=None)
+    parser.add_argument("--corpus", default=None, help="words of the Alpaca records from here")
+    parser.add_argument("--conversations", default=None, help="pack this corpus as chats")
+    parser.add_argument("--message-tokens", type=int, default=None,
+                        help="max_tokens_per_message of the chats (seq_len - 128)")  # fmt: skip
+    parser.add_argument("--seq-len", default="2048,4096")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="qudata-bench-packing-"))
     try:
-        source = work / "alpaca.jsonl"
-        alpaca(source, args.records, vocabulary(args.corpus))
-        print(f"{args.records:,} Alpaca-shaped records, {source.stat().st_size / 1e6:.1f} MB")
+        sources: dict[int, Path | list[Path]] = {}
+        seq_lens = [int(n) for n in args.seq_len.split(",")]
+        if args.conversations:
+            corpus = Path(args.conversations)
+            print(f"{corpus.name} as conversations, {corpus.stat().st_size / 1e6:.1f} MB")
+        else:
+            source = work / "alpaca.jsonl"
+            alpaca(source, args.records, vocabulary(args.corpus))
+            print(f"{args.records:,} Alpaca-shaped records, {source.stat().st_size / 1e6:.1f} MB")
+            sources = dict.fromkeys(seq_lens, source)
         print("| seq_len | strategy | rows | lower bound | rows over bound | efficiency | "
-              "tokens | dropped | seconds |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|")
-        for seq_len in (2048, 4096):
+              "bound 2 | over bound 2 | tokens | dropped | seconds |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for seq_len in seq_lens:
+            if args.conversations:
+                budget = args.message_tokens or seq_len - MARKUP_TOKENS
+                sources[seq_len] = conversations(corpus, budget, work / f"chats-{seq_len}")
             for strategy in ("bfd", "sequential"):
-                r = run(source, seq_len, strategy, work)
+                r = run(sources[seq_len], seq_len, strategy, work)
                 print(
                     f"| {r['seq_len']} | {r['strategy']} | {r['rows']:,} | "
                     f"{r['lower_bound']:,} | {r['over_bound']:.3%} | {r['efficiency']:.4f} | "
+                    f"{r['bound_2']:,} | {r['rows'] / r['bound_2'] - 1:.3%} | "
                     f"{r['tokens']:,} | {r['dropped'] or '-'} | {r['seconds']:.1f} |",
                     flush=True,
                 )
+            if args.conversations:
+                shutil.rmtree(work / f"chats-{seq_len}")
     finally:
         shutil.rmtree(work)
 

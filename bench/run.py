@@ -460,6 +460,13 @@ def build(
             r_name="preprocess_data loop, 2 workers", metric="time", limit=0.5,
             target="time <= 0.5x (>= 2x faster)",
         ),
+        Comparison(  # like for like: the reference does not dedup
+            job="megatron", label="megatron_nodedup", q_name="pack -f megatron --dedup none",
+            qudata=[q("q-megatron-nodedup", "-f", "megatron", "--dedup", "none", quiet=False)],
+            ref=[ref("ref-megatron", "ref_megatron_preprocess.py", "--workers", "2")],
+            r_name="preprocess_data loop, 2 workers", metric="time", limit=0.5,
+            target="time <= 0.5x (>= 2x faster)",
+        ),
         Comparison(
             job="megatron", label="megatron_vs_encode", q_name="pack -f megatron",
             qudata=[q("q-megatron", "-f", "megatron", quiet=False)],

@@ -11,7 +11,7 @@ import pytest
 
 import qudata
 from qudata.errors import ConfigError
-from qudata.pack.megatron import INDEX_HEADER, token_dtype
+from qudata.pack.megatron import INDEX_HEADER, MegatronWriter, TokenEncoder, token_dtype
 from qudata.quality.tokens import get_token_counter
 
 CL100K = get_token_counter("cl100k_base")
@@ -136,3 +136,38 @@ def test_the_same_input_gives_the_same_bytes(tmp_path: Path) -> None:
     for ext in (".bin", ".idx"):
         first = (tmp_path / "a" / "megatron" / f"train-00000-of-00001{ext}").read_bytes()
         assert first == (tmp_path / "b" / "megatron" / f"train-00000-of-00001{ext}").read_bytes()
+
+
+def test_parts_hold_bin_bytes_and_read_back_as_the_json_path(tmp_path: Path) -> None:
+    """Map 2's parts hold the ``.bin`` bytes (no JSON lists of ids); with the shuffle
+    the records go through JSON: the same sequences either way."""
+    source = write(tmp_path, ROWS)
+    seqs = {}
+    for name, shuffle in (("bytes", False), ("json", True)):
+        config = {"output": {"shuffle": shuffle}}
+        qudata.pack_dataset(source, tmp_path / name, config=config, formats=["megatron"])
+        dataset = indexed_dataset(tmp_path / name / "megatron" / "train-00000-of-00001")
+        seqs[name] = [list(dataset[i]) for i in range(len(dataset))]
+    want = [[*CL100K.encode_batch([r["text"]])[0], EOT] for r in ROWS]
+    assert seqs["bytes"] == want
+    assert sorted(seqs["json"]) == sorted(want)
+
+
+def test_writer_takes_encoded_sequences_as_its_own(tmp_path: Path) -> None:
+    dtype = token_dtype(CL100K.vocab_size)
+    records = [[1, 2, 3, EOT], [7, EOT]]
+    written = {}
+    for how in ("document", "encoded"):
+        writer = MegatronWriter(tmp_path / how, "train", relative_to=tmp_path, dtype=dtype)
+        (tmp_path / how).mkdir()
+        if how == "document":
+            writer.write_document(records, tokens=6)
+        else:
+            data = b"".join(TokenEncoder(dtype).encode(r) for r in records)
+            writer.write_encoded(data, tokens=[4, 2])
+            with pytest.raises(ValueError, match="not sequences of 5 ids"):
+                writer.write_encoded(data, tokens=[4, 1])
+        files = writer.close()
+        assert [(f.documents, f.records) for f in files] == [(1, 2), (1, 2)]
+        written[how] = [(tmp_path / f.path).read_bytes() for f in files]
+    assert written["document"] == written["encoded"]

@@ -101,9 +101,9 @@ class ShardedWriter:
         self._stats.records += len(records)
         self._stats.tokens += tokens
 
-    def write_encoded(self, data: bytes, *, records: int, tokens: int = 0) -> None:
+    def write_encoded(self, data: bytes, *, tokens: Sequence[int]) -> None:
         """Write one document's records already encoded (by a stateless encoder: JSON
-        Lines), as :meth:`write_document` would have."""
+        Lines), as :meth:`write_document` would have; ``tokens``: each record's."""
         if self._file is not None and self._full():
             self._finish_shard()
         if self._file is None:
@@ -112,8 +112,8 @@ class ShardedWriter:
         self._file.write(data)
         self._raw_bytes += len(data)
         self._stats.documents += 1
-        self._stats.records += records
-        self._stats.tokens += tokens
+        self._stats.records += len(tokens)
+        self._stats.tokens += sum(tokens)
 
     def abort(self) -> None:
         """Remove every shard written so far (the run failed)."""

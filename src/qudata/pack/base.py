@@ -64,6 +64,10 @@ class Formatter(ABC, Generic[Opts]):
     #: the output's root (JSON Lines); ``"folder"``, a card of its own in its folder
     #: (another builder: ``datasets`` takes one builder per card); ``None``, no card
     card: ClassVar[str | None] = None
+    #: its writer takes records as its :meth:`encoder` made them (``write_encoded``), so
+    #: map 2's parts hold those bytes and the commit copies them (the default JSON Lines
+    #: writer always does; a token-id format says so to skip a JSON round trip)
+    writes_encoded: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,14 +29,21 @@ from qudata.config import MegatronOptions
 from qudata.errors import ConfigError
 from qudata.io.writers import AtomicFile
 from qudata.models import Document
-from qudata.pack.base import Formatter, Record
+from qudata.pack.base import Encoder, Formatter, Record
 from qudata.pack.chatml_render import render_chatml
 from qudata.quality.report import Drop, FileStats
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["EOD_CANDIDATES", "INDEX_HEADER", "MegatronFormatter", "MegatronWriter", "token_dtype"]
+__all__ = [
+    "EOD_CANDIDATES",
+    "INDEX_HEADER",
+    "MegatronFormatter",
+    "MegatronWriter",
+    "TokenEncoder",
+    "token_dtype",
+]
 
 INDEX_HEADER = b"MMIDIDX\x00\x00"
 _DTYPE_CODES = {"uint16": 8, "int32": 4}  # Megatron's DType enum
@@ -61,6 +69,7 @@ class MegatronFormatter(Formatter[MegatronOptions]):
     name: ClassVar[str] = "megatron"
     extension: ClassVar[str] = ".bin"
     options_model: ClassVar[type[MegatronOptions]] = MegatronOptions
+    writes_encoded: ClassVar[bool] = True  # parts hold the .bin bytes, not JSON lists
 
     def _tokenizer(self, state: dict[str, Any]) -> tuple[Any, int, np.dtype[Any]]:
         """The run's exact counter, its end-of-document id and the token dtype."""
@@ -104,10 +113,27 @@ class MegatronFormatter(Formatter[MegatronOptions]):
         """A sequence's tokens are its ids, the end-of-document token included."""
         return len(record)
 
+    def _dtype(self) -> np.dtype[Any]:
+        return token_dtype(getattr(getattr(self.counter, "counter", None), "vocab_size", 0))
+
+    def encoder(self, opts: MegatronOptions) -> Encoder:
+        return TokenEncoder(self._dtype())
+
     def writer(self, directory: Path, split: str, **options: Any) -> Any:
-        dtype = token_dtype(getattr(getattr(self.counter, "counter", None), "vocab_size", 0))
         options.pop("codec", None)  # memory-mapped by Megatron: never compressed
-        return MegatronWriter(directory, split, dtype=dtype, **options)
+        return MegatronWriter(directory, split, dtype=self._dtype(), **options)
+
+
+class TokenEncoder(Encoder):
+    """A sequence's ids as the bytes of the ``.bin`` (``dtype``)."""
+
+    def __init__(self, dtype: np.dtype[Any]) -> None:
+        self.dtype = dtype
+
+    def encode(self, record: Record) -> bytes:
+        import numpy as np
+
+        return np.asarray(record, dtype=self.dtype).tobytes()
 
 
 class MegatronWriter:
@@ -156,20 +182,27 @@ class MegatronWriter:
         self._bin = self._stats = None
 
     def write_document(self, records: list[Any], *, tokens: int = 0) -> None:
+        encoder = TokenEncoder(self.dtype)
+        self._write(b"".join(map(encoder.encode, records)), [len(ids) for ids in records], tokens)
+
+    def write_encoded(self, data: bytes, *, tokens: Sequence[int]) -> None:
+        """One document's sequences as :class:`TokenEncoder` made them; ``tokens``: each
+        sequence's (its ids, the end-of-document token included: its length)."""
+        self._write(data, tokens, sum(tokens))
+
+    def _write(self, data: bytes, lengths: Sequence[int], tokens: int) -> None:
+        if sum(lengths) * self.dtype.itemsize != len(data):
+            raise ValueError(f"{len(data)} bytes are not sequences of {sum(lengths)} ids")
         if self._bin is not None and self._full():
             self._finish_shard()
         if self._bin is None:
             self._open()
         assert self._bin is not None and self._stats is not None
-        import numpy as np
-
-        for ids in records:
-            data = np.asarray(ids, dtype=self.dtype).tobytes()
-            self._bin.write(data)
-            self._bytes += len(data)
-            self._lengths.append(len(ids))
+        self._bin.write(data)
+        self._bytes += len(data)
+        self._lengths.extend(lengths)
         self._stats.documents += 1
-        self._stats.records += len(records)
+        self._stats.records += len(lengths)
         self._stats.tokens += tokens
 
     def abort(self) -> None:

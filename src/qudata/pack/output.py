@@ -7,8 +7,9 @@ own shards (``<format>/<split>-NNNNN-of-NNNNN<ext>``), through a disk-backed
 shuffle when ``output.shuffle`` is on.
 
 In the partitioned plan the two halves run apart: map 2 formats and checks with a
-``part`` file (every kept document's records, one JSON line each, in input order),
-and the commit :meth:`FormatOutput.replay` s the parts of all partitions, in order,
+``part`` file (every kept document's records, one JSON line each, in input order; or a
+header line and the bytes of its encoded records, when the writer takes those), and the
+commit :meth:`FormatOutput.replay` s the parts of all partitions, in order,
 into the shards.
 """
 
@@ -69,12 +70,15 @@ class FormatOutput:
         self.writers: dict[str, Any] = {}
         self.shufflers: dict[str, SpillShuffler] = {}
         self.histograms: dict[str, Any] = {}
-        # JSON Lines through the default writer: parts hold the encoded bytes, and the
-        # commit copies them (without the shuffle, which orders records by id)
-        self.raw = (
-            not output.shuffle
-            and type(formatter).encoder is Formatter.encoder
-            and type(formatter).writer is Formatter.writer
+        # JSON Lines through the default writer (or a writer that says it takes encoded
+        # records): parts hold the encoded bytes, and the commit copies them (without the
+        # shuffle, which orders records by id)
+        self.raw = not output.shuffle and (
+            formatter.writes_encoded
+            or (
+                type(formatter).encoder is Formatter.encoder
+                and type(formatter).writer is Formatter.writer
+            )
         )
         self._encoder = formatter.encoder(self.opts) if self.raw else None
         self._part: BinaryIO | None = None
@@ -170,7 +174,7 @@ class FormatOutput:
         self._histogram(split, tokens)
 
     def _emit_encoded(self, split: str, data: bytes, tokens: list[int]) -> None:
-        self._writer(split).write_encoded(data, records=len(tokens), tokens=sum(tokens))
+        self._writer(split).write_encoded(data, tokens=tokens)
         self._histogram(split, tokens)
 
     def _writer(self, split: str) -> Any:
