@@ -88,3 +88,31 @@ def test_chat_markup_cannot_forge_a_turn() -> None:
     dropping = fmt(markup="drop")
     assert dropping.format_documents([row]) == []
     assert dropping.stats.dropped == {"markup": 1}
+
+
+def test_metadata_has_the_same_keys_in_every_record(tmp_path: Any) -> None:
+    """A key that only some documents have is null in the others (datasets reads one
+    struct, not its Json feature, and values come back unchanged)."""
+    import orjson
+
+    import qudata
+
+    source = tmp_path / "pairs.jsonl"
+    rows = [
+        {"id": "p1", "prompt": "q1", "chosen": "a1", "rejected": "r1", "metadata": {"a": 0.7}},
+        {"id": "p2", "prompt": "q2", "chosen": "a2", "rejected": "r2", "metadata": {"b": "x"}},
+    ]
+    source.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    config = {
+        "pack": {"formats": ["preference"], "preference": {"include_metadata": True}},
+        "quality": {"tokenizer": "none"},
+        "dedup": {"method": "none"},
+    }
+    qudata.pack_dataset(source, tmp_path / "out", config=config)
+    files = sorted((tmp_path / "out" / "preference").glob("*.jsonl"))
+    metas = [orjson.loads(line)["metadata"] for f in files for line in f.read_bytes().splitlines()]
+    assert [list(m) for m in metas] == [list(metas[0])] * 2
+    assert [(m["a"], m["b"]) for m in metas] == [(0.7, None), (None, "x")]
+    # the library call learns the schema from its documents too
+    records = fmt(include_metadata=True).format_documents(rows)
+    assert [list(r["metadata"]) for r in records] == [list(records[0]["metadata"])] * 2

@@ -88,10 +88,7 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
     extension: ClassVar[str] = ".jsonl"
     card: ClassVar[str | None] = "root"
     options_model: ClassVar[type[PreferenceOptions]] = PreferenceOptions
-
-    @classmethod
-    def surveys_metadata(cls, opts: Any) -> bool:
-        return True  # its messages' keys are learnt by the run's first pass
+    learns_schema: ClassVar[bool] = True
 
     def format_document(
         self, doc: Document, opts: PreferenceOptions, state: dict[str, Any]
@@ -129,7 +126,7 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
             state["tools"] = True
         if opts.include_metadata:
             if "metadata" not in state:
-                state["metadata"] = MetadataWriter(self.stats.warnings)
+                state["metadata"] = MetadataWriter(self.stats.warnings, schema=self.schema)
             record["metadata"] = state["metadata"].build(doc)
         self.stats.sources[doc.conversation_kind or "preference"] += 1
         return [record]
