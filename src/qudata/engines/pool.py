@@ -134,7 +134,7 @@ class ProcessPool:
         """``function(*args)`` in worker number ``worker`` (one call at a time per worker;
         calls on different workers may run from different threads)."""
         if not self._processes:
-            raise RuntimeError("the pool is not started")
+            raise WorkerError("the worker processes were ended (the run was stopped)")
         process = self._processes[worker]
         assert process.stdin is not None and process.stdout is not None
         with self._lock:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qudata.errors import OutputError
 from qudata.plan.dedup_exact import exact_bits, exact_range
 from qudata.plan.dedup_files import BAND_HASH_BITS, DedupParams, partition_file
 from qudata.plan.dedup_near import bucket_range, first_kept
@@ -47,7 +48,10 @@ class _Spill:
 def _meta(directory: Path, partition: int) -> dict[str, Any]:
     path = partition_file(directory, partition, ".meta.json")
     if not path.exists():
-        raise RuntimeError(f"dedup: partition {partition}'s KeyWriter was not closed")
+        raise OutputError(
+            f"dedup: {path} is missing: the staging folder changed while the run read it; "
+            "run the command again (without --resume)"
+        )
     meta: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return meta
 
