@@ -51,6 +51,7 @@ class Partition:
     size: int = 0
     row_groups: tuple[int, int] | None = None
     more: tuple[Source, ...] = ()
+    rows: int = 0  # the rows of a run of row groups (their line count)
 
     @property
     def sources(self) -> tuple[Source, ...]:
@@ -101,25 +102,26 @@ def _cuts(path: str, size: int, step: int) -> list[int]:
     return cuts
 
 
-def _row_groups(path: str, step: int) -> list[tuple[int, int, int]]:
+def _row_groups(path: str, step: int) -> list[tuple[int, int, int, int]]:
     """Runs of consecutive row groups of about ``step`` stored bytes: ``(first, end,
-    bytes)``; one run when the footer cannot be read (the reader reports it)."""
+    bytes, rows)``; none when the footer cannot be read (the reader reports it)."""
     try:
         import pyarrow.parquet as pq
 
         meta = pq.ParquetFile(path).metadata
     except Exception:  # no pyarrow, or not readable: one partition, the reader says why
         return []
-    runs: list[tuple[int, int, int]] = []
-    first, stored = 0, 0
+    runs: list[tuple[int, int, int, int]] = []
+    first, stored, rows = 0, 0, 0
     for group in range(meta.num_row_groups):
         row_group = meta.row_group(group)
         stored += sum(row_group.column(c).total_compressed_size for c in range(meta.num_columns))
+        rows += row_group.num_rows
         if stored >= step:
-            runs.append((first, group + 1, stored))
-            first, stored = group + 1, 0
+            runs.append((first, group + 1, stored, rows))
+            first, stored, rows = group + 1, 0, 0
     if first < meta.num_row_groups:
-        runs.append((first, meta.num_row_groups, stored))
+        runs.append((first, meta.num_row_groups, stored, rows))
     return runs
 
 
@@ -130,8 +132,8 @@ def _pieces(source: Source, size: int, step: int, start: int) -> list[Partition]
     if source.kind == "parquet":
         runs = _row_groups(source.path, step)
         return [
-            Partition(start + n, source, None, n, len(runs), stored, (first, end))
-            for n, (first, end, stored) in enumerate(runs)
+            Partition(start + n, source, None, n, len(runs), stored, (first, end), rows=rows)
+            for n, (first, end, stored, rows) in enumerate(runs)
         ] if len(runs) > 1 else []  # fmt: skip
     if not _splittable(source):
         return []
@@ -153,18 +155,21 @@ def plan_partitions(sources: Sequence[Source], step: int | None = None) -> list[
     if step is None:
         step = partition_bytes(sum(sizes))
     out: list[Partition] = []
-    texts: list[tuple[Source, int]] = []  # the slice of text files being gathered
+    texts: list[Source] = []  # the slice of text files being gathered, and its bytes
+    stored = 0
 
     def close_slice() -> None:
+        nonlocal stored
         if texts:
-            first, *more = [s for s, _ in texts]
-            out.append(Partition(len(out), first, size=sum(n for _, n in texts), more=tuple(more)))
+            out.append(Partition(len(out), texts[0], size=stored, more=tuple(texts[1:])))
             texts.clear()
+            stored = 0
 
     for source, size in zip(sources, sizes, strict=True):
         if source.kind == "text" and step > 0:
-            texts.append((source, size))
-            if sum(n for _, n in texts) >= step or len(texts) >= MAX_TEXT_FILES:
+            texts.append(source)
+            stored += size
+            if stored >= step or len(texts) >= MAX_TEXT_FILES:
                 close_slice()
             continue
         close_slice()
