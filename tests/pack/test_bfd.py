@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qudata.pack.bfd import CapacityTree, pack_bfd, pack_sequential
+from qudata.pack.bfd import CapacityTree, pack_bfd, pack_sequential, rows_lower_bound
 
 LENGTHS = st.integers(1, 64).flatmap(
     lambda cap: st.tuples(st.just(cap), st.lists(st.integers(1, cap), max_size=200))
@@ -110,3 +110,52 @@ def test_trl_bfd_needs_as_many_rows_at_least() -> None:
     ours = len(fill(pack_bfd(lengths, 2048), lengths))
     assert ours <= trl_rows
     assert ours >= -(-sum(lengths) // 2048)
+
+
+def fewest_rows(lengths: list[int], capacity: int) -> int:
+    """The optimal number of rows, by trying every way to fill the row of the first
+    sequence left (exponential: for a handful of sequences only)."""
+    from functools import cache
+
+    @cache
+    def solve(left: tuple[int, ...]) -> int:
+        if not left:
+            return 0
+        first, rest = left[0], left[1:]
+        best = len(left)
+        for mask in range(1 << len(rest)):
+            chosen = [rest[i] for i in range(len(rest)) if mask >> i & 1]
+            if first + sum(chosen) <= capacity:
+                others = tuple(rest[i] for i in range(len(rest)) if not mask >> i & 1)
+                best = min(best, 1 + solve(others))
+        return best
+
+    return solve(tuple(sorted(lengths, reverse=True)))
+
+
+SMALL = st.integers(2, 20).flatmap(
+    lambda cap: st.tuples(st.just(cap), st.lists(st.integers(1, cap), max_size=9))
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(SMALL)
+def test_the_rows_bound_never_exceeds_the_optimum_nor_falls_under_the_token_bound(
+    case: Any,
+) -> None:
+    capacity, lengths = case
+    bound = rows_lower_bound(lengths, capacity)
+    optimum = fewest_rows(lengths, capacity)
+    assert -(-sum(lengths) // capacity) <= bound <= optimum
+    assert optimum <= len(set(pack_bfd(lengths, capacity).tolist()))
+
+
+def test_the_rows_bound_sees_sequences_that_cannot_share_a_row() -> None:
+    # 20 sequences of 1,990 in rows of 2,048 leave gaps of 58; the 30 of 70 fit none of
+    # them: 20 rows + ceil(2,100 / 2,048) = 22, where ceil(tokens / 2,048) says 21
+    lengths = [1990] * 20 + [70] * 30
+    assert -(-sum(lengths) // 2048) == 21
+    assert rows_lower_bound(lengths, 2048) == 22 == len(set(pack_bfd(lengths, 2048).tolist()))
+    # over half a row: no two share one, whatever the total
+    assert rows_lower_bound([6, 6, 6], 10) == 3
+    assert rows_lower_bound([], 10) == 0

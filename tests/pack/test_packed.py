@@ -12,6 +12,7 @@ import pytest
 import qudata
 from qudata.errors import ConfigError
 from qudata.models import Document
+from qudata.pack.bfd import rows_lower_bound
 from qudata.pack.packed import PackedFormatter
 from qudata.quality.tokens import get_token_counter
 
@@ -333,6 +334,12 @@ def test_end_to_end_rows_accounting_and_real_readers(tmp_path: Path) -> None:
     assert manifest["tokens"] == packing["tokens"] == tokens
     assert packing["rows"] == len(table) and packing["lower_bound"] == -(-tokens // 256)
     assert packing["packing_efficiency"] == round(tokens / (len(table) * 256), 6)
+    lengths = [n for row in table for n in row["seq_lengths"]]
+    assert packing["lower_bound_l2"] == rows_lower_bound(lengths, 256)
+    assert packing["lower_bound"] <= packing["lower_bound_l2"] <= packing["rows"]
+    assert {f["packing"]["split_lower_bound_l2"] for f in manifest["files"]} == {
+        packing["lower_bound_l2"]
+    }
     assert sum(packing["fill"]) == len(table)
     report_html = (out / "report.html").read_text()
     assert 'id="chart-fill-packed-train"' in report_html

@@ -156,7 +156,8 @@ def _packing_charts(data: ReportData) -> str:
             )
             efficiency = packing["packing_efficiency"]
             note = (
-                f"{packing['rows']:,} rows, lower bound {packing['lower_bound']:,}, "
+                f"{packing['rows']:,} rows, lower bound {packing['lower_bound']:,} "
+                f"(no packing fewer than {packing.get('lower_bound_l2', 0):,}), "
                 f"efficiency {efficiency:.2%}"
                 if efficiency is not None
                 else "no rows"

@@ -9,6 +9,10 @@ none does. The open rows are found through a segment tree over free capacities
 per sequence (numpy arrays), whatever the split's size; the result depends only on the
 lengths, so it is the same for any number of workers.
 
+:func:`rows_lower_bound` is Martello and Toth's bound L2: no packing of the lengths, by
+any algorithm, needs fewer rows. It is at least ``ceil(tokens / capacity)`` and sees what
+that bound does not: sequences that cannot share a row.
+
     >>> pack_bfd([3, 5, 2, 4], 7).tolist()  # rows: [5, 2] and [3, 4]
     [1, 0, 0, 1]
 """
@@ -20,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["CapacityTree", "pack", "pack_bfd", "pack_sequential"]
+__all__ = ["CapacityTree", "pack", "pack_bfd", "pack_sequential", "rows_lower_bound"]
 
 
 class CapacityTree:
@@ -103,6 +107,37 @@ def pack_sequential(lengths: Any, capacity: int) -> np.ndarray[Any, Any]:
 def pack(lengths: Any, capacity: int, strategy: str) -> np.ndarray[Any, Any]:
     """:func:`pack_bfd` or :func:`pack_sequential`, by name."""
     return pack_bfd(lengths, capacity) if strategy == "bfd" else pack_sequential(lengths, capacity)
+
+
+def rows_lower_bound(lengths: Any, capacity: int) -> int:
+    """Martello and Toth's L2 lower bound on the rows any packing needs.
+
+    For each ``k`` up to half a row: the sequences longer than ``capacity - k`` share
+    their row with no sequence of at least ``k``; those over half a row share a row with
+    no other of them; so the rows are at least the count of both, plus what the sequences
+    of ``k`` to half a row leave over once the half-row sequences' free room is used. The
+    bound is the largest over ``k`` (only the lengths up to half a row need trying).
+
+    >>> rows_lower_bound([6, 6, 6, 2], 10), -(-20 // 10)  # three 6s cannot share a row
+    (3, 2)
+    """
+    import numpy as np
+
+    sizes = np.sort(np.asarray(lengths, dtype=np.int64))
+    _check(sizes, capacity)
+    if not len(sizes):
+        return 0
+    sums = np.concatenate([[0], np.cumsum(sizes)])
+    half = int(np.searchsorted(sizes, capacity // 2, side="right"))  # sizes[half:] > C/2
+    ks = np.unique(np.concatenate([[0], sizes[:half]]))
+    top = np.searchsorted(sizes, capacity - ks, side="right")  # sizes[top:] > C - k
+    low = np.searchsorted(sizes, ks, side="left")  # sizes[low:half] in [k, C/2]
+    alone = len(sizes) - top
+    large = top - half  # in (C/2, C - k]
+    room = large * capacity - (sums[top] - sums[half])
+    rest = np.maximum(0, (sums[half] - sums[low]) - room)
+    bounds = alone + large + -(-rest // capacity)
+    return max(int(bounds.max()), int(-(-int(sums[-1]) // capacity)))
 
 
 def _check(sizes: Any, capacity: int) -> None:

@@ -15,7 +15,8 @@ the rows in row order, each with its sequences in input order, to
 ``input_ids`` (list<int32>), ``position_ids`` (list<int32>, from 0 at each segment),
 ``seq_lengths`` (list<int32>, summing to the row length), ``assistant_masks``
 (list<int8>) and ``doc_ids`` (list<string>, one per segment). Each file's
-:class:`~qudata.quality.report.FileStats` carries its ``packing`` figures.
+:class:`~qudata.quality.report.FileStats` carries its ``packing`` figures, and the
+split's lower bound on rows (:func:`~qudata.pack.bfd.rows_lower_bound`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import orjson
 
 from qudata.io.parquet import import_pyarrow
-from qudata.pack.bfd import pack
+from qudata.pack.bfd import pack, rows_lower_bound
 from qudata.quality.report import FileStats
 
 __all__ = ["FILL_BINS", "PackedWriter", "row_schema"]
@@ -81,6 +82,7 @@ class PackedWriter:
         self._streamed = 0
         self._done: list[tuple[Path, FileStats]] = []
         self._open_path: Path | None = None
+        self._bound = 0  # the split's rows_lower_bound, once packed
 
     def write_document(self, records: Sequence[dict[str, Any]], *, tokens: int = 0) -> None:
         for record in records:
@@ -142,7 +144,9 @@ class PackedWriter:
     def _write_rows(self) -> None:
         import numpy as np
 
-        rows = pack(np.frombuffer(self._lengths, dtype=np.intc), self.seq_len, self.strategy)
+        lengths = np.frombuffer(self._lengths, dtype=np.intc)
+        rows = pack(lengths, self.seq_len, self.strategy)
+        self._bound = rows_lower_bound(lengths, self.seq_len)
         order = np.lexsort((np.arange(len(rows)), rows))  # by row, then input order
         bounds = np.flatnonzero(np.diff(rows[order])) + 1
         shard = _Shard(self, 0)
@@ -178,6 +182,8 @@ class PackedWriter:
                 for chunk in iter(lambda: done.read(1 << 20), b""):
                     digest.update(chunk)
             stats.sha256, stats.bytes = digest.hexdigest(), path.stat().st_size
+            if stats.packing is not None:  # the split's, for the manifest's summary
+                stats.packing["split_lower_bound_l2"] = self._bound
             os.replace(path, final)
             stats.path = final.relative_to(self.relative_to).as_posix()
             files.append(stats)

@@ -58,8 +58,10 @@ class FileStats:
 
 def packing_summary(files: list[FileStats]) -> dict[str, Any] | None:
     """Per split, from the files' ``packing``: ``rows``, ``tokens``, the lower bound
-    ``ceil(tokens / seq_len)``, ``packing_efficiency`` (``tokens / (rows * seq_len)``)
-    and the ``fill`` distribution. ``None`` when no file is packed."""
+    ``ceil(tokens / seq_len)``, ``lower_bound_l2`` (the rows no packing can do with
+    fewer of: :func:`qudata.pack.bfd.rows_lower_bound`), ``packing_efficiency``
+    (``tokens / (rows * seq_len)``) and the ``fill`` distribution. ``None`` when no file
+    is packed."""
     splits: dict[str, dict[str, Any]] = {}
     for file in files:
         if file.packing is None:
@@ -73,6 +75,7 @@ def packing_summary(files: list[FileStats]) -> dict[str, Any] | None:
                 "rows": 0,
                 "tokens": 0,
                 "fill": [0] * len(file.packing["fill"]),
+                "bound": file.packing.get("split_lower_bound_l2", 0),
             },
         )
         split["rows"] += file.packing["rows"]
@@ -80,11 +83,21 @@ def packing_summary(files: list[FileStats]) -> dict[str, Any] | None:
         split["fill"] = [a + b for a, b in zip(split["fill"], file.packing["fill"], strict=True)]
     if not splits:
         return None
-    for split in splits.values():
+    summary = {}
+    for name, split in sorted(splits.items()):
         seq_len, rows, tokens = split["seq_len"], split["rows"], split["tokens"]
-        split["lower_bound"] = -(-tokens // seq_len)
-        split["packing_efficiency"] = round(tokens / (rows * seq_len), 6) if rows else None
-    return dict(sorted(splits.items()))
+        lower_bound = -(-tokens // seq_len)
+        summary[name] = {
+            "seq_len": seq_len,
+            "strategy": split["strategy"],
+            "rows": rows,
+            "tokens": tokens,
+            "lower_bound": lower_bound,
+            "lower_bound_l2": max(lower_bound, split["bound"]),
+            "packing_efficiency": round(tokens / (rows * seq_len), 6) if rows else None,
+            "fill": split["fill"],
+        }
+    return summary
 
 
 @dataclass(slots=True)
