@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from qudata.errors import ConfigError, MissingExtraError
 from qudata.quality import tokens
 from qudata.quality.tokens import (
+    CountCache,
     EstimateCounter,
     TiktokenCounter,
     TokenHistogram,
@@ -313,3 +314,55 @@ def test_histogram_summary_and_edges() -> None:
         histogram.add(-1)
     with pytest.raises(ValueError):
         histogram.percentile(101)
+
+
+class CallCounter:
+    """A cl100k counter that records every text it tokenizes."""
+
+    def __init__(self) -> None:
+        self.inner = get_token_counter("cl100k_base")
+        self.name, self.exact = self.inner.name, True
+        self.seen: list[str] = []
+
+    def count(self, text: str) -> int:
+        self.seen.append(text)
+        return self.inner.count(text)
+
+    def count_batch(self, texts: list[str]) -> list[int]:
+        self.seen.extend(texts)
+        return self.inner.count_batch(texts)
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        self.seen.extend(texts)
+        return self.inner.encode_batch(texts)
+
+
+def test_the_cache_counts_a_long_text_seen_again_in_a_later_batch_without_tokenizing() -> None:
+    base = CallCounter()
+    cache = CountCache(base)
+    long = "the license grants you these rights. " * 40  # 1,480 characters
+    short = "a short reply"
+    first = cache.count_batch([long, short])
+    cache.clear()  # the next batch
+    again = "".join(list(long))  # equal, another object
+    assert again is not long
+    assert cache.count_batch([short, again, long + "!"]) == [
+        first[1],
+        first[0],
+        base.inner.count(long + "!"),
+    ]
+    # the long text was tokenized once; the short one (under REPEAT_CHARS) once per batch
+    assert base.seen.count(long) == 1 and base.seen.count(short) == 2
+    assert first == [base.inner.count(long), base.inner.count(short)]
+
+
+def test_the_memory_of_long_texts_is_bounded_oldest_first() -> None:
+    base = CallCounter()
+    cache = CountCache(base)
+    cache.REPEATS = 2
+    texts = [f"{n} " + "word " * 300 for n in range(3)]
+    for text in texts:
+        cache.count_batch([text])
+        cache.clear()
+    cache.count_batch(texts[::-1])  # texts[0] was forgotten; 2 and 1 were not
+    assert [base.seen.count(t) for t in texts] == [2, 1, 1]

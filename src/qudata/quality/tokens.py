@@ -24,6 +24,8 @@ from itertools import accumulate, chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import xxhash
+
 from qudata.errors import ConfigError, MissingExtraError
 
 if TYPE_CHECKING:
@@ -405,12 +407,19 @@ class CountCache:
     last text counted on its own), so that a text cut to a budget after its count is not
     tokenized again.
 
+    Across batches it remembers the counts of long texts (``REPEAT_CHARS`` characters or
+    more) by their 128-bit xxh3 digest, up to ``REPEATS`` of them, the oldest forgotten
+    first. A text seen again (a license, boilerplate, a copy that exact dedup drops but
+    the manifest still counts in ``dropped_tokens``) is then not tokenized again.
+
     >>> cache = CountCache(EstimateCounter())
     >>> cache.count_batch(["a b c d e", "a b c d e"]), cache.size
     ([2, 2], 1)
     """
 
     KEEP_TOKENS = 1 << 20  # about 36 MB of token lists
+    REPEAT_CHARS = 1024  # shorter texts are cheaper to tokenize than to remember
+    REPEATS = 1 << 16  # about 12 MB of digests and counts
 
     def __init__(self, counter: TokenCounter) -> None:
         self.counter = counter
@@ -420,6 +429,7 @@ class CountCache:
         self._kept = 0  # tokens held in _tokens
         self._last: tuple[str, Any] | None = None  # the last text counted on its own
         self._ends: dict[str, Sequence[int]] = {}  # of the batch's texts cut to a budget
+        self._repeats: dict[bytes, int] = {}  # digest of a long text -> its count
 
     @property
     def size(self) -> int:
@@ -449,6 +459,9 @@ class CountCache:
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         counts = self._counts
         missing = list(dict.fromkeys(t for t in texts if t not in counts))
+        digests = self._recall(missing)
+        if digests:
+            missing = [t for t in missing if t not in counts]
         if not missing:
             pass
         elif hasattr(self.counter, "encode_batch"):
@@ -459,7 +472,28 @@ class CountCache:
                     self._kept += len(tokens)
         else:
             counts.update(zip(missing, self.counter.count_batch(missing), strict=True))
+        self._remember(digests)
         return [counts[t] for t in texts]
+
+    def _recall(self, texts: list[str]) -> dict[str, bytes]:
+        """The digests of the long ``texts``; those already remembered get their count."""
+        digests: dict[str, bytes] = {}
+        for text in texts:
+            if len(text) >= self.REPEAT_CHARS:
+                digest = xxhash.xxh3_128_digest(text.encode("utf-8", "surrogatepass"))
+                known = self._repeats.get(digest)
+                if known is None:
+                    digests[text] = digest
+                else:
+                    self._counts[text] = known
+        return digests
+
+    def _remember(self, digests: dict[str, bytes]) -> None:
+        repeats = self._repeats
+        for text, digest in digests.items():
+            if len(repeats) >= self.REPEATS:
+                del repeats[next(iter(repeats))]
+            repeats[digest] = self._counts[text]
 
     def encode(self, text: str) -> list[int]:
         """The token ids of ``text`` (those kept from its count when there are some)."""
