@@ -488,6 +488,14 @@ def build(
             r_name="preprocess_data loop, 2 workers", metric="time", limit=0.5,
             target="time <= 0.5x (>= 2x faster)",
         ),
+        Comparison(  # the reference closer to preprocess_data.py (json, lists of ids)
+            job="megatron", label="megatron_faithful", q_name="pack -f megatron",
+            qudata=[q("q-megatron", "-f", "megatron", quiet=False)],
+            ref=[ref("ref-megatron-faithful", "ref_megatron_preprocess.py", "--workers", "2",
+                     "--faithful")],
+            r_name="preprocess_data loop --faithful, 2 workers", metric="time", limit=0.5,
+            target="time <= 0.5x (>= 2x faster)",
+        ),
         Comparison(
             job="megatron", label="megatron_vs_encode", q_name="pack -f megatron",
             qudata=[q("q-megatron", "-f", "megatron", quiet=False)],
