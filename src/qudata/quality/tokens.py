@@ -459,9 +459,8 @@ class CountCache:
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         counts = self._counts
         missing = list(dict.fromkeys(t for t in texts if t not in counts))
-        digests = self._recall(missing)
-        if digests:
-            missing = [t for t in missing if t not in counts]
+        digests = self._recall(missing)  # the long texts not remembered
+        missing = [t for t in missing if t not in counts]
         if not missing:
             pass
         elif hasattr(self.counter, "encode_batch"):
