@@ -1,6 +1,6 @@
 """Conversation sources: every shape a chat record arrives in, turned into ``messages``.
 
-Detected per record, in this order (:data:`KINDS`; the README's table lists the same):
+Detected per record, in this order (:data:`KINDS`; docs/formats.md's table lists the same):
 
 =====================  =========================================================
 kind                   input keys

@@ -98,7 +98,7 @@ class JSONLFormatter(Formatter[JSONLOptions]):
                 feature = {"struct": metadata_features(writer)}
             elif field == "messages":
                 feature = {"list": message_features(writer, None)}
-            elif field == "tools":  # JSON schemas: no fixed struct (see README)
+            elif field == "tools":  # JSON schemas: no fixed struct (see docs/formats.md)
                 feature = {"dtype": "json"}
             else:
                 feature = field_feature(writer, field)
