@@ -156,7 +156,7 @@ def _check_written(outcome: Outcome) -> None:
     """No empty success: a run that wrote no document fails (exit 1) and publishes
     nothing; otherwise the summary notes files that were mostly rejected."""
     report = outcome.report
-    report.notes = outcome.drops.notes(report.inputs)
+    report.notes = [*report.notes, *outcome.drops.notes(report.inputs)]
     if not any(stats.documents for stats in report.formats.values()):
         raise InputError(outcome.drops.nothing_written(report.read), reason="nothing_written")
     quality = report.config.get("quality", {})

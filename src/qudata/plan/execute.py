@@ -84,6 +84,10 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
 
     calls = [(job, n) for n in range(count)]
     scans: list[Scan] = executor.map(scan_partition, calls, step("scan"))
+    notes: list[str] = []
+    for number, scan in enumerate(scans):
+        if scan.recomputed is not None:
+            notes.append(f"partition {number} recomputed: {scan.recomputed}")
     _after_scans(job, scans)
     dedup_run: dict[str, Any] | None = None
     if cfg.dedup.method != "none":
@@ -98,12 +102,18 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     total = Account(formats=len(cfg.pack.formats))
     resumed = sum(s.resumed for s in scans)
 
+    parts: list[dict[str, str]] = []  # per partition, the sha256 of each part it wrote
+
     def add(account: Account) -> None:  # in partition order, as each is done
         nonlocal resumed
         resumed += account.resumed
+        if account.recomputed is not None:
+            notes.append(f"partition {len(parts)} recomputed: {account.recomputed}")
+        parts.append(account.parts)
         add_account(report, total, account)
 
     executor.map(write_partition, calls, step("write"), consume=add)
+    report.notes.extend(dict.fromkeys(notes))
     report.inputs = _inputs(report.inputs, job, scans)
     names = list(cfg.pack.formats)
     progress.phase("commit", len(names) + 1)

@@ -11,10 +11,12 @@ accounts for every record.
 from __future__ import annotations
 
 import hashlib
-import pickle
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from qudata import errors
 from qudata.config import Config
 from qudata.errors import InputError
 from qudata.models import Document, DocumentNormalizer, token_texts
@@ -27,9 +29,9 @@ from qudata.quality.dedup import dedup_text
 from qudata.quality.report import Drop
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items
-from qudata.stages.resume import record, resumed
+from qudata.stages.resume import record, take
 
-__all__ = ["Scan", "needs_schema", "passes_checks", "scan_partition"]
+__all__ = ["Scan", "needs_schema", "passes_checks", "scan_from_plain", "scan_partition"]
 
 BATCH = 512
 
@@ -45,6 +47,59 @@ class Scan:
     sha256: str | None = None  # the whole file's, when this partition is its first piece
     derived: dict[str, int] | None = None  # derived ids given out, per base
     resumed: bool = False  # taken from a killed run's record
+    recomputed: str | None = None  # why a killed run's record was not taken
+
+    def as_plain(self) -> dict[str, Any]:
+        """Plain JSON data (its record for ``--resume``)."""
+        error = self.error
+        return {
+            "lines": self.lines,
+            "read": self.read,
+            "schema": self.schema,
+            "error": None
+            if error is None
+            else {
+                "kind": type(error).__name__,
+                "detail": error.detail,
+                "source": error.source,
+                "line": error.line,
+                "reason": error.reason,
+            },
+            "sha256": self.sha256,
+            "derived": self.derived,
+        }
+
+
+def scan_from_plain(data: dict[str, Any]) -> Scan:
+    """The :class:`Scan` of :meth:`Scan.as_plain`; a malformed record raises ``KeyError``,
+    ``TypeError`` or ``ValueError``."""
+    scan = Scan(lines=data["lines"], read=data["read"], sha256=data["sha256"])
+    if type(scan.lines) is not int or type(scan.read) is not int:
+        raise TypeError("lines and read are integers")
+    if scan.sha256 is not None and not isinstance(scan.sha256, str):
+        raise TypeError("sha256 is text")
+    schema = data["schema"]
+    if schema is not None:
+        MetadataSchema.from_json(schema)  # raises on a malformed schema
+        scan.schema = schema
+    derived = data["derived"]
+    if derived is not None:
+        scan.derived = {str(k): int(v) for k, v in derived.items()}
+    error = data["error"]
+    if error is not None:
+        kind = getattr(errors, str(error["kind"]), None)
+        if not (isinstance(kind, type) and issubclass(kind, InputError)):
+            raise ValueError(f"not an input error: {error['kind']}")
+        line = error["line"]
+        if line is not None and type(line) is not int:
+            raise TypeError("line is an integer")
+        scan.error = kind(
+            str(error["detail"]),
+            source=None if error["source"] is None else str(error["source"]),
+            line=line,
+            reason=str(error["reason"]),
+        )
+    return scan
 
 
 def needs_schema(cfg: Config) -> bool:
@@ -65,9 +120,11 @@ def scan_partition(job: Job, index: int) -> Scan:
     """Map 1 of partition ``index``."""
     from qudata.plan.dedup import KeyWriter, key_files  # numpy: imported when used
 
-    done = resumed(job, "scan", index)
-    if done is not None:
-        return done  # type: ignore[no-any-return]
+    taken = take(job, "scan", index, scan_from_plain)
+    if taken.result is not None:
+        done: Scan = taken.result
+        done.resumed = True
+        return done
     cfg = job.cfg
     ctx = context(job)
     partition = job.partitions[index]
@@ -113,7 +170,7 @@ def scan_partition(job: Job, index: int) -> Scan:
     if mix is not None:
         path = job.part_file("mix", index)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(mix, protocol=pickle.HIGHEST_PROTOCOL))
+        path.write_bytes(orjson.dumps(mix))
     if schema is not None:
         scan.schema = schema.to_json()
     scan.derived = normalize.derived or None
@@ -122,7 +179,8 @@ def scan_partition(job: Job, index: int) -> Scan:
         if partition.piece == 0:
             scan.sha256 = _file_sha256(partition.source.path)
     files = key_files(job.dedup_dir, index) if keys is not None else []
-    record(job, "scan", index, scan, [*files, job.part_file("mix", index)])
+    record(job, "scan", index, scan.as_plain(), [*files, job.part_file("mix", index)])
+    scan.recomputed = taken.reason
     return scan
 
 

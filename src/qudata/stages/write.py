@@ -25,10 +25,10 @@ from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
 from qudata.quality.dedup import DedupVerdict, exact_key
 from qudata.quality.report import Drop
-from qudata.stages.account import Account, reject_line
+from qudata.stages.account import Account, account_from_plain, account_plain, reject_line
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items
-from qudata.stages.resume import record, resumed
+from qudata.stages.resume import record, take
 from qudata.stages.scan import passes_checks
 
 __all__ = ["write_partition"]
@@ -39,13 +39,25 @@ BATCH_CHARS = 1_000_000
 
 def write_partition(job: Job, index: int) -> Account:
     """Map 2 of partition ``index``: its rejects and format parts, and its account."""
-    done = resumed(job, "write", index)
-    if done is not None:
-        return done  # type: ignore[no-any-return]
+    taken = take(job, "write", index, account_from_plain)
+    if taken.result is not None:
+        done: Account = taken.result
+        done.resumed = True
+        done.parts = _kinds(taken.files or {})
+        return done
     account = _PartitionWriter(job, index).run()
     kinds = ["rejects", *job.cfg.pack.formats]
-    record(job, "write", index, account, [job.part_file(k, index) for k in kinds])
+    files = record(
+        job, "write", index, account_plain(account), [job.part_file(k, index) for k in kinds]
+    )
+    account.parts = _kinds(files)
+    account.recomputed = taken.reason
     return account
+
+
+def _kinds(files: dict[str, str]) -> dict[str, str]:
+    """The sha256 of each part file of a partition, by its kind (its folder)."""
+    return {name.split("/", 1)[0]: sha for name, sha in files.items()}
 
 
 class _PartitionWriter:
