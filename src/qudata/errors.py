@@ -9,7 +9,8 @@ them into one clean ``Error: ...`` line and an exit code, never a traceback::
     ├── InputError           an input cannot be read or holds a bad record (exit 1)
     │   └── InputNotFoundError   an input argument names nothing to read (exit 2)
     ├── OutputError          the output folder or file cannot be written safely (exit 2)
-    │   └── WriteError       writing failed: disk full, permission denied, name too long (exit 1)
+    │   ├── WriteError       writing failed: disk full, permission denied, name too long (exit 1)
+    │   └── IntegrityError   what would be published disagrees with the run's account (exit 1)
     └── WorkerError          a worker process failed or ended unexpectedly (exit 1)
 """
 
@@ -21,6 +22,7 @@ __all__ = [
     "ConfigError",
     "InputError",
     "InputNotFoundError",
+    "IntegrityError",
     "MissingExtraError",
     "OutputError",
     "QudataError",
@@ -102,6 +104,14 @@ class WorkerError(QudataError):
 
 class WriteError(OutputError):
     """Writing the output failed at the system level (``ENOSPC``, ``EACCES``, ...)."""
+
+    exit_code = 1
+
+
+class IntegrityError(OutputError):
+    """What the run would publish is not what it accounted for: a part file missing or
+    changed at the commit, a published file that disagrees with the manifest. Nothing
+    is published."""
 
     exit_code = 1
 

@@ -119,7 +119,11 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     progress.phase("commit", len(names) + 1)
     commits: list[Committed | None] = executor.map(
         _commit,
-        [(job, name, total.feature_state.get(name, {})) for name in names] + [(job, None, {})],
+        [
+            (job, name, total.feature_state.get(name, {}), [p.get(name) for p in parts])
+            for name in names
+        ]
+        + [(job, None, {}, [p.get("rejects") for p in parts])],
         lambda number, done: progress.advance(1),
     )
     outcome = Outcome(report, total.seen, total.drops)
@@ -149,12 +153,15 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     return outcome
 
 
-def _commit(job: Job, name: str | None, feature_state: dict[str, Any]) -> Committed | None:
-    """One commit call: a format's shards, or (``name`` None) the rejects."""
+def _commit(
+    job: Job, name: str | None, feature_state: dict[str, Any], parts: list[str | None]
+) -> Committed | None:
+    """One commit call: a format's shards, or (``name`` None) the rejects; ``parts``:
+    the sha256 of each partition's part, as it recorded them."""
     if name is None:
-        commit_rejects(job)
+        commit_rejects(job, parts)
         return None
-    return commit_format(job, name, feature_state)
+    return commit_format(job, name, feature_state, parts)
 
 
 def _after_scans(job: Job, scans: list[Scan]) -> None:
