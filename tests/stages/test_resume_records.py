@@ -6,11 +6,14 @@ from __future__ import annotations
 import hashlib
 import pickle
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 from test_resume import CONFIG, _input, _killed_run, _tree
 
 import qudata
+from qudata.errors import IntegrityError
 
 
 class _Plant:
@@ -77,3 +80,49 @@ def test_truncated_and_edited_records_are_computed_again(tmp_path: Path) -> None
     for number in (0, 1, 2):
         assert f"partition {number} recomputed: record did not verify" in report.notes
     _same_as_fresh(tmp_path, source, out)
+
+
+def _forge(record: Path, change: Any) -> None:
+    """Edit a record's body and give it the matching hash (as a forger would)."""
+    _, _, body = record.read_bytes().partition(b"\n")
+    plain = orjson.loads(body)
+    change(plain)
+    body = orjson.dumps(plain)
+    record.write_bytes(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+
+
+def _more_read(plain: dict[str, Any]) -> None:
+    result = plain["result"]
+    result["read"] += 1000
+    result["inputs"][0]["records"] += 1000
+    result["dropped"]["invalid"] = 1000
+
+
+def _one_line_fewer(done: Path) -> None:
+    (part,) = done.parent.glob("jsonl/000001.part")
+    data = part.read_bytes()
+    head, _, rest = data.partition(b"\n")
+    size = orjson.loads(head)[3]  # the raw framing: a head line, then the record's bytes
+    part.write_bytes(rest[size:])
+    sha = hashlib.sha256(part.read_bytes()).hexdigest()
+    _forge(
+        done / "write-000001.json", lambda plain: plain["files"].update({"jsonl/000001.part": sha})
+    )
+
+
+@pytest.mark.parametrize("forgery", ["account", "part"])
+def test_a_forged_record_with_a_matching_hash_is_not_published(
+    tmp_path: Path, forgery: str
+) -> None:
+    source = _input(tmp_path / "in.jsonl")
+    out = tmp_path / "out"
+    _killed_run(tmp_path, source, out)
+    done = _records(tmp_path)
+    if forgery == "account":
+        _forge(done / "write-000000.json", _more_read)
+    else:
+        _one_line_fewer(done)
+    with pytest.raises(IntegrityError) as caught:
+        qudata.pack_dataset(source, out, config=CONFIG, resume=True)
+    assert "nothing was published" in str(caught.value)
+    assert not out.exists()

@@ -8,8 +8,10 @@ from typing import Any
 
 import orjson
 
+from qudata.errors import IntegrityError
 from qudata.export.card import card_formats, render_card, render_folder_card
 from qudata.export.report import ReportData, render_report
+from qudata.export.verify import LocalFileSystem, manifest_of, verify_dataset
 from qudata.io.output_dir import publish
 from qudata.io.writers import AtomicFile
 from qudata.quality.report import Observations, RunReport
@@ -28,7 +30,8 @@ def publish_dataset(
     command: str | None,
     run: dict[str, Any] | None = None,
 ) -> None:
-    """Card and report, then the manifest last, then the folder into place. ``run``:
+    """Card and report, then the manifest last, the publish gate
+    (:mod:`qudata.export.verify`), then the folder into place. ``run``:
     what ran it (engine, workers), the only part of the manifest that may differ
     between executors; the card never shows it."""
     manifest = report.as_manifest()
@@ -44,6 +47,11 @@ def publish_dataset(
         manifest["run"] = run
     text = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
     _write_text(staging / "manifest.json", text.decode("utf-8"))
+    fs = LocalFileSystem()
+    written = manifest_of(fs, str(staging))
+    if written != orjson.loads(text):
+        raise IntegrityError("manifest.json: not the manifest the run wrote; nothing was published")
+    verify_dataset(fs, str(staging), written)  # the publish gate
     publish(staging, output_dir)
 
 

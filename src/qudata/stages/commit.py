@@ -77,7 +77,13 @@ def commit_format(
         for index, sha256 in enumerate(parts):
             part = checked_part(job, name, index, sha256)
             if part is not None:
-                out.replay(part)
+                try:
+                    out.replay(part)
+                except (ValueError, TypeError, KeyError) as exc:  # orjson's errors too
+                    raise IntegrityError(
+                        f"the {name} part of partition {index} ({part}) cannot be read "
+                        f"back ({exc}); nothing was published"
+                    ) from None
                 part.unlink()
         out.state.update({k: set(v) if isinstance(v, set) else v for k, v in feature_state.items()})
         if schema is not None:
