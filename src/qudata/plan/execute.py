@@ -14,9 +14,12 @@ accounts, resolves duplicates on compact keys, plans the mix, and merges statist
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
@@ -26,6 +29,7 @@ from qudata.quality.report import Observations, RunReport
 from qudata.quality.score import COMPONENTS
 from qudata.stages.account import Account, add_account
 from qudata.stages.commit import Committed, commit_format, commit_rejects
+from qudata.stages.content import check_pieces
 from qudata.stages.mix import merge_surveys, survey_partition
 from qudata.stages.scan import Scan, scan_partition
 from qudata.stages.write import write_partition
@@ -167,6 +171,9 @@ def _commit(
 def _after_scans(job: Job, scans: list[Scan]) -> None:
     """Line numbers, the first error in input order, the schema."""
     cfg = job.cfg
+    check_pieces(job.partitions, scans)
+    job.content = [s.content or [] for s in scans]
+    job.content_sha256 = hashlib.sha256(orjson.dumps(job.content)).hexdigest()
     job.first_lines = line_starts(job.partitions, [s.lines for s in scans])
     stopped: set[str] = set()
     for partition, scan, first in zip(job.partitions, scans, job.first_lines, strict=True):

@@ -89,12 +89,20 @@ def file_sha256(path: Path) -> str:
 
 
 def record(
-    job: Job, stage: str, index: int, result: dict[str, Any], files: Iterable[Path]
+    job: Job,
+    stage: str,
+    index: int,
+    result: dict[str, Any],
+    files: Iterable[Path],
+    given: Any = None,
 ) -> dict[str, str]:
     """Keep ``result`` (plain data) of ``stage`` for partition ``index`` and the sha256
-    of those of ``files`` that exist; return those sha256 by path under the parts."""
+    of those of ``files`` that exist; return those sha256 by path under the parts.
+    ``given``: what the result was computed from (plain data; :func:`take` compares)."""
     sums = {f.relative_to(job.parts).as_posix(): file_sha256(f) for f in files if f.exists()}
-    body = orjson.dumps({"stage": stage, "partition": index, "result": result, "files": sums})
+    body = orjson.dumps(
+        {"stage": stage, "partition": index, "given": given, "result": result, "files": sums}
+    )
     path = _path(job, stage, index)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_suffix(".tmp")
@@ -112,9 +120,12 @@ class Taken:
     reason: str | None = None  # set: compute again and say so
 
 
-def take(job: Job, stage: str, index: int, parse: Callable[[dict[str, Any]], T]) -> Taken:
+def take(
+    job: Job, stage: str, index: int, parse: Callable[[dict[str, Any]], T], given: Any = None
+) -> Taken:
     """The recorded result of ``stage`` for partition ``index`` (``parse`` makes it from
-    its plain data) if the record verifies and its files are intact."""
+    its plain data) if the record verifies, was computed from ``given``, and its files
+    are intact."""
     if not job.resume:
         return Taken()
     path = _path(job, stage, index)
@@ -135,6 +146,8 @@ def take(job: Job, stage: str, index: int, parse: Callable[[dict[str, Any]], T])
         result = parse(plain["result"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return Taken(reason=NOT_VERIFIED)
+    if plain.get("given") != given:
+        return Taken(reason="its input changed")
     for name, sha in sums.items():
         part = job.parts / name
         if ".." in Path(name).parts or Path(name).is_absolute():

@@ -27,6 +27,7 @@ from qudata.plan.partitions import Partition
 from qudata.quality.checks import first_drop
 from qudata.quality.dedup import dedup_text
 from qudata.quality.report import Drop
+from qudata.stages.content import file_sums, spans_of, unchanged
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items
 from qudata.stages.resume import record, take
@@ -45,6 +46,9 @@ class Scan:
     schema: dict[str, Any] | None = None
     error: InputError | None = None  # its line counts from the partition's first line
     sha256: str | None = None  # the whole file's, when this partition is its first piece
+    content: list[str] | None = None  # the sha256 of each file's bytes as it read them
+    pieces: list[str] | None = None  # first piece: the sha256 of each piece's bytes
+    size: int = 0  # first piece: the bytes of the whole file
     derived: dict[str, int] | None = None  # derived ids given out, per base
     resumed: bool = False  # taken from a killed run's record
     recomputed: str | None = None  # why a killed run's record was not taken
@@ -66,6 +70,9 @@ class Scan:
                 "reason": error.reason,
             },
             "sha256": self.sha256,
+            "content": self.content,
+            "pieces": self.pieces,
+            "size": self.size,
             "derived": self.derived,
         }
 
@@ -78,6 +85,11 @@ def scan_from_plain(data: dict[str, Any]) -> Scan:
         raise TypeError("lines and read are integers")
     if scan.sha256 is not None and not isinstance(scan.sha256, str):
         raise TypeError("sha256 is text")
+    scan.content = _texts(data["content"])
+    scan.pieces = _texts(data["pieces"])
+    scan.size = data["size"]
+    if type(scan.size) is not int:
+        raise TypeError("size is an integer")
     schema = data["schema"]
     if schema is not None:
         MetadataSchema.from_json(schema)  # raises on a malformed schema
@@ -116,18 +128,28 @@ def passes_checks(doc: Document, ctx: StageContext) -> Drop | None:
     return first_drop(ctx.checks, doc)
 
 
+def _texts(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("expected a list of text")
+    return value
+
+
 def scan_partition(job: Job, index: int) -> Scan:
     """Map 1 of partition ``index``."""
     from qudata.plan.dedup import KeyWriter, key_files  # numpy: imported when used
 
+    partition = job.partitions[index]
     taken = take(job, "scan", index, scan_from_plain)
     if taken.result is not None:
         done: Scan = taken.result
-        done.resumed = True
-        return done
+        if unchanged(job.partitions, partition, done):
+            done.resumed = True
+            return done
+        taken.reason = "its input changed"
     cfg = job.cfg
     ctx = context(job)
-    partition = job.partitions[index]
     scan = Scan()
     schema = MetadataSchema() if needs_schema(cfg) else None
     keys = KeyWriter(job.dedup_dir, index, cfg.dedup) if cfg.dedup.method != "none" else None
@@ -149,9 +171,11 @@ def scan_partition(job: Job, index: int) -> Scan:
 
     position = 0
     normalize = DocumentNormalizer.from_input(cfg.input)
+    scan.content = []
     for source in partition.sources:  # one, but for a slice of text files
+        digest = hashlib.sha256()  # of the bytes as read (map 2 checks it reads the same)
         try:
-            for item in source_items(cfg, partition, source, normalize):
+            for item in source_items(cfg, partition, source, normalize, digest=digest):
                 scan.read += 1
                 if isinstance(item, Unreadable):
                     continue
@@ -164,6 +188,7 @@ def scan_partition(job: Job, index: int) -> Scan:
                 position += 1
         except InputError as exc:  # the first; a slice's next file is read on
             scan.error = scan.error or exc
+        scan.content.append(digest.hexdigest())
     flush()  # the documents before an error count too (map 2 reads them again)
     if keys is not None:
         keys.close()
@@ -176,8 +201,11 @@ def scan_partition(job: Job, index: int) -> Scan:
     scan.derived = normalize.derived or None
     if partition.pieces > 1:  # map 2 hashes whole files as it reads them
         scan.lines = _lines(partition)
-        if partition.piece == 0:
-            scan.sha256 = _file_sha256(partition.source.path)
+        if partition.piece == 0 and partition.span is not None:
+            spans = spans_of(job.partitions, partition)
+            scan.sha256, scan.pieces, scan.size = file_sums(partition.source.path, spans)
+        elif partition.piece == 0:
+            scan.sha256 = scan.content[0]  # Parquet: the reader hashed the whole file
     files = key_files(job.dedup_dir, index) if keys is not None else []
     record(job, "scan", index, scan.as_plain(), [*files, job.part_file("mix", index)])
     scan.recomputed = taken.reason
@@ -203,11 +231,3 @@ def _lines(partition: Partition) -> int:
             left -= len(chunk)
             last = chunk[-1:]
     return count + (1 if last not in (b"", b"\n") else 0)
-
-
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -26,6 +26,7 @@ from qudata.plan.job import Job
 from qudata.quality.dedup import DedupVerdict, exact_key
 from qudata.quality.report import Drop
 from qudata.stages.account import Account, account_from_plain, account_plain, reject_line
+from qudata.stages.content import changed
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items
 from qudata.stages.resume import record, take
@@ -39,7 +40,7 @@ BATCH_CHARS = 1_000_000
 
 def write_partition(job: Job, index: int) -> Account:
     """Map 2 of partition ``index``: its rejects and format parts, and its account."""
-    taken = take(job, "write", index, account_from_plain)
+    taken = take(job, "write", index, account_from_plain, job.content_sha256)
     if taken.result is not None:
         done: Account = taken.result
         done.resumed = True
@@ -47,9 +48,8 @@ def write_partition(job: Job, index: int) -> Account:
         return done
     account = _PartitionWriter(job, index).run()
     kinds = ["rejects", *job.cfg.pack.formats]
-    files = record(
-        job, "write", index, account_plain(account), [job.part_file(k, index) for k in kinds]
-    )
+    parts = [job.part_file(k, index) for k in kinds]
+    files = record(job, "write", index, account_plain(account), parts, job.content_sha256)
     account.parts = _kinds(files)
     account.recomputed = taken.reason
     return account
@@ -75,6 +75,7 @@ class _PartitionWriter:
         self.position = 0
         self.ordinal: dict[int, int] = {}  # id(document) -> its record number, for rejects
         self.pending: list[tuple[int, int, bytes]] = []  # rejects not yet written
+        self.digest: Any = None  # of the file being read
 
     def run(self) -> Account:
         job, cfg, ctx = self.job, self.cfg, self.ctx
@@ -155,18 +156,21 @@ class _PartitionWriter:
         partition = job.partitions[self.index]
         first_line = job.first_lines[self.index] if job.first_lines else 1
         normalize = DocumentNormalizer.from_input(self.cfg.input, job.derived.get(self.index))
-        for source in partition.sources:  # one, but for a slice of text files
+        for number, source in enumerate(partition.sources):  # several: a slice of text files
             entry: dict[str, Any] = {"path": source.name, "records": 0, "piece": partition.piece}
             self.account.inputs.append(entry)
             if self.index in job.skip:  # an earlier piece of its file could not be read on
                 return
             yield from self._source_documents(source, entry, normalize, first_line)
+            scanned = job.content[self.index][number] if job.content else None
+            if scanned is not None and self.digest.hexdigest() != scanned:
+                raise changed(source.name)  # a partial or other read is never published
 
     def _source_documents(
         self, source: Source, entry: dict[str, Any], normalize: DocumentNormalizer, first: int
     ) -> Iterator[Document]:
         account, partition = self.account, self.job.partitions[self.index]
-        digest = hashlib.sha256() if partition.pieces == 1 else None
+        digest = self.digest = hashlib.sha256()  # the bytes read: the scan's, or it fails
         try:
             for item in source_items(
                 self.cfg, partition, source, normalize, first_line=first, digest=digest
@@ -194,7 +198,7 @@ class _PartitionWriter:
                 None, exc.source, exc.line, None, exc.reason, exc.detail
             )))  # fmt: skip
         else:
-            if digest is not None:
+            if partition.pieces == 1:
                 entry["sha256"] = digest.hexdigest()
 
     def _checks(self, batch: list[Document], reject: Any) -> tuple[list[Document], list[int]]:
