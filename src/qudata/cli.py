@@ -52,7 +52,12 @@ def _clean_end(output_dir: str | None = None) -> Iterator[None]:
     except QudataError as exc:
         _fail(exc)
     except KeyboardInterrupt as exc:
+        for held in (signal.SIGINT, signal.SIGTERM):  # a second signal: no traceback
+            signal.signal(held, signal.SIG_IGN)
         done = "nothing was published" if output_dir is not None else "stopped"
+        published = getattr(exc, "published", None)
+        if published is not None:
+            done = f"the complete, verified dataset was published to {published}"
         click.echo(f"Interrupted: {done}", err=True)
         sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
     except OSError as exc:
@@ -368,12 +373,17 @@ def pack(
                 command=_command_line(output_dir),
                 resume=resume,
             )
-    for caution in report.cautions:
-        click.echo(f"Warning: {caution}", err=True)
-    if not quiet:
-        from qudata.console import print_summary
+    try:
+        for caution in report.cautions:
+            click.echo(f"Warning: {caution}", err=True)
+        if not quiet:
+            from qudata.console import print_summary
 
-        print_summary(report)
+            print_summary(report)
+    except KeyboardInterrupt as exc:  # the dataset is in place
+        exc.published = output_dir  # type: ignore[attr-defined]
+        with _clean_end(output_dir):
+            raise
 
 
 def _mix(specs: tuple[str, ...], target_tokens: str | None) -> dict[str, Any]:

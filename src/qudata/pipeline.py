@@ -86,38 +86,45 @@ def pack_dataset(
     found, argument_of = walk_arguments(arguments, out, expand)
     report = _new_report(cfg)
     report.skipped.update(found.skipped)
-    with OutputLock(out):
-        # before the checks: a restored dataset is not replaced unasked
-        previous = recover(out, keep=resume)
-        check_output_dir(out, overwrite=cfg.output.overwrite)
-        staging = make_staging(out, previous).resolve()  # absolute: workers may run elsewhere
-        try:
-            sources = [_absolute(s) for s in _spool_stdin(found.sources, staging, cfg)]
-            job = Job(cfg, staging, plan_partitions(sources, _partition_size(cfg)))
-            job.resume = start(job, fingerprint(job, report.config))
-            job.shuffle_buckets = _shuffle_buckets(job)
-            if cfg.mix is not None:
-                job.mix_source.update(argument_of)
-            outcome = _run(job, report, progress or _Quiet())
-            _check_written(outcome)
-            shutil.rmtree(job.parts, ignore_errors=True)
-            publish_dataset(
-                staging,
-                out,
-                report,
-                seen=outcome.seen,
-                token_buckets=outcome.token_buckets,
-                quality_threshold=cfg.quality.min_quality_score,
-                command=command,
-                run=outcome.run,
-            )
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        finally:
-            forget()
-            spool = _spool_path(staging)
-            spool.unlink(missing_ok=True)
+    published: list[str] = []  # the output folder, once the dataset is in place
+    try:
+        with OutputLock(out):
+            # before the checks: a restored dataset is not replaced unasked
+            previous = recover(out, keep=resume)
+            check_output_dir(out, overwrite=cfg.output.overwrite)
+            staging = make_staging(out, previous).resolve()  # absolute: workers may run elsewhere
+            try:
+                sources = [_absolute(s) for s in _spool_stdin(found.sources, staging, cfg)]
+                job = Job(cfg, staging, plan_partitions(sources, _partition_size(cfg)))
+                job.resume = start(job, fingerprint(job, report.config))
+                job.shuffle_buckets = _shuffle_buckets(job)
+                if cfg.mix is not None:
+                    job.mix_source.update(argument_of)
+                outcome = _run(job, report, progress or _Quiet())
+                _check_written(outcome)
+                shutil.rmtree(job.parts, ignore_errors=True)
+                publish_dataset(
+                    staging,
+                    out,
+                    report,
+                    seen=outcome.seen,
+                    token_buckets=outcome.token_buckets,
+                    quality_threshold=cfg.quality.min_quality_score,
+                    command=command,
+                    run=outcome.run,
+                    mark=lambda: published.append(str(out)),
+                )
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            finally:
+                forget()
+                spool = _spool_path(staging)
+                spool.unlink(missing_ok=True)
+    except KeyboardInterrupt as exc:  # after the rename: say the dataset is in place
+        if published:
+            exc.published = published[0]  # type: ignore[attr-defined]
+        raise
     report.output_dir = str(out)
     return report
 

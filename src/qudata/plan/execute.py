@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import orjson
 
 from qudata.pack.schema import MetadataSchema
+from qudata.pause import pause_at
 from qudata.plan.job import Job
 from qudata.plan.mix import MixPlanner
 from qudata.plan.partitions import line_starts
@@ -96,6 +97,7 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     dedup_run: dict[str, Any] | None = None
     if cfg.dedup.method != "none":
         progress.phase("dedup", 0)
+        pause_at("dedup")
         summary = resolve(job.dedup_dir, count, cfg.dedup, executor=executor)
         report.dedup, dedup_run = summary.as_manifest(), summary.as_run()
     if cfg.mix is not None:

@@ -20,6 +20,7 @@ from qudata.pack.metadata import MetadataWriter
 from qudata.pack.output import FormatOutput
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
+from qudata.pause import pause_at
 from qudata.plan.job import Job
 from qudata.quality.report import FormatStats
 from qudata.stages.context import context
@@ -61,6 +62,7 @@ def commit_format(
     """Write format ``name``'s shards from its parts (``parts``: per partition, the
     sha256 of the part it recorded, None when it wrote none); ``feature_state``: what
     map 2 learnt of its records' keys (for the card's features)."""
+    pause_at("commit")
     cfg = job.cfg
     counter = context(job).counter
     formatter = get_formatter(name, cfg)

@@ -22,6 +22,7 @@ from qudata.errors import InputError
 from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.registry import FORMATTERS
 from qudata.pack.schema import MetadataSchema
+from qudata.pause import pause_at
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
 from qudata.quality.checks import first_drop
@@ -140,6 +141,8 @@ def scan_partition(job: Job, index: int) -> Scan:
     """Map 1 of partition ``index``."""
     from qudata.plan.dedup import KeyWriter, key_files  # numpy: imported when used
 
+    if index == 0:
+        pause_at("scan")
     partition = job.partitions[index]
     taken = take(job, "scan", index, scan_from_plain)
     if taken.result is not None:

@@ -22,6 +22,7 @@ from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
+from qudata.pause import pause_at
 from qudata.plan.job import Job
 from qudata.quality.dedup import DedupVerdict, exact_key
 from qudata.quality.report import Drop
@@ -40,6 +41,8 @@ BATCH_CHARS = 1_000_000
 
 def write_partition(job: Job, index: int) -> Account:
     """Map 2 of partition ``index``: its rejects and format parts, and its account."""
+    if index == 0:
+        pause_at("write")
     taken = take(job, "write", index, account_from_plain, job.content_sha256)
     if taken.result is not None:
         done: Account = taken.result
