@@ -607,4 +607,8 @@ class _progress:
 def main() -> None:
     """Entry point of the ``qudata`` console script."""
     signal.signal(signal.SIGTERM, _on_signal)  # like Ctrl-C: clean up, then exit 143
-    cli(prog_name="qudata")
+    try:
+        cli(prog_name="qudata")
+    finally:  # the command has ended and said how: a late signal changes nothing
+        for held in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(held, signal.SIG_IGN)
