@@ -7,6 +7,8 @@ fail``), never as a traceback.
 
 from __future__ import annotations
 
+import errno
+import re
 import shlex
 import signal
 import sys
@@ -63,10 +65,18 @@ def _clean_end(output_dir: str | None = None) -> Iterator[None]:
     except OSError as exc:
         where = f" {_short(output_dir)}" if output_dir is not None else ""
         path = f" ({_short(str(exc.filename))})" if exc.filename else ""
-        what = exc.strerror or type(exc).__name__
+        what = exc.strerror or str(exc) or type(exc).__name__
+        if exc.errno == errno.ENOSPC or _SHORT_WRITE.fullmatch(what):  # numpy: no errno
+            what = "no space left on device"
+            if not path and output_dir is not None:
+                path = f" (writing in {_short(str(Path(output_dir).absolute().parent))})"
         _fail(WriteError(f"cannot complete{where}: {what}{path}"))
     except RecursionError:
         _fail(ConfigError("the input or configuration is nested too deeply"))
+
+
+#: numpy's ``tofile`` on a full disk: an OSError without errno
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
 
 def _short(text: str, most: int = 120) -> str:

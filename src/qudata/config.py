@@ -411,7 +411,7 @@ class MixSource(Section):
     """One source of ``mix.sources``: files (a path, folder or glob) and a token share."""
 
     path: str
-    weight: float = Field(gt=0.0)
+    weight: float = Field(gt=0.0, allow_inf_nan=False)
 
 
 class MixConfig(Section):

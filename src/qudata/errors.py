@@ -120,7 +120,7 @@ def error_state(exc: QudataError | OSError) -> tuple[Any, ...]:
     """A qudata error, or a system error (a full disk), as plain data, to send from a
     worker process or a Ray task (keyword-only constructors do not survive pickling)."""
     if isinstance(exc, OSError) and not isinstance(exc, QudataError):
-        return (OSError, (exc.errno, exc.strerror, exc.filename), None)
+        return (OSError, (exc.errno, exc.strerror or str(exc), exc.filename), None)
     return (type(exc), exc.args, dict(exc.__dict__))
 
 

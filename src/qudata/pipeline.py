@@ -84,8 +84,18 @@ def pack_dataset(
     if cfg.engine.name == "ray":
         expand = ray_engine().expand_sources
     found, argument_of = walk_arguments(arguments, out, expand)
+    if cfg.mix is not None:
+        _check_mix_sources(found.sources)
     report = _new_report(cfg)
     report.skipped.update(found.skipped)
+    if cfg.quality.decontamination is not None:
+        from qudata.quality.decontaminate import files_without_text
+
+        for path in files_without_text(cfg.quality.decontamination):
+            report.cautions.append(
+                f"quality.decontamination: {path} holds no benchmark text; "
+                "no document is checked against it"
+            )
     published: list[str] = []  # the output folder, once the dataset is in place
     try:
         with OutputLock(out):
@@ -127,6 +137,20 @@ def pack_dataset(
         raise
     report.output_dir = str(out)
     return report
+
+
+def _check_mix_sources(sources: list[Source]) -> None:
+    """Every file in one mix source only (one read twice would count twice)."""
+    seen: dict[str, str] = {}
+    for source in sources:
+        key = source.path if "://" in source.path else os.path.realpath(source.path)
+        if key in seen:
+            same = "is listed twice" if seen[key] == source.name else f"is {seen[key]} again"
+            raise ConfigError(
+                f"mix.sources: {source.name} {same}; give each file in one source only "
+                "(it would be read, and counted, twice)"
+            )
+        seen[key] = source.name
 
 
 def _new_report(cfg: Config) -> RunReport:

@@ -29,7 +29,13 @@ from qudata.errors import ConfigError, InputError
 from qudata.models import Document
 from qudata.quality.report import Drop
 
-__all__ = ["MIN_WORDS", "Decontaminator", "normalized_words"]
+__all__ = [
+    "MIN_WORDS",
+    "Decontaminator",
+    "benchmark_texts",
+    "files_without_text",
+    "normalized_words",
+]
 
 MIN_WORDS = 8
 _WORDS = re.compile(r"\w+|[^\w\s]")
@@ -91,26 +97,7 @@ class Decontaminator:
         self.items = len({owner for owner in self._owners})
 
     def _benchmark_texts(self, path: str) -> Iterator[tuple[str, str]]:
-        """``(item id, text)`` for every field of every record of one benchmark file."""
-        from qudata.io.readers import read_records
-        from qudata.io.sources import expand_inputs
-
-        try:
-            sources = expand_inputs([path])
-        except InputError as exc:
-            raise ConfigError(f"quality.decontamination.files: {exc}") from None
-        for source in sources:
-            for raw in read_records(source):
-                if raw.row is None:
-                    raise ConfigError(
-                        f"quality.decontamination.files: {raw.origin}:{raw.line}: {raw.error}"
-                    )
-                row = raw.row
-                item = row.get("task_id", row.get("id"))
-                item_id = str(item) if item is not None else f"line {raw.line}"
-                values = [row.get(f) for f in self.fields] if self.fields else [row]
-                for text in _strings(values):
-                    yield item_id, text
+        return benchmark_texts(path, self.fields)
 
     def _hashes(self, text: str) -> Any:
         words = normalized_words(text)
@@ -146,6 +133,35 @@ class Decontaminator:
                     detail = f"shares a {length}-word n-gram with {path} item {item_id}"
                     return Drop("contaminated", detail, {"benchmark": path, "item": item_id})
         return None
+
+
+def benchmark_texts(path: str, fields: list[str] | None) -> Iterator[tuple[str, str]]:
+    """``(item id, text)`` for every field of every record of one benchmark file."""
+    from qudata.io.readers import read_records
+    from qudata.io.sources import expand_inputs
+
+    try:
+        sources = expand_inputs([path])
+    except InputError as exc:
+        raise ConfigError(f"quality.decontamination.files: {exc}") from None
+    for source in sources:
+        for raw in read_records(source):
+            if raw.row is None:
+                raise ConfigError(
+                    f"quality.decontamination.files: {raw.origin}:{raw.line}: {raw.error}"
+                )
+            row = raw.row
+            item = row.get("task_id", row.get("id"))
+            item_id = str(item) if item is not None else f"line {raw.line}"
+            values = [row.get(f) for f in fields] if fields else [row]
+            for text in _strings(values):
+                yield item_id, text
+
+
+def files_without_text(config: DecontaminationConfig) -> list[str]:
+    """The benchmark files that hold no text to check documents against (read up to
+    their first text)."""
+    return [p for p in config.files if next(benchmark_texts(p, config.fields), None) is None]
 
 
 def _strings(value: Any) -> Iterator[str]:

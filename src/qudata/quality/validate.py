@@ -73,6 +73,8 @@ HINTS: dict[str, str] = {
     "prompt_not_user_last": "the prompt ends with a user turn",
     "answer_not_assistant": "chosen and rejected start with an assistant message",
     "too_many_tokens": "shorten the message or raise the token limit",
+    "chat_markup": "a tokenizer reads chat markup in content as a real turn marker; qudata "
+    "pack escapes it (pack.chatml.markup: escape, strip or drop)",
     # JSONL schema
     "missing_key": "every row should have the same keys (write null for a missing value)",
     "key_missing_on_earlier_rows": "every row should have the same keys (write null for a "

@@ -9,6 +9,8 @@ so they can be reported as ``non_finite_number``.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -204,6 +206,45 @@ def _read_text(path: str, result: FileValidation) -> str:
     return data.decode("utf-8", "replace")
 
 
+def _check_regular(path: str) -> None:
+    """Only a regular file is read: a FIFO or a device would block or never end."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise InputError(
+            f"cannot open: {exc.strerror or exc}", source=path, reason="unreadable"
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise InputError(
+            f"{kind} (a FIFO, socket or device is never read): give a file",
+            source=path,
+            reason="not_a_regular_file",
+        )
+
+
+def _markup(record: Any) -> list[Problem]:
+    """Message contents that hold ChatML markup (what ``qudata pack`` escapes)."""
+    from qudata.pack.markup import CHATML_MARKERS
+    from qudata.quality.validate import make_problem
+
+    messages = record.get("messages") if isinstance(record, dict) else None
+    if not isinstance(messages, list):
+        return []
+    out = []
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str) and "<|" in content:
+            found = [m for m in CHATML_MARKERS if m in content]
+            if found:
+                out.append(
+                    make_problem(
+                        "chat_markup", f"messages[{i}].content", f"holds {', '.join(found)}"
+                    )
+                )
+    return out
+
+
 def validate_file(
     path: str,
     fmt: str,
@@ -228,6 +269,7 @@ def validate_file(
 
     if fmt not in VALIDATED_FORMATS:
         raise ConfigError(f"unknown format {fmt!r} (choose from: {', '.join(VALIDATED_FORMATS)})")
+    _check_regular(path)
     result = FileValidation(path=path, format=fmt)
     if fmt == "plain":
         if path.endswith(".parquet"):
@@ -259,6 +301,7 @@ def validate_file(
             found = validate_preference(record)
         else:
             found, counts = check_chatml(record, max_tokens, count_tokens)
+            found.extend(_markup(record))
             if counts and result.tokens_total is not None:
                 result.tokens_total += sum(counts)
                 result.max_message_tokens = max(result.max_message_tokens or 0, *counts)
