@@ -237,10 +237,15 @@ class InputConfig(Section):
     """``input``: where the text and id of each record are, and what a bad record does.
 
     ``columns`` maps qudata's names (prompt, query, response, history, system, messages,
-    tools, chosen, rejected, text, id) to the file's keys, ``tags`` the keys and role
-    values of conversation turns (role_tag, content_tag, user_tag, assistant_tag,
-    system_tag, function_tag, observation_tag), as LLaMA-Factory's ``dataset_info.json``;
-    ``role_map`` adds role names (``{bing: assistant}``).
+    tools, chosen, rejected, kto_tag, images, videos, audios, text, id) to the file's
+    keys (a ``prompt`` mapped alone is the text, as LLaMA-Factory's pretraining entries),
+    ``tags`` the keys and role values of conversation turns (role_tag, content_tag,
+    user_tag, assistant_tag, system_tag, function_tag, observation_tag), as
+    LLaMA-Factory's ``dataset_info.json``;
+    ``role_map`` adds role names (``{bing: assistant}``). ``unknown_keys`` says what a
+    top-level key that is not mapped does: ``carry`` (kept in metadata and counted in
+    the field-level account), ``warn`` (the same, and a caution in the summary) or
+    ``fail`` (the record is rejected as ``unknown_key``).
     ``max_line_bytes`` bounds a JSONL line (``64MB``; a longer one is rejected as
     ``line_too_long`` while it is read) and ``max_document_chars`` a document's text
     (none by default; a longer one is rejected as ``document_too_long``).
@@ -252,13 +257,17 @@ class InputConfig(Section):
     columns: dict[str, str] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     role_map: dict[str, Role] = Field(default_factory=dict)
+    unknown_keys: Literal["carry", "warn", "fail"] = "carry"
     max_line_bytes: int | str = "64MB"
     max_document_chars: int | None = Field(default=None, gt=0)
 
     @property
     def text_field(self) -> str:
-        """The key of the text (``columns.text`` wins over ``text_key``)."""
-        return self.columns.get("text", self.text_key)
+        """The key of the text (``columns.text``, or a ``prompt`` mapped alone, wins over
+        ``text_key``)."""
+        from qudata.normalize.columns import Shape
+
+        return Shape(columns=self.columns).text_column or self.text_key
 
     @property
     def id_field(self) -> str:

@@ -10,6 +10,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from qudata.normalize.account import describe
 from qudata.quality.report import RunReport
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ def print_summary(report: RunReport, console: Console | None = None) -> None:
     )
     if report.skipped:
         console.print(f"not read from input folders: {_reasons(dict(report.skipped))}")
+    if any(report.input_keys.values()):
+        keys = describe(report.input_keys)
+        console.print(f"input keys: {keys}", markup=False, highlight=False, soft_wrap=True)
     table = Table(title=f"qudata pack -> {report.output_dir}")
     for column in ("format", "documents", "records", "tokens", "bytes", "dropped"):
         table.add_column(column, justify="left" if column in ("format", "dropped") else "right")

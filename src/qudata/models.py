@@ -42,7 +42,9 @@ class Document:
     ``cluster`` is its duplicate-cluster key once deduplication has run. ``tools`` holds
     a conversation's tool schemas; a preference record keeps its chosen conversation in
     ``messages`` (the first ``prompt_turns`` are the prompt) and the rejected answer in
-    ``rejected``.
+    ``rejected``. ``desirable`` is a KTO label (``True``: a completion to learn from,
+    ``False``: one to learn against); ``media`` holds references (paths or URLs, never
+    the bytes) by kind: ``images``, ``videos``, ``audios``.
 
     Example::
 
@@ -65,6 +67,8 @@ class Document:
     parallel_tool_calls: bool | None = None
     rejected: list[dict[str, Any]] | None = None  # a preference record's rejected answer
     prompt_turns: int | None = None  # a preference record: messages[:prompt_turns] prompt
+    desirable: bool | None = None  # a KTO label
+    media: dict[str, list[str]] | None = None  # media references by kind (images, ...)
 
     @property
     def is_preference(self) -> bool:

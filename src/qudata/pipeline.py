@@ -31,6 +31,7 @@ from qudata.io.output_dir import (
     recover,
 )
 from qudata.io.sources import Source, walk_arguments
+from qudata.normalize.account import input_cautions
 from qudata.plan.execute import Executor, Outcome, Progress, execute
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
@@ -159,6 +160,14 @@ def _check_written(outcome: Outcome) -> None:
     report.notes = outcome.drops.notes(report.inputs)
     if not any(stats.documents for stats in report.formats.values()):
         raise InputError(outcome.drops.nothing_written(report.read), reason="nothing_written")
+    report.cautions.extend(input_cautions(report.config.get("input", {}), report.input_keys))
+    for name, stats in report.formats.items():
+        if not stats.documents:
+            reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(stats.dropped.items())) or "-"
+            report.cautions.append(
+                f"format {name!r} wrote nothing while other formats wrote documents "
+                f"(dropped: {reasons})"
+            )
     quality = report.config.get("quality", {})
     threshold, missing = quality.get("min_quality_score"), quality.get("missing_score")
     unscored = outcome.seen.unscored
