@@ -37,6 +37,7 @@ __all__ = [
     "EngineConfig",
     "InputConfig",
     "JSONLOptions",
+    "KTOOptions",
     "LLMBuilderOptions",
     "MegatronOptions",
     "MixConfig",
@@ -179,6 +180,18 @@ class PreferenceOptions(Section):
     markup: Literal["escape", "strip", "drop"] = "escape"
 
 
+class KTOOptions(Section):
+    """``pack.kto``: TRL's unpaired preference records (prompt, completion, label).
+
+    ``unpair``: a chosen/rejected pair becomes two records (label true, then false), as
+    TRL's ``unpair_preference_dataset`` does; ``false`` drops pairs (``not_kto``).
+    """
+
+    include_metadata: bool = False
+    markup: Literal["escape", "strip", "drop"] = "escape"
+    unpair: bool = True
+
+
 class ParquetOptions(Section):
     """``pack.parquet``: typed columns; no options yet."""
 
@@ -220,6 +233,7 @@ class PackConfig(Section):
     megatron: MegatronOptions = Field(default_factory=MegatronOptions)
     packed: PackedOptions = Field(default_factory=PackedOptions)
     preference: PreferenceOptions = Field(default_factory=PreferenceOptions)
+    kto: KTOOptions = Field(default_factory=KTOOptions)
 
     @field_validator("formats")
     @classmethod
@@ -245,7 +259,9 @@ class InputConfig(Section):
     ``role_map`` adds role names (``{bing: assistant}``). ``unknown_keys`` says what a
     top-level key that is not mapped does: ``carry`` (kept in metadata and counted in
     the field-level account), ``warn`` (the same, and a caution in the summary) or
-    ``fail`` (the record is rejected as ``unknown_key``).
+    ``fail`` (the record is rejected as ``unknown_key``). ``undesirable``: a KTO record
+    labelled undesirable (``label: false``) is dropped from every format but ``kto``
+    (``undesirable_completion``: no format trains on it), or ``keep`` it.
     ``max_line_bytes`` bounds a JSONL line (``64MB``; a longer one is rejected as
     ``line_too_long`` while it is read) and ``max_document_chars`` a document's text
     (none by default; a longer one is rejected as ``document_too_long``).
@@ -258,6 +274,7 @@ class InputConfig(Section):
     tags: dict[str, str] = Field(default_factory=dict)
     role_map: dict[str, Role] = Field(default_factory=dict)
     unknown_keys: Literal["carry", "warn", "fail"] = "carry"
+    undesirable: Literal["drop", "keep"] = "drop"
     max_line_bytes: int | str = "64MB"
     max_document_chars: int | None = Field(default=None, gt=0)
 
