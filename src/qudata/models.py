@@ -110,11 +110,12 @@ def json_kind(value: Any) -> str:
 
 def token_texts(doc: Document) -> list[str]:
     """The texts of a document that formats count tokens of: its text and its messages'
-    contents, a preference pair's rejected answer too (counted in advance, in one batch,
-    by the pipeline and the Ray workers)."""
+    contents and reasoning, a preference pair's rejected answer too (counted in advance,
+    in one batch, by the pipeline and the Ray workers)."""
     texts = [doc.text]
     for message in [*(doc.messages or ()), *(doc.rejected or ())]:
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
+        for key in ("content", "reasoning_content"):
+            value = message.get(key)
+            if isinstance(value, str):
+                texts.append(value)
     return texts

@@ -202,9 +202,9 @@ def test_message_keys_chatml_cannot_carry_are_counted() -> None:
     row = {
         "messages": [
             {"role": "user", "content": "Q"},
-            {"role": "assistant", "content": "A", "reasoning_content": "hm"},
+            {"role": "assistant", "content": "A", "thinking": "hm"},
         ]
     }
     (record,) = fmt.format_documents([row])
-    assert "reasoning_content" not in record["messages"][1]
-    assert fmt.stats.warnings == {"message_key_dropped": 1}
+    assert "thinking" not in record["messages"][1]
+    assert fmt.stats.warnings == {"message_key_dropped": 1, "message_key_dropped:thinking": 1}

@@ -120,6 +120,12 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
             "but near duplicates can (use `--dedup near` to keep them apart)."
         )
     for name, fmt in manifest["formats"].items():
+        if fmt.get("events", {}).get("reasoning_messages"):
+            tokens = fmt["events"].get("reasoning_tokens")
+            lines.append(
+                f"- `{name}` keeps `reasoning_content` in {fmt['events']['reasoning_messages']:,}"
+                " messages" + (f" ({tokens:,} tokens)." if tokens else ".")
+            )
         if fmt["dropped"]:
             reasons = ", ".join(f"{r} {n:,}" for r, n in fmt["dropped"].items())
             lines.append(f"- `{name}` dropped: {reasons}.")

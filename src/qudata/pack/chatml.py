@@ -27,7 +27,15 @@ from qudata.quality.report import Drop
 __all__ = ["ChatMLFormatter", "default_user_prompt"]
 
 _DROP = object()  # a cleaned value that must drop its record
-_MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
+_MESSAGE_KEYS = (
+    "role",
+    "content",
+    "reasoning_content",
+    "name",
+    "weight",
+    "tool_calls",
+    "tool_call_id",
+)
 
 
 def default_user_prompt(title: str, part: int, parts: int) -> str:
@@ -70,6 +78,9 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             extra = {k for m in doc.messages for k in m if k not in _MESSAGE_KEYS}
             if extra:  # said, not silent: ChatML messages carry only _MESSAGE_KEYS
                 self.stats.warnings["message_key_dropped"] += 1
+                for key in extra:  # and named: the record's messages had these
+                    self.stats.warnings[f"message_key_dropped:{key}"] += 1
+            self._count_reasoning(doc.messages)
             conversations = self._conversation(doc, opts, state)
             self.stats.sources[doc.conversation_kind or "messages"] += 1
         else:
@@ -269,7 +280,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         messages = [{k: m[k] for k in _MESSAGE_KEYS if k in m} for m in doc.messages]
         self._system(messages, opts, state)
         for message in messages:
-            for key in ("content", "name", "tool_calls", "tool_call_id"):
+            for key in ("content", "reasoning_content", "name", "tool_calls", "tool_call_id"):
                 if key in message and message[key] is not None:
                     message[key] = self._clean_value(message[key], opts, state)
                     if message[key] is _DROP:
@@ -394,8 +405,22 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         return conversations
 
     def token_texts(self, record: Record, doc: Document) -> list[str]:
-        """Every message's content; no per-message overhead is added."""
-        return [m["content"] for m in record["messages"] if isinstance(m.get("content"), str)]
+        """Every message's content and reasoning; no per-message overhead is added."""
+        return [
+            m[key]
+            for m in record["messages"]
+            for key in ("content", "reasoning_content")
+            if isinstance(m.get(key), str)
+        ]
+
+    def _count_reasoning(self, messages: list[dict[str, Any]]) -> None:
+        """``reasoning_content`` kept: messages (and tokens, when counted) in ``events``."""
+        reasoning = [r for m in messages if isinstance(r := m.get("reasoning_content"), str)]
+        if not reasoning:
+            return
+        self.stats.events["reasoning_messages"] += len(reasoning)
+        if self.counter is not None:
+            self.stats.events["reasoning_tokens"] += sum(self.counter.count(r) for r in reasoning)
 
     def token_limit(self, opts: ChatMLOptions) -> int | None:
         return opts.max_tokens_per_message

@@ -35,6 +35,7 @@ def parquet_schema() -> Any:
         [
             ("role", text),
             ("content", text),
+            ("reasoning_content", text),
             ("name", text),
             ("weight", pa.float64()),
             ("tool_calls", text),
@@ -83,6 +84,7 @@ def _messages(messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | N
         {
             "role": m.get("role"),
             "content": m.get("content"),
+            "reasoning_content": m.get("reasoning_content"),
             "name": m.get("name"),
             "weight": float(m["weight"]) if isinstance(m.get("weight"), int | float) else None,
             "tool_calls": _json(m.get("tool_calls")),
@@ -147,7 +149,7 @@ class ParquetFormatter(Formatter[ParquetOptions]):
         """``messages`` under ``pack.chatml.markup`` (as in ChatML), or the reason a message
         cannot be a row of the fixed message struct (text columns hold text only)."""
         for number, m in enumerate(messages, 1):
-            for key in ("role", "content", "name", "tool_call_id"):
+            for key in ("role", "content", "reasoning_content", "name", "tool_call_id"):
                 value = m.get(key)
                 if value is not None and not isinstance(value, str):
                     return Drop(

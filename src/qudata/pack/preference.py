@@ -23,7 +23,15 @@ from qudata.quality.report import Drop
 
 __all__ = ["PreferenceFormatter", "clean_markup"]
 
-_MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
+_MESSAGE_KEYS = (
+    "role",
+    "content",
+    "reasoning_content",
+    "name",
+    "weight",
+    "tool_calls",
+    "tool_call_id",
+)
 
 
 _MARKUP_EVENT = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}

@@ -55,7 +55,9 @@ HINTS: dict[str, str] = {
     "missing_content": 'add "content" (a string)',
     "content_not_string": "content must be a string (null only on an assistant message with "
     "tool_calls)",
-    "unknown_key": "a message may only have role, content, name, weight, tool_calls, tool_call_id",
+    "unknown_key": "a message may only have role, content, reasoning_content, name, weight, "
+    "tool_calls, tool_call_id",
+    "bad_reasoning": "reasoning_content must be a string and only appears on assistant messages",
     "bad_weight": "weight must be 0 or 1 and only appears on assistant messages",
     "bad_name": "name must be a string",
     "bad_tool_calls": "tool_calls must be a list and only appears on assistant messages",
@@ -100,7 +102,9 @@ HINTS: dict[str, str] = {
 }
 
 _ROLES = ("system", "user", "assistant", "tool")
-_MESSAGE_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "tool_call_id"})
+_MESSAGE_KEYS = frozenset(
+    {"role", "content", "reasoning_content", "name", "weight", "tool_calls", "tool_call_id"}
+)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -188,6 +192,10 @@ def _message(msg: Any, path: str) -> list[Problem]:
             out.append(make_problem("bad_weight", f"{path}.weight", f"weight on a {role} message"))
         elif type(weight) not in (int, float) or weight not in (0, 1):
             out.append(make_problem("bad_weight", f"{path}.weight", f"weight is {weight!r}"))
+    reasoning = msg.get("reasoning_content")
+    if reasoning is not None and (role != "assistant" or not isinstance(reasoning, str)):
+        shown = f"reasoning_content ({json_kind(reasoning)}) on a {role} message"
+        out.append(make_problem("bad_reasoning", f"{path}.reasoning_content", shown))
     if msg.get("name") is not None and not isinstance(msg["name"], str):
         out.append(make_problem("bad_name", f"{path}.name", f"name is {json_kind(msg['name'])}"))
     if msg.get("tool_calls") is not None and (
