@@ -45,6 +45,9 @@ COLUMNS = [
         "tool_calls: string, tool_call_id: string>>",
     ),
     ("prompt_turns", "int64"),
+    ("images", "list<element: string>"),
+    ("videos", "list<element: string>"),
+    ("audios", "list<element: string>"),
 ]
 
 

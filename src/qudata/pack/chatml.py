@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from qudata.config import DEFAULT_ASSISTANT_TEMPLATE, DEFAULT_USER_TEMPLATE, ChatMLOptions
 from qudata.errors import InputError
 from qudata.models import Document
+from qudata.normalize.parts import MEDIA_KINDS
 from qudata.normalize.problems import conversation_problems
 from qudata.normalize.tools import undeclared_calls
 from qudata.pack.base import Formatter, Record
@@ -117,6 +118,9 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             if doc.parallel_tool_calls is not None:
                 record["parallel_tool_calls"] = doc.parallel_tool_calls
                 state["record_keys"].add("parallel_tool_calls")
+            for kind, references in (doc.media or {}).items():  # references, not media
+                record[kind] = references
+                state["record_keys"].add(kind)
             if opts.include_metadata:
                 record["metadata"] = state["metadata"].build(doc)
             if state["chat_template"] is not None:
@@ -436,6 +440,9 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             out.append({"name": "tools", "dtype": "json"})
         if "parallel_tool_calls" in state.get("record_keys", ()):
             out.append({"name": "parallel_tool_calls", "dtype": "bool"})
+        for kind in MEDIA_KINDS:
+            if kind in state.get("record_keys", ()):
+                out.append({"name": kind, "list": {"dtype": "string"}})
         if self.options.include_metadata:
             out.append({"name": "metadata", "struct": metadata_features(state.get("metadata"))})
         if self.options.chat_template or self.options.render == "chatml":

@@ -61,6 +61,9 @@ def parquet_schema() -> Any:
             ("parallel_tool_calls", pa.bool_()),
             ("rejected", pa.list_(message)),
             ("prompt_turns", pa.int64()),
+            ("images", pa.list_(text)),
+            ("videos", pa.list_(text)),
+            ("audios", pa.list_(text)),
         ]
     )
 
@@ -141,6 +144,7 @@ class ParquetFormatter(Formatter[ParquetOptions]):
                 "tools_json": _json(doc.tools),
                 "parallel_tool_calls": doc.parallel_tool_calls,
                 "rejected": _messages(doc.rejected),
+                **{kind: (doc.media or {}).get(kind) for kind in ("images", "videos", "audios")},
                 "prompt_turns": doc.prompt_turns,
             }
         ]
