@@ -91,7 +91,11 @@ class Section(BaseModel):
 
 
 class ChatMLOptions(Section):
-    """``pack.chatml``: conversations in the OpenAI ``messages`` shape."""
+    """``pack.chatml``: conversations in the OpenAI ``messages`` shape.
+
+    ``tool_arguments``: a tool call's ``arguments`` as a JSON ``object`` (what chat
+    templates expect; the default) or as OpenAI's JSON ``string``.
+    """
 
     system_message: str | None = None
     system_policy: Literal["keep", "replace", "drop"] = "keep"
@@ -106,6 +110,7 @@ class ChatMLOptions(Section):
     template_vars: dict[str, str] = Field(default_factory=dict)
     template_timeout: float = Field(default=5.0, gt=0)
     template_max_chars: int = Field(default=1_000_000, gt=0)
+    tool_arguments: Literal["object", "string"] = "object"
 
     @field_validator("template_vars")
     @classmethod

@@ -10,7 +10,7 @@ from qudata.errors import InputError
 from qudata.models import Document
 from qudata.normalize.parts import MEDIA_KINDS
 from qudata.normalize.problems import conversation_problems
-from qudata.normalize.tools import undeclared_calls
+from qudata.normalize.tools import decode_arguments, undeclared_calls
 from qudata.pack.base import Formatter, Record
 from qudata.pack.budget import guess_parts, split_to_budget, truncate_to_budget
 from qudata.pack.chatml_render import render_chatml
@@ -37,6 +37,25 @@ _MESSAGE_KEYS = (
     "tool_calls",
     "tool_call_id",
 )
+
+
+def _json_arguments(message: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The message features with tool-call ``arguments`` as ``datasets``' ``Json`` (values
+    of any structure, read back as written)."""
+    out = []
+    for feature in message:
+        if feature["name"] == "tool_calls" and isinstance(feature.get("list"), list):
+            calls = []
+            for item in feature["list"]:
+                if item["name"] == "function" and isinstance(item.get("struct"), list):
+                    item = {**item, "struct": [
+                        {"name": "arguments", "dtype": "json"} if f["name"] == "arguments"
+                        else f for f in item["struct"]
+                    ]}  # fmt: skip
+                calls.append(item)
+            feature = {**feature, "list": calls}
+        out.append(feature)
+    return out
 
 
 def default_user_prompt(title: str, part: int, parts: int) -> str:
@@ -112,6 +131,9 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
                 state["message_keys"].update(message)
             # the output's schema: every message has the same keys (null where absent)
             written = state["metadata"].messages(messages, _MESSAGE_KEYS)
+            if opts.tool_arguments == "object" and any(m.get("tool_calls") for m in messages):
+                written = decode_arguments(written)  # as templates expect them
+                messages = decode_arguments(messages)
             record: dict[str, Any] = {"messages": written}
             if tools is not None:
                 record["tools"] = tools
@@ -435,6 +457,8 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         from qudata.pack.metadata import message_features, metadata_features
 
         message = message_features(state.get("metadata"), _MESSAGE_KEYS)
+        if self.options.tool_arguments == "object":
+            message = _json_arguments(message)
         out: list[dict[str, Any]] = [{"name": "messages", "list": message}]
         if "tools" in state.get("record_keys", ()):
             out.append({"name": "tools", "dtype": "json"})
