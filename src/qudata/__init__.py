@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 from qudata.config import Config, load_config
 from qudata.errors import ConfigError, InputError, MissingExtraError, OutputError, QudataError
 from qudata.models import Document
+from qudata.pack import registry as _registry  # the formats, with their options
+
+del _registry
 
 if TYPE_CHECKING:
     from qudata.pipeline import pack_dataset

@@ -15,51 +15,58 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from qudata.errors import ConfigError
+from qudata.sections import (
+    SECTION_ERROR,
+    Section,
+    describe_errors,
+    merge_options,
+    parse_count,
+    parse_size,
+    validate_section,
+)
 
 __all__ = [
-    "ChatMLOptions",
+    "FORMAT_OPTIONS",
     "Config",
     "DecontaminationConfig",
     "DedupConfig",
     "EngineConfig",
     "InputConfig",
-    "JSONLOptions",
-    "LLMBuilderOptions",
-    "MegatronOptions",
     "MixConfig",
     "MixSource",
     "OutputConfig",
     "PackConfig",
-    "PackedOptions",
-    "ParquetOptions",
-    "PlainOptions",
-    "PreferenceOptions",
     "QualityConfig",
+    "Section",
     "load_config",
     "merge_options",
     "parse_count",
     "parse_size",
+    "validate_section",
 ]
 
-FORMAT_NAMES = ("chatml", "jsonl", "plain")
-FormatName = str  # a name of the format registry (qudata.pack.registry.FORMATTERS)
+#: The options model of each output format, by name, in the registry's order. The
+#: registry fills it (:mod:`qudata.pack.registry`, which ``import qudata`` loads), so
+#: that this module imports nothing from :mod:`qudata.pack`.
+FORMAT_OPTIONS: dict[str, type[Section]] = {}
 Role = Literal["system", "user", "assistant", "tool"]
 
 
-def _default_formats() -> list[FormatName]:
+def _default_formats() -> list[str]:
     return ["chatml", "jsonl", "plain"]
 
 
@@ -67,168 +74,58 @@ def _default_roles() -> list[Role]:
     return ["user", "assistant"]
 
 
-#: The user turn made from a plain document (variables: title, text, source, topics,
-#: language, id, metadata, part, parts).
-DEFAULT_USER_TEMPLATE = (
-    '{% if title %}Write a document titled "{{ title }}"'
-    "{% if parts > 1 %} (part {{ part }} of {{ parts }}){% endif %}."
-    "{% else %}Write a document{% if parts > 1 %} (part {{ part }} of {{ parts }}){% endif %}."
-    "{% endif %}"
-)
-#: The assistant turn made from a plain document (or from one part of it).
-DEFAULT_ASSISTANT_TEMPLATE = "{{ text }}"
+class PackConfig(Section):
+    """``pack``: which formats to write, and one section of options per format.
 
-
-#: The arguments qudata passes to a chat template (``template_vars`` cannot set them).
-CHAT_TEMPLATE_ARGUMENTS = ("messages", "tools", "documents", "add_generation_prompt")
-
-
-class Section(BaseModel):
-    """Base of every section: unknown keys are errors, values are validated."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, defer_build=True)
-
-
-class ChatMLOptions(Section):
-    """``pack.chatml``: conversations in the OpenAI ``messages`` shape."""
-
-    system_message: str | None = None
-    system_policy: Literal["keep", "replace", "drop"] = "keep"
-    include_metadata: bool = False
-    max_tokens_per_message: int | None = Field(default=4096, gt=0)
-    on_overflow: Literal["split", "truncate", "drop", "error"] = "split"
-    user_template: str = DEFAULT_USER_TEMPLATE
-    assistant_template: str = DEFAULT_ASSISTANT_TEMPLATE
-    markup: Literal["escape", "strip", "drop"] = "escape"
-    render: Literal["none", "chatml"] = "none"
-    chat_template: str | None = None
-    template_vars: dict[str, str] = Field(default_factory=dict)
-    template_timeout: float = Field(default=5.0, gt=0)
-    template_max_chars: int = Field(default=1_000_000, gt=0)
-
-    @field_validator("template_vars")
-    @classmethod
-    def _no_reserved_vars(cls, value: dict[str, str]) -> dict[str, str]:
-        taken = sorted(set(value) & set(CHAT_TEMPLATE_ARGUMENTS))
-        if taken:
-            raise ValueError(
-                f"template_vars: {', '.join(taken)} is set by qudata when it renders "
-                "(reserved: " + ", ".join(CHAT_TEMPLATE_ARGUMENTS) + ")"
-            )
-        return value
-
-
-class JSONLOptions(Section):
-    """``pack.jsonl``: one JSON object per line with exactly ``fields``."""
-
-    fields: list[str] = Field(default_factory=lambda: ["text", "labels", "metadata"], min_length=1)
-    field_mapping: dict[str, str] = Field(default_factory=dict)
-    filter_low_quality: bool = False
-    min_quality_score: float = Field(default=0.7, ge=0.0, le=1.0)
-
-    @field_validator("fields")
-    @classmethod
-    def _unique_fields(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("fields must not repeat a name")
-        return value
-
-
-class PlainOptions(Section):
-    """``pack.plain``: human-readable blocks for inspection."""
-
-    separator: str = "\n---\n"
-    include_headers: bool = True
-    max_line_length: int | None = Field(default=None, gt=0)
-
-
-class MegatronOptions(Section):
-    """``pack.megatron``: a Megatron-LM indexed dataset (token ids, one sequence a document)."""
-
-    #: what a conversation becomes: its ``text``, or ``render`` (ChatML markup)
-    text: Literal["text", "render"] = "text"
-    #: the end-of-document token; none: the tokenizer's (``<|endoftext|>``, ``</s>``, ...)
-    eod_token: str | None = None
-
-
-class PackedOptions(Section):
-    """``pack.packed``: packed training sequences (token ids, positions, assistant masks)."""
-
-    #: the most tokens of one row
-    seq_len: int = Field(default=4096, gt=1)
-    #: ``chatml`` (qudata's ChatML rendering) or a chat template (a path or inline)
-    template: str = "chatml"
-    #: variables for the chat template (``bos_token``, ...)
-    template_vars: dict[str, str] = Field(default_factory=dict)
-    #: the tokens in the loss: the assistant spans, or every token
-    mask: Literal["assistant", "all"] = "assistant"
-    #: best-fit decreasing over the whole split, or in input order
-    strategy: Literal["bfd", "sequential"] = "bfd"
-    #: a conversation longer than ``seq_len``: dropped (``too_long``), or cut between turns
-    on_overflow: Literal["drop", "split_turns"] = "drop"
-    #: a template that renders earlier assistant turns differently from the last one
-    reasoning: Literal["last_turn", "per_turn", "keep"] = "last_turn"
-    #: the end-of-document token of plain documents; none: the tokenizer's
-    eod_token: str | None = None
-
-
-class PreferenceOptions(Section):
-    """``pack.preference``: TRL conversational preference records (prompt, chosen, rejected)."""
-
-    include_metadata: bool = False
-    markup: Literal["escape", "strip", "drop"] = "escape"
-
-
-class ParquetOptions(Section):
-    """``pack.parquet``: typed columns; no options yet."""
-
-
-class LLMBuilderOptions(Section):
-    """``pack.llmbuilder``: one file per split for LLMBuilder, token ids or text.
-
-    With ``tokenizer`` (a SentencePiece ``.model``), ``<split>.npy``: int32 ids, each
-    document's ``encode(text)`` then the model's EOS id. Without, ``<split>.txt``: each
-    document, then a line holding ``separator``; ``paragraphs: keep`` keeps a blank line
-    between paragraphs, ``newline`` makes it one newline (LLMBuilder's default cleaning
-    deletes blank lines and glues the lines around them together).
+    Each format declares its options model beside its class (``pack/<format>.py``);
+    the registry (:mod:`qudata.pack.registry`) lists them in :data:`FORMAT_OPTIONS`,
+    and this section hands each ``pack.<format>`` mapping to its model. So
+    ``cfg.pack.chatml`` is a ``ChatMLOptions`` (every registered format has its
+    section, with its defaults when the configuration has none).
     """
 
-    tokenizer: str | None = None
-    separator: str = "<|endoftext|>"
-    paragraphs: Literal["keep", "newline"] = "keep"
+    model_config = ConfigDict(extra="allow", frozen=True, validate_default=True, defer_build=True)
 
-    @field_validator("separator")
+    formats: list[str] = Field(default_factory=_default_formats, min_length=1)
+
+    def options(self, name: str) -> Section:
+        """The options of the format called ``name``."""
+        return getattr(self, name)  # type: ignore[no-any-return]
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _one_visible_line(cls, value: str) -> str:
-        if not value or value != value.strip() or not value.isprintable():
-            raise ValueError(
-                "separator: one line of visible text, no surrounding spaces (LLMBuilder's "
-                "cleaner strips spaces and deletes control characters): e.g. <|endoftext|>"
+    def _format_sections(cls, data: Any, handler: ModelWrapValidatorHandler[PackConfig]) -> Any:
+        if not isinstance(data, Mapping):
+            return handler(data)  # pydantic says what is wrong
+        sections, problems = {}, []
+        for name, model in FORMAT_OPTIONS.items():
+            try:
+                sections[name] = validate_section(model, data.get(name, {}), prefix=f"pack.{name}")
+            except ConfigError as exc:
+                problems.append(str(exc))
+        allowed = ", ".join(sorted(["formats", *FORMAT_OPTIONS]))
+        problems.extend(
+            f"unknown key 'pack.{key}' (allowed keys: {allowed})"
+            for key in data
+            if key != "formats" and key not in FORMAT_OPTIONS
+        )
+        given = {key: value for key, value in data.items() if key == "formats"}
+        try:
+            pack = handler({**given, **sections})
+        except ValidationError as exc:  # the formats: their problems come first
+            problems.insert(0, describe_errors(exc, cls, "pack"))
+        if problems:
+            raise PydanticCustomError(
+                SECTION_ERROR, "{problems}", {"problems": "; ".join(problems)}
             )
-        return value
-
-
-class PackConfig(Section):
-    """``pack``: which formats to write and the options of each."""
-
-    formats: list[FormatName] = Field(default_factory=_default_formats, min_length=1)
-    chatml: ChatMLOptions = Field(default_factory=ChatMLOptions)
-    jsonl: JSONLOptions = Field(default_factory=JSONLOptions)
-    plain: PlainOptions = Field(default_factory=PlainOptions)
-    parquet: ParquetOptions = Field(default_factory=ParquetOptions)
-    llmbuilder: LLMBuilderOptions = Field(default_factory=LLMBuilderOptions)
-    megatron: MegatronOptions = Field(default_factory=MegatronOptions)
-    packed: PackedOptions = Field(default_factory=PackedOptions)
-    preference: PreferenceOptions = Field(default_factory=PreferenceOptions)
+        return pack
 
     @field_validator("formats")
     @classmethod
     def _unique_formats(cls, value: list[str]) -> list[str]:
-        from qudata.pack.registry import FORMATTERS  # the names come from the registry only
-
-        unknown = [name for name in value if name not in FORMATTERS]
+        unknown = [name for name in value if name not in FORMAT_OPTIONS]
         if unknown:
-            choices = ", ".join(f"'{name}'" for name in FORMATTERS)
+            choices = ", ".join(f"'{name}'" for name in FORMAT_OPTIONS)
             raise ValueError(f"unknown format {unknown[0]!r} (choose from: {choices})")
         return list(dict.fromkeys(value))
 
@@ -346,28 +243,6 @@ class DedupConfig(Section):
         return value
 
 
-_SIZE_UNITS = {
-    "": 1,
-    "B": 1,
-    "KB": 10**3,
-    "MB": 10**6,
-    "GB": 10**9,
-    "KIB": 2**10,
-    "MIB": 2**20,
-    "GIB": 2**30,
-}
-
-
-def parse_size(value: int | str) -> int:
-    """``"256MB"`` -> 256000000; ``"1GiB"`` -> 1073741824; an int is bytes."""
-    if isinstance(value, int):
-        return value
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([A-Z]*)", value.strip().upper().replace(" ", ""))
-    if match is None or match.group(2) not in _SIZE_UNITS:
-        raise ValueError(f"size {value!r}: expected a number with B, KB, MB, GB, KiB, MiB or GiB")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
-
-
 class OutputConfig(Section):
     """``output``: splits, order, shards and compression of the dataset folder."""
 
@@ -427,17 +302,6 @@ class MixConfig(Section):
         return parse_count(value) if isinstance(value, str) else value
 
 
-_COUNT_UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
-
-
-def parse_count(value: str) -> int:
-    """``"1B"`` -> 1000000000; ``"250M"``, ``"1_000_000"`` and ``"1.5K"`` too."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMBGT]?)", value.strip().upper().replace("_", ""))
-    if match is None:
-        raise ValueError(f"count {value!r}: expected a number with K, M, B or T")
-    return int(float(match.group(1)) * _COUNT_UNITS[match.group(2)])
-
-
 class EngineConfig(Section):
     """``engine``: where the pipeline runs; the output is the same whatever runs it.
 
@@ -490,7 +354,7 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _limit_needs_counter(self) -> Config:
-        chatml = self.pack.chatml
+        chatml: Any = self.pack.options("chatml")
         if (
             self.quality.tokenizer == "none"
             and "max_tokens_per_message" in chatml.model_fields_set
@@ -501,47 +365,6 @@ class Config(Section):
                 "quality.tokenizer: none (choose a tokenizer, or remove the limit)"
             )
         return self
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The keys a model accepts at ``loc`` (the parent of an unknown key)."""
-    current: Any = model
-    for part in loc:
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        current = field.annotation
-    return sorted(getattr(current, "model_fields", {}))
-
-
-def _describe(exc: ValidationError, model: type[BaseModel], prefix: str) -> str:
-    """One line per problem: the dotted path, what is wrong, what is allowed."""
-    lines = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        path = ".".join(str(p) for p in (*([prefix] if prefix else []), *loc)) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(model, loc[:-1]))
-            lines.append(f"unknown key '{path}' (allowed keys: {allowed})")
-        elif err["type"] == "value_error":
-            message = err["msg"].removeprefix("Value error, ")
-            lines.append(message if not loc else f"'{path}': {message}")
-        else:
-            got = err.get("input")
-            shown = f"; got {got!r}" if not isinstance(got, Mapping | list) else ""
-            lines.append(f"'{path}': {err['msg']}{shown}")
-    return "; ".join(lines)
-
-
-def validate_section(model: type[M], data: Mapping[str, Any], *, prefix: str = "") -> M:
-    """Build ``model`` from ``data`` or raise :class:`ConfigError` naming the path."""
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, model, prefix)) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -597,20 +420,3 @@ def load_config(
     if overrides:
         data = _deep_merge(data, overrides)
     return validate_section(Config, data)
-
-
-def merge_options(
-    model: type[M],
-    base: M,
-    config: Mapping[str, Any] | None,
-    options: Mapping[str, Any],
-    *,
-    prefix: str,
-) -> M:
-    """Options for one call: keyword arguments override ``config``, which overrides ``base``."""
-    if not config and not options:
-        return base
-    data = base.model_dump()
-    data.update(config or {})
-    data.update(options)
-    return validate_section(model, data, prefix=prefix)

@@ -24,6 +24,7 @@ from qudata.models import Document, DocumentNormalizer
 from qudata.pack.schema import MetadataSchema
 from qudata.quality.checks import Check, first_drop
 from qudata.quality.report import Drop, FormatStats
+from qudata.sections import Section
 
 __all__ = ["Encoder", "Formatter", "Record"]
 
@@ -57,7 +58,7 @@ class Formatter(ABC, Generic[Opts]):
 
     name: ClassVar[str]
     extension: ClassVar[str]
-    options_model: ClassVar[type[BaseModel]]
+    options_model: ClassVar[type[Section]]
     #: records carry metadata or messages, whose keys are learnt before writing
     learns_schema: ClassVar[bool] = False
     #: how ``datasets`` finds the format: ``"root"``, a config of the dataset card at
@@ -75,7 +76,7 @@ class Formatter(ABC, Generic[Opts]):
         **options: Any,
     ) -> None:
         self.config = load_config(config)
-        section = getattr(self.config.pack, self.name)
+        section: Any = self.config.pack.options(self.name)
         self.options: Opts = merge_options(
             self.options_model, section, None, options, prefix=f"pack.{self.name}"
         )

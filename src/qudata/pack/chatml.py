@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, cast
 
-from qudata.config import DEFAULT_ASSISTANT_TEMPLATE, DEFAULT_USER_TEMPLATE, ChatMLOptions
+from pydantic import Field, field_validator
+
+from qudata.config import Config
 from qudata.conversations import conversation_problems
 from qudata.errors import InputError
 from qudata.models import Document
@@ -22,12 +24,73 @@ from qudata.pack.templates import (
     render_prompt,
 )
 from qudata.quality.report import Drop
+from qudata.sections import Section
 from qudata.tools import undeclared_calls
 
-__all__ = ["ChatMLFormatter", "default_user_prompt"]
+__all__ = [
+    "CHAT_TEMPLATE_ARGUMENTS",
+    "DEFAULT_ASSISTANT_TEMPLATE",
+    "DEFAULT_USER_TEMPLATE",
+    "ChatMLFormatter",
+    "ChatMLOptions",
+    "chatml_options",
+    "default_user_prompt",
+]
+
+
+#: The user turn made from a plain document (variables: title, text, source, topics,
+#: language, id, metadata, part, parts).
+DEFAULT_USER_TEMPLATE = (
+    '{% if title %}Write a document titled "{{ title }}"'
+    "{% if parts > 1 %} (part {{ part }} of {{ parts }}){% endif %}."
+    "{% else %}Write a document{% if parts > 1 %} (part {{ part }} of {{ parts }}){% endif %}."
+    "{% endif %}"
+)
+#: The assistant turn made from a plain document (or from one part of it).
+DEFAULT_ASSISTANT_TEMPLATE = "{{ text }}"
+
+
+#: The arguments qudata passes to a chat template (``template_vars`` cannot set them).
+CHAT_TEMPLATE_ARGUMENTS = ("messages", "tools", "documents", "add_generation_prompt")
+
+
+class ChatMLOptions(Section):
+    """``pack.chatml``: conversations in the OpenAI ``messages`` shape."""
+
+    system_message: str | None = None
+    system_policy: Literal["keep", "replace", "drop"] = "keep"
+    include_metadata: bool = False
+    max_tokens_per_message: int | None = Field(default=4096, gt=0)
+    on_overflow: Literal["split", "truncate", "drop", "error"] = "split"
+    user_template: str = DEFAULT_USER_TEMPLATE
+    assistant_template: str = DEFAULT_ASSISTANT_TEMPLATE
+    markup: Literal["escape", "strip", "drop"] = "escape"
+    render: Literal["none", "chatml"] = "none"
+    chat_template: str | None = None
+    template_vars: dict[str, str] = Field(default_factory=dict)
+    template_timeout: float = Field(default=5.0, gt=0)
+    template_max_chars: int = Field(default=1_000_000, gt=0)
+
+    @field_validator("template_vars")
+    @classmethod
+    def _no_reserved_vars(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = sorted(set(value) & set(CHAT_TEMPLATE_ARGUMENTS))
+        if taken:
+            raise ValueError(
+                f"template_vars: {', '.join(taken)} is set by qudata when it renders "
+                "(reserved: " + ", ".join(CHAT_TEMPLATE_ARGUMENTS) + ")"
+            )
+        return value
+
 
 _DROP = object()  # a cleaned value that must drop its record
 _MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
+
+
+def chatml_options(config: Config) -> ChatMLOptions:
+    """The run's ``pack.chatml`` options: their markup policy and chat template hold for
+    every format that writes conversations (JSONL, Parquet and packed sequences too)."""
+    return cast(ChatMLOptions, config.pack.options("chatml"))
 
 
 def default_user_prompt(title: str, part: int, parts: int) -> str:

@@ -4,17 +4,37 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from qudata.config import JSONLOptions, QualityConfig
+from pydantic import Field, field_validator
+
+from qudata.config import QualityConfig
 from qudata.conversations import ends_on_user
 from qudata.models import KNOWN_METADATA_KEYS, Document
 from qudata.pack.base import Formatter, Record
+from qudata.pack.chatml import chatml_options
 from qudata.pack.markup import MessageCleaner, conversation_guard
 from qudata.pack.metadata import MetadataWriter
 from qudata.quality.checks import Check
 from qudata.quality.gate import QualityGate
 from qudata.quality.report import Drop
+from qudata.sections import Section
 
-__all__ = ["JSONLFormatter"]
+__all__ = ["JSONLFormatter", "JSONLOptions"]
+
+
+class JSONLOptions(Section):
+    """``pack.jsonl``: one JSON object per line with exactly ``fields``."""
+
+    fields: list[str] = Field(default_factory=lambda: ["text", "labels", "metadata"], min_length=1)
+    field_mapping: dict[str, str] = Field(default_factory=dict)
+    filter_low_quality: bool = False
+    min_quality_score: float = Field(default=0.7, ge=0.0, le=1.0)
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_fields(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("fields must not repeat a name")
+        return value
 
 
 class JSONLFormatter(Formatter[JSONLOptions]):
@@ -71,7 +91,7 @@ class JSONLFormatter(Formatter[JSONLOptions]):
     def _clean_messages(self, messages: list[Any], state: dict[str, Any]) -> list[Any] | None:
         """``messages`` under ``pack.chatml.markup``, as in ChatML: a trainer may render them."""
         if "cleaner" not in state:
-            state["cleaner"] = MessageCleaner(conversation_guard(self.config.pack.chatml))
+            state["cleaner"] = MessageCleaner(conversation_guard(chatml_options(self.config)))
         cleaner: MessageCleaner = state["cleaner"]
         cleaned = cleaner.clean_counted(messages, self.stats.events)
         return cleaned

@@ -23,15 +23,15 @@ import os
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from qudata.config import MegatronOptions
 from qudata.errors import ConfigError
 from qudata.io.writers import AtomicFile
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
 from qudata.pack.chatml_render import render_chatml
 from qudata.quality.report import Drop, FileStats
+from qudata.sections import Section
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,10 +40,21 @@ __all__ = [
     "EOD_CANDIDATES",
     "INDEX_HEADER",
     "MegatronFormatter",
+    "MegatronOptions",
     "MegatronWriter",
     "TokenEncoder",
     "token_dtype",
 ]
+
+
+class MegatronOptions(Section):
+    """``pack.megatron``: a Megatron-LM indexed dataset (token ids, one sequence a document)."""
+
+    #: what a conversation becomes: its ``text``, or ``render`` (ChatML markup)
+    text: Literal["text", "render"] = "text"
+    #: the end-of-document token; none: the tokenizer's (``<|endoftext|>``, ``</s>``, ...)
+    eod_token: str | None = None
+
 
 INDEX_HEADER = b"MMIDIDX\x00\x00"
 _DTYPE_CODES = {"uint16": 8, "int32": 4}  # Megatron's DType enum

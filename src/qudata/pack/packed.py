@@ -29,13 +29,15 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from qudata.config import PackedOptions
+from pydantic import Field
+
 from qudata.errors import ConfigError, InputError
 from qudata.io.parquet import import_pyarrow
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
+from qudata.pack.chatml import chatml_options
 from qudata.pack.chatml_render import render_chatml
 from qudata.pack.markup import MessageCleaner, conversation_guard
 from qudata.pack.masks import Rendering, Vocabulary, check, find_turns, tokenize_segments
@@ -43,8 +45,30 @@ from qudata.pack.megatron import EOD_CANDIDATES
 from qudata.pack.packed_writer import PackedWriter
 from qudata.pack.templates import compile_chat_template, load_template_source, render_bounded
 from qudata.quality.report import Drop
+from qudata.sections import Section
 
-__all__ = ["PackedFormatter"]
+__all__ = ["PackedFormatter", "PackedOptions"]
+
+
+class PackedOptions(Section):
+    """``pack.packed``: packed training sequences (token ids, positions, assistant masks)."""
+
+    #: the most tokens of one row
+    seq_len: int = Field(default=4096, gt=1)
+    #: ``chatml`` (qudata's ChatML rendering) or a chat template (a path or inline)
+    template: str = "chatml"
+    #: variables for the chat template (``bos_token``, ...)
+    template_vars: dict[str, str] = Field(default_factory=dict)
+    #: the tokens in the loss: the assistant spans, or every token
+    mask: Literal["assistant", "all"] = "assistant"
+    #: best-fit decreasing over the whole split, or in input order
+    strategy: Literal["bfd", "sequential"] = "bfd"
+    #: a conversation longer than ``seq_len``: dropped (``too_long``), or cut between turns
+    on_overflow: Literal["drop", "split_turns"] = "drop"
+    #: a template that renders earlier assistant turns differently from the last one
+    reasoning: Literal["last_turn", "per_turn", "keep"] = "last_turn"
+    #: the end-of-document token of plain documents; none: the tokenizer's
+    eod_token: str | None = None
 
 
 class PackedFormatter(Formatter[PackedOptions]):
@@ -71,7 +95,7 @@ class PackedFormatter(Formatter[PackedOptions]):
         if "vocab" in state:
             return state
         vocab = Vocabulary(self.counter)
-        chatml = self.config.pack.chatml
+        chatml = chatml_options(self.config)
         template = None if opts.template == "chatml" else opts.template
         guard = conversation_guard(
             SimpleNamespace(
@@ -99,7 +123,7 @@ class PackedFormatter(Formatter[PackedOptions]):
 
     def _render(self, state: dict[str, Any], opts: PackedOptions, tools: Any) -> Any:
         compiled = state["compiled"]
-        chatml = self.config.pack.chatml
+        chatml = chatml_options(self.config)
 
         def render(messages: list[dict[str, Any]], generation: bool) -> str:
             if compiled is None:

@@ -17,14 +17,19 @@ from typing import Any, ClassVar
 
 import orjson
 
-from qudata.config import ParquetOptions
 from qudata.io.parquet import ParquetShardWriter, import_pyarrow
 from qudata.models import KNOWN_METADATA_KEYS, Document
 from qudata.pack.base import Formatter, Record
+from qudata.pack.chatml import chatml_options
 from qudata.pack.markup import MessageCleaner, conversation_guard
 from qudata.quality.report import Drop, FormatStats
+from qudata.sections import Section
 
-__all__ = ["ParquetFormatter", "parquet_schema"]
+__all__ = ["ParquetFormatter", "ParquetOptions", "parquet_schema"]
+
+
+class ParquetOptions(Section):
+    """``pack.parquet``: typed columns; no options yet."""
 
 
 def parquet_schema() -> Any:
@@ -156,7 +161,7 @@ class ParquetFormatter(Formatter[ParquetOptions]):
                         f"column messages.{key} holds text",
                     )
         if "cleaner" not in state:
-            state["cleaner"] = MessageCleaner(conversation_guard(self.config.pack.chatml))
+            state["cleaner"] = MessageCleaner(conversation_guard(chatml_options(self.config)))
         cleaner: MessageCleaner = state["cleaner"]
         cleaned = cleaner.clean_counted(messages, self.stats.events)
         if cleaned is None:

@@ -14,14 +14,24 @@ import textwrap
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from qudata.config import PlainOptions
+from pydantic import Field
+
 from qudata.conversations import ends_on_user, message_text
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
 from qudata.pack.plain_syntax import PlainBlock, check_separator, escape_content, read_plain
 from qudata.quality.report import Drop
+from qudata.sections import Section
 
-__all__ = ["PlainBlock", "PlainTextFormatter", "read_plain"]
+__all__ = ["PlainBlock", "PlainOptions", "PlainTextFormatter", "read_plain"]
+
+
+class PlainOptions(Section):
+    """``pack.plain``: human-readable blocks for inspection."""
+
+    separator: str = "\n---\n"
+    include_headers: bool = True
+    max_line_length: int | None = Field(default=None, gt=0)
 
 
 def _one_line(value: str) -> str:

@@ -11,17 +11,25 @@ chosen conversation.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from qudata.config import PreferenceOptions
 from qudata.conversations import conversation_problems
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.markup import MarkupGuard
 from qudata.pack.metadata import MetadataWriter
 from qudata.quality.report import Drop
+from qudata.sections import Section
 
-__all__ = ["PreferenceFormatter"]
+__all__ = ["PreferenceFormatter", "PreferenceOptions"]
+
+
+class PreferenceOptions(Section):
+    """``pack.preference``: TRL conversational preference records (prompt, chosen, rejected)."""
+
+    include_metadata: bool = False
+    markup: Literal["escape", "strip", "drop"] = "escape"
+
 
 _MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
 

@@ -51,7 +51,7 @@ def needs_schema(cfg: Config) -> bool:
     """Whether a format of the run learns the metadata schema in this pass (the
     registry's :meth:`~qudata.pack.base.Formatter.surveys_metadata`)."""
     return any(
-        FORMATTERS[name].surveys_metadata(getattr(cfg.pack, name)) for name in cfg.pack.formats
+        FORMATTERS[name].surveys_metadata(cfg.pack.options(name)) for name in cfg.pack.formats
     )
 
 
