@@ -19,8 +19,9 @@ import click
 
 from qudata import __version__
 from qudata.errors import ConfigError, OutputError, QudataError, WriteError
+from qudata.pack.plain_syntax import PLAIN_SEPARATOR
 from qudata.pack.registry import FORMATTERS
-from qudata.quality.validate_files import VALIDATED_FORMATS
+from qudata.quality.validate import file_rules, validated_formats
 
 __all__ = ["cli", "main"]
 
@@ -459,7 +460,7 @@ def _print_stats(
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(list(VALIDATED_FORMATS)),
+    type=click.Choice(validated_formats()),
     help="The format the files should be in.",
 )
 @click.option(
@@ -476,7 +477,7 @@ def _print_stats(
 )
 @click.option(
     "--separator",
-    default="\n---\n",
+    default=PLAIN_SEPARATOR,
     show_default=True,
     help="Plain text: the separator between blocks (escapes like \\n allowed).",
 )
@@ -498,7 +499,7 @@ def validate(
     from qudata.quality.validate import validate_file
 
     with _clean_end():
-        counter = get_token_counter(tokenizer) if fmt == "chatml" else None
+        counter = get_token_counter(tokenizer) if file_rules(fmt).counts_tokens else None
         results = [
             validate_file(
                 path,

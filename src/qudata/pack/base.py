@@ -23,6 +23,7 @@ from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer
 from qudata.pack.schema import MetadataSchema
 from qudata.quality.checks import Check, first_drop
+from qudata.quality.problems import FileRules
 from qudata.quality.report import Drop, FormatStats
 from qudata.sections import Section
 
@@ -69,6 +70,8 @@ class Formatter(ABC, Generic[Opts]):
     #: map 2's parts hold those bytes and the commit copies them (the default JSON Lines
     #: writer always does; a token-id format says so to skip a JSON round trip)
     writes_encoded: ClassVar[bool] = False
+    #: the rules ``qudata validate`` checks files of this format by (``None``: it does not)
+    file_rules: ClassVar[type[FileRules] | None] = None
 
     def __init__(
         self,
@@ -149,7 +152,8 @@ class Formatter(ABC, Generic[Opts]):
         return None
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
-        """Error codes of the rules ``record`` breaks (see :mod:`qudata.quality.validate`)."""
+        """Error codes of the rules ``record`` breaks as it is written (the format's rules,
+        as :attr:`file_rules` applies them to files; see :mod:`qudata.quality.problems`)."""
         return []
 
     def encoder(self, opts: Opts) -> Encoder:

@@ -14,6 +14,7 @@ from qudata.models import Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.budget import guess_parts, split_to_budget, truncate_to_budget
 from qudata.pack.chatml_render import render_chatml
+from qudata.pack.chatml_rules import ChatMLRules, validate_chatml
 from qudata.pack.markup import MARKUP_EVENTS, MarkupGuard, conversation_guard
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.templates import (
@@ -23,6 +24,7 @@ from qudata.pack.templates import (
     render_bounded,
     render_prompt,
 )
+from qudata.quality.problems import FileRules
 from qudata.quality.report import Drop
 from qudata.sections import Section
 from qudata.tools import undeclared_calls
@@ -123,6 +125,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
     card: ClassVar[str | None] = "root"
     learns_schema: ClassVar[bool] = True
     options_model: ClassVar[type[ChatMLOptions]] = ChatMLOptions
+    file_rules: ClassVar[type[FileRules] | None] = ChatMLRules
 
     def format_document(
         self, doc: Document, opts: ChatMLOptions, state: dict[str, Any]
@@ -481,7 +484,5 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         return out
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
-        from qudata.quality.validate import validate_chatml
-
         # no hygiene walk: the JSON encoder refuses lone surrogates and NaN (see output.py)
         return [p.code for p in validate_chatml(record, hygiene=False)]

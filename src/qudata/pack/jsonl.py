@@ -11,10 +11,12 @@ from qudata.conversations import ends_on_user
 from qudata.models import KNOWN_METADATA_KEYS, Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml import chatml_options
+from qudata.pack.jsonl_rules import JSONLRules, JSONLSchemaTracker
 from qudata.pack.markup import MessageCleaner, conversation_guard
 from qudata.pack.metadata import MetadataWriter
 from qudata.quality.checks import Check
 from qudata.quality.gate import QualityGate
+from qudata.quality.problems import FileRules
 from qudata.quality.report import Drop
 from qudata.sections import Section
 
@@ -57,6 +59,7 @@ class JSONLFormatter(Formatter[JSONLOptions]):
     card: ClassVar[str | None] = "root"
     learns_schema: ClassVar[bool] = True
     options_model: ClassVar[type[JSONLOptions]] = JSONLOptions
+    file_rules: ClassVar[type[FileRules] | None] = JSONLRules
 
     @classmethod
     def surveys_metadata(cls, opts: Any) -> bool:
@@ -97,8 +100,6 @@ class JSONLFormatter(Formatter[JSONLOptions]):
         return cleaned
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
-        from qudata.quality.validate import JSONLSchemaTracker
-
         tracker = state.get("schema")
         if tracker is None:
             tracker = state["schema"] = JSONLSchemaTracker()

@@ -21,6 +21,7 @@ from qudata.io.parquet import ParquetShardWriter, import_pyarrow
 from qudata.models import KNOWN_METADATA_KEYS, Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml import chatml_options
+from qudata.pack.jsonl_rules import validate_jsonl
 from qudata.pack.markup import MessageCleaner, conversation_guard
 from qudata.quality.report import Drop, FormatStats
 from qudata.sections import Section
@@ -170,8 +171,6 @@ class ParquetFormatter(Formatter[ParquetOptions]):
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
         """String hygiene: Arrow writes whole batches, so a bad string must not reach it."""
-        from qudata.quality.validate import validate_jsonl
-
         return [p.code for p in validate_jsonl(record)]
 
     def writer(self, directory: Path, split: str, **options: Any) -> Any:

@@ -19,7 +19,15 @@ from pydantic import Field
 from qudata.conversations import ends_on_user, message_text
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
-from qudata.pack.plain_syntax import PlainBlock, check_separator, escape_content, read_plain
+from qudata.pack.plain_rules import PlainRules, validate_plain_block
+from qudata.pack.plain_syntax import (
+    PLAIN_SEPARATOR,
+    PlainBlock,
+    check_separator,
+    escape_content,
+    read_plain,
+)
+from qudata.quality.problems import FileRules
 from qudata.quality.report import Drop
 from qudata.sections import Section
 
@@ -29,7 +37,7 @@ __all__ = ["PlainBlock", "PlainOptions", "PlainTextFormatter", "read_plain"]
 class PlainOptions(Section):
     """``pack.plain``: human-readable blocks for inspection."""
 
-    separator: str = "\n---\n"
+    separator: str = PLAIN_SEPARATOR
     include_headers: bool = True
     max_line_length: int | None = Field(default=None, gt=0)
 
@@ -86,6 +94,7 @@ class PlainTextFormatter(Formatter[PlainOptions]):
     name: ClassVar[str] = "plain"
     extension: ClassVar[str] = ".txt"
     options_model: ClassVar[type[PlainOptions]] = PlainOptions
+    file_rules: ClassVar[type[FileRules] | None] = PlainRules
 
     def format_document(
         self, doc: Document, opts: PlainOptions, state: dict[str, Any]
@@ -119,8 +128,6 @@ class PlainTextFormatter(Formatter[PlainOptions]):
         return ["\n".join(lines)]
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
-        from qudata.quality.validate import validate_plain_block
-
         headers = self.options.include_headers
         block = f"=== Document 1 ===\n{record}" if headers else str(record)
         return [p.code for p in validate_plain_block(block, None, headers=headers)]
