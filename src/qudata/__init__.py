@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from qudata.config import Config, load_config
 from qudata.errors import ConfigError, InputError, MissingExtraError, OutputError, QudataError
 from qudata.models import Document
+from qudata.version import __version__
 from qudata.pack import registry as _registry  # the formats, with their options
 
 del _registry
@@ -22,7 +23,6 @@ del _registry
 if TYPE_CHECKING:
     from qudata.pipeline import pack_dataset
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Config",

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from qudata import __version__
+from qudata.version import __version__
 from qudata.errors import ConfigError, OutputError, QudataError, WriteError
 from qudata.pack.plain_syntax import PLAIN_SEPARATOR
 from qudata.pack.registry import FORMATTERS

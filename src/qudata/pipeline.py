@@ -123,7 +123,7 @@ def pack_dataset(
 
 
 def _new_report(cfg: Config) -> RunReport:
-    from qudata import __version__
+    from qudata.version import __version__
 
     # ``output.overwrite`` says how to write, ``engine`` where: both are left out so that
     # a rerun with --overwrite, another engine or other workers writes the same bytes
