@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from qudata.config import Config, load_config
 from qudata.errors import ConfigError, InputError, MissingExtraError, OutputError, QudataError
 from qudata.models import Document
-from qudata.version import __version__
 from qudata.pack import registry as _registry  # the formats, with their options
+from qudata.version import __version__
 
 del _registry
 

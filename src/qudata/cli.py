@@ -17,11 +17,11 @@ from typing import Any
 
 import click
 
-from qudata.version import __version__
 from qudata.errors import ConfigError, OutputError, QudataError, WriteError
 from qudata.pack.plain_syntax import PLAIN_SEPARATOR
 from qudata.pack.registry import FORMATTERS
 from qudata.quality.validate import file_rules, validated_formats
+from qudata.version import __version__
 
 __all__ = ["cli", "main"]
 

@@ -10,7 +10,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from qudata.quality.report import RunReport
+from qudata.account import RunReport
 
 if TYPE_CHECKING:
     from qudata.quality.problems import FileValidation

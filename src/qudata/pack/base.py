@@ -2,7 +2,7 @@
 
 A concrete formatter sets ``name``, ``extension`` and ``options_model`` and
 implements :meth:`Formatter.format_document` (one document to records, or a
-:class:`~qudata.quality.report.Drop`) and :meth:`Formatter.encoder` (records to
+:class:`~qudata.account.Drop`) and :meth:`Formatter.encoder` (records to
 bytes). Everything else — option precedence, streaming, statistics, atomic
 files — lives here once.
 """
@@ -18,13 +18,13 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from qudata.account import Drop, FormatStats
 from qudata.config import Config, load_config, merge_options
 from qudata.io.writers import AtomicFile
 from qudata.models import Document, DocumentNormalizer
 from qudata.pack.schema import MetadataSchema
 from qudata.quality.checks import Check, first_drop
 from qudata.quality.problems import FileRules
-from qudata.quality.report import Drop, FormatStats
 from qudata.sections import Section
 
 __all__ = ["Encoder", "Formatter", "Record"]

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal, cast
 
 from pydantic import Field, field_validator
 
+from qudata.account import Drop
 from qudata.config import Config
 from qudata.conversations import conversation_problems
 from qudata.errors import InputError
@@ -25,7 +26,6 @@ from qudata.pack.templates import (
     render_prompt,
 )
 from qudata.quality.problems import FileRules
-from qudata.quality.report import Drop
 from qudata.sections import Section
 from qudata.tools import undeclared_calls
 

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
+from qudata.account import Drop
 from qudata.config import QualityConfig
 from qudata.conversations import ends_on_user
 from qudata.models import KNOWN_METADATA_KEYS, Document
@@ -17,7 +18,6 @@ from qudata.pack.metadata import MetadataWriter
 from qudata.quality.checks import Check
 from qudata.quality.gate import QualityGate
 from qudata.quality.problems import FileRules
-from qudata.quality.report import Drop
 from qudata.sections import Section
 
 __all__ = ["JSONLFormatter", "JSONLOptions"]

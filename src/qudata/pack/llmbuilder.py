@@ -28,13 +28,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator
 
+from qudata.account import Drop
 from qudata.config import Config
 from qudata.errors import ConfigError, MissingExtraError
 from qudata.io.npy import NpyWriter
 from qudata.io.split_file import SplitFileWriter
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
-from qudata.quality.report import Drop
 from qudata.sections import Section
 
 __all__ = ["LLMBuilderFormatter", "LLMBuilderOptions", "load_sentencepiece"]

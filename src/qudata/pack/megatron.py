@@ -25,12 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from qudata.account import Drop, FileStats
 from qudata.errors import ConfigError
 from qudata.io.writers import AtomicFile
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
 from qudata.pack.chatml_render import render_chatml
-from qudata.quality.report import Drop, FileStats
 from qudata.sections import Section
 
 if TYPE_CHECKING:

@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from qudata.account import Drop
 from qudata.errors import ConfigError, InputError
 from qudata.io.parquet import import_pyarrow
 from qudata.models import Document
@@ -44,7 +45,6 @@ from qudata.pack.masks import Rendering, Vocabulary, check, find_turns, tokenize
 from qudata.pack.megatron import EOD_CANDIDATES
 from qudata.pack.packed_writer import PackedWriter
 from qudata.pack.templates import compile_chat_template, load_template_source, render_bounded
-from qudata.quality.report import Drop
 from qudata.sections import Section
 
 __all__ = ["PackedFormatter", "PackedOptions"]

@@ -17,13 +17,13 @@ from typing import Any, ClassVar
 
 import orjson
 
+from qudata.account import Drop, FormatStats
 from qudata.io.parquet import ParquetShardWriter, import_pyarrow
 from qudata.models import KNOWN_METADATA_KEYS, Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml import chatml_options
 from qudata.pack.jsonl_rules import validate_jsonl
 from qudata.pack.markup import MessageCleaner, conversation_guard
-from qudata.quality.report import Drop, FormatStats
 from qudata.sections import Section
 
 __all__ = ["ParquetFormatter", "ParquetOptions", "parquet_schema"]

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from qudata.account import Drop
 from qudata.conversations import ends_on_user, message_text
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
@@ -28,7 +29,6 @@ from qudata.pack.plain_syntax import (
     read_plain,
 )
 from qudata.quality.problems import FileRules
-from qudata.quality.report import Drop
 from qudata.sections import Section
 
 __all__ = ["PlainBlock", "PlainOptions", "PlainTextFormatter", "read_plain"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar, Literal
 
+from qudata.account import Drop
 from qudata.conversations import conversation_problems
 from qudata.models import Document, json_kind
 from qudata.pack.base import Formatter, Record
@@ -21,7 +22,6 @@ from qudata.pack.markup import MarkupGuard
 from qudata.pack.metadata import MetadataWriter
 from qudata.quality.problems import FileRules, FileValidation, Problem, make_problem
 from qudata.quality.problems import hygiene as string_hygiene
-from qudata.quality.report import Drop
 from qudata.sections import Section
 
 __all__ = ["PreferenceFormatter", "PreferenceOptions", "PreferenceRules", "validate_preference"]

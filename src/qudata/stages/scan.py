@@ -15,6 +15,7 @@ import pickle
 from dataclasses import dataclass
 from typing import Any
 
+from qudata.account import Drop
 from qudata.config import Config
 from qudata.errors import InputError
 from qudata.models import Document, DocumentNormalizer, token_texts
@@ -24,7 +25,6 @@ from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
 from qudata.quality.checks import first_drop
 from qudata.quality.dedup import dedup_text
-from qudata.quality.report import Drop
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items
 from qudata.stages.resume import record, resumed
@@ -56,7 +56,7 @@ def needs_schema(cfg: Config) -> bool:
 
 
 def passes_checks(doc: Document, ctx: StageContext) -> Drop | None:
-    """The first :class:`~qudata.quality.report.Drop` of the run's checks (quality gate
+    """The first :class:`~qudata.account.Drop` of the run's checks (quality gate
     first), or ``None``: for every stage and executor."""
     return first_drop(ctx.checks, doc)
 
