@@ -59,19 +59,53 @@ CHAT_TEMPLATE_ARGUMENTS = ("messages", "tools", "documents", "add_generation_pro
 class ChatMLOptions(Section):
     """``pack.chatml``: conversations in the OpenAI ``messages`` shape."""
 
-    system_message: str | None = None
-    system_policy: Literal["keep", "replace", "drop"] = "keep"
-    include_metadata: bool = False
-    max_tokens_per_message: int | None = Field(default=4096, gt=0)
-    on_overflow: Literal["split", "truncate", "drop", "error"] = "split"
-    user_template: str = DEFAULT_USER_TEMPLATE
-    assistant_template: str = DEFAULT_ASSISTANT_TEMPLATE
-    markup: Literal["escape", "strip", "drop"] = "escape"
-    render: Literal["none", "chatml"] = "none"
-    chat_template: str | None = None
-    template_vars: dict[str, str] = Field(default_factory=dict)
-    template_timeout: float = Field(default=5.0, gt=0)
-    template_max_chars: int = Field(default=1_000_000, gt=0)
+    system_message: str | None = Field(
+        default=None,
+        description="system turn added to every conversation without one (none: no system turn)",
+    )
+    system_policy: Literal["keep", "replace", "drop"] = Field(
+        default="keep", description="a record's own system turn: `keep`, `replace`, `drop`"
+    )
+    include_metadata: bool = Field(default=False, description="add the `metadata` object")
+    max_tokens_per_message: int | None = Field(
+        default=4096, gt=0, description="token budget of one message (exact counter)"
+    )
+    on_overflow: Literal["split", "truncate", "drop", "error"] = Field(
+        default="split",
+        description="a message over the budget: `split`, `truncate`, `drop`, `error`",
+    )
+    user_template: str = Field(
+        default=DEFAULT_USER_TEMPLATE,
+        description="user turn made from a plain document (a Jinja template)",
+        json_schema_extra={"shown_default": "see [Templates](formats.md#templates)"},
+    )
+    assistant_template: str = Field(
+        default=DEFAULT_ASSISTANT_TEMPLATE,
+        description="assistant turn made from a plain document",
+    )
+    markup: Literal["escape", "strip", "drop"] = Field(
+        default="escape", description="chat markup in content: `escape`, `strip`, `drop`"
+    )
+    render: Literal["none", "chatml"] = Field(
+        default="none", description="`chatml`: add a `text` field in ChatML markup"
+    )
+    chat_template: str | None = Field(
+        default=None, description="a Hugging Face chat template (file or string) for `text`"
+    )
+    template_vars: dict[str, str] = Field(
+        default_factory=dict,
+        description="variables of the chat template (`bos_token`, `eos_token`)",
+    )
+    template_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="seconds one template rendering may take (else `template_error`)",
+    )
+    template_max_chars: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="characters one template rendering may produce (else `template_error`)",
+    )
 
     @field_validator("template_vars")
     @classmethod

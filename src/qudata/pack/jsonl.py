@@ -26,10 +26,21 @@ __all__ = ["JSONLFormatter", "JSONLOptions"]
 class JSONLOptions(Section):
     """``pack.jsonl``: one JSON object per line with exactly ``fields``."""
 
-    fields: list[str] = Field(default_factory=lambda: ["text", "labels", "metadata"], min_length=1)
-    field_mapping: dict[str, str] = Field(default_factory=dict)
-    filter_low_quality: bool = False
-    min_quality_score: float = Field(default=0.7, ge=0.0, le=1.0)
+    fields: list[str] = Field(
+        default_factory=lambda: ["text", "labels", "metadata"],
+        min_length=1,
+        description="output keys, in order",
+    )
+    field_mapping: dict[str, str] = Field(
+        default_factory=dict, description="renames of output keys"
+    )
+    filter_low_quality: bool = Field(
+        default=False,
+        description="drop documents under `min_quality_score` from the JSONL output",
+    )
+    min_quality_score: float = Field(
+        default=0.7, ge=0.0, le=1.0, description="threshold of that filter"
+    )
 
     @field_validator("fields")
     @classmethod

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from qudata.account import Drop
 from qudata.config import Config
@@ -50,9 +50,20 @@ class LLMBuilderOptions(Section):
     deletes blank lines and glues the lines around them together).
     """
 
-    tokenizer: str | None = None
-    separator: str = "<|endoftext|>"
-    paragraphs: Literal["keep", "newline"] = "keep"
+    tokenizer: str | None = Field(
+        default=None,
+        description="a SentencePiece `.model`: write `<split>.npy` token ids (extra "
+        "`llmbuilder`); none: text",
+    )
+    separator: str = Field(
+        default="<|endoftext|>",
+        description="text mode: the line written after every document (one line of visible text)",
+    )
+    paragraphs: Literal["keep", "newline"] = Field(
+        default="keep",
+        description="text mode: a paragraph break stays a blank line (`keep`) or becomes one "
+        "newline (`newline`)",
+    )
 
     @field_validator("separator")
     @classmethod

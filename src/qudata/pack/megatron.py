@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from pydantic import Field
+
 from qudata.account import Drop, FileStats
 from qudata.errors import ConfigError
 from qudata.io.writers import AtomicFile
@@ -50,10 +52,15 @@ __all__ = [
 class MegatronOptions(Section):
     """``pack.megatron``: a Megatron-LM indexed dataset (token ids, one sequence a document)."""
 
-    #: what a conversation becomes: its ``text``, or ``render`` (ChatML markup)
-    text: Literal["text", "render"] = "text"
-    #: the end-of-document token; none: the tokenizer's (``<|endoftext|>``, ``</s>``, ...)
-    eod_token: str | None = None
+    text: Literal["text", "render"] = Field(
+        default="text",
+        description="a conversation's sequence: `text`, or `render` (ChatML markup)",
+    )
+    eod_token: str | None = Field(
+        default=None,
+        description="end-of-document token appended to each sequence (none: the tokenizer's, "
+        "`<|endoftext|>`, `</s>`, ...)",
+    )
 
 
 INDEX_HEADER = b"MMIDIDX\x00\x00"

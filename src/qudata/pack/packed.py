@@ -53,22 +53,35 @@ __all__ = ["PackedFormatter", "PackedOptions"]
 class PackedOptions(Section):
     """``pack.packed``: packed training sequences (token ids, positions, assistant masks)."""
 
-    #: the most tokens of one row
-    seq_len: int = Field(default=4096, gt=1)
-    #: ``chatml`` (qudata's ChatML rendering) or a chat template (a path or inline)
-    template: str = "chatml"
-    #: variables for the chat template (``bos_token``, ...)
-    template_vars: dict[str, str] = Field(default_factory=dict)
-    #: the tokens in the loss: the assistant spans, or every token
-    mask: Literal["assistant", "all"] = "assistant"
-    #: best-fit decreasing over the whole split, or in input order
-    strategy: Literal["bfd", "sequential"] = "bfd"
-    #: a conversation longer than ``seq_len``: dropped (``too_long``), or cut between turns
-    on_overflow: Literal["drop", "split_turns"] = "drop"
-    #: a template that renders earlier assistant turns differently from the last one
-    reasoning: Literal["last_turn", "per_turn", "keep"] = "last_turn"
-    #: the end-of-document token of plain documents; none: the tokenizer's
-    eod_token: str | None = None
+    seq_len: int = Field(default=4096, gt=1, description="most tokens of one packed row")
+    template: str = Field(
+        default="chatml",
+        description="`chatml` (qudata's ChatML rendering), or a chat template (path or string)",
+    )
+    template_vars: dict[str, str] = Field(
+        default_factory=dict, description="variables of that template (`bos_token`, ...)"
+    )
+    mask: Literal["assistant", "all"] = Field(
+        default="assistant", description="tokens in the loss: `assistant` spans, or `all`"
+    )
+    strategy: Literal["bfd", "sequential"] = Field(
+        default="bfd",
+        description="`bfd` (best-fit decreasing over the split) or `sequential` (input order)",
+    )
+    on_overflow: Literal["drop", "split_turns"] = Field(
+        default="drop",
+        description="a conversation over `seq_len`: `drop` (`too_long`) or `split_turns` "
+        "(cut between turns)",
+    )
+    reasoning: Literal["last_turn", "per_turn", "keep"] = Field(
+        default="last_turn",
+        description="a template that renders earlier assistant turns differently from the "
+        "last one: `last_turn`, `per_turn`, `keep`",
+    )
+    eod_token: str | None = Field(
+        default=None,
+        description="end-of-document token after each plain document (none: the tokenizer's)",
+    )
 
 
 class PackedFormatter(Formatter[PackedOptions]):

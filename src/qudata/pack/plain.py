@@ -37,9 +37,13 @@ __all__ = ["PlainBlock", "PlainOptions", "PlainTextFormatter", "read_plain"]
 class PlainOptions(Section):
     """``pack.plain``: human-readable blocks for inspection."""
 
-    separator: str = PLAIN_SEPARATOR
-    include_headers: bool = True
-    max_line_length: int | None = Field(default=None, gt=0)
+    separator: str = Field(default=PLAIN_SEPARATOR, description="between blocks")
+    include_headers: bool = Field(default=True, description="`=== Document N ===` and header lines")
+    max_line_length: int | None = Field(
+        default=None,
+        gt=0,
+        description="wrap content lines at word boundaries (none: no wrapping)",
+    )
 
 
 def _one_line(value: str) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
 from qudata.account import Drop
 from qudata.conversations import conversation_problems
 from qudata.models import Document, json_kind
@@ -30,8 +32,13 @@ __all__ = ["PreferenceFormatter", "PreferenceOptions", "PreferenceRules", "valid
 class PreferenceOptions(Section):
     """``pack.preference``: TRL conversational preference records (prompt, chosen, rejected)."""
 
-    include_metadata: bool = False
-    markup: Literal["escape", "strip", "drop"] = "escape"
+    include_metadata: bool = Field(
+        default=False, description="add the `metadata` object to preference records"
+    )
+    markup: Literal["escape", "strip", "drop"] = Field(
+        default="escape",
+        description="chat markup in any string of a pair: `escape`, `strip`, `drop` (as ChatML)",
+    )
 
 
 _MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
