@@ -12,7 +12,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qudata.conversations import PROBLEM_CODES, conversation_problems
+from qudata.normalize.problems import PROBLEM_CODES, conversation_problems
 from qudata.pack import ChatMLFormatter, JSONLFormatter, PlainTextFormatter
 from qudata.pack.chatml_rules import validate_chatml
 from qudata.pack.jsonl_rules import JSONLSchemaTracker, validate_jsonl

@@ -9,9 +9,10 @@ from pydantic import Field, field_validator
 
 from qudata.account import Drop
 from qudata.config import Config
-from qudata.conversations import conversation_problems
 from qudata.errors import InputError
 from qudata.models import Document
+from qudata.normalize.problems import conversation_problems
+from qudata.normalize.tools import undeclared_calls
 from qudata.pack.base import Formatter, Record
 from qudata.pack.budget import guess_parts, split_to_budget, truncate_to_budget
 from qudata.pack.chatml_render import render_chatml
@@ -27,7 +28,6 @@ from qudata.pack.templates import (
 )
 from qudata.quality.problems import FileRules
 from qudata.sections import Section
-from qudata.tools import undeclared_calls
 
 __all__ = [
     "CHAT_TEMPLATE_ARGUMENTS",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from qudata.conversations import conversation_problems
 from qudata.models import json_kind
+from qudata.normalize.problems import conversation_problems
 from qudata.quality.problems import (
     FileRules,
     FileValidation,
@@ -108,7 +108,7 @@ _SAID_BY = {
 
 def _conversation_rules(messages: list[dict[str, Any]], reported: set[str]) -> list[Problem]:
     """The rules ``qudata pack`` drops conversations by
-    (:func:`qudata.conversations.conversation_problems`), as problems: one rule set."""
+    (:func:`qudata.normalize.problems.conversation_problems`), as problems: one rule set."""
     return [
         make_problem(code, "messages", _CONVERSATION_MESSAGES.get(code, code))
         for code in conversation_problems(messages)

@@ -8,8 +8,8 @@ from pydantic import Field, field_validator
 
 from qudata.account import Drop
 from qudata.config import QualityConfig
-from qudata.conversations import ends_on_user
 from qudata.models import KNOWN_METADATA_KEYS, Document
+from qudata.normalize.problems import ends_on_user
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml import chatml_options
 from qudata.pack.jsonl_rules import JSONLRules, JSONLSchemaTracker

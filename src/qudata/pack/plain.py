@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from qudata.account import Drop
-from qudata.conversations import ends_on_user, message_text
 from qudata.models import Document
+from qudata.normalize.problems import ends_on_user
+from qudata.normalize.turns import message_text
 from qudata.pack.base import Encoder, Formatter, Record
 from qudata.pack.plain_rules import PlainRules, validate_plain_block
 from qudata.pack.plain_syntax import (

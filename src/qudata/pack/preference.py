@@ -16,8 +16,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from qudata.account import Drop
-from qudata.conversations import conversation_problems
 from qudata.models import Document, json_kind
+from qudata.normalize.problems import conversation_problems
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml_rules import message_rules, record_rules
 from qudata.pack.markup import MarkupGuard
