@@ -10,6 +10,7 @@ from itertools import accumulate, chain, islice
 from typing import TYPE_CHECKING, Any
 
 from qudata.quality.tokens.base import proportional_ends
+from qudata.quality.tokens.encodings import ENCODINGS
 from qudata.quality.tokens.threads import batch_threads
 
 if TYPE_CHECKING:
@@ -33,6 +34,30 @@ class TiktokenCounter:
 
     def count(self, text: str) -> int:
         return len(self._encoding.encode_ordinary(text))
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """The ids of ``text`` as ordinary text (special-token strings in it included)."""
+        return list(self._encoding.encode_ordinary(text))
+
+    def ids(self, tokens: Any) -> list[int]:
+        """The token ids of what :meth:`encode_batch` gave for a text."""
+        return list(tokens)
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        """The special tokens (``<|endoftext|>`` ...): only a format places them."""
+        return dict(self._encoding._special_tokens)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What names this tokenizer in a manifest: the encoding, its rank file's sha256
+        (checked at load) and its special tokens (fixed by the encoding)."""
+        return {
+            "backend": "tiktoken",
+            "encoding": self.name,
+            "rank_file_sha256": ENCODINGS[self.name][0] if self.name in ENCODINGS else None,
+            "special_tokens": self.special_tokens,
+        }
 
     @property
     def vocab_size(self) -> int:
