@@ -10,11 +10,11 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from qudata.account import RunReport
 from qudata.normalize.account import describe
-from qudata.quality.report import RunReport
 
 if TYPE_CHECKING:
-    from qudata.quality.validate import FileValidation
+    from qudata.quality.problems import FileValidation
     from qudata.stats import InputStats
 
 __all__ = ["print_stats", "print_summary", "print_validation"]

@@ -13,18 +13,38 @@ preference (``markup``).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from qudata.config import KTOOptions
+from pydantic import Field
+
+from qudata.account import Drop
 from qudata.models import Document
 from qudata.normalize.problems import conversation_problems
 from qudata.pack.base import Formatter, Record
 from qudata.pack.markup import MarkupGuard
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.preference import clean_markup
-from qudata.quality.report import Drop
+from qudata.sections import Section
 
-__all__ = ["KTOFormatter"]
+__all__ = ["KTOFormatter", "KTOOptions"]
+
+
+class KTOOptions(Section):
+    """``pack.kto``: TRL's unpaired preference records (prompt, completion, label)."""
+
+    include_metadata: bool = Field(
+        default=False, description="add the `metadata` object to KTO records"
+    )
+    markup: Literal["escape", "strip", "drop"] = Field(
+        default="escape",
+        description="chat markup in any string of a record: `escape`, `strip`, `drop` (as ChatML)",
+    )
+    unpair: bool = Field(
+        default=True,
+        description="a chosen/rejected pair becomes two records (label true, then false), "
+        "as TRL's `unpair_preference_dataset`; `false`: pairs are dropped (`not_kto`)",
+    )
+
 
 _MESSAGE_KEYS = ("role", "content", "reasoning_content", "name", "tool_calls", "tool_call_id")
 _MARKUP_EVENT = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}

@@ -8,8 +8,8 @@ format), unless ``input.undesirable: keep``.
 
 from __future__ import annotations
 
+from qudata.account import Drop
 from qudata.models import Document
-from qudata.quality.report import Drop
 
 __all__ = ["UndesirableCheck"]
 
