@@ -90,7 +90,7 @@ def test_sharegpt_tools_string_and_top_level_system(tmp_path: Path) -> None:
         }
     ]
     assert glaive["messages"][0] == {"role": "system", "content": "You are a weather bot."}
-    assert glaive["messages"][2]["tool_calls"][0]["function"]["arguments"] == '{"city": "Lima"}'
+    assert glaive["messages"][2]["tool_calls"][0]["function"]["arguments"] == {"city": "Lima"}
     assert glaive["messages"][3]["tool_call_id"] == glaive["messages"][2]["tool_calls"][0]["id"]
 
 
