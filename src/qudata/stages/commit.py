@@ -64,6 +64,9 @@ def commit_format(job: Job, name: str, feature_state: dict[str, Any]) -> Committ
     if counter is not None:
         if stats.tokenizer == "none":  # a format with its own tokenizer names it itself
             stats.tokenizer, stats.tokens_exact = counter.name, counter.exact
+            stats.tokenizer_identity = getattr(
+                getattr(counter, "counter", counter), "identity", None
+            )
         stats.token_limit_enforced = out.limit is not None
     histograms = {split: h.buckets() for split, h in out.histograms.items()}
     return Committed(stats, histograms)
