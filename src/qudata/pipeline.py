@@ -223,7 +223,7 @@ def _shuffle_buckets(job: Job) -> int:
 
 
 class _Quiet:
-    def phase(self, label: str, total: int) -> None:
+    def phase(self, label: str, total: int, unit: str = "bytes") -> None:
         pass
 
     def advance(self, amount: int, records: int = 0) -> None:
