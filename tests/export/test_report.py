@@ -325,10 +325,14 @@ def test_a_real_run_as_a_user_sees_it(tmp_path: Path) -> None:
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     counts = manifest["counts"]
     assert counts["dropped"]["contaminated"] > 0 and counts["dropped"]["low_quality"] > 0
-    seen = assert_seen_whole((out / "report.html").read_text(encoding="utf-8"), counts)
+    html = (out / "report.html").read_text(encoding="utf-8")
+    seen = assert_seen_whole(html, counts)
     ids = [c["id"] for c in seen["charts"]]
     assert {"chart-quality", "chart-dropped", "chart-clusters", "chart-sources"} <= set(ids)
     assert "chart-fill-packed-train" in ids and seen["notes"] == []
+    packed = manifest["formats"]["packed"]
+    rows = sum(split["rows"] for split in packed["packing"].values())
+    assert f"<td>{rows:,} rows of {packed['records']:,} sequences</td>" in html
     (dropped,) = [c for c in seen["charts"] if c["id"] == "chart-dropped"]
     contaminated = [t for t in dropped["tips"] if t.startswith("contaminated")]
     assert contaminated == [f"contaminated: gsm_like.jsonl.gz: {counts['dropped']['contaminated']}"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from qudata.export.svg import ALT_COLOR, BAR_COLOR, Bar, bar_chart, column_chart
 
-__all__ = ["ReportData", "chart_id", "render_report"]
+__all__ = ["ReportData", "chart_id", "packed_rows", "render_report"]
 
 
 @dataclass
@@ -111,13 +111,24 @@ def _summary(data: ReportData) -> str:
         if tokens is not None and not stats.get("tokens_exact", True):
             shown = f'<span title="estimate">≈ {shown}</span>'
         fmt_dropped = sum(n for _, n in _reasons(stats.get("dropped")))
+        records = f"{int(stats.get('records', 0)):,}"
+        rows = packed_rows(stats)
+        if rows is not None:  # a packed format: the rows a user loads, of sequences
+            records = f"{rows:,} rows of {records} sequences"
         out.append(
             f"<tr><td>{escape(name)}</td><td>{int(stats.get('documents', 0)):,}</td>"
-            f"<td>{int(stats.get('records', 0)):,}</td><td>{shown}</td>"
-            f"<td>{fmt_dropped:,}</td></tr>"
+            f"<td>{records}</td><td>{shown}</td><td>{fmt_dropped:,}</td></tr>"
         )
     out.append("</tbody></table>")
     return "".join(out)
+
+
+def packed_rows(stats: Mapping[str, Any]) -> int | None:
+    """The rows of a packed format (``records`` counts its sequences); None otherwise."""
+    packing = stats.get("packing")
+    if not isinstance(packing, Mapping):
+        return None
+    return sum(int(split["rows"]) for split in packing.values())
 
 
 def _tokens_label(n: int) -> str:
