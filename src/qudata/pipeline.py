@@ -99,6 +99,8 @@ def pack_dataset(
             if cfg.mix is not None:
                 job.mix_source.update(argument_of)
             outcome = _run(job, report, progress or _Quiet())
+            if not resume:
+                report.resumed = None  # the summary says what --resume took, when asked
             _check_written(outcome)
             shutil.rmtree(job.parts, ignore_errors=True)
             publish_dataset(

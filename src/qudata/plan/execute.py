@@ -99,13 +99,16 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
         job.mix = merge_surveys(planner, surveys).plan()
     total = Account(formats=len(cfg.pack.formats))
     resumed = sum(s.resumed for s in scans)
+    taken = {"partitions": count, "taken": int(job.resume), "scan": resumed, "write": 0}
 
     def add(account: Account) -> None:  # in partition order, as each is done
         nonlocal resumed
         resumed += account.resumed
+        taken["write"] += account.resumed
         add_account(report, total, account)
 
     executor.map(write_partition, calls, step("write"), consume=add)
+    report.resumed = taken
     report.inputs = _inputs(report.inputs, job, scans)
     names = list(cfg.pack.formats)
     parts = [_parts_bytes(job, name) for name in [*names, "rejects"]]

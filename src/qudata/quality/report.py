@@ -165,6 +165,10 @@ class RunReport:
     #: things the user should know about the run (printed by the CLI; not in the manifest)
     cautions: list[str] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)  # entries of input folders not read
+    #: ``--resume``: ``partitions``, and how many of them had their ``scan`` and ``write``
+    #: taken from the killed run (``taken``: whether there was one to take up); not in
+    #: the manifest
+    resumed: dict[str, int] | None = None
 
     def balanced(self) -> bool:
         """Both account identities hold."""
