@@ -368,6 +368,16 @@ def parse_size(value: int | str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
 
 
+class CardConfig(Section):
+    """``output.card``: the user's own statement in the dataset card (``README.md``):
+    ``license`` (an SPDX id or ``other``, the Hub's ``license:``), ``pretty_name``, and a
+    ``description`` paragraph. Left out of the manifest while empty."""
+
+    license: str | None = Field(default=None, min_length=1, max_length=100)
+    pretty_name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, min_length=1, max_length=20_000)
+
+
 class OutputConfig(Section):
     """``output``: splits, order, shards and compression of the dataset folder."""
 
@@ -381,6 +391,7 @@ class OutputConfig(Section):
     add_metadata: list[Literal["chars", "words", "tokens", "language"]] = Field(
         default_factory=list
     )
+    card: CardConfig = Field(default_factory=CardConfig)
 
     @field_validator("split")
     @classmethod

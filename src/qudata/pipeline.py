@@ -130,6 +130,8 @@ def _new_report(cfg: Config) -> RunReport:
     # ``output.overwrite`` says how to write, ``engine`` where: both are left out so that
     # a rerun with --overwrite, another engine or other workers writes the same bytes
     config = cfg.model_dump(mode="json", exclude={"output": {"overwrite"}, "engine": True})
+    if not any(config["output"]["card"].values()):  # manifests without one stay as they were
+        del config["output"]["card"]
     return RunReport(qudata_version=__version__, config=config)
 
 
