@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+from qudata.export.report_style import CSS
 from qudata.export.svg import ALT_COLOR, BAR_COLOR, Bar, bar_chart, column_chart
 
 __all__ = ["ReportData", "chart_id", "packed_rows", "render_report"]
@@ -365,56 +366,13 @@ def _grid(*parts: str) -> str:
     return grid + lines
 
 
-_CSS = """
-:root{--fg:#1f2933;--muted:#616e7c;--line:#d9dee5;--bg:#f5f6f8;--card:#fff}
-*{box-sizing:border-box}
-body{margin:0;background:var(--bg);color:var(--fg);
-font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-main{max-width:1180px;margin:0 auto;padding:24px 20px 32px}
-h1{font-size:22px;margin:0 0 2px}
-h2{font-size:16px;margin:26px 0 10px}
-.muted,footer{color:var(--muted)}
-footer{font-size:12px;margin-top:24px}
-.cards{display:flex;gap:12px;margin:16px 0}
-.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px 18px;
-min-width:150px}
-.card span{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.05em}
-.card b{display:block;font-size:22px;font-variant-numeric:tabular-nums}
-table{border-collapse:collapse;background:var(--card);border:1px solid var(--line);
-font-variant-numeric:tabular-nums}
-th,td{padding:6px 16px;border-bottom:1px solid var(--line);text-align:right}
-th{background:#eef1f5;font-weight:600}
-th:first-child,td:first-child{text-align:left}
-.grid{display:grid;gap:14px}
-.grid-3{grid-template-columns:repeat(3,minmax(0,1fr))}
-.grid-2{grid-template-columns:repeat(2,minmax(0,1fr));align-items:start}
-.grid-1{grid-template-columns:minmax(0,1fr)}
-figure{margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;
-padding:10px 12px}
-figcaption{font-weight:600;margin-bottom:4px}
-figcaption small{color:var(--muted);font-weight:400;margin-left:6px}
-svg.chart{display:block;width:100%;height:auto}
-.chart text{fill:#3e4c59;font-size:11px}
-.chart .value{font-size:9.5px;fill:#1f2933}
-.chart .axis-label{fill:var(--muted)}
-.chart .empty{fill:var(--muted);font-style:italic}
-.chart .gridline{stroke:#e6e9ee}
-.chart .axis{stroke:#9aa5b1}
-.chart .marker{stroke:#c62828;stroke-width:2;stroke-dasharray:5 3}
-.chart .marker-label{fill:#c62828;font-weight:600}
-.no-chart{color:var(--muted);font-style:italic;margin:6px 0}
-@media (max-width:900px){.grid-3{grid-template-columns:repeat(2,minmax(0,1fr))}
-.grid-2{grid-template-columns:1fr}}
-"""
-
-
 def render_report(data: ReportData) -> str:
     """The complete, self-contained HTML document for ``data``."""
     title, version = escape(data.title), escape(data.qudata_version)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{_CSS}</style></head><body><main>"
+        f"<title>{title}</title><style>{CSS}</style></head><body><main>"
         f'<header><h1>{title}</h1><p class="muted">qudata {version}</p></header>'
         f"<section><h2>Summary</h2>{_summary(data)}</section>"
         f"<section><h2>Token length distribution</h2>{_token_charts(data)}</section>"
