@@ -55,7 +55,8 @@ def pack_dataset(
     """Pack ``inputs`` (files, folders, globs, ``-``) into a dataset folder; return the account.
 
     ``command`` is shown in the dataset card as the command that made the folder;
-    ``progress`` receives the phases and the bytes of input done. ``resume``: take up
+    ``progress`` receives each phase with its total and unit, then the work done (see
+    :class:`qudata.plan.execute.Progress`). ``resume``: take up
     the staging folder of a killed run into ``output_dir`` (see
     :mod:`qudata.stages.resume`); the output is the same as an uninterrupted run's.
 
