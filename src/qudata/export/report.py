@@ -47,6 +47,7 @@ class ReportData:
     quality_threshold: float | None = None
     mix: dict[str, Any] | None = None  # the manifest's ``mix`` section
     dedup: dict[str, Any] | None = None  # the manifest's ``dedup`` section
+    decontamination: dict[str, Any] | None = None  # the manifest's ``decontamination``
     unscored: int = 0
     sources: list[tuple[str, int]] = field(default_factory=list)
 
@@ -200,8 +201,10 @@ def _quality_chart(data: ReportData) -> str:
 
 def _dropped_chart(data: ReportData) -> str:
     bars = [Bar(r, n) for r, n in _reasons(data.counts.get("dropped"))]
+    found = data.decontamination or {}
     for path, n in _reasons(data.counts.get("contaminated")):  # per benchmark file
-        bars.append(Bar(f"contaminated: {path.rsplit('/', 1)[-1]}", n))
+        items = f" ({found[path]['items']:,} items)" if path in found else ""
+        bars.append(Bar(f"contaminated: {path.rsplit('/', 1)[-1]}{items}", n))
     for fmt, stats in data.formats.items():
         bars += [Bar(f"{fmt}: {r}", n, ALT_COLOR) for r, n in _reasons(stats.get("dropped"))]
     svg = bar_chart(
