@@ -18,7 +18,8 @@ from typing import Any
 from qudata.config import Config
 from qudata.dedup.text import dedup_text
 from qudata.errors import InputError
-from qudata.models import Document, DocumentNormalizer, token_texts
+from qudata.models import Document, token_texts
+from qudata.normalize.document import DocumentNormalizer
 from qudata.pack.registry import FORMATTERS
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job

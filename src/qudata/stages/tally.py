@@ -7,7 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from qudata.errors import InputError
-from qudata.models import Document, DocumentNormalizer
+from qudata.models import Document
+from qudata.normalize.document import DocumentNormalizer
 from qudata.plan.job import Job
 from qudata.stages.context import context
 from qudata.stages.read import Unreadable, source_items

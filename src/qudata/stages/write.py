@@ -20,7 +20,8 @@ from qudata.dedup.text import exact_key
 from qudata.errors import InputError
 from qudata.export.splits import SplitAssigner
 from qudata.io.sources import Source
-from qudata.models import Document, DocumentNormalizer, token_texts
+from qudata.models import Document, token_texts
+from qudata.normalize.document import DocumentNormalizer
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
