@@ -4,7 +4,7 @@ The exact key is the xxh3-128 digest of the normalised text (Unicode NFC, case
 folded, whitespace runs to one space). Near dedup's shingles are the word n-grams of
 the same normalised text, or, for a text mostly in scripts written without spaces
 (Chinese, Japanese, Thai: at least :data:`CHAR_SHINGLE_SHARE` of its non-space
-characters, :mod:`qudata.scripts`), the character n-grams of its non-space
+characters, :mod:`qudata.unicode_scripts`), the character n-grams of its non-space
 characters: a Chinese paragraph is one whitespace "word", so word shingles would make
 any one-character edit a different document.
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import xxhash
 
-from qudata.scripts import UNSPACED, unspaced_share
+from qudata.unicode_scripts import UNSPACED, unspaced_share
 
 __all__ = [
     "CHAR_SHINGLE_SHARE",

@@ -5,7 +5,7 @@ and only letters and digits count. A word is a run of letters, digits and combin
 marks; punctuation, operators, brackets and markup separate words and never are words
 themselves, so ``48 / 2 = <<48/2=24>>24`` is the five words ``48 2 48 2 24 24`` and
 ``for i in range(1, n + 1):`` the eight words ``for i in range 1 n 1``. In scripts
-written without spaces (Chinese, Japanese, Thai: :mod:`qudata.scripts`) every
+written without spaces (Chinese, Japanese, Thai: :mod:`qudata.unicode_scripts`) every
 character is a word.
 
 A document or conversation (each message's content on its own) is ``contaminated``
@@ -42,7 +42,7 @@ from qudata.config import DecontaminationConfig
 from qudata.errors import ConfigError, InputError
 from qudata.models import Document
 from qudata.quality.report import Drop
-from qudata.scripts import UNSPACED_RANGES
+from qudata.unicode_scripts import UNSPACED_RANGES
 
 __all__ = [
     "MIN_LETTER_SHARE",
