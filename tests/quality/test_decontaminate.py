@@ -306,3 +306,19 @@ def test_code_boilerplate_does_not_match_but_a_copied_prompt_does(tmp_path: Path
     drop = check.check(Document(text=copied))
     assert drop is not None and drop.extra is not None
     assert (drop.extra["item"], drop.extra["benchmark_field"]) == ("Code/1", "prompt")
+
+
+def test_chinese_items_are_matched_by_characters(tmp_path: Path) -> None:
+    path = tmp_path / "ceval_like.jsonl"
+    item = {
+        "id": "c1",
+        "question": "下列关于光合作用的说法，哪一项是正确的？植物在黑暗中也能进行光合作用。",
+    }
+    path.write_bytes(orjson.dumps(item) + b"\n")
+    check = Decontaminator(DecontaminationConfig(files=[str(path)]))
+    copied = "练习题：下列关于光合作用的说法哪一项是正确的 植物在黑暗中也能进行光合作用"
+    drop = check.check(Document(text=copied))
+    assert drop is not None and drop.extra is not None
+    assert drop.extra["ngram"] == "下 列 关 于 光 合 作 用 的 说 法 哪 一"
+    other = "光合作用是植物利用光能把二氧化碳和水转化为有机物的过程，需要叶绿素参与。"
+    assert check.check(Document(text=other)) is None
