@@ -38,10 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from qudata.account import Drop
 from qudata.config import DecontaminationConfig
 from qudata.errors import ConfigError, InputError
 from qudata.models import Document
-from qudata.quality.report import Drop
 from qudata.unicode_scripts import UNSPACED_RANGES
 
 __all__ = [

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from qudata.account import Drop
 from qudata.config import QualityConfig
 from qudata.errors import MissingExtraError
 from qudata.models import Document
 from qudata.quality.language_codes import iso639_1
-from qudata.quality.report import Drop
 
 __all__ = ["SAMPLE_CHARS", "UNDETERMINED", "LanguageCheck", "LanguageDetector"]
 
