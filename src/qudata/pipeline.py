@@ -174,6 +174,10 @@ def _check_written(outcome: Outcome) -> None:
                 f"(dropped: {reasons})"
             )
     quality = report.config.get("quality", {})
+    if quality.get("decontamination"):
+        from qudata.quality.decontaminate import unindexed_cautions
+
+        report.cautions += unindexed_cautions(quality["decontamination"])
     threshold, missing = quality.get("min_quality_score"), quality.get("missing_score")
     unscored = outcome.seen.unscored
     if threshold is not None and missing == "keep" and unscored:

@@ -112,7 +112,12 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
     ]
     contaminated = counts.get("contaminated")
     if contaminated is not None:
-        files = ", ".join(f"{code_span(f)} ({n:,} dropped)" for f, n in contaminated.items())
+        found = manifest.get("decontamination", {})
+        files = ", ".join(
+            f"{code_span(f)} ({n:,} dropped"
+            + (f", {found[f]['items']:,} items matched)" if f in found else ")")
+            for f, n in contaminated.items()
+        )
         ngram = quality["decontamination"]["ngram"]
         lines.append(f"- Decontaminated against {files}: {ngram}-word n-grams.")
     if quality.get("languages"):

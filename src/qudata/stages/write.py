@@ -269,10 +269,11 @@ def _duplicate_drop(verdict: DedupVerdict) -> Drop:
 
 
 def _check_counts(check: Any) -> dict[str, Counter[str]]:
-    """A check's counters (its ``warnings``, decontamination's ``dropped``), copied."""
+    """A check's counters (its ``warnings``, decontamination's ``dropped`` and
+    ``matched``), copied."""
     return {
         name: Counter(getattr(check, name))
-        for name in ("warnings", "dropped")
+        for name in ("warnings", "dropped", "matched")
         if isinstance(getattr(check, name, None), Counter)
     }
 
