@@ -2,8 +2,8 @@
 
 One sequence per document, in the order of the JSONL output: its text tokenized with
 ``quality.tokenizer``, then the end-of-document token (``<|endoftext|>`` for the
-tiktoken encodings, the tokenizer's own for a ``tokenizer.json``: ``pack.megatron.
-eod_token``). Token ids are ``uint16`` when the vocabulary has fewer than 65,500 entries,
+tiktoken encodings, the tokenizer's own EOS for a ``tokenizer.json``: see
+:mod:`qudata.pack.eod`). Token ids are ``uint16`` when the vocabulary has fewer than 65,500 entries,
 else ``int32`` (Megatron's own rule). The ``.idx`` is the ``MMIDIDX`` version-1 layout that
 ``megatron.core.datasets.indexed_dataset.IndexedDataset`` reads:
 
@@ -31,6 +31,7 @@ from qudata.io.writers import AtomicFile
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
 from qudata.pack.chatml_render import render_chatml
+from qudata.pack.eod import EOD_CANDIDATES, end_of_document
 from qudata.quality.report import Drop, FileStats
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ __all__ = [
 
 INDEX_HEADER = b"MMIDIDX\x00\x00"
 _DTYPE_CODES = {"uint16": 8, "int32": 4}  # Megatron's DType enum
-EOD_CANDIDATES = ("<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<|eot_id|>", "<|im_end|>")
 
 
 def token_dtype(vocab_size: int) -> np.dtype[Any]:
@@ -81,14 +81,7 @@ class MegatronFormatter(Formatter[MegatronOptions]):
                     "-f megatron writes token ids: set quality.tokenizer to cl100k_base, "
                     "o200k_base or a tokenizer.json (not estimate or none)"
                 )
-            names = [self.options.eod_token] if self.options.eod_token else EOD_CANDIDATES
-            found = [base.token_id(n) for n in names]
-            eod = next((i for i in found if i is not None), None)
-            if eod is None:
-                raise ConfigError(
-                    f"pack.megatron.eod_token: the tokenizer has none of {', '.join(names)}; "
-                    "name its end-of-document token"
-                )
+            eod = end_of_document(base, self.options.eod_token, option="pack.megatron.eod_token")
             state.update(eod=eod, dtype=token_dtype(base.vocab_size), counter=counter)
         return state["counter"], state["eod"], state["dtype"]
 

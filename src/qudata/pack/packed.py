@@ -32,16 +32,29 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from qudata.config import PackedOptions
-from qudata.errors import ConfigError, InputError
+from qudata.errors import InputError
 from qudata.io.parquet import import_pyarrow
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml_render import render_chatml
-from qudata.pack.markup import MessageCleaner, conversation_guard
-from qudata.pack.masks import Rendering, Vocabulary, check, find_turns, tokenize_segments
-from qudata.pack.megatron import EOD_CANDIDATES
+from qudata.pack.eod import end_of_document
+from qudata.pack.hf_template import load_chat_template, template_messages
+from qudata.pack.markup import MessageCleaner, conversation_guard, reasoning_tags
+from qudata.pack.masks import (
+    Rendering,
+    Vocabulary,
+    check,
+    find_turns,
+    reasoning_counts,
+    token_spans,
+)
 from qudata.pack.packed_writer import PackedWriter
-from qudata.pack.templates import compile_chat_template, load_template_source, render_bounded
+from qudata.pack.templates import (
+    compile_chat_template,
+    marks_generation,
+    render_bounded,
+    render_tracked,
+)
 from qudata.quality.report import Drop
 
 __all__ = ["PackedFormatter"]
@@ -82,44 +95,52 @@ class PackedFormatter(Formatter[PackedOptions]):
                 markup=chatml.markup,
             )
         )
-        specials = {m: i for m in guard.markers if (i := vocab.token_id(m)) is not None}
-        names = [opts.eod_token] if opts.eod_token else list(EOD_CANDIDATES)
-        eod = next((i for n in names if (i := vocab.token_id(n)) is not None), None)
+        loaded = None if template is None else load_chat_template(template)
+        tags = () if template is None else reasoning_tags(template)
         state.update(
             vocab=vocab,
             cleaner=MessageCleaner(guard),
             markers=guard.markers,
-            specials=specials,
-            eod=eod,
-            compiled=None
-            if template is None
-            else compile_chat_template(load_template_source(template)),
+            encode=vocab.encoder([*guard.markers, *tags]),
+            loaded=loaded,
+            variables={} if loaded is None else {**loaded.tokens, **opts.template_vars},
         )
         return state
 
     def _render(self, state: dict[str, Any], opts: PackedOptions, tools: Any) -> Any:
-        compiled = state["compiled"]
+        """``render(messages, generation, spans=None)``: the text of a conversation; with
+        a list ``spans``, the ``{% generation %}`` blocks are added to it."""
+        loaded = state["loaded"]
         chatml = self.config.pack.chatml
 
-        def render(messages: list[dict[str, Any]], generation: bool) -> str:
-            if compiled is None:
+        def render(
+            messages: list[dict[str, Any]],
+            generation: bool,
+            spans: list[tuple[int, int]] | None = None,
+        ) -> str:
+            if loaded is None:
                 text = render_chatml(messages, tools)
                 return text + "<|im_start|>assistant\n" if generation else text
             variables = {
-                **opts.template_vars,
-                "messages": messages,
+                **state["variables"],
+                "messages": template_messages(messages),
                 "tools": tools,
                 "documents": None,
                 "add_generation_prompt": generation,
             }
-            return render_bounded(
-                compiled,
-                variables,
-                timeout=chatml.template_timeout,
-                max_chars=chatml.template_max_chars,
-            )
+            compiled = compile_chat_template(loaded.for_tools(bool(tools)))
+            timeout, size = chatml.template_timeout, chatml.template_max_chars
+            if spans is None:
+                return render_bounded(compiled, variables, timeout=timeout, max_chars=size)
+            text, found = render_tracked(compiled, variables, timeout=timeout, max_chars=size)
+            spans.extend(found)
+            return text
 
         return render
+
+    def _tracks(self, st: dict[str, Any], tools: Any) -> bool:
+        loaded = st["loaded"]
+        return loaded is not None and marks_generation(loaded.for_tools(bool(tools)))
 
     def format_document(
         self, doc: Document, opts: PackedOptions, state: dict[str, Any]
@@ -128,10 +149,10 @@ class PackedFormatter(Formatter[PackedOptions]):
         if doc.messages is None:
             if not doc.text.strip():
                 return Drop("empty_text", "the document text is empty")
-            if st["eod"] is None:
-                raise ConfigError(
-                    "pack.packed.eod_token: the tokenizer has no end-of-document token "
-                    f"({', '.join(EOD_CANDIDATES)}); name one"
+            if "eod" not in st:
+                eos = None if st["loaded"] is None else st["loaded"].tokens.get("eos_token")
+                st["eod"] = end_of_document(
+                    st["vocab"], opts.eod_token, eos, option="pack.packed.eod_token"
                 )
             return [{"doc": doc.id, "ids": [*st["vocab"].encode_batch([doc.text])[0], st["eod"]]}]
         cleaned = st["cleaner"].clean_counted(
@@ -142,10 +163,18 @@ class PackedFormatter(Formatter[PackedOptions]):
         messages, tools = cleaned[:-1], cleaned[-1]["tools"] or None
         try:
             render = self._render(st, opts, tools)
+            st["tracked"] = self._tracks(st, tools)
             records = self._conversation(doc.id, messages, render, opts, st)
             overflow = isinstance(records, Drop) and records.reason == "too_long"
             if overflow and opts.on_overflow == "split_turns":
-                return self._split_turns(doc.id, messages, render, opts, st)
+                records = self._split_turns(doc.id, messages, render, opts, st)
+            if isinstance(records, Drop):
+                return records
+            for record in records:
+                trained, masked = record.pop("reasoning", (0, 0))
+                if trained or masked:
+                    self.stats.events["reasoning_tokens_trained"] += trained
+                    self.stats.events["reasoning_tokens_masked"] += masked
             return records
         except InputError as exc:
             if exc.reason != "template_error":
@@ -161,30 +190,55 @@ class PackedFormatter(Formatter[PackedOptions]):
         st: dict[str, Any],
     ) -> list[Record] | Drop:
         """The records of one conversation, checked; ``too_long`` over ``seq_len``."""
-        rendering = find_turns(render, messages, st["markers"])
-        if isinstance(rendering, Drop):
-            return rendering
         # OpenAI's fine-tuning weight: an assistant message of weight 0 is context
         skip = {i for i, m in enumerate(messages) if m.get("weight") == 0}
-        rendering = Rendering(rendering.text, [t for t in rendering.turns if t.message not in skip])
-        pieces = self._pieces(rendering, opts)
+        if st["tracked"]:
+            pieces = self._generation_pieces(messages, render, skip)
+        else:
+            rendering = find_turns(render, messages, st["markers"])
+            if isinstance(rendering, Drop):
+                return rendering
+            kept = [t for t in rendering.turns if t.message not in skip]
+            pieces = self._pieces(Rendering(rendering.text, kept), opts)
         if isinstance(pieces, Drop):
             return pieces
         records: list[Record] = []
         for text, char_spans in pieces:
             if opts.mask == "all":
                 char_spans = [(0, len(text))]
-            cuts = sorted({c for span in char_spans for c in span} - {0, len(text)})
-            ids, marks = tokenize_segments(text, cuts, st["vocab"], st["markers"], st["specials"])
-            at = dict(zip(cuts, marks, strict=True)) | {0: 0, len(text): len(ids)}
-            spans = [(at[start], at[end]) for start, end in char_spans]
-            problem = check(ids, spans, text, char_spans, st["vocab"], whole=opts.mask == "all")
+            encoded = st["encode"](text)
+            if len(encoded.ids) > opts.seq_len:
+                return Drop(
+                    "too_long", f"a conversation of {len(encoded.ids)} tokens > {opts.seq_len}"
+                )
+            spans = token_spans(encoded, char_spans)
+            if isinstance(spans, Drop):
+                return spans
+            problem = check(encoded, spans, text, char_spans, st["vocab"], whole=opts.mask == "all")
             if problem is not None:
                 return problem
-            if len(ids) > opts.seq_len:
-                return Drop("too_long", f"a conversation of {len(ids)} tokens > {opts.seq_len}")
-            records.append({"doc": doc_id, "ids": ids, "spans": [list(s) for s in spans]})
+            records.append(
+                {
+                    "doc": doc_id,
+                    "ids": encoded.ids,
+                    "spans": [list(s) for s in spans],
+                    "reasoning": reasoning_counts(text, encoded, spans),
+                }
+            )
         return records
+
+    @staticmethod
+    def _generation_pieces(
+        messages: list[dict[str, Any]], render: Any, skip: set[int]
+    ) -> list[tuple[str, list[tuple[int, int]]]] | Drop:
+        """The text and the ``{% generation %}`` spans of a template that marks them (the
+        k-th span is the k-th assistant message's, when they are as many)."""
+        spans: list[tuple[int, int]] = []
+        text = render(messages, False, spans)
+        assistants = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
+        if len(assistants) == len(spans):
+            spans = [s for s, i in zip(spans, assistants, strict=True) if i not in skip]
+        return [(text, [(a, b) for a, b in spans if b > a])]
 
     def _pieces(
         self, rendering: Rendering, opts: PackedOptions
