@@ -43,7 +43,7 @@ CHATML_MARKERS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 
 _BAR = "|\uff5c"  # ASCII and fullwidth (U+FF5C, in DeepSeek markers) vertical bars
 _MARKER = re.compile(
-    rf"<[{_BAR}][^{_BAR}<>\s]{{1,40}}[{_BAR}]>|</?s>|<</?SYS>>|\[/?[A-Z_]{{2,20}}\]|<[a-z_]{{2,30}}>"
+    rf"<[{_BAR}][^{_BAR}<>\s]{{1,40}}[{_BAR}]>|</?s>|<</?SYS>>|\[/?[A-Z_]{{2,20}}\]|</?[a-z_]{{2,30}}>"
 )
 # probe contents: letters only, so that no template filter (trim, capitalize...) changes them
 _PROBE_ROLES = ("system", "user", "assistant")
