@@ -214,7 +214,7 @@ def test_inline_think_is_the_templates_marker_never_escaped(qwen: Any) -> None:
     text = qwen.apply_chat_template(
         messages, chat_template=Path(template).read_text(), tokenize=False
     )
-    ids, mask, formatter = _ours(QWEN, template, messages, None)
+    ids, _, formatter = _ours(QWEN, template, messages, None)
     assert qwen.decode(ids) == text and "<\\think>" not in text
     assert ids == qwen(text, add_special_tokens=False)["input_ids"]
     assert "markup_escaped" not in formatter.stats.events
