@@ -13,8 +13,10 @@ else ``int32`` (Megatron's own rule). The ``.idx`` is the ``MMIDIDX`` version-1 
   document boundaries ``int64[n + 1]`` (``0, 1, ..., n``: a document is one sequence).
 
 A conversation is written as its ``text``, or in ChatML markup with ``pack.megatron.text:
-render``. Written with numpy; shards follow ``output.shard_size`` (bytes of ``.bin``) and
-``output.shard_records``.
+render`` (its messages cleaned of chat markup by ``pack.chatml.markup``, as ``-f chatml``
+and ``-f packed`` clean them; the ChatML markers are special ids where the tokenizer has
+them, special-token text in content is ordinary text). Written with numpy; shards follow
+``output.shard_size`` (bytes of ``.bin``) and ``output.shard_records``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
 from qudata.pack.chatml_render import render_chatml
 from qudata.pack.eod import EOD_CANDIDATES, end_of_document
+from qudata.pack.markup import CHATML_MARKERS, MarkupGuard, MessageCleaner
+from qudata.pack.masks import Vocabulary
 from qudata.quality.report import Drop, FileStats
 
 if TYPE_CHECKING:
@@ -85,22 +89,39 @@ class MegatronFormatter(Formatter[MegatronOptions]):
             state.update(eod=eod, dtype=token_dtype(base.vocab_size), counter=counter)
         return state["counter"], state["eod"], state["dtype"]
 
-    def _text(self, doc: Document, opts: MegatronOptions) -> str:
-        if doc.messages is not None and opts.text == "render":
-            return render_chatml(doc.messages, doc.tools)
-        return doc.text
+    def _render(self, doc: Document, state: dict[str, Any]) -> list[int] | Drop:
+        """``text: render``: the ChatML text of a conversation, its markup cleaned by
+        ``pack.chatml.markup`` as ``-f chatml`` and ``-f packed`` clean it, tokenized whole
+        with only the ChatML markers special (where the tokenizer has them)."""
+        if "cleaner" not in state:
+            guard = MarkupGuard(CHATML_MARKERS, policy=self.config.pack.chatml.markup)
+            state["cleaner"] = MessageCleaner(guard)
+            state["encode"] = Vocabulary(self.counter).encoder(guard.markers)
+        assert doc.messages is not None
+        cleaned = state["cleaner"].clean_counted(
+            [*doc.messages, {"tools": doc.tools}], self.stats.events
+        )
+        if cleaned is None:
+            return Drop("markup", "a message holds chat markup (markup: drop)")
+        text = render_chatml(cleaned[:-1], cleaned[-1]["tools"] or None)
+        return list(state["encode"](text).ids)
 
     def format_document(
         self, doc: Document, opts: MegatronOptions, state: dict[str, Any]
     ) -> list[Record] | Drop:
-        text = self._text(doc, opts)
-        if not text.strip():
+        render = doc.messages is not None and opts.text == "render"
+        if not render and not doc.text.strip():
             return Drop("empty_text", "the document text is empty")
         counter, eod, _ = self._tokenizer(state)
-        return [[*counter.encode(text), eod]]
+        if render:
+            ids = self._render(doc, state)
+            return ids if isinstance(ids, Drop) else [[*ids, eod]]
+        return [[*counter.encode(doc.text), eod]]
 
     def token_texts(self, record: Record, doc: Document) -> list[str]:
-        return [self._text(doc, self.options)]
+        if doc.messages is not None and self.options.text == "render":
+            return [render_chatml(doc.messages, doc.tools)]
+        return [doc.text]
 
     def record_tokens(self, record: Record) -> int | None:
         """A sequence's tokens are its ids, the end-of-document token included."""
