@@ -102,6 +102,7 @@ class PackedFormatter(Formatter[PackedOptions]):
             cleaner=MessageCleaner(guard),
             markers=guard.markers,
             encode=vocab.encoder([*guard.markers, *tags]),
+            count=vocab.counter([*guard.markers, *tags]),
             loaded=loaded,
             variables={} if loaded is None else {**loaded.tokens, **opts.template_vars},
         )
@@ -192,6 +193,13 @@ class PackedFormatter(Formatter[PackedOptions]):
         """The records of one conversation, checked; ``too_long`` over ``seq_len``."""
         # OpenAI's fine-tuning weight: an assistant message of weight 0 is context
         skip = {i for i, m in enumerate(messages) if m.get("weight") == 0}
+        if opts.reasoning != "per_turn" and not st["tracked"]:
+            # too long as a whole: known after one rendering, before the turns are found
+            # (one rendering per assistant turn: quadratic in a long conversation)
+            text = render(messages, False)
+            size = st["count"](text)
+            if size > opts.seq_len:
+                return Drop("too_long", f"a conversation of {size} tokens > {opts.seq_len}")
         if st["tracked"]:
             pieces = self._generation_pieces(messages, render, skip)
         else:
@@ -273,26 +281,30 @@ class PackedFormatter(Formatter[PackedOptions]):
         while head < len(messages) and messages[head].get("role") == "system":
             head += 1
         context, exchanges = messages[:head], _exchanges(messages[head:])
+        too_long = Drop("too_long", "one turn with its context is longer than seq_len")
+
+        def fits(part: list[dict[str, Any]]) -> bool:  # one rendering, one tokenization
+            return int(st["count"](render(part, False))) <= opts.seq_len
+
+        # a piece grows while its text fits; its turns are found (one rendering per
+        # assistant turn) only once it is complete: linear in the conversation's length
         records: list[Record] = []
         current: list[dict[str, Any]] = []
-        done: list[Record] | None = None
         for exchange in exchanges:
-            trial = self._conversation(doc_id, [*context, *current, *exchange], render, opts, st)
-            if not isinstance(trial, Drop):
-                current, done = [*current, *exchange], trial
+            if fits([*context, *current, *exchange]):
+                current.extend(exchange)
                 continue
-            if trial.reason != "too_long":
-                return trial
-            if done is None:
-                return Drop("too_long", "one turn with its context is longer than seq_len")
+            if not current or not fits([*context, *exchange]):
+                return too_long
+            done = self._conversation(doc_id, [*context, *current], render, opts, st)
+            if isinstance(done, Drop):
+                return done
             records.extend(done)
-            alone = self._conversation(doc_id, [*context, *exchange], render, opts, st)
-            if isinstance(alone, Drop):
-                if alone.reason == "too_long":
-                    return Drop("too_long", "one turn with its context is longer than seq_len")
-                return alone
-            current, done = list(exchange), alone
-        if done is not None:
+            current = list(exchange)
+        if current:
+            done = self._conversation(doc_id, [*context, *current], render, opts, st)
+            if isinstance(done, Drop):
+                return too_long if done.reason == "too_long" else done
             records.extend(done)
         self.stats.events["split_turns"] += 1
         return records
