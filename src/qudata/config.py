@@ -170,6 +170,10 @@ class PackedOptions(Section):
     reasoning: Literal["last_turn", "per_turn", "keep"] = "last_turn"
     #: the end-of-document token of plain documents; none: the tokenizer's
     eod_token: str | None = None
+    #: the row layout: TRL's (``input_ids``, ``position_ids``, ``seq_lengths``,
+    #: ``assistant_masks``, ``doc_ids``) or Megatron-Bridge's packed Parquet
+    #: (``input_ids``, ``seq_start_id``, ``loss_mask``, and a metadata JSON)
+    layout: Literal["trl", "megatron_bridge"] = "trl"
 
 
 class PreferenceOptions(Section):

@@ -318,7 +318,12 @@ class PackedFormatter(Formatter[PackedOptions]):
     def writer(self, directory: Path, split: str, **options: Any) -> Any:
         opts = self.options
         return PackedWriter(
-            directory, split, seq_len=opts.seq_len, strategy=opts.strategy, **options
+            directory,
+            split,
+            seq_len=opts.seq_len,
+            strategy=opts.strategy,
+            layout=opts.layout,
+            **options,
         )
 
 
