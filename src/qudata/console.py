@@ -10,10 +10,10 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from qudata.quality.report import RunReport
+from qudata.account import RunReport
 
 if TYPE_CHECKING:
-    from qudata.quality.validate import FileValidation
+    from qudata.quality.problems import FileValidation
     from qudata.stats import InputStats
 
 __all__ = ["print_stats", "print_summary", "print_validation"]

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from qudata.account import RunReport
 from qudata.config import Config, load_config, parse_size
 from qudata.engines import make_executor, ray_engine
 from qudata.errors import ConfigError, InputError
@@ -34,7 +35,6 @@ from qudata.io.sources import Source, walk_arguments
 from qudata.plan.execute import Executor, Outcome, Progress, execute
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
-from qudata.quality.report import RunReport
 from qudata.stages.context import forget
 from qudata.stages.resume import fingerprint, start
 
@@ -123,7 +123,7 @@ def pack_dataset(
 
 
 def _new_report(cfg: Config) -> RunReport:
-    from qudata import __version__
+    from qudata.version import __version__
 
     # ``output.overwrite`` says how to write, ``engine`` where: both are left out so that
     # a rerun with --overwrite, another engine or other workers writes the same bytes

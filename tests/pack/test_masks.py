@@ -8,11 +8,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qudata.account import Drop
 from qudata.models import Document
 from qudata.pack.chatml_render import render_chatml
 from qudata.pack.masks import Rendering, Vocabulary, find_turns
 from qudata.pack.packed import PackedFormatter
-from qudata.quality.report import Drop
 from qudata.quality.tokens import get_token_counter
 
 CL100K = get_token_counter("cl100k_base")
@@ -47,10 +47,13 @@ def test_the_whole_text_is_encoded_with_only_markers_special() -> None:
     encode = vocab.encoder(["<|endoftext|>"])
     text = "ab|>\ncd<|endoftext|>\nx<|fim_prefix|>"
     encoded = encode(text)
-    # the whole text at once, as tiktoken encodes it with only the markers allowed
-    allowed = {"<|endoftext|>"}
-    expected = CL100K._encoding.encode(text, allowed_special=allowed, disallowed_special=())
+    # the whole text at once, as tiktoken's encode(allowed_special={marker}) does: the
+    # text between markers as ordinary text, the marker its special id
+    eot = CL100K.token_id("<|endoftext|>")
+    expected = [*CL100K.encode_ordinary("ab|>\ncd"), eot]
+    expected += CL100K.encode_ordinary("\nx<|fim_prefix|>")
     assert encoded.ids == expected and vocab.decode(encoded.ids) == text
+    assert vocab.counter(["<|endoftext|>"])(text) == len(expected)
     assert encoded.ids.count(CL100K.token_id("<|endoftext|>")) == 1
     # <|fim_prefix|> is not a marker here: ordinary text, never the special id
     assert CL100K.token_id("<|fim_prefix|>") not in encoded.ids

@@ -90,7 +90,7 @@ def test_chatml_golden_under_cl100k_base(tmp_path: Path) -> None:
     assert orjson.loads(orjson.dumps(records)) == records  # plain JSON values
     assert record["ids"] == CHATML_IDS
     # the whole render, as tiktoken encodes it (markers not special in cl100k_base)
-    assert CL100K._encoding.encode_ordinary(render_chatml(CONVERSATION)) == CHATML_IDS
+    assert CL100K.encode_ordinary(render_chatml(CONVERSATION)) == CHATML_IDS
     assert [CL100K.decode([i]) for i in record["ids"]] == [t for t, _ in CHATML_GOLDEN]
     assert mask_of(record) == [m for _, m in CHATML_GOLDEN]
     out = tmp_path / "out"

@@ -14,15 +14,11 @@ from hypothesis import strategies as st
 
 from qudata.normalize.problems import PROBLEM_CODES, conversation_problems
 from qudata.pack import ChatMLFormatter, JSONLFormatter, PlainTextFormatter
-from qudata.quality.validate import (
-    HINTS,
-    JSONLSchemaTracker,
-    Problem,
-    validate_chatml,
-    validate_file,
-    validate_jsonl,
-    validate_plain_text,
-)
+from qudata.pack.chatml_rules import validate_chatml
+from qudata.pack.jsonl_rules import JSONLSchemaTracker, validate_jsonl
+from qudata.pack.plain_rules import validate_plain_text
+from qudata.quality.problems import HINTS, Problem
+from qudata.quality.validate import validate_file
 
 USER = {"role": "user", "content": "Hi"}
 ASSISTANT = {"role": "assistant", "content": "Hello."}
@@ -105,7 +101,7 @@ BROKEN_PREFERENCE: list[tuple[dict[str, object], str]] = [
 
 
 def test_preference_rules() -> None:
-    from qudata.quality.validate import validate_preference
+    from qudata.pack.preference import validate_preference
 
     assert validate_preference(PREFERENCE) == []
     assert (

@@ -8,11 +8,11 @@ from typing import Any
 
 import orjson
 
+from qudata.account import Observations, RunReport
 from qudata.export.card import card_formats, render_card, render_folder_card
 from qudata.export.report import ReportData, render_report
 from qudata.io.output_dir import publish
 from qudata.io.writers import AtomicFile
-from qudata.quality.report import Observations, RunReport
 
 __all__ = ["publish_dataset"]
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from qudata.account import FileStats
 from qudata.errors import MissingExtraError
-from qudata.quality.report import FileStats
 
 __all__ = ["ParquetShardWriter", "import_pyarrow"]
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, cast
 
-from qudata.config import DEFAULT_ASSISTANT_TEMPLATE, DEFAULT_USER_TEMPLATE, ChatMLOptions
+from pydantic import Field, field_validator
+
+from qudata.account import Drop
+from qudata.config import Config
 from qudata.errors import InputError
 from qudata.models import Document
 from qudata.normalize.problems import conversation_problems
@@ -13,6 +16,7 @@ from qudata.normalize.tools import undeclared_calls
 from qudata.pack.base import Formatter, Record
 from qudata.pack.budget import guess_parts, split_to_budget, truncate_to_budget
 from qudata.pack.chatml_render import render_chatml
+from qudata.pack.chatml_rules import ChatMLRules, validate_chatml
 from qudata.pack.hf_template import ChatTemplateFile, load_chat_template, template_messages
 from qudata.pack.markup import MARKUP_EVENTS, MarkupGuard, conversation_guard
 from qudata.pack.metadata import MetadataWriter
@@ -22,12 +26,107 @@ from qudata.pack.templates import (
     render_bounded,
     render_prompt,
 )
-from qudata.quality.report import Drop
+from qudata.quality.problems import FileRules
+from qudata.sections import Section
 
-__all__ = ["ChatMLFormatter", "default_user_prompt"]
+__all__ = [
+    "CHAT_TEMPLATE_ARGUMENTS",
+    "DEFAULT_ASSISTANT_TEMPLATE",
+    "DEFAULT_USER_TEMPLATE",
+    "ChatMLFormatter",
+    "ChatMLOptions",
+    "chatml_options",
+    "default_user_prompt",
+]
+
+
+#: The user turn made from a plain document (variables: title, text, source, topics,
+#: language, id, metadata, part, parts).
+DEFAULT_USER_TEMPLATE = (
+    '{% if title %}Write a document titled "{{ title }}"'
+    "{% if parts > 1 %} (part {{ part }} of {{ parts }}){% endif %}."
+    "{% else %}Write a document{% if parts > 1 %} (part {{ part }} of {{ parts }}){% endif %}."
+    "{% endif %}"
+)
+#: The assistant turn made from a plain document (or from one part of it).
+DEFAULT_ASSISTANT_TEMPLATE = "{{ text }}"
+
+
+#: The arguments qudata passes to a chat template (``template_vars`` cannot set them).
+CHAT_TEMPLATE_ARGUMENTS = ("messages", "tools", "documents", "add_generation_prompt")
+
+
+class ChatMLOptions(Section):
+    """``pack.chatml``: conversations in the OpenAI ``messages`` shape."""
+
+    system_message: str | None = Field(
+        default=None,
+        description="system turn added to every conversation without one (none: no system turn)",
+    )
+    system_policy: Literal["keep", "replace", "drop"] = Field(
+        default="keep", description="a record's own system turn: `keep`, `replace`, `drop`"
+    )
+    include_metadata: bool = Field(default=False, description="add the `metadata` object")
+    max_tokens_per_message: int | None = Field(
+        default=4096, gt=0, description="token budget of one message (exact counter)"
+    )
+    on_overflow: Literal["split", "truncate", "drop", "error"] = Field(
+        default="split",
+        description="a message over the budget: `split`, `truncate`, `drop`, `error`",
+    )
+    user_template: str = Field(
+        default=DEFAULT_USER_TEMPLATE,
+        description="user turn made from a plain document (a Jinja template)",
+        json_schema_extra={"shown_default": "see [Templates](formats.md#templates)"},
+    )
+    assistant_template: str = Field(
+        default=DEFAULT_ASSISTANT_TEMPLATE,
+        description="assistant turn made from a plain document",
+    )
+    markup: Literal["escape", "strip", "drop"] = Field(
+        default="escape", description="chat markup in content: `escape`, `strip`, `drop`"
+    )
+    render: Literal["none", "chatml"] = Field(
+        default="none", description="`chatml`: add a `text` field in ChatML markup"
+    )
+    chat_template: str | None = Field(
+        default=None, description="a Hugging Face chat template (file or string) for `text`"
+    )
+    template_vars: dict[str, str] = Field(
+        default_factory=dict,
+        description="variables of the chat template (`bos_token`, `eos_token`)",
+    )
+    template_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="seconds one template rendering may take (else `template_error`)",
+    )
+    template_max_chars: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="characters one template rendering may produce (else `template_error`)",
+    )
+
+    @field_validator("template_vars")
+    @classmethod
+    def _no_reserved_vars(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = sorted(set(value) & set(CHAT_TEMPLATE_ARGUMENTS))
+        if taken:
+            raise ValueError(
+                f"template_vars: {', '.join(taken)} is set by qudata when it renders "
+                "(reserved: " + ", ".join(CHAT_TEMPLATE_ARGUMENTS) + ")"
+            )
+        return value
+
 
 _DROP = object()  # a cleaned value that must drop its record
 _MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
+
+
+def chatml_options(config: Config) -> ChatMLOptions:
+    """The run's ``pack.chatml`` options: their markup policy and chat template hold for
+    every format that writes conversations (JSONL, Parquet and packed sequences too)."""
+    return cast(ChatMLOptions, config.pack.options("chatml"))
 
 
 def default_user_prompt(title: str, part: int, parts: int) -> str:
@@ -60,6 +159,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
     card: ClassVar[str | None] = "root"
     learns_schema: ClassVar[bool] = True
     options_model: ClassVar[type[ChatMLOptions]] = ChatMLOptions
+    file_rules: ClassVar[type[FileRules] | None] = ChatMLRules
 
     def format_document(
         self, doc: Document, opts: ChatMLOptions, state: dict[str, Any]
@@ -423,7 +523,5 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         return out
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
-        from qudata.quality.validate import validate_chatml
-
         # no hygiene walk: the JSON encoder refuses lone surrogates and NaN (see output.py)
         return [p.code for p in validate_chatml(record, hygiene=False)]

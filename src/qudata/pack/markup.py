@@ -84,7 +84,7 @@ def probe_markers(render: Callable[[list[dict[str, str]]], str]) -> set[str]:
         list(_PROBE_ROLES),
         ["user", "assistant"],
         ["user", "assistant", "user", "assistant"],
-        ["user", "assistant", "tool", "assistant"],  # a tool turn's marker (<|tool|>, ipython)
+        ["user", "assistant", "tool", "assistant"],  # a role-built tool marker (<|tool|>)
     ]
     found: set[str] = set()
     for roles in probes:

@@ -27,13 +27,14 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from qudata.account import Drop
 from qudata.errors import ConfigError
-from qudata.quality.report import Drop
 
 __all__ = [
     "Encoded",
@@ -143,22 +144,25 @@ class Vocabulary:
         """Tokenize a whole rendered text as ``transformers`` does, except that only
         ``markers`` (those the tokenizer has as added tokens) become their ids: any other
         special-token text is ordinary text."""
-        encoding = getattr(self._base, "_encoding", None)
-        if encoding is not None:
-            return _tiktoken_encoder(encoding, markers)
         path = getattr(self._base, "name", None)
         if not isinstance(path, str) or not os.path.isfile(path):
+            if hasattr(self._base, "encode_ordinary") and hasattr(self._base, "special_tokens"):
+                return _split_encoder(self._base, markers)
             raise ConfigError(f"-f packed: cannot tokenize with {type(self._base).__name__}")
         return _hf_encoder(path, markers)
 
     def counter(self, markers: Sequence[str]) -> Callable[[str], int]:
         """How many tokens :meth:`encoder` gives a text (no offsets: cheaper)."""
-        encoding = getattr(self._base, "_encoding", None)
-        if encoding is not None:
-            allowed = frozenset(m for m in markers if m in encoding._special_tokens)
-            return lambda text: len(
-                encoding.encode(text, allowed_special=allowed, disallowed_special=())
-            )
+        path = getattr(self._base, "name", None)
+        if not isinstance(path, str) or not os.path.isfile(path):
+            base, pattern = self._base, _special_pattern(self._base.special_tokens, markers)
+
+            def count(text: str) -> int:
+                pieces = pattern.split(text)  # the text between the markers
+                specials = len(pieces) - 1
+                return specials + sum(len(base.encode_ordinary(p)) for p in pieces if p)
+
+            return count
         tokenizer = _marker_tokenizer(str(self._base.name), frozenset(markers))
         return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
 
@@ -183,13 +187,43 @@ class Encoded:
         return None if low is None or high is None else (low, high + 1)
 
 
-def _tiktoken_encoder(encoding: Any, markers: Sequence[str]) -> Callable[[str], Encoded]:
-    allowed = frozenset(m for m in markers if m in encoding._special_tokens)
+def _special_pattern(specials: dict[str, int], markers: Sequence[str]) -> re.Pattern[str]:
+    """The markers that are special tokens, longest first (no capturing group)."""
+    allowed = sorted((m for m in markers if m in specials), key=lambda m: (-len(m), m))
+    return re.compile("|".join(re.escape(m) for m in allowed) or "(?!)")
+
+
+def _split_encoder(base: Any, markers: Sequence[str]) -> Callable[[str], Encoded]:
+    """A tiktoken-style encoding (cl100k_base, o200k_base): the text cut at the markers
+    that are special tokens, each piece between them encoded as ordinary text, as
+    tiktoken's ``encode(allowed_special=...)`` does."""
+    specials = base.special_tokens
+    pattern = _special_pattern(specials, markers)
 
     def encode(text: str) -> Encoded:
-        ids = encoding.encode(text, allowed_special=allowed, disallowed_special=())
-        _, starts = encoding.decode_with_offsets(ids)
-        ends = [*starts[1:], len(text)]
+        ids: list[int] = []
+        starts: list[int] = []
+        ends: list[int] = []
+
+        def ordinary(low: int, high: int) -> None:
+            if high > low:
+                piece = text[low:high]
+                tokens = base.encode_ordinary(piece)
+                at = low
+                for end in base.token_ends(piece, tokens):
+                    starts.append(at)
+                    ends.append(low + int(end))
+                    at = low + int(end)
+                ids.extend(int(t) for t in tokens)
+
+        at = 0
+        for found in pattern.finditer(text):
+            ordinary(at, found.start())
+            ids.append(specials[found.group(0)])
+            starts.append(found.start())
+            ends.append(found.end())
+            at = found.end()
+        ordinary(at, len(text))
 
         def last(char: int) -> int | None:
             found = bisect.bisect_right(starts, char) - 1
@@ -199,7 +233,7 @@ def _tiktoken_encoder(encoding: Any, markers: Sequence[str]) -> Callable[[str], 
             found = last(char)  # a character cut into several tokens: the first of them
             return None if found is None else bisect.bisect_left(starts, starts[found])
 
-        return Encoded(list(ids), list(starts), ends, first, last)
+        return Encoded(ids, starts, ends, first, last)
 
     return encode
 

@@ -25,18 +25,21 @@ import os
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from qudata.config import MegatronOptions
+from pydantic import Field
+
+from qudata.account import Drop, FileStats
 from qudata.errors import ConfigError
 from qudata.io.writers import AtomicFile
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
+from qudata.pack.chatml import chatml_options
 from qudata.pack.chatml_render import render_chatml
 from qudata.pack.eod import EOD_CANDIDATES, end_of_document
 from qudata.pack.markup import CHATML_MARKERS, MarkupGuard, MessageCleaner
 from qudata.pack.masks import Vocabulary
-from qudata.quality.report import Drop, FileStats
+from qudata.sections import Section
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,10 +48,26 @@ __all__ = [
     "EOD_CANDIDATES",
     "INDEX_HEADER",
     "MegatronFormatter",
+    "MegatronOptions",
     "MegatronWriter",
     "TokenEncoder",
     "token_dtype",
 ]
+
+
+class MegatronOptions(Section):
+    """``pack.megatron``: a Megatron-LM indexed dataset (token ids, one sequence a document)."""
+
+    text: Literal["text", "render"] = Field(
+        default="text",
+        description="a conversation's sequence: `text`, or `render` (ChatML markup)",
+    )
+    eod_token: str | None = Field(
+        default=None,
+        description="end-of-document token appended to each sequence (none: the tokenizer's "
+        "own EOS)",
+    )
+
 
 INDEX_HEADER = b"MMIDIDX\x00\x00"
 _DTYPE_CODES = {"uint16": 8, "int32": 4}  # Megatron's DType enum
@@ -94,7 +113,7 @@ class MegatronFormatter(Formatter[MegatronOptions]):
         ``pack.chatml.markup`` as ``-f chatml`` and ``-f packed`` clean it, tokenized whole
         with only the ChatML markers special (where the tokenizer has them)."""
         if "cleaner" not in state:
-            guard = MarkupGuard(CHATML_MARKERS, policy=self.config.pack.chatml.markup)
+            guard = MarkupGuard(CHATML_MARKERS, policy=chatml_options(self.config).markup)
             state["cleaner"] = MessageCleaner(guard)
             state["encode"] = Vocabulary(self.counter).encoder(guard.markers)
         assert doc.messages is not None

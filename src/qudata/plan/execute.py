@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from qudata.account import Observations, RunReport
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
 from qudata.plan.mix import MixPlanner
 from qudata.plan.partitions import line_starts
-from qudata.quality.report import Observations, RunReport
 from qudata.quality.score import COMPONENTS
 from qudata.stages.account import Account, add_account
 from qudata.stages.commit import Committed, commit_format, commit_rejects

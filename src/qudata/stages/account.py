@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
+from qudata.account import FormatStats, Observations, RunReport
 from qudata.io.limits import bounded, bounded_id
 from qudata.quality.drop_log import DropLog
-from qudata.quality.report import FormatStats, Observations, RunReport
 
 __all__ = ["Account", "add_account", "reject_line"]
 

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from qudata.account import Drop
 from qudata.dedup import DedupVerdict
 from qudata.dedup.text import exact_key
 from qudata.errors import InputError
@@ -26,7 +27,6 @@ from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
-from qudata.quality.report import Drop
 from qudata.stages.account import Account, reject_line
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items

@@ -112,6 +112,9 @@ class FormatStats:
     files: list[FileStats] = field(default_factory=list)
     tokens: int = 0
     tokenizer: str = "none"
+    #: the tokenizer's identity (``TiktokenCounter.identity``): encoding and rank file
+    #: sha256, or the tokenizer.json's sha256
+    tokenizer_identity: dict[str, Any] | None = None
     tokens_exact: bool = False
     token_limit_enforced: bool = False
     token_distribution: dict[str, int] | None = None
@@ -131,6 +134,11 @@ class FormatStats:
             "warnings": dict(sorted(self.warnings.items())),
             "tokens": self.tokens if counted else None,
             "tokenizer": self.tokenizer,
+            **(
+                {}
+                if self.tokenizer_identity is None
+                else {"tokenizer_identity": self.tokenizer_identity}
+            ),
             "tokens_exact": self.tokens_exact,
             "token_limit_enforced": self.token_limit_enforced,
             "token_distribution": self.token_distribution,
