@@ -25,8 +25,8 @@ def import_pyarrow() -> Any:
     try:
         import pyarrow as pa
         import pyarrow.parquet
-    except ImportError:
-        raise MissingExtraError("parquet", "pyarrow", feature="Parquet output") from None
+    except ImportError as exc:
+        raise MissingExtraError("parquet", "pyarrow", feature="Parquet output") from exc
     return pa
 
 

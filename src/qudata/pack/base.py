@@ -1,10 +1,12 @@
-"""The formatter base class: options, the streaming loop, files; a format fills two hooks.
+"""The formatter base class: options, the streaming loop, files; a format fills the hooks.
 
 A concrete formatter sets ``name``, ``extension`` and ``options_model`` and
 implements :meth:`Formatter.format_document` (one document to records, or a
-:class:`~qudata.account.Drop`) and :meth:`Formatter.encoder` (records to
-bytes). Everything else — option precedence, streaming, statistics, atomic
-files — lives here once.
+:class:`~qudata.account.Drop`); it may override the other hooks: the encoder
+(records to bytes), the writer, its own checks, its record rules (:meth:`validate`,
+and :attr:`file_rules` for ``qudata validate``), token counts and ``datasets``
+features. Everything else — option precedence, streaming, statistics, atomic
+files — lives here once. See :mod:`qudata.pack.registry` for adding a format.
 """
 
 from __future__ import annotations

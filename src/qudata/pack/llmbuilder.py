@@ -85,14 +85,14 @@ def load_sentencepiece(path: str) -> Any:
     """The SentencePiece processor of ``path``, with an EOS id (the document boundary)."""
     try:
         import sentencepiece
-    except ImportError:
+    except ImportError as exc:
         raise MissingExtraError(
             "llmbuilder", "sentencepiece", feature="pack.llmbuilder.tokenizer"
-        ) from None
+        ) from exc
     try:
         processor = sentencepiece.SentencePieceProcessor(model_file=str(path))
     except (OSError, RuntimeError) as exc:
-        raise ConfigError(f"pack.llmbuilder.tokenizer: cannot load {path!r}: {exc}") from None
+        raise ConfigError(f"pack.llmbuilder.tokenizer: cannot load {path!r}: {exc}") from exc
     if processor.eos_id() < 0:
         raise ConfigError(
             f"pack.llmbuilder.tokenizer: {path!r} has no EOS piece (train it with eos_id set, "

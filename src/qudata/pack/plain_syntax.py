@@ -192,5 +192,5 @@ def read_plain(
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"invalid UTF-8 at byte {exc.start}", source=os.fspath(path)) from None
+        raise InputError(f"invalid UTF-8 at byte {exc.start}", source=os.fspath(path)) from exc
     return parse_plain(text, separator, headers=headers, source=os.fspath(path))

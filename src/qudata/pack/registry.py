@@ -3,7 +3,8 @@
 Adding a format is one module and one line here:
 
 1. Write ``pack/<format>.py`` with its options model and its formatter class, in this
-   order (see ``pack/preference.py`` for a small one)::
+   order (see ``pack/preference.py`` for a small one; ChatML's options, which the other
+   conversation formats follow, sit in ``pack/chatml_options.py``)::
 
        class KTOOptions(Section):                  # from qudata.sections
            \"\"\"``pack.kto``: ...\"\"\"

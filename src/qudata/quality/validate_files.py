@@ -36,7 +36,7 @@ def _lines(path: str) -> Iterator[tuple[int, bytes | Problem]]:
     except OSError as exc:
         raise InputError(
             f"cannot open: {exc.strerror or exc}", source=path, reason="unreadable"
-        ) from None
+        ) from exc
     number = 0
     with stream:
         lines = stream.lines(DEFAULT_MAX_LINE_BYTES)
@@ -124,8 +124,8 @@ def parquet_records(
     :meth:`~qudata.quality.problems.FileRules.parquet_row`)."""
     try:
         import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
-    except ImportError:
-        raise MissingExtraError("parquet", "pyarrow", feature="Parquet validation") from None
+    except ImportError as exc:
+        raise MissingExtraError("parquet", "pyarrow", feature="Parquet validation") from exc
     number = 0
     try:
         batches = pq.ParquetFile(path).iter_batches(batch_size=1024)
