@@ -216,8 +216,11 @@ def test_bad_masks_and_long_conversations_are_dropped(
     config = {"pack": {"packed": {"seq_len": 1024}}}
     if reason == "mask_full":  # a template that writes only the answers
         config["pack"]["packed"]["template"] = template
-    result, _ = format_one(messages, config)
+    result, formatter = format_one(messages, config)
     assert result.reason == reason
+    # the tokens lost: the whole rendering's, under its reason (the manifest's dropped_tokens)
+    text = render_chatml(messages) if reason != "mask_full" else "only me"
+    assert formatter.stats.dropped_tokens == {reason: len(CL100K.encode_ordinary(text))}
 
 
 def test_mask_all_covers_every_token() -> None:

@@ -214,6 +214,9 @@ class PackedFormatter(Formatter[PackedOptions]):
             if overflow and opts.on_overflow == "split_turns":
                 records = self._split_turns(doc.id, messages, render, opts, st)
             if isinstance(records, Drop):
+                # the tokens lost with it: its whole rendering's (checks and limits alike)
+                size = st["count"](render(messages, False))
+                self.stats.dropped_tokens[records.reason] += size
                 return records
             for record in records:
                 trained, masked = record.pop("reasoning", (0, 0))
