@@ -2,9 +2,13 @@
 
 Per document (:meth:`PackedFormatter.format_document`): a conversation is cleaned of
 chat markup (``pack.chatml.markup``), rendered with ``pack.packed.template`` (``chatml``
-or a chat template), its assistant turns found by prefix rendering and tokenized
-segment by segment (:mod:`qudata.pack.masks`); the result is checked and becomes one
-record ``{"doc", "ids", "spans"}`` (``spans``: token ranges in the loss). A plain
+or a chat template, as ``apply_chat_template`` renders it: tool-call arguments as
+objects, ``reasoning_content`` passed), its assistant spans taken from the template's
+``{% generation %}`` blocks or found by prefix rendering, and its whole text tokenized
+at once (:mod:`qudata.pack.masks`); the result is checked and becomes one record
+``{"doc", "ids", "spans"}`` (``spans``: token ranges in the loss). The tokens inside
+``<think>`` blocks are counted in ``events`` (``reasoning_tokens_trained`` and
+``reasoning_tokens_masked``), a dropped conversation's in ``dropped_tokens``. A plain
 document becomes ``{"doc", "ids"}``: its tokens and the end-of-document token, packed
 as pretraining data (masks all ones). Records are plain JSON values: they may be
 serialised between the steps of a run.
