@@ -293,3 +293,30 @@ def test_tool_arguments_are_objects_in_every_template_render(qwen: Any, name: st
     doc = Document(text="", id="c", messages=messages, tools=tools)
     (row,) = packed.format_document(doc, packed.options, {})
     assert row["ids"] == tokenizer(expected, add_special_tokens=False)["input_ids"]
+
+
+def test_manifest_names_the_template_and_its_special_ids(qwen: Any, tmp_path: Path) -> None:
+    import hashlib
+
+    import orjson
+
+    import qudata
+
+    assert QWEN is not None
+    template = TEMPLATES / "qwen2_5.jinja"
+    source = tmp_path / "in.jsonl"
+    messages, _ = CONVERSATIONS[0]
+    source.write_bytes(orjson.dumps({"id": "c", "messages": messages}) + b"\n")
+    config = {
+        "quality": {"tokenizer": str(QWEN / "tokenizer.json")},
+        "pack": {"packed": {"template": str(template), "seq_len": 1024}},
+    }
+    qudata.pack_dataset(source, tmp_path / "out", formats=["packed"], config=config)
+    manifest = orjson.loads((tmp_path / "out" / "manifest.json").read_bytes())
+    (packing,) = [f["packing"] for f in manifest["formats"]["packed"]["files"]]
+    assert packing["template"] == str(template)
+    assert packing["template_sha256"] == hashlib.sha256(template.read_bytes()).hexdigest()
+    ids = packing["special_ids"]
+    assert ids["<|im_start|>"] == qwen.convert_tokens_to_ids("<|im_start|>")
+    assert ids["<|im_end|>"] == qwen.convert_tokens_to_ids("<|im_end|>")
+    assert ids["<tool_call>"] == qwen.convert_tokens_to_ids("<tool_call>")

@@ -31,6 +31,7 @@ Packing over the whole split happens in the writer (:mod:`qudata.pack.packed_wri
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar, Literal
@@ -374,8 +375,23 @@ class PackedFormatter(Formatter[PackedOptions]):
             seq_len=opts.seq_len,
             strategy=opts.strategy,
             layout=opts.layout,
+            identity=self._identity(opts),
             **options,
         )
+
+    def _identity(self, opts: PackedOptions) -> dict[str, Any]:
+        """What made the ids, for each file's ``packing`` in the manifest: the template
+        (``chatml``, or its source's sha256) and the special-token ids it places."""
+        st = self._setup({}, opts)
+        loaded, vocab = st["loaded"], st["vocab"]
+        tags = () if loaded is None else reasoning_tags(opts.template)
+        ids = {m: i for m in [*st["markers"], *tags] if (i := vocab.token_id(m)) is not None}
+        source = "chatml" if loaded is None else loaded.source
+        return {
+            "template": opts.template if loaded is None or "{" not in opts.template else "inline",
+            "template_sha256": hashlib.sha256(source.encode()).hexdigest(),
+            "special_ids": dict(sorted(ids.items())),
+        }
 
 
 def _exchanges(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

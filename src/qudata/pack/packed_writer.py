@@ -92,7 +92,9 @@ class PackedWriter:
         max_bytes: int | None = None,
         max_records: int | None = None,
         layout: str = "trl",
+        identity: dict[str, Any] | None = None,
     ) -> None:
+        self.identity = identity or {}
         self.pa = import_pyarrow()
         self.bridge = layout == "megatron_bridge"
         # Megatron-Bridge's figures: sequences, rows, longest sequence, most sequences
@@ -340,6 +342,7 @@ class _Shard:
             "strategy": self.owner.strategy,
             "rows": stats.records,
             "fill": self.fill,
+            **self.owner.identity,
         }
         return self.path, stats
 
