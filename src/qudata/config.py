@@ -48,6 +48,7 @@ __all__ = [
     "PlainOptions",
     "PreferenceOptions",
     "QualityConfig",
+    "StorageConfig",
     "load_config",
     "merge_options",
     "parse_count",
@@ -465,6 +466,15 @@ class EngineConfig(Section):
         return value
 
 
+class StorageConfig(Section):
+    """``storage``: how inputs named by URI are reached. ``options``: per fsspec
+    protocol, the options of its filesystem (``{"s3": {"endpoint_url": "http://...",
+    "key": ..., "secret": ...}}``), set on the driver and on every Ray worker. Never
+    written into the manifest or the card."""
+
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
 class Config(Section):
     """The whole configuration; every section has defaults.
 
@@ -478,6 +488,7 @@ class Config(Section):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     mix: MixConfig | None = None
 
     @model_validator(mode="after")

@@ -31,6 +31,7 @@ from qudata.io.output_dir import (
     recover,
 )
 from qudata.io.sources import Source, walk_arguments
+from qudata.io.uri import configure, refuse_uri_output
 from qudata.plan.execute import Executor, Outcome, Progress, execute
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
@@ -70,6 +71,8 @@ def pack_dataset(
     if overwrite is not None:
         overrides["output"] = {"overwrite": overwrite}
     cfg = load_config(config, overrides=overrides)
+    refuse_uri_output(os.fspath(output_dir))  # before Path() makes s3://b a folder "s3:/b"
+    configure(cfg.storage.options)
     out = Path(output_dir)
     if cfg.mix is not None:
         if inputs not in ((), [], None):
@@ -127,7 +130,9 @@ def _new_report(cfg: Config) -> RunReport:
 
     # ``output.overwrite`` says how to write, ``engine`` where: both are left out so that
     # a rerun with --overwrite, another engine or other workers writes the same bytes
-    config = cfg.model_dump(mode="json", exclude={"output": {"overwrite"}, "engine": True})
+    config = cfg.model_dump(
+        mode="json", exclude={"output": {"overwrite"}, "engine": True, "storage": True}
+    )  # storage: credentials never go into the manifest
     return RunReport(qudata_version=__version__, config=config)
 
 
@@ -143,7 +148,10 @@ def _run(job: Job, report: RunReport, progress: Progress) -> Outcome:
 
 def _executor(job: Job) -> Executor:
     size = sum(p.size for p in job.partitions)
-    executor: Executor = make_executor(job.cfg.engine, size, len(job.partitions))
+    executor: Executor = make_executor(
+        job.cfg.engine, size, len(job.partitions), staging=job.staging,
+        storage=job.cfg.storage.options,
+    )  # fmt: skip
     return executor
 
 

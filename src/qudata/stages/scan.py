@@ -17,6 +17,7 @@ from typing import Any
 
 from qudata.config import Config
 from qudata.errors import InputError
+from qudata.io.uri import open_stored
 from qudata.models import Document, DocumentNormalizer, token_texts
 from qudata.pack.registry import FORMATTERS
 from qudata.pack.schema import MetadataSchema
@@ -134,8 +135,7 @@ def _lines(partition: Partition) -> int:
     assert partition.span is not None
     start, end = partition.span
     count, last = 0, b""
-    with open(partition.source.path, "rb") as handle:
-        handle.seek(start)
+    with open_stored(partition.source.path, (start, end)) as handle:
         left = end - start
         while left > 0:
             chunk = handle.read(min(left, 1 << 22))
@@ -149,7 +149,7 @@ def _lines(partition: Partition) -> int:
 
 def _file_sha256(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_stored(path) as handle:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
