@@ -93,9 +93,10 @@ def scan_partition(job: Job, index: int) -> Scan:
 
     position = 0
     normalize = DocumentNormalizer.from_input(cfg.input)
+    count = _LineCount() if partition.span is not None else None  # lines as they are read
     for source in partition.sources:  # one, but for a slice of text files
         try:
-            for item in source_items(cfg, partition, source, normalize):
+            for item in source_items(cfg, partition, source, normalize, digest=count):
                 scan.read += 1
                 if isinstance(item, Unreadable):
                     continue
@@ -119,12 +120,36 @@ def scan_partition(job: Job, index: int) -> Scan:
         scan.schema = schema.to_json()
     scan.derived = normalize.derived or None
     if partition.pieces > 1:  # map 2 hashes whole files as it reads them
-        scan.lines = _lines(partition)
+        read_all = (
+            count is not None
+            and partition.span is not None
+            and (count.stored == partition.span[1] - partition.span[0])
+        )
+        scan.lines = count.lines() if count is not None and read_all else _lines(partition)
         if partition.piece == 0:
             scan.sha256 = _file_sha256(partition.source.path)
     files = key_files(job.dedup_dir, index) if keys is not None else []
     record(job, "scan", index, scan, [*files, job.part_file("mix", index)])
     return scan
+
+
+class _LineCount:
+    """The lines of a byte range, counted as its bytes are read (a ``digest`` of
+    :func:`~qudata.stages.read.source_items`): a remote piece is not fetched again."""
+
+    def __init__(self) -> None:
+        self.stored = 0
+        self.newlines = 0
+        self.last = b""
+
+    def update(self, chunk: bytes) -> None:
+        if chunk:
+            self.stored += len(chunk)
+            self.newlines += chunk.count(b"\n")
+            self.last = chunk[-1:]
+
+    def lines(self) -> int:
+        return self.newlines + (1 if self.last not in (b"", b"\n") else 0)
 
 
 def _lines(partition: Partition) -> int:
