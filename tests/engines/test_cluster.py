@@ -77,13 +77,13 @@ def same_dataset(local: Path, remote: Path, uris: dict[str, str]) -> dict[str, A
     return mb  # type: ignore[no-any-return]
 
 
-def cli(*args: str, config: dict[str, Any] | None = None, tmp: Path) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, config: dict[str, Any] | None = None, tmp: Path
+) -> subprocess.CompletedProcess[str]:
     """``qudata pack`` in its own process (the driver of a real run), with ``config``."""
     command = [sys.executable, "-m", "qudata", "pack", *args]
     if config is not None:
-        path = tmp / f"config-{time.monotonic_ns()}.yaml"
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        command += ["--config", str(path)]
+        command += ["--config", _config_file(config, tmp)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
 
@@ -120,7 +120,6 @@ def test_large_remote_jsonl_is_cut_and_fetched_about_twice(
     assert all(secret not in body for body in tree(tmp_path / "ray").values())
 
 
-
 def test_small_remote_files_and_a_text_folder(s3: S3, two_nodes: TwoNodes, tmp_path: Path) -> None:
     """A folder of small text files and JSON Lines files on S3 (slices of text files are
     fetched concurrently) gives the local folder's dataset."""
@@ -144,3 +143,88 @@ def test_small_remote_files_and_a_text_folder(s3: S3, two_nodes: TwoNodes, tmp_p
     manifest = same_dataset(tmp_path / "local", tmp_path / "ray", uris)
     assert manifest["counts"]["read"] == 60
     assert requests == 120  # each file once per pass, never a listing per file
+
+
+def test_a_killed_worker_is_retried(two_nodes: TwoNodes, tmp_path: Path) -> None:
+    """kill -9 of the worker running a stage task: Ray runs the task again, the run ends
+    with exit 0 and the dataset of an undisturbed run."""
+    source = tmp_path / "in.jsonl"
+    big_jsonl(source, 3000, seed=11)
+    config = ray_config(two_nodes)
+    config["engine"]["partition_size"] = 40_000
+    args = [str(source), "-f", "chatml", "-f", "jsonl", "--tokenizer", "none", "-q",
+            "--config", _config_file(config, tmp_path)]  # fmt: skip
+    clean = cli(*args, "-o", str(tmp_path / "clean"), tmp=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    (two_nodes.hold / "armed").touch()
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "qudata", "pack", *args, "-o", str(tmp_path / "killed")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )  # fmt: skip
+        pid_file = two_nodes.hold / "pid"
+        for _ in range(1200):
+            if pid_file.exists() and pid_file.read_text():
+                break
+            time.sleep(0.05)
+        else:
+            run.kill()
+            pytest.fail("no task reached the hook: " + run.communicate()[1])
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        out, err = run.communicate(timeout=240)
+    finally:
+        (two_nodes.hold / "armed").unlink()
+        (two_nodes.hold / "pid").unlink(missing_ok=True)
+    assert run.returncode == 0, err
+    a, b = tree(tmp_path / "clean"), tree(tmp_path / "killed")
+    assert sorted(a) == sorted(b)
+    assert [n for n in a if a[n] != b[n]] == []  # the manifest's run section too
+
+
+def _config_file(config: dict[str, Any], tmp: Path) -> str:
+    path = tmp / f"config-{time.monotonic_ns()}.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return str(path)
+
+
+def test_a_folder_one_node_does_not_see_is_refused(two_nodes: TwoNodes, tmp_path: Path) -> None:
+    """The second node's tasks cannot see ``two_nodes.hidden`` (a head-only disk): the run
+    stops before its first task, one line, exit 2, nothing written there."""
+    source = tmp_path / "in.jsonl"
+    big_jsonl(source, 200)
+    out = two_nodes.hidden / "out"
+    run = cli(str(source), "-o", str(out), "-q", config=ray_config(two_nodes), tmp=tmp_path)
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), run.stderr
+    assert "not shared by the nodes" in lines[0] and two_nodes.nodes[1][:12] in lines[0]
+    assert list(two_nodes.hidden.iterdir()) == []  # no dataset, no staging, no lock left
+    shared = cli(str(source), "-o", str(tmp_path / "out"), "-q", config=ray_config(two_nodes),
+                 tmp=tmp_path)  # fmt: skip
+    assert shared.returncode == 0, shared.stderr
+
+
+def test_unreachable_storage_is_one_line(two_nodes: TwoNodes, tmp_path: Path) -> None:
+    options = {"s3": {"endpoint_url": "http://127.0.0.1:9", "key": "k", "secret": "s",
+                      "client_kwargs": {"region_name": "us-east-1"}}}  # fmt: skip
+    config = {**ray_config(two_nodes), "storage": {"options": options}}
+    uri = "s3://bucket/in/big.jsonl"
+    run = cli(uri, "-o", str(tmp_path / "out"), "-q", config=config, tmp=tmp_path)
+    assert run.returncode == 1, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {uri}: cannot list"), run.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_object_storage_output_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    big_jsonl(source, 20)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run(
+        [sys.executable, "-m", "qudata", "pack", str(source), "-o", "s3://bucket/out", "-q"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr.startswith("Error: s3://bucket/out: writing the dataset to object")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # no folder "s3:"
