@@ -138,7 +138,7 @@ def test_small_remote_files_and_a_text_folder(s3: S3, two_nodes: TwoNodes, tmp_p
     remote["engine"] = {**config["engine"], **remote["engine"]}
     s3.reset()
     qudata.pack_dataset([f"s3://{s3.bucket}/notes"], tmp_path / "ray", config=remote)
-    fetched, requests = s3.fetched()
+    _, requests = s3.fetched()
     uris = {str(root / f"sub{n}"): f"s3://{s3.bucket}/notes/sub{n}" for n in range(3)}
     manifest = same_dataset(tmp_path / "local", tmp_path / "ray", uris)
     assert manifest["counts"]["read"] == 60
@@ -172,7 +172,7 @@ def test_a_killed_worker_is_retried(two_nodes: TwoNodes, tmp_path: Path) -> None
             run.kill()
             pytest.fail("no task reached the hook: " + run.communicate()[1])
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
-        out, err = run.communicate(timeout=240)
+        err = run.communicate(timeout=240)[1]
     finally:
         (two_nodes.hold / "armed").unlink()
         (two_nodes.hold / "pid").unlink(missing_ok=True)
