@@ -20,6 +20,7 @@ import click
 from qudata import __version__
 from qudata.errors import ConfigError, OutputError, QudataError, WriteError
 from qudata.pack.registry import FORMATTERS
+from qudata.progress import TerminalProgress
 from qudata.quality.validate_files import VALIDATED_FORMATS
 
 __all__ = ["cli", "main"]
@@ -357,7 +358,7 @@ def pack(
     with _clean_end(output_dir):
         cfg = load_config(config_path, overrides=overrides)
         _check_output_parent(output_dir)
-        with _progress(quiet) as progress:
+        with TerminalProgress(quiet) as progress:
             report = pack_dataset(
                 inputs,
                 output_dir,
@@ -532,66 +533,6 @@ def _overrides(**sections: dict[str, Any]) -> dict[str, Any]:
         if given:
             out[name] = given
     return out
-
-
-class _progress:
-    """A progress bar on a terminal (standard error), nothing otherwise: the phase
-    (scan, dedup, mix, write, commit), input bytes done of the total, speed in bytes
-    and records per second, ETA."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.enabled = not quiet and sys.stderr.isatty()
-        self._progress: Any = None
-        self._task: Any = None
-        self._records = 0
-
-    def __enter__(self) -> _progress | None:
-        if not self.enabled:
-            return None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("{task.description:>7}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._progress.start()
-        return self
-
-    def phase(self, label: str, total: int) -> None:
-        if self._task is not None:
-            self._progress.remove_task(self._task)
-        self._task = self._progress.add_task(label, total=total or None, rate="")
-        self._records = 0
-
-    def advance(self, amount: int, records: int = 0) -> None:
-        if self._task is None:
-            return
-        self._records += records
-        task = self._progress.tasks[-1]
-        elapsed = task.elapsed or 0.0
-        rate = f"{self._records / elapsed:,.0f} rec/s" if records and elapsed > 0 else ""
-        self._progress.update(self._task, advance=amount, rate=rate or task.fields["rate"])
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
 
 def main() -> None:

@@ -269,7 +269,7 @@ class InputConfig(Section):
     @field_validator("columns")
     @classmethod
     def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
-        from qudata.columns import COLUMN_NAMES
+        from qudata.normalize.columns import COLUMN_NAMES
 
         unknown = sorted(set(value) - set(COLUMN_NAMES))
         if unknown:
@@ -279,7 +279,7 @@ class InputConfig(Section):
     @field_validator("tags")
     @classmethod
     def _known_tags(cls, value: dict[str, str]) -> dict[str, str]:
-        from qudata.columns import TAG_NAMES
+        from qudata.normalize.columns import TAG_NAMES
 
         unknown = sorted(set(value) - set(TAG_NAMES))
         if unknown:

@@ -190,7 +190,7 @@ def test_features_declare_tools() -> None:
     fmt = formatter()
     state: dict[str, Any] = {}
     for doc in rows("openai_tools.jsonl"):
-        from qudata.models import DocumentNormalizer
+        from qudata.normalize.document import DocumentNormalizer
 
         fmt.format_document(DocumentNormalizer()(doc), fmt.options, state)
     names = [f["name"] for f in fmt.features(state) or []]

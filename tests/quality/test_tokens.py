@@ -23,6 +23,9 @@ from qudata.quality.tokens import (
     get_token_counter,
     load_tiktoken_encoding,
 )
+from qudata.quality.tokens import encodings as token_encodings
+from qudata.quality.tokens import histogram as token_histogram
+from qudata.quality.tokens import threads as token_threads
 
 SAMPLES = [
     "",
@@ -111,11 +114,13 @@ def test_threads_follow_the_batch_size_and_the_free_cpus(monkeypatch: pytest.Mon
     chunk = "x" * tokens.CHARS_PER_THREAD
     assert tokens.batch_threads(["short"] * 10_000) == 1  # 52k short records: one thread
     assert tokens.batch_threads([chunk] * 4, limit=3) == 3
-    monkeypatch.setattr(tokens, "DEFAULT_THREADS", 2)
-    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (1.9, 0.0, 0.0))  # a busy 2-core box
+    monkeypatch.setattr(token_threads, "DEFAULT_THREADS", 2)
+    monkeypatch.setattr(
+        token_threads.os, "getloadavg", lambda: (1.9, 0.0, 0.0)
+    )  # a busy 2-core box
     assert tokens.free_cpus() == 1
     assert tokens.batch_threads([chunk] * 8) == 1
-    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    monkeypatch.setattr(token_threads.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
     assert tokens.batch_threads([chunk] * 8) == 2
 
 
@@ -125,7 +130,7 @@ def test_patterns_and_special_tokens_match_tiktoken(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(public, "load_tiktoken_bpe", lambda *a, **k: {})
     for name in ("cl100k_base", "o200k_base"):
         definition = getattr(public, name)()
-        _, pat_str, special = tokens._ENCODINGS[name]
+        _, pat_str, special = token_encodings.ENCODINGS[name]
         assert (pat_str, special) == (definition["pat_str"], definition["special_tokens"])
 
 
@@ -309,7 +314,7 @@ def test_histogram_summary_and_edges() -> None:
         histogram.add(n)
     assert histogram.summary()["min"] == 1
     assert histogram.summary()["max"] == histogram.percentile(100) == 2**45
-    assert histogram.buckets()[-1] == (tokens._EDGES[-1], 2**45, 1)
+    assert histogram.buckets()[-1] == (token_histogram.EDGES[-1], 2**45, 1)
     with pytest.raises(ValueError):
         histogram.add(-1)
     with pytest.raises(ValueError):

@@ -12,7 +12,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qudata.conversations import PROBLEM_CODES, conversation_problems
+from qudata.normalize.problems import PROBLEM_CODES, conversation_problems
 from qudata.pack import ChatMLFormatter, JSONLFormatter, PlainTextFormatter
 from qudata.quality.validate import (
     HINTS,

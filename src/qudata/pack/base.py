@@ -20,7 +20,8 @@ from pydantic import BaseModel
 
 from qudata.config import Config, load_config, merge_options
 from qudata.io.writers import AtomicFile
-from qudata.models import Document, DocumentNormalizer
+from qudata.models import Document
+from qudata.normalize.document import DocumentNormalizer
 from qudata.pack.schema import MetadataSchema
 from qudata.quality.checks import Check, first_drop
 from qudata.quality.report import Drop, FormatStats

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from qudata.config import DEFAULT_ASSISTANT_TEMPLATE, DEFAULT_USER_TEMPLATE, ChatMLOptions
-from qudata.conversations import conversation_problems
 from qudata.errors import InputError
 from qudata.models import Document
+from qudata.normalize.problems import conversation_problems
+from qudata.normalize.tools import undeclared_calls
 from qudata.pack.base import Formatter, Record
 from qudata.pack.budget import guess_parts, split_to_budget, truncate_to_budget
 from qudata.pack.chatml_render import render_chatml
@@ -22,7 +23,6 @@ from qudata.pack.templates import (
     render_prompt,
 )
 from qudata.quality.report import Drop
-from qudata.tools import undeclared_calls
 
 __all__ = ["ChatMLFormatter", "default_user_prompt"]
 

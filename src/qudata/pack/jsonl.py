@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from qudata.config import JSONLOptions, QualityConfig
-from qudata.conversations import ends_on_user
 from qudata.models import KNOWN_METADATA_KEYS, Document
+from qudata.normalize.problems import ends_on_user
 from qudata.pack.base import Formatter, Record
 from qudata.pack.markup import MessageCleaner, conversation_guard
 from qudata.pack.metadata import MetadataWriter

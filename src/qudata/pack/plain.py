@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from qudata.config import PlainOptions
-from qudata.conversations import ends_on_user, message_text
 from qudata.models import Document
+from qudata.normalize.problems import ends_on_user
+from qudata.normalize.turns import message_text
 from qudata.pack.base import Encoder, Formatter, Record
 from qudata.pack.plain_syntax import PlainBlock, check_separator, escape_content, read_plain
 from qudata.quality.report import Drop

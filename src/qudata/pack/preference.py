@@ -14,8 +14,8 @@ import json
 from typing import Any, ClassVar
 
 from qudata.config import PreferenceOptions
-from qudata.conversations import conversation_problems
 from qudata.models import Document
+from qudata.normalize.problems import conversation_problems
 from qudata.pack.base import Formatter, Record
 from qudata.pack.markup import MarkupGuard
 from qudata.pack.metadata import MetadataWriter

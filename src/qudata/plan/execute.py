@@ -72,7 +72,7 @@ class Outcome:
 
 def execute(job: Job, report: RunReport, executor: Executor, progress: Progress) -> Outcome:
     """Run ``job`` with ``executor``; fill and return its account."""
-    from qudata.plan.dedup import resolve  # numpy: imported when used
+    from qudata.dedup.step import resolve  # numpy: imported when used
 
     cfg = job.cfg
     count = len(job.partitions)

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from qudata.conversations import conversation_problems
 from qudata.models import json_kind
+from qudata.normalize.problems import conversation_problems
 from qudata.quality.validate_files import FileValidation, validate_file
 
 __all__ = [
@@ -230,7 +230,7 @@ _SAID_BY = {
 
 def _conversation_rules(messages: list[dict[str, Any]], reported: set[str]) -> list[Problem]:
     """The rules ``qudata pack`` drops conversations by
-    (:func:`qudata.conversations.conversation_problems`), as problems: one rule set."""
+    (:func:`qudata.normalize.problems.conversation_problems`), as problems: one rule set."""
     return [
         make_problem(code, "messages", _CONVERSATION_MESSAGES.get(code, code))
         for code in conversation_problems(messages)

@@ -17,7 +17,8 @@ from qudata.io.limits import too_long
 from qudata.io.readers import read_records
 from qudata.io.sources import Source
 from qudata.io.uri import local_copy
-from qudata.models import Document, DocumentNormalizer
+from qudata.models import Document
+from qudata.normalize.document import DocumentNormalizer
 from qudata.plan.partitions import Partition
 
 __all__ = ["Unreadable", "source_items"]

@@ -1,7 +1,7 @@
 """Map 1, per partition: read, normalise, check; leave compact keys for the global steps.
 
 What it leaves: the dedup keys of the documents that pass every check (through
-:class:`qudata.plan.dedup.KeyWriter`), the mix's token counts of the same documents,
+:class:`qudata.dedup.step.KeyWriter`), the mix's token counts of the same documents,
 and in its :class:`Scan` the partition's metadata schema, its line count (pieces of
 a file number their lines on from the pieces before) and the error that stopped its
 input, if any. Nothing is accounted here: map 2 reads the partition again and
@@ -16,15 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from qudata.config import Config
+from qudata.dedup.text import dedup_text
 from qudata.errors import InputError
 from qudata.io.uri import open_stored
-from qudata.models import Document, DocumentNormalizer, token_texts
+from qudata.models import Document, token_texts
+from qudata.normalize.document import DocumentNormalizer
 from qudata.pack.registry import FORMATTERS
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
 from qudata.quality.checks import first_drop
-from qudata.quality.dedup import dedup_text
 from qudata.quality.report import Drop
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items
@@ -64,7 +65,7 @@ def passes_checks(doc: Document, ctx: StageContext) -> Drop | None:
 
 def scan_partition(job: Job, index: int) -> Scan:
     """Map 1 of partition ``index``."""
-    from qudata.plan.dedup import KeyWriter, key_files  # numpy: imported when used
+    from qudata.dedup.step import KeyWriter, key_files  # numpy: imported when used
 
     done = resumed(job, "scan", index)
     if done is not None:

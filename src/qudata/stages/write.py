@@ -15,15 +15,17 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from qudata.dedup import DedupVerdict
+from qudata.dedup.text import exact_key
 from qudata.errors import InputError
 from qudata.export.splits import SplitAssigner
 from qudata.io.sources import Source
-from qudata.models import Document, DocumentNormalizer, token_texts
+from qudata.models import Document, token_texts
+from qudata.normalize.document import DocumentNormalizer
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
-from qudata.quality.dedup import DedupVerdict, exact_key
 from qudata.quality.report import Drop
 from qudata.stages.account import Account, reject_line
 from qudata.stages.context import StageContext, context
@@ -50,7 +52,7 @@ def write_partition(job: Job, index: int) -> Account:
 
 class _PartitionWriter:
     def __init__(self, job: Job, index: int) -> None:
-        from qudata.plan.dedup import read_verdicts  # numpy: imported when used
+        from qudata.dedup.step import read_verdicts  # numpy: imported when used
 
         self.job, self.index = job, index
         self.cfg = cfg = job.cfg

@@ -1,11 +1,10 @@
 """Map 1's side of the global dedup step: one partition's keys, signatures and sorted runs.
 
-Per batch, each text is normalised once (as :func:`qudata.quality.near_dedup.signatures`):
-its exact key, and for near dedup its rensa MinHash (the same values as
-NearDeduplicator's) and one key per LSH band. Positions, keys, ids and signatures
-are appended to the partition's files at once; exact and band records are buffered
-and written as a sorted run whenever they reach the budget's share, so a
-partition's memory does not grow with its size.
+Per batch, each text is normalised once (:mod:`qudata.dedup.text`): its exact key, and
+for near dedup its rensa MinHash over the text's shingles and one key per LSH band.
+Positions, keys, ids and signatures are appended to the partition's files at once; exact
+and band records are buffered and written as a sorted run whenever they reach the
+budget's share, so a partition's memory does not grow with its size.
 """
 
 from __future__ import annotations
@@ -21,17 +20,16 @@ from typing import IO, Any
 import numpy as np
 
 from qudata.config import DedupConfig
-from qudata.errors import MissingExtraError
-from qudata.plan.dedup_files import (
+from qudata.dedup.files import (
     BAND,
     BAND_HASH_BITS,
     EXACT,
     DedupParams,
     partition_file,
 )
-from qudata.plan.runs import ref, write_run
-from qudata.quality.dedup import normalized_key
-from qudata.quality.near_dedup import word_shingles
+from qudata.dedup.runs import ref, write_run
+from qudata.dedup.text import normalized_key, word_shingles
+from qudata.errors import MissingExtraError
 
 __all__ = ["KeyWriter", "band_keys"]
 

@@ -1,6 +1,6 @@
 """One run of the global dedup step: the files listed, the calls handed out, counts added.
 
-:class:`Resolution` is :func:`qudata.plan.dedup.resolve`'s body (see that module for
+:class:`Resolution` is :func:`qudata.dedup.step.resolve`'s body (see that module for
 the steps). It reads only each partition's small ``meta.json`` and the sizes of the
 files; every step over documents is a call of a top-level function, given to the
 executor. It also counts the spill volume: every file of the step, once, as it is
@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qudata.dedup.exact import exact_bits, exact_range
+from qudata.dedup.files import BAND_HASH_BITS, DedupParams, partition_file
+from qudata.dedup.near import bucket_range, first_kept
+from qudata.dedup.runs import key_ranges
+from qudata.dedup.summary import DedupSummary
+from qudata.dedup.verdicts import assemble, cluster_sizes
 from qudata.errors import OutputError
-from qudata.plan.dedup_exact import exact_bits, exact_range
-from qudata.plan.dedup_files import BAND_HASH_BITS, DedupParams, partition_file
-from qudata.plan.dedup_near import bucket_range, first_kept
-from qudata.plan.dedup_summary import DedupSummary
-from qudata.plan.dedup_verdicts import assemble, cluster_sizes
-from qudata.plan.runs import key_ranges
 
 if TYPE_CHECKING:
     from qudata.plan.execute import Executor

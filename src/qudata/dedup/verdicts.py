@@ -2,7 +2,7 @@
 
 :func:`assemble` (pure, per partition, parallel) gathers the partition's duplicates
 from the exact and near outputs (an exact copy of a near duplicate takes that one's
-verdict, as in NearDeduplicator), looks up the id and key of each kept document
+verdict), looks up the id and key of each kept document
 named, and writes ``p.verdicts.npz``; it also writes the references named as a run,
 for the cluster sizes. :class:`PartitionVerdicts` is the lazy mapping map 2 reads:
 positions, keys and duplicates of one partition, nothing else.
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qudata.plan.dedup_files import BAND, DUP, EXACT_KIND, NEAR_KIND, partition_file
-from qudata.plan.dedup_near import Documents
-from qudata.plan.runs import read_range, write_run
-from qudata.quality.dedup import DedupVerdict
+from qudata.dedup import DedupVerdict
+from qudata.dedup.files import BAND, DUP, EXACT_KIND, NEAR_KIND, partition_file
+from qudata.dedup.near import Documents
+from qudata.dedup.runs import read_range, write_run
 
 __all__ = ["PartitionVerdicts", "assemble", "cluster_sizes"]
 

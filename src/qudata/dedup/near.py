@@ -5,12 +5,14 @@
   input order) pairs every member with each earlier one (with the first ``WINDOW``
   only in a larger bucket, so boilerplate cannot make the work quadratic); each pair
   is verified by the estimated Jaccard of the two signatures, read back by offset,
-  against NearDeduplicator's acceptance (the threshold less one standard error).
+  against the acceptance of :class:`~qudata.dedup.files.DedupParams` (the threshold
+  less one standard error).
 * :func:`first_kept` (one pass over the confirmed pairs in input order) applies the
   rule. **A document is a near duplicate when it is similar to an earlier document
   that is kept; it names the earliest such one.** So in a chain A ~ B ~ C where A is
   not similar to C, B names A and C is kept (C's only similar earlier document, B, is
-  not kept). This is NearDeduplicator's rule, so the verdicts are the same; every
+  not kept). This is the rule of a streaming MinHash LSH that keeps first copies
+  (the in-memory oracle of the tests, whose verdicts these equal); every
   removal's similarity to the document it names passes the threshold (no drift
   along a chain); and the pass holds one bit per document, nothing else.
 
@@ -25,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qudata.plan.dedup_files import BAND, DUP, EDGE, NEAR_KIND, DedupParams, partition_file
-from qudata.plan.runs import read_range, write_run
+from qudata.dedup.files import BAND, DUP, EDGE, NEAR_KIND, DedupParams, partition_file
+from qudata.dedup.runs import read_range, write_run
 
 __all__ = ["WINDOW", "Documents", "bucket_range", "first_kept"]
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import orjson
 
 import qudata
-from qudata.quality.near_dedup import signatures
+
+from .oracle import signatures
 
 BASE = " ".join(f"word{i} appears in sentence number {i // 7}." for i in range(300))
 

@@ -1,4 +1,5 @@
-"""Preference records (``chosen`` / ``rejected``) in the shapes they are published in.
+"""Preference records (``chosen`` / ``rejected``) in the shapes they are published in:
+kinds ``ranking``, ``preference`` and ``hh_rlhf``.
 
 - LLaMA-Factory ranking: ``conversations`` (or ``messages``, or Alpaca
   ``instruction``/``input``) as the prompt, ``chosen`` and ``rejected`` one turn each;
@@ -19,9 +20,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from qudata.conversations import Conversation, ConversationError, Turns, alpaca_turns
+from qudata.normalize.alpaca import alpaca_turns
+from qudata.normalize.conversation import Conversation, InputShape
+from qudata.normalize.turns import ConversationError, Turns
 
-__all__ = ["read_preference", "split_transcript"]
+__all__ = ["SHAPE", "read_preference", "split_transcript"]
 
 _HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
 _HH_ROLES = {"Human": "user", "Assistant": "assistant"}
@@ -109,3 +112,24 @@ def read_preference(row: Mapping[str, Any], turns: Turns) -> Conversation:
     good = _answer(chosen, turns, "chosen")
     bad = _answer(rejected, turns, "rejected")
     return Conversation(kind, prompt + good, rejected=bad, prompt_turns=len(prompt))
+
+
+SHAPE = InputShape(
+    kinds={
+        "ranking": (
+            "conversations",
+            "messages",
+            "instruction",
+            "input",
+            "history",
+            "chosen",
+            "rejected",
+            "tools",
+            "parallel_tool_calls",
+        ),
+        "preference": ("prompt", "chosen", "rejected", "tools", "parallel_tool_calls"),
+        "hh_rlhf": ("chosen", "rejected"),
+    },
+    matches=lambda row: row.get("chosen") is not None and row.get("rejected") is not None,
+    read=read_preference,
+)

@@ -9,21 +9,22 @@ import random
 import subprocess
 import sys
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from qudata.errors import ConfigError, MissingExtraError
-from qudata.quality.dedup import (
-    DedupVerdict,
-    ExactDeduplicator,
-    exact_key,
-    make_deduplicator,
-    normalize_text,
-)
-from qudata.quality.near_dedup import NearDeduplicator, lsh_bands, shingles
+from qudata.config import DedupConfig
+from qudata.dedup import DedupVerdict
+from qudata.dedup.files import lsh_bands
+from qudata.dedup.keys import KeyWriter
+from qudata.dedup.text import exact_key, normalize_text, shingles
+from qudata.errors import MissingExtraError
+
+from .oracle import ExactDeduplicator, NearDeduplicator
 
 VOCAB = [f"{w}{i}" for w in ("alpha", "beta", "gamma", "delta", "omega") for i in range(60)]
 
@@ -126,7 +127,7 @@ def test_shingles() -> None:
 
 
 def test_near_finds_a_one_word_edit_and_keeps_unrelated() -> None:
-    dedup = NearDeduplicator(workers=1)
+    dedup = NearDeduplicator()
     keep, edit, other = (dedup.check(*x) for x in [("a", TEXT), ("b", ONE_EDIT), ("c", UNRELATED)])
     assert keep.duplicate_of is None
     assert (edit.duplicate_of, edit.reason) == ("a", "duplicate_near")
@@ -135,7 +136,7 @@ def test_near_finds_a_one_word_edit_and_keeps_unrelated() -> None:
 
 
 def test_near_does_exact_first() -> None:
-    dedup = NearDeduplicator(workers=1)
+    dedup = NearDeduplicator()
     assert dedup.check("a", TEXT).duplicate_of is None
     verdict = dedup.check("b", TEXT.upper())
     assert (verdict.duplicate_of, verdict.reason) == ("a", "duplicate_exact")
@@ -144,7 +145,7 @@ def test_near_does_exact_first() -> None:
 def test_near_chain_maps_to_the_representative() -> None:
     second = ONE_EDIT.replace(TEXT.split()[20], "AGAIN", 1)
     items = [("a", TEXT), ("b", ONE_EDIT), ("c", second), ("d", ONE_EDIT), ("e", UNRELATED)]
-    verdicts = NearDeduplicator(workers=1).check_batch(items)
+    verdicts = NearDeduplicator().check_batch(items)
     assert ids(verdicts) == [None, "a", "a", "a", None]
     # "d" is an exact copy of a near duplicate: it names the kept document, joins its cluster
     assert verdicts[3].reason == "duplicate_near"
@@ -154,14 +155,14 @@ def test_near_chain_maps_to_the_representative() -> None:
 
 def test_near_batch_compares_within_the_batch_and_equals_one_by_one() -> None:
     items = [("a", TEXT), ("b", UNRELATED), ("c", ONE_EDIT), ("d", UNRELATED + " extra")]
-    single = NearDeduplicator(workers=1)
-    batch = NearDeduplicator(workers=1).check_batch(items)
+    single = NearDeduplicator()
+    batch = NearDeduplicator().check_batch(items)
     assert batch == [single.check(i, t) for i, t in items]
     assert ids(batch) == [None, None, "a", "b"]
 
 
 def test_near_short_texts() -> None:
-    dedup = NearDeduplicator(workers=1)
+    dedup = NearDeduplicator()
     assert dedup.check("a", "two words").duplicate_of is None
     assert dedup.check("b", "two other").duplicate_of is None
     assert dedup.check("c", "").duplicate_of is None
@@ -183,29 +184,28 @@ def _corpus(n: int) -> list[tuple[str, str]]:
 
 def test_near_is_deterministic() -> None:
     items = _corpus(200)
-    first = NearDeduplicator(workers=1).check_batch(items)
-    second = NearDeduplicator(workers=1).check_batch(items)
+    first = NearDeduplicator().check_batch(items)
+    second = NearDeduplicator().check_batch(items)
     assert first == second
     assert sum(v.duplicate_of is not None for v in first) > 30
 
 
-def test_near_is_deterministic_across_processes_and_worker_counts() -> None:
-    items = _corpus(1200)  # > Workers.PARALLEL_CHARS: the parallel path runs
-    assert sum(len(t) for _, t in items) > 250_000
+def test_near_is_deterministic_across_processes() -> None:
+    items = _corpus(1200)
     code = (
         "import json, sys\n"
-        "from qudata.quality.near_dedup import NearDeduplicator\n"
+        "from dedup.oracle import NearDeduplicator\n"
         "items = [tuple(x) for x in json.load(sys.stdin)]\n"
-        "d = NearDeduplicator(workers=int(sys.argv[1]))\n"
+        "d = NearDeduplicator()\n"
         "print(json.dumps([[v.duplicate_of, v.cluster_key] for v in d.check_batch(items)]))\n"
         "d.close()\n"
     )
     runs = []
-    for workers, hash_seed in (("1", "1"), ("2", "2")):
+    for hash_seed in ("1", "2"):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         env["PYTHONHASHSEED"] = hash_seed
         out = subprocess.run(
-            [sys.executable, "-c", code, workers],
+            [sys.executable, "-c", code],
             input=json.dumps(items),
             capture_output=True,
             text=True,
@@ -213,11 +213,11 @@ def test_near_is_deterministic_across_processes_and_worker_counts() -> None:
             check=True,
         )
         runs.append(json.loads(out.stdout))
-    local = NearDeduplicator(workers=1).check_batch(items)
+    local = NearDeduplicator().check_batch(items)
     assert runs[0] == runs[1] == [[v.duplicate_of, v.cluster_key] for v in local]
 
 
-def test_missing_rensa_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_rensa_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     real_import = builtins.__import__
 
     def fake_import(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -227,7 +227,7 @@ def test_missing_rensa_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(MissingExtraError, match=r"pip install 'qudata\[near\]'") as info:
-        make_deduplicator("near")
+        KeyWriter(tmp_path, 0, DedupConfig(method="near"))
     assert "rensa" in str(info.value)
     assert isinstance(info.value, ImportError)
 
@@ -235,28 +235,16 @@ def test_missing_rensa_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- configuration -------------------------------------------------------------------
 
 
-def test_make_deduplicator() -> None:
-    assert make_deduplicator("none") is None
-    assert isinstance(make_deduplicator("exact"), ExactDeduplicator)
-    near = make_deduplicator("near", threshold=0.9, num_perm=64, ngram=3)
-    assert isinstance(near, NearDeduplicator)
-    assert (near.threshold, near.num_perm, near.ngram) == (0.9, 64, 3)
-    assert near.bands * near.rows == 64
-
-
 def test_unknown_method_lists_the_choices() -> None:
-    with pytest.raises(ConfigError, match="none, exact, near"):
-        make_deduplicator("fuzzy")
+    with pytest.raises(ValidationError, match="'none', 'exact' or 'near'"):
+        DedupConfig(method="fuzzy")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("threshold", [0.0, -0.1, 1.01, float("nan")])
 def test_threshold_out_of_range(threshold: float) -> None:
-    with pytest.raises(ConfigError, match=r"\(0, 1\]"):
-        make_deduplicator("near", threshold=threshold)
+    with pytest.raises(ValidationError, match="threshold"):
+        DedupConfig(threshold=threshold)
 
 
 def test_threshold_one_is_allowed() -> None:
-    dedup = make_deduplicator("near", threshold=1.0)
-    assert dedup is not None
-    assert dedup.check("a", TEXT).duplicate_of is None
-    assert dedup.check("b", ONE_EDIT).duplicate_of is None
+    assert DedupConfig(method="near", threshold=1.0).threshold == 1.0

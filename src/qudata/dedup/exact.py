@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qudata.plan.dedup_files import DUP, EXACT, EXACT_KIND
-from qudata.plan.dedup_near import Documents
-from qudata.plan.runs import read_range, write_run
+from qudata.dedup.files import DUP, EXACT, EXACT_KIND
+from qudata.dedup.near import Documents
+from qudata.dedup.runs import read_range, write_run
 
 __all__ = ["exact_bits", "exact_range"]
 

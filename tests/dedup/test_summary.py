@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 import qudata
-from qudata.plan.dedup_summary import DedupSummary
+from qudata.dedup.summary import DedupSummary
 
 FAST = {"quality": {"tokenizer": "none"}, "pack": {"formats": ["jsonl"]}}
 

@@ -1,6 +1,6 @@
 """What the global dedup step did: the manifest's ``dedup`` section and its ``run`` figures.
 
-:func:`qudata.plan.dedup.resolve` fills a :class:`DedupSummary`. Its figures are of
+:func:`qudata.dedup.step.resolve` fills a :class:`DedupSummary`. Its figures are of
 two kinds, kept apart so that a dataset's manifest is the same whatever ran it:
 
 * :meth:`DedupSummary.as_manifest` (``manifest["dedup"]``): the parameters and what

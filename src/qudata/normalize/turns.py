@@ -15,8 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from qudata.columns import Shape
-from qudata.tools import ToolError, attach_tool_results, normalize_tool_call
+from qudata.normalize.columns import Shape
+from qudata.normalize.tools import (
+    ToolError,
+    attach_tool_results,
+    normalize_tool_call,
+    render_call,
+)
 
 __all__ = ["ROLE_ALIASES", "ConversationError", "Turns", "message_text", "normalize_role"]
 
@@ -60,8 +65,6 @@ def normalize_role(role: Any, extra: Mapping[str, str] | None = None) -> str:
 
 def message_text(message: Mapping[str, Any]) -> str:
     """A message's content and its tool calls (Hermes ``<tool_call>`` blocks), as text."""
-    from qudata.tools import render_call
-
     content = message.get("content")
     parts = [content] if isinstance(content, str) and content else []
     parts.extend(render_call(c) for c in message.get("tool_calls") or () if isinstance(c, Mapping))

@@ -2,23 +2,23 @@
 
 Map 1 writes, per partition, the documents that passed every check with a
 :class:`KeyWriter` (exact keys, MinHash signatures, sorted runs; see
-:mod:`qudata.plan.dedup_keys`); :func:`resolve` decides, over all partitions in input
+:mod:`qudata.dedup.keys`); :func:`resolve` decides, over all partitions in input
 order, which document of each cluster is kept (the first); map 2 reads a partition's
 verdicts with :func:`read_verdicts`. Executors call these three functions only.
 
 Everything lives in ``directory`` (inside the run's staging folder), and memory is
 bounded by ``dedup.memory``, not by the corpus: runs are written when a partition's
 buffer reaches its share, and ``resolve`` works one key range at a time
-(:mod:`qudata.plan.runs`). Its steps are calls of pure, top-level functions of files,
+(:mod:`qudata.dedup.runs`). Its steps are calls of pure, top-level functions of files,
 run by the run's executor (worker processes, Ray tasks), not by the driver itself:
 
-1. exact, per key range (:func:`qudata.plan.dedup_exact.exact_range`), in parallel;
-2. near: the exact duplicates as bits (:func:`~qudata.plan.dedup_exact.exact_bits`,
+1. exact, per key range (:func:`qudata.dedup.exact.exact_range`), in parallel;
+2. near: the exact duplicates as bits (:func:`~qudata.dedup.exact.exact_bits`,
    one call), per band key range the confirmed pairs
-   (:func:`qudata.plan.dedup_near.bucket_range`), in parallel, then the rule over
-   the confirmed pairs in input order (:func:`~qudata.plan.dedup_near.first_kept`:
+   (:func:`qudata.dedup.near.bucket_range`), in parallel, then the rule over
+   the confirmed pairs in input order (:func:`~qudata.dedup.near.first_kept`:
    a document names the earliest *kept* document it is similar to), one call;
-3. per partition, the verdicts (:func:`qudata.plan.dedup_verdicts.assemble`), then
+3. per partition, the verdicts (:func:`qudata.dedup.verdicts.assemble`), then
    the cluster sizes, in parallel.
 
 Two calls stay sequential over all documents, each one task: ``exact_bits``, the
@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qudata.config import DedupConfig
-from qudata.plan.dedup_files import DedupParams
-from qudata.plan.dedup_keys import KeyWriter
-from qudata.plan.dedup_resolve import Resolution
-from qudata.plan.dedup_summary import DedupSummary
-from qudata.plan.dedup_verdicts import PartitionVerdicts
-from qudata.quality.dedup import DedupVerdict
+from qudata.dedup import DedupVerdict
+from qudata.dedup.files import DedupParams
+from qudata.dedup.keys import KeyWriter
+from qudata.dedup.resolve import Resolution
+from qudata.dedup.summary import DedupSummary
+from qudata.dedup.verdicts import PartitionVerdicts
 
 if TYPE_CHECKING:
     from qudata.plan.execute import Executor

@@ -16,15 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qudata.config import DedupConfig
+from qudata.dedup import DedupVerdict
+from qudata.dedup.keys import band_keys
+from qudata.dedup.step import DedupSummary, KeyWriter, read_verdicts, resolve
 from qudata.engines.local import LocalExecutor
 from qudata.errors import OutputError
-from qudata.plan.dedup import DedupSummary, KeyWriter, read_verdicts, resolve
-from qudata.plan.dedup_keys import band_keys
-from qudata.quality.dedup import DedupVerdict, ExactDeduplicator
 
 pytest.importorskip("rensa")
 
-from qudata.quality.near_dedup import NearDeduplicator, signatures
+from .oracle import ExactDeduplicator, NearDeduplicator, signatures
 
 Docs = list[tuple[str, str]]
 
@@ -84,7 +84,7 @@ def dedup_on_disk(
 
 def test_exact_verdicts_are_the_streaming_ones_in_many_runs(tmp_path: Path) -> None:
     docs = corpus(1500, seed=1)
-    expected = ExactDeduplicator(workers=1).check_batch(docs)
+    expected = ExactDeduplicator().check_batch(docs)
     config = DedupConfig(method="exact")
     verdicts, summary = dedup_on_disk(tmp_path, docs, [700, 1, 799], config, memory=32_000)
     assert verdicts == expected
@@ -109,12 +109,12 @@ def test_exact_verdicts_hold_for_any_partitioning(
     sizes = [b - a for a, b in itertools.pairwise(bounds)] or [0]
     with tempfile.TemporaryDirectory() as tmp:
         verdicts, _ = dedup_on_disk(Path(tmp), docs, sizes, DedupConfig(), memory=memory)
-    assert verdicts == ExactDeduplicator(workers=1).check_batch(docs)
+    assert verdicts == ExactDeduplicator().check_batch(docs)
 
 
 def test_near_verdicts_are_the_streaming_ones_whatever_the_budget(tmp_path: Path) -> None:
     docs = corpus(2000, seed=2)
-    expected = NearDeduplicator(0.8, workers=1).check_batch(docs)
+    expected = NearDeduplicator(0.8).check_batch(docs)
     assert sum(v.reason == "duplicate_near" for v in expected) > 100
     config = DedupConfig(method="near")
     small, summary = dedup_on_disk(tmp_path / "small", docs, [500, 900, 600], config, memory=40_000)
@@ -183,7 +183,7 @@ def test_every_step_is_a_call_of_the_executor_given(tmp_path: Path) -> None:
     verdicts, summary = dedup_on_disk(
         tmp_path, docs, [100, 100, 100], config, memory=8192, executor=recording
     )
-    assert verdicts == NearDeduplicator(0.8, workers=1).check_batch(docs)
+    assert verdicts == NearDeduplicator(0.8).check_batch(docs)
     assert summary.workers == 3
     steps = [(name.rsplit(".", 1)[1], n) for name, n in recording.calls]
     ranges = [n for name, n in steps if name in ("exact_range", "bucket_range")]
@@ -235,7 +235,7 @@ def estimated(a: str, b: str) -> float:
 
 
 def test_a_chain_keeps_the_document_not_similar_to_a_kept_one(tmp_path: Path) -> None:
-    near = NearDeduplicator(0.8, workers=1)
+    near = NearDeduplicator(0.8)
     for seed in range(100):
         a, b, c = chain(seed)
         ab, bc, ac = estimated(a, b), estimated(b, c), estimated(a, c)
@@ -275,7 +275,7 @@ def test_summary_records_the_parameters_and_every_document(tmp_path: Path) -> No
     assert (summary.seed, summary.memory, summary.method) == (1, 2_000_000, "near")
     assert sum(size * n for size, n in summary.cluster_sizes.items()) == len(docs)
     assert summary.duplicates == sum(v.duplicate_of is not None for v in verdicts)
-    near = NearDeduplicator(0.7, num_perm=64, ngram=3, workers=1).check_batch(docs)
+    near = NearDeduplicator(0.7, num_perm=64, ngram=3).check_batch(docs)
     assert verdicts == near
 
 

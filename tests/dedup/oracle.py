@@ -1,15 +1,19 @@
-"""Near-duplicate removal: MinHash LSH over word n-grams (``rensa``, in Rust), exact first.
+"""The in-memory dedup engine, kept as the oracle of the global step's verdicts.
 
-Each text is normalised as for exact dedup; its shingles are the word ``ngram``-grams
-(the whole word list when the text is shorter). Candidates come from the LSH bands of
-the documents already kept, and one is accepted when its estimated Jaccard similarity
-reaches the threshold less one standard error of the estimate. The earliest kept
-candidate wins, so the verdicts do not depend on batching or on the machine.
+qudata removes duplicates with the on-disk step of :mod:`qudata.dedup` (map 1's keys,
+``resolve``, map 2's verdicts). This engine is the same rule written the obvious
+way, in one process, in input order: :class:`ExactDeduplicator` keeps the first
+document of each normalised text, :class:`NearDeduplicator` checks exact first and
+then a rensa MinHash LSH over the kept documents (the earliest kept candidate whose
+estimated Jaccard reaches the threshold less one standard error wins). The tests
+compare the step's verdicts with these, and ``bench/dedup_accuracy.py`` measures
+both. Its memory grows with the corpus (about 180 MB per million distinct texts for
+exact; 2.3 GB at 800,000 kept documents for near, as rensa's 16 band hash tables
+double just below a million), which is why the product does not use it.
 
-Memory per million kept documents (RSS, measured with ``bench/dedup_accuracy.py
---memory``): 2.3 GB at 800,000 and 3.1 GB at 1,000,000, as rensa's 16 band hash
-tables double just below a million (of which one MinHash object per kept document
-is about 0.65 GB, the exact-key dict about 0.18 GB).
+    >>> dedup = ExactDeduplicator()
+    >>> dedup.check("a", "Hello  World").duplicate_of, dedup.check("b", "hello world").duplicate_of
+    (None, 'a')
 """
 
 from __future__ import annotations
@@ -17,61 +21,66 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
+from qudata.dedup import DedupVerdict
+from qudata.dedup.files import lsh_bands
+from qudata.dedup.text import exact_key, normalized_key, word_shingles
 from qudata.errors import MissingExtraError
-from qudata.quality.dedup import (
-    DedupVerdict,
-    ExactDeduplicator,
-    Workers,
-    normalized_key,
-)
 
-__all__ = ["NearDeduplicator", "lsh_bands", "shingles", "signatures", "word_shingles"]
-
-
-def lsh_bands(threshold: float, num_perm: int, *, miss_weight: float = 0.8) -> tuple[int, int]:
-    """``(bands, rows)`` with ``bands * rows == num_perm`` (rensa's constraint) minimising
-    the weighted areas of false positives and false negatives around ``threshold``
-    (datasketch's optimal-parameter search). Misses weigh more: a false candidate is
-    caught by the Jaccard check, a miss is a duplicate left in."""
-
-    def area(b: int, r: int, lo: float, hi: float, keep: bool) -> float:
-        steps, total = 200, 0.0
-        for i in range(steps):
-            s = lo + (hi - lo) * (i + 0.5) / steps
-            p = 1 - (1 - s**r) ** b
-            total += (1 - p if keep else p) * (hi - lo) / steps
-        return total
-
-    best, best_error = (1, num_perm), math.inf
-    for b in (b for b in range(1, num_perm + 1) if num_perm % b == 0):
-        r = num_perm // b
-        error = (1 - miss_weight) * area(b, r, 0.0, threshold, False) + miss_weight * area(
-            b, r, threshold, 1.0, True
-        )
-        if error < best_error:
-            best, best_error = (b, r), error
-    return best
+__all__ = [
+    "Deduplicator",
+    "ExactDeduplicator",
+    "NearDeduplicator",
+    "exact_keys",
+    "signatures",
+]
 
 
-def shingles(normalized: str, ngram: int) -> list[str]:
-    """Word ``ngram``-grams of a normalised text (the whole text when it is shorter)."""
-    return word_shingles(normalized.split(" "), ngram)
+def exact_keys(texts: Sequence[str]) -> list[bytes]:
+    """:func:`~qudata.dedup.text.exact_key` of each text (one call per worker batch)."""
+    return [exact_key(t) for t in texts]
 
 
-def word_shingles(words: list[str], ngram: int) -> list[str]:
-    """:func:`shingles` of a text already split into words."""
-    if len(words) <= ngram:
-        return [" ".join(words)]
-    return list(map(" ".join, zip(*(words[i:] for i in range(ngram)), strict=False)))
+class Deduplicator(Protocol):
+    """Called in input order; the first document of a cluster is kept."""
+
+    def check(self, doc_id: str, text: str) -> DedupVerdict: ...
+
+    def check_batch(self, items: Sequence[tuple[str, str]]) -> list[DedupVerdict]: ...
+
+    def close(self) -> None: ...
+
+
+class ExactDeduplicator:
+    """Keeps the first document of each normalised text."""
+
+    def __init__(self) -> None:
+        self._seen: dict[bytes, str] = {}
+
+    def close(self) -> None:
+        """Nothing to release (the interface of :class:`Deduplicator`)."""
+
+    def check(self, doc_id: str, text: str) -> DedupVerdict:
+        return self.check_key(doc_id, exact_key(text))
+
+    def check_key(self, doc_id: str, key: bytes) -> DedupVerdict:
+        """:meth:`check` for a precomputed :func:`exact_key`."""
+        size = len(self._seen)
+        first = self._seen.setdefault(key, doc_id)
+        if len(self._seen) != size:
+            return DedupVerdict(None, None, key.hex())
+        return DedupVerdict(first, "duplicate_exact", key.hex())
+
+    def check_batch(self, items: Sequence[tuple[str, str]]) -> list[DedupVerdict]:
+        keys = exact_keys([text for _, text in items])
+        return [self.check_key(doc_id, key) for (doc_id, _), key in zip(items, keys, strict=True)]
 
 
 def signatures(
     texts: Sequence[str], num_perm: int, ngram: int, seed: int
 ) -> list[tuple[bytes, Any]]:
-    """``(exact key, MinHash)`` of each text: the heavy, independent part of near dedup,
-    run in worker processes for large batches."""
+    """``(exact key, MinHash)`` of each text (the shingles of :mod:`qudata.dedup.text`)."""
     import rensa
 
     # normalize_text, split once for both the exact key and the shingles
@@ -85,8 +94,8 @@ def signatures(
 class NearDeduplicator:
     """Exact duplicates first, then near duplicates by MinHash LSH over word n-grams.
 
-    Signatures of large batches are computed by ``workers`` processes (default: up to
-    two); matching against kept documents stays in input order in this process.
+    In one process, in input order (the global step computes the same verdicts in
+    parallel, on disk).
     """
 
     def __init__(
@@ -96,7 +105,6 @@ class NearDeduplicator:
         num_perm: int = 128,
         ngram: int = 5,
         seed: int = 1,
-        workers: int | None = None,
     ) -> None:
         try:
             import rensa
@@ -112,11 +120,9 @@ class NearDeduplicator:
         self._exact = ExactDeduplicator()
         self._near: dict[bytes, DedupVerdict] = {}  # exact key -> verdict, for near duplicates
         self._kept: list[tuple[str, bytes, Any]] = []  # LSH key -> (id, exact key, minhash)
-        self._workers = Workers(workers)
 
     def close(self) -> None:
-        """Stop the worker processes, if any were started."""
-        self._workers.close()
+        """Nothing to release (the interface of :class:`Deduplicator`)."""
 
     def check(self, doc_id: str, text: str) -> DedupVerdict:
         return self.check_batch([(doc_id, text)])[0]
@@ -124,9 +130,7 @@ class NearDeduplicator:
     def check_batch(self, items: Sequence[tuple[str, str]]) -> list[DedupVerdict]:
         """Signatures of the whole batch, then each document in order against the kept
         ones (including those kept earlier in this batch)."""
-        signed = self._workers.map(
-            signatures, [text for _, text in items], self.num_perm, self.ngram, self.seed
-        )
+        signed = signatures([text for _, text in items], self.num_perm, self.ngram, self.seed)
         return [
             self._resolve(doc_id, key, minhash)
             for (doc_id, _), (key, minhash) in zip(items, signed, strict=True)
