@@ -228,3 +228,24 @@ def test_object_storage_output_is_refused(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert run.stderr.startswith("Error: s3://bucket/out: writing the dataset to object")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # no folder "s3:"
+
+
+def test_remote_identity_follows_a_rewrite(s3: S3) -> None:
+    """What ``--resume`` compares for a remote input: its size and ETag, from the listing
+    of the run that reads it; storage options set the endpoint and the credentials."""
+    from qudata.engines.ray_inputs import expand_sources
+    from qudata.io.uri import configure, remote_identity
+
+    configure(s3.options)
+    uri = f"s3://{s3.bucket}/fingerprint/a.jsonl"
+    try:
+        s3.fs().pipe(uri, b'{"text": "one"}\n')
+        [source] = expand_sources([f"s3://{s3.bucket}/fingerprint"]).sources
+        before = remote_identity(source.path)
+        s3.fs().pipe(uri, b'{"text": "two"}\n')  # the same size, other bytes
+        expand_sources([f"s3://{s3.bucket}/fingerprint"])
+        after = remote_identity(source.path)
+    finally:
+        configure({})
+    assert before["size"] == after["size"] == 16
+    assert before["etag"] != after["etag"]

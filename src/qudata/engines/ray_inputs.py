@@ -45,6 +45,7 @@ def _expand_uri(uri: str) -> list[Source]:
     """A file, folder (recursively, sorted as the local walk) or glob of a filesystem URI."""
     fs, root = filesystem(uri)
     try:
+        fs.invalidate_cache()  # a listing of an earlier run in this process is stale
         return _expand(uri, fs, root)
     except QudataError:
         raise
