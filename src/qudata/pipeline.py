@@ -20,7 +20,7 @@ from typing import Any
 
 from qudata.config import Config, load_config, parse_size
 from qudata.engines import make_executor, ray_engine
-from qudata.errors import ConfigError, InputError
+from qudata.errors import ConfigError, InputError, StorageError, WorkerError
 from qudata.export.publish import publish_dataset
 from qudata.io.lines import read_lines
 from qudata.io.output_dir import (
@@ -94,10 +94,12 @@ def pack_dataset(
         previous = recover(out, keep=resume)
         check_output_dir(out, overwrite=cfg.output.overwrite)
         staging = make_staging(out, previous).resolve()  # absolute: workers may run elsewhere
+        resumable = False
         try:
             sources = [_absolute(s) for s in _spool_stdin(found.sources, staging, cfg)]
             job = Job(cfg, staging, plan_partitions(sources, _partition_size(cfg)))
             job.resume = start(job, fingerprint(job, report.config))
+            resumable = True
             job.shuffle_buckets = _shuffle_buckets(job)
             if cfg.mix is not None:
                 job.mix_source.update(argument_of)
@@ -114,6 +116,13 @@ def pack_dataset(
                 command=command,
                 run=outcome.run,
             )
+        except (StorageError, WorkerError) as exc:
+            if not resumable:  # failed before any stage ran: nothing to take up
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            # the storage or a worker failed: the partitions done stay for --resume
+            exc.args = (f"{exc}; the partitions done are kept: run again with --resume",)
+            raise
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -72,10 +72,11 @@ class S3:
         self._control("/_qudata/reset", "POST")
 
 
-def start_s3() -> S3:
+def start_s3(port: int | None = None) -> S3:
+    """A new server (on ``port``, default a free one) with an empty bucket."""
     pytest.importorskip("moto.server")
     pytest.importorskip("s3fs")
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, str(SERVER), str(port)],
         stdout=subprocess.DEVNULL,

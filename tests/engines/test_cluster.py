@@ -25,6 +25,8 @@ import yaml
 
 import qudata
 
+from conftest import start_s3  # type: ignore[import-not-found]
+
 S3 = TwoNodes = Any  # the fixtures of conftest.py
 
 pytestmark = [
@@ -165,10 +167,10 @@ def test_a_killed_worker_is_retried(two_nodes: TwoNodes, tmp_path: Path) -> None
         )  # fmt: skip
         pid_file = two_nodes.hold / "pid"
         for _ in range(1200):
-            if pid_file.exists() and pid_file.read_text():
+            if (pid_file.exists() and pid_file.read_text()) or run.poll() is not None:
                 break
             time.sleep(0.05)
-        else:
+        if not pid_file.exists():
             run.kill()
             pytest.fail("no task reached the hook: " + run.communicate()[1])
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
@@ -249,3 +251,68 @@ def test_remote_identity_follows_a_rewrite(s3: S3) -> None:
         configure({})
     assert before["size"] == after["size"] == 16
     assert before["etag"] != after["etag"]
+
+
+def test_storage_lost_mid_run_fails_in_one_line_and_resumes(
+    two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    """The store goes away while a task runs: the retries fail, one line naming the URI,
+    exit 1, nothing published, the partitions done kept; once the store is back,
+    ``--resume`` ends the run with the dataset of an undisturbed one."""
+    source = tmp_path / "in.jsonl"
+    data = big_jsonl(source, 1500, seed=3)
+    server = start_s3()
+    port = int(server.endpoint.rsplit(":", 1)[1])
+    uri = f"s3://{server.bucket}/in.jsonl"
+    server.fs().pipe(uri, data)
+    options = server.options
+    options["s3"]["config_kwargs"] = {"retries": {"max_attempts": 1}}  # fail fast
+    config = {**ray_config(two_nodes), "storage": {"options": options}}
+    config["engine"]["partition_size"] = 30_000
+    # --dedup none: the dedup step removes key files that the scans' records name (a resumed
+    # run then scans again); a limit of --resume, not of the cluster
+    args = [uri, "-f", "jsonl", "--tokenizer", "none", "--dedup", "none", "-q", "--config",
+            _config_file(config, tmp_path)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = tmp_path / "out"
+    (two_nodes.hold / "armed").write_text("write_partition")  # every scan recorded
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "qudata", "pack", *args, "-o", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        pid_file = two_nodes.hold / "pid"
+        for _ in range(1200):
+            if (pid_file.exists() and pid_file.read_text()) or run.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not pid_file.exists():
+            run.kill()
+            pytest.fail("no task reached the hook: " + run.communicate()[1])
+        server.process.kill()
+        server.process.wait()
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        err = run.communicate(timeout=240)[1]
+    finally:
+        (two_nodes.hold / "armed").unlink()
+        (two_nodes.hold / "pid").unlink(missing_ok=True)
+        server.process.kill()
+    assert run.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {uri}: cannot read: "), err
+    assert lines[0].endswith("run again with --resume")
+    assert not out.exists() and len(list(tmp_path.glob(".out.qudata-partial-*"))) == 1
+    server = start_s3(port)  # the store is back, with the same object (the same ETag)
+    try:
+        server.fs().pipe(uri, data)
+        resumed = cli(*args, "-o", str(out), "--resume", tmp=tmp_path)
+        clean = cli(*args, "-o", str(tmp_path / "clean"), tmp=tmp_path)
+    finally:
+        server.process.kill()
+        server.process.wait()
+    assert resumed.returncode == 0 and clean.returncode == 0, resumed.stderr + clean.stderr
+    a, b = tree(tmp_path / "clean"), tree(out)
+    assert [n for n in a if a[n] != b[n]] == ["manifest.json"]
+    ma, mb = orjson.loads(a["manifest.json"]), orjson.loads(b["manifest.json"])
+    assert mb["run"].pop("resumed") > 0 and ma["run"].pop("resumed") == 0
+    assert ma == mb

@@ -59,12 +59,19 @@ def _import_ray() -> Any:
     return ray
 
 
-def _test_hold() -> None:
-    """A test hook: with ``QUDATA_TEST_HOLD`` naming a folder that holds a file ``armed``,
-    the first task to get there writes its process id to ``pid`` and sleeps (so that a
-    test can kill its worker)."""
+def _test_hold(function: Callable[..., Any]) -> None:
+    """A test hook: with ``QUDATA_TEST_HOLD`` naming a folder that holds a file ``armed``
+    (empty, or naming a stage function), the first task (of that function) to get there
+    writes its process id to ``pid`` and sleeps (so that a test can kill its worker)."""
     folder = os.environ.get("QUDATA_TEST_HOLD")
-    if not folder or not os.path.exists(os.path.join(folder, "armed")):
+    if not folder:
+        return
+    try:
+        with open(os.path.join(folder, "armed"), encoding="utf-8") as armed:
+            wanted = armed.read().strip()
+    except OSError:
+        return
+    if wanted and wanted != getattr(function, "__name__", ""):
         return
     try:
         fd = os.open(os.path.join(folder, "pid"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -81,7 +88,7 @@ def _call(
     """One stage call in a Ray task; a qudata error comes back as data, a storage error
     is raised (Ray runs the task again)."""
     configure(storage)
-    _test_hold()
+    _test_hold(function)
     try:
         return True, function(*args)
     except StorageError:
