@@ -111,6 +111,12 @@ def start_s3(port: int | None = None) -> S3:
     return server
 
 
+@pytest.fixture
+def new_s3() -> Any:
+    """:func:`start_s3`: a server of the test's own (to stop it)."""
+    return start_s3
+
+
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3]:
     server = start_s3()

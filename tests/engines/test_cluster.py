@@ -25,8 +25,6 @@ import yaml
 
 import qudata
 
-from conftest import start_s3  # type: ignore[import-not-found]
-
 S3 = TwoNodes = Any  # the fixtures of conftest.py
 
 pytestmark = [
@@ -254,14 +252,14 @@ def test_remote_identity_follows_a_rewrite(s3: S3) -> None:
 
 
 def test_storage_lost_mid_run_fails_in_one_line_and_resumes(
-    two_nodes: TwoNodes, tmp_path: Path
+    two_nodes: TwoNodes, new_s3: Any, tmp_path: Path
 ) -> None:
     """The store goes away while a task runs: the retries fail, one line naming the URI,
     exit 1, nothing published, the partitions done kept; once the store is back,
     ``--resume`` ends the run with the dataset of an undisturbed one."""
     source = tmp_path / "in.jsonl"
     data = big_jsonl(source, 1500, seed=3)
-    server = start_s3()
+    server = new_s3()
     port = int(server.endpoint.rsplit(":", 1)[1])
     uri = f"s3://{server.bucket}/in.jsonl"
     server.fs().pipe(uri, data)
@@ -302,7 +300,7 @@ def test_storage_lost_mid_run_fails_in_one_line_and_resumes(
     assert len(lines) == 1 and lines[0].startswith(f"Error: {uri}: cannot read: "), err
     assert lines[0].endswith("run again with --resume")
     assert not out.exists() and len(list(tmp_path.glob(".out.qudata-partial-*"))) == 1
-    server = start_s3(port)  # the store is back, with the same object (the same ETag)
+    server = new_s3(port)  # the store is back, with the same object (the same ETag)
     try:
         server.fs().pipe(uri, data)
         resumed = cli(*args, "-o", str(out), "--resume", tmp=tmp_path)
