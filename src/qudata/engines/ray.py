@@ -120,9 +120,12 @@ def _failure(exc: BaseException, function: Callable[..., Any], number: int) -> Q
     cause = getattr(exc, "cause", None)
     if isinstance(cause, QudataError):
         return cause
+    name = getattr(function, "__name__", "a stage")
+    if cause is not None:  # the task raised (not a qudata error): not retried
+        what = " ".join(str(cause).split()) or type(cause).__name__
+        return WorkerError(f"Ray task {name} of call {number} failed: {what}")
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     what = lines[0] if lines else type(exc).__name__
-    name = getattr(function, "__name__", "a stage")
     return WorkerError(
         f"Ray task {name} of call {number} failed after {RETRIES} retries: "
         f"{type(exc).__name__}: {what}"
