@@ -30,8 +30,8 @@ from qudata.io.output_dir import (
     make_staging,
     recover,
 )
-from qudata.io.sources import Source, walk_arguments
-from qudata.io.uri import configure, refuse_uri_output
+from qudata.io.sources import InputWalk, Source, walk_arguments, walk_inputs
+from qudata.io.uri import configure, is_uri, refuse_uri_output
 from qudata.plan.execute import Executor, Outcome, Progress, execute
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
@@ -83,7 +83,7 @@ def pack_dataset(
     arguments = [os.fspath(item) for item in inputs]
     # never write over, into or around an input (files found in folders are checked next)
     check_not_an_input(out, [a for a in arguments if not glob.has_magic(a)], [])
-    expand = None
+    expand = _walk
     if cfg.engine.name == "ray":
         expand = ray_engine().expand_sources
     found, argument_of = walk_arguments(arguments, out, expand)
@@ -132,6 +132,15 @@ def pack_dataset(
             spool.unlink(missing_ok=True)
     report.output_dir = str(out)
     return report
+
+
+def _walk(arguments: list[str], *, exclude: Path) -> InputWalk:
+    """The local engine's walk; a URI is listed through fsspec (as on Ray)."""
+    if any(is_uri(a) for a in arguments):
+        from qudata.engines.ray_inputs import expand_sources  # imports no Ray
+
+        return expand_sources(arguments, exclude=exclude)
+    return walk_inputs(arguments, exclude=exclude)
 
 
 def _new_report(cfg: Config) -> RunReport:

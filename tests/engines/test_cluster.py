@@ -61,7 +61,9 @@ def tree(root: Path) -> dict[str, bytes]:
     }
 
 
-def same_dataset(local: Path, remote: Path, uris: dict[str, str]) -> dict[str, Any]:
+def same_dataset(
+    local: Path, remote: Path, uris: dict[str, str], engines: tuple[str, str] = ("local", "ray")
+) -> dict[str, Any]:
     """Every file equal, once the local inputs' paths are read as their URIs (``uris``),
     but the manifest, which differs in its ``run`` section only, and the report (its
     charts' layout follows the names' length); the remote run's manifest."""
@@ -70,9 +72,10 @@ def same_dataset(local: Path, remote: Path, uris: dict[str, str]) -> dict[str, A
         a = {name: body.replace(path.encode(), uri.encode()) for name, body in a.items()}
     assert sorted(a) == sorted(b)
     # report.html: the charts' layout follows the length of the sources' names
-    assert [n for n in a if a[n] != b[n]] in (["manifest.json"], ["manifest.json", "report.html"])
+    differ = [n for n in a if a[n] != b[n]]
+    assert differ in ([], ["manifest.json"], ["manifest.json", "report.html"], ["report.html"])
     ma, mb = orjson.loads(a["manifest.json"]), orjson.loads(b["manifest.json"])
-    assert ma.pop("run")["engine"] == "local" and mb.pop("run")["engine"] == "ray"
+    assert (ma.pop("run")["engine"], mb.pop("run")["engine"]) == engines
     assert ma == mb
     return mb  # type: ignore[no-any-return]
 
@@ -314,3 +317,21 @@ def test_storage_lost_mid_run_fails_in_one_line_and_resumes(
     ma, mb = orjson.loads(a["manifest.json"]), orjson.loads(b["manifest.json"])
     assert mb["run"].pop("resumed") > 0 and ma["run"].pop("resumed") == 0
     assert ma == mb
+
+
+def test_the_local_engine_reads_s3_too(s3: S3, tmp_path: Path) -> None:
+    """Without Ray: the same listing, ranged reads and storage options, also in the
+    local engine's worker processes."""
+    source = tmp_path / "local.jsonl"
+    data = big_jsonl(source, 1200, seed=8)
+    uri = f"s3://{s3.bucket}/local-engine/local.jsonl"
+    s3.fs().pipe(uri, data)
+    config = {"engine": {"workers": 2, "partition_size": len(data) // 4}}
+    qudata.pack_dataset([str(source)], tmp_path / "disk", config=config)
+    qudata.pack_dataset(
+        [uri], tmp_path / "s3", config={**config, "storage": {"options": s3.options}}
+    )
+    manifest = same_dataset(
+        tmp_path / "disk", tmp_path / "s3", {str(source): uri}, engines=("local", "local")
+    )
+    assert manifest["inputs"][0]["path"] == uri

@@ -18,6 +18,7 @@ than rejecting the input.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -51,6 +52,8 @@ CONCURRENT_FETCHES = 16
 
 _EXTRAS = {"s3": ("s3", "s3fs"), "s3a": ("s3", "s3fs"), "gs": ("gcs", "gcsfs"),
            "gcs": ("gcs", "gcsfs")}  # fmt: skip
+#: Where :func:`configure` leaves the options for worker processes of this one.
+OPTIONS_VARIABLE = "QUDATA_STORAGE_OPTIONS"
 _configured: dict[str, dict[str, Any]] = {}
 _info: dict[str, dict[str, Any]] = {}  # full URI -> its listing entry (size, ETag, ...)
 _prefetched: dict[str, bytes] = {}  # the small files of the slice being read
@@ -74,10 +77,15 @@ def refuse_uri_output(output: str) -> None:
 
 def configure(options: Mapping[str, Mapping[str, Any]]) -> None:
     """Make ``options`` (per protocol: ``{"s3": {"endpoint_url": ...}}``) fsspec's
-    defaults in this process; filesystems made before with other options are dropped."""
+    defaults in this process and the processes it starts (the variable
+    :data:`OPTIONS_VARIABLE`); filesystems made before with other options are dropped."""
     wanted = {str(k): dict(v) for k, v in options.items()}
     if wanted == _configured:
         return
+    if wanted:  # for the local engine's worker processes, started after this
+        os.environ[OPTIONS_VARIABLE] = json.dumps(wanted)
+    else:
+        os.environ.pop(OPTIONS_VARIABLE, None)
     import fsspec
     import fsspec.config
 
@@ -99,6 +107,8 @@ def filesystem(uri: str) -> tuple[Any, str]:
         import fsspec
     except ImportError:
         raise MissingExtraError("ray", "fsspec", feature=f"Reading {uri}") from None
+    if not _configured and OPTIONS_VARIABLE in os.environ:  # a worker of the local engine
+        configure(json.loads(os.environ[OPTIONS_VARIABLE]))
     try:
         fs, path = fsspec.core.url_to_fs(uri)
     except ImportError:
