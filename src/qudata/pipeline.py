@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from qudata.account import RunReport
 from qudata.config import Config, load_config, parse_size
 from qudata.engines import make_executor, ray_engine
 from qudata.errors import ConfigError, InputError, StorageError, WorkerError
@@ -35,7 +36,6 @@ from qudata.io.uri import configure, is_uri, refuse_uri_output
 from qudata.plan.execute import Executor, Outcome, Progress, execute
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
-from qudata.quality.report import RunReport
 from qudata.stages.context import forget
 from qudata.stages.resume import fingerprint, start
 
@@ -56,7 +56,8 @@ def pack_dataset(
     """Pack ``inputs`` (files, folders, globs, ``-``) into a dataset folder; return the account.
 
     ``command`` is shown in the dataset card as the command that made the folder;
-    ``progress`` receives the phases and the bytes of input done. ``resume``: take up
+    ``progress`` receives each phase with its total and unit, then the work done (see
+    :class:`qudata.plan.execute.Progress`). ``resume``: take up
     the staging folder of a killed run into ``output_dir`` (see
     :mod:`qudata.stages.resume`); the output is the same as an uninterrupted run's.
 
@@ -104,6 +105,8 @@ def pack_dataset(
             if cfg.mix is not None:
                 job.mix_source.update(argument_of)
             outcome = _run(job, report, progress or _Quiet())
+            if not resume:
+                report.resumed = None  # the summary says what --resume took, when asked
             _check_written(outcome)
             shutil.rmtree(job.parts, ignore_errors=True)
             publish_dataset(
@@ -144,13 +147,15 @@ def _walk(arguments: list[str], *, exclude: Path) -> InputWalk:
 
 
 def _new_report(cfg: Config) -> RunReport:
-    from qudata import __version__
+    from qudata.version import __version__
 
     # ``output.overwrite`` says how to write, ``engine`` where: both are left out so that
     # a rerun with --overwrite, another engine or other workers writes the same bytes
     config = cfg.model_dump(
         mode="json", exclude={"output": {"overwrite"}, "engine": True, "storage": True}
     )  # storage: credentials never go into the manifest
+    if not any(config["output"]["card"].values()):  # manifests without one stay as they were
+        del config["output"]["card"]
     return RunReport(qudata_version=__version__, config=config)
 
 
@@ -249,7 +254,7 @@ def _shuffle_buckets(job: Job) -> int:
 
 
 class _Quiet:
-    def phase(self, label: str, total: int) -> None:
+    def phase(self, label: str, total: int, unit: str = "bytes") -> None:
         pass
 
     def advance(self, amount: int, records: int = 0) -> None:

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from qudata.pack import ChatMLFormatter
-from qudata.quality.validate import validate_chatml
+from qudata.pack.chatml_rules import validate_chatml
 
 GOLDEN = Path(__file__).parent.parent / "data" / "chatml"
 NO_TOKENS = {"tokenizer": "none"}

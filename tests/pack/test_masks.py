@@ -8,11 +8,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qudata.account import Drop
 from qudata.models import Document
 from qudata.pack.chatml_render import render_chatml
 from qudata.pack.masks import Rendering, Vocabulary, find_turns, tokenize_segments
 from qudata.pack.packed import PackedFormatter
-from qudata.quality.report import Drop
 from qudata.quality.tokens import get_token_counter
 
 CL100K = get_token_counter("cl100k_base")

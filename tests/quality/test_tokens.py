@@ -24,6 +24,7 @@ from qudata.quality.tokens import (
     load_tiktoken_encoding,
 )
 from qudata.quality.tokens import encodings as token_encodings
+from qudata.quality.tokens import fast as token_fast
 from qudata.quality.tokens import histogram as token_histogram
 from qudata.quality.tokens import threads as token_threads
 
@@ -41,6 +42,7 @@ SAMPLES = [
 def _fresh_caches() -> Iterator[None]:
     """Each test sees (and leaves) empty caches, so monkeypatched sources take effect."""
     load_tiktoken_encoding.cache_clear()
+    token_fast.quicktok_encoding.cache_clear()
     get_token_counter.cache_clear()
     yield
     load_tiktoken_encoding.cache_clear()
@@ -165,6 +167,7 @@ def test_o200k_without_its_file_fails_fast(
 ) -> None:
     monkeypatch.delenv("QUDATA_TIKTOKEN_FILE_O200K_BASE", raising=False)
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(token_fast.ENV, "0")  # quicktok's proven vocabulary would do
     with pytest.raises(ConfigError, match="QUDATA_TIKTOKEN_FILE_O200K_BASE") as info:
         get_token_counter("o200k_base")
     assert str(tmp_path) in str(info.value)  # says where tiktoken's cache copy would go
@@ -172,6 +175,7 @@ def test_o200k_without_its_file_fails_fast(
 
 def test_missing_tiktoken_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tiktoken", None)
+    monkeypatch.setenv(token_fast.ENV, "0")
     with pytest.raises(MissingExtraError, match=r"pip install 'qudata\[tokens\]'"):
         get_token_counter("cl100k_base")
 

@@ -1,10 +1,12 @@
-"""The formatter base class: options, the streaming loop, files; a format fills two hooks.
+"""The formatter base class: options, the streaming loop, files; a format fills the hooks.
 
 A concrete formatter sets ``name``, ``extension`` and ``options_model`` and
 implements :meth:`Formatter.format_document` (one document to records, or a
-:class:`~qudata.quality.report.Drop`) and :meth:`Formatter.encoder` (records to
-bytes). Everything else — option precedence, streaming, statistics, atomic
-files — lives here once.
+:class:`~qudata.account.Drop`); it may override the other hooks: the encoder
+(records to bytes), the writer, its own checks, its record rules (:meth:`validate`,
+and :attr:`file_rules` for ``qudata validate``), token counts and ``datasets``
+features. Everything else — option precedence, streaming, statistics, atomic
+files — lives here once. See :mod:`qudata.pack.registry` for adding a format.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from qudata.account import Drop, FormatStats
 from qudata.config import Config, load_config, merge_options
 from qudata.io.writers import AtomicFile
 from qudata.models import Document
 from qudata.normalize.document import DocumentNormalizer
 from qudata.pack.schema import MetadataSchema
 from qudata.quality.checks import Check, first_drop
-from qudata.quality.report import Drop, FormatStats
+from qudata.quality.problems import FileRules
+from qudata.sections import Section
 
 __all__ = ["Encoder", "Formatter", "Record"]
 
@@ -58,7 +62,7 @@ class Formatter(ABC, Generic[Opts]):
 
     name: ClassVar[str]
     extension: ClassVar[str]
-    options_model: ClassVar[type[BaseModel]]
+    options_model: ClassVar[type[Section]]
     #: records carry metadata or messages, whose keys are learnt before writing
     learns_schema: ClassVar[bool] = False
     #: how ``datasets`` finds the format: ``"root"``, a config of the dataset card at
@@ -69,6 +73,8 @@ class Formatter(ABC, Generic[Opts]):
     #: map 2's parts hold those bytes and the commit copies them (the default JSON Lines
     #: writer always does; a token-id format says so to skip a JSON round trip)
     writes_encoded: ClassVar[bool] = False
+    #: the rules ``qudata validate`` checks files of this format by (``None``: it does not)
+    file_rules: ClassVar[type[FileRules] | None] = None
 
     def __init__(
         self,
@@ -76,7 +82,7 @@ class Formatter(ABC, Generic[Opts]):
         **options: Any,
     ) -> None:
         self.config = load_config(config)
-        section = getattr(self.config.pack, self.name)
+        section: Any = self.config.pack.options(self.name)
         self.options: Opts = merge_options(
             self.options_model, section, None, options, prefix=f"pack.{self.name}"
         )
@@ -149,7 +155,8 @@ class Formatter(ABC, Generic[Opts]):
         return None
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
-        """Error codes of the rules ``record`` breaks (see :mod:`qudata.quality.validate`)."""
+        """Error codes of the rules ``record`` breaks as it is written (the format's rules,
+        as :attr:`file_rules` applies them to files; see :mod:`qudata.quality.problems`)."""
         return []
 
     def encoder(self, opts: Opts) -> Encoder:

@@ -78,7 +78,12 @@ def probe_markers(render: Callable[[list[dict[str, str]]], str]) -> set[str]:
 
     ``render`` renders a list of messages; a probe the template refuses is skipped.
     """
-    probes = [list(_PROBE_ROLES), ["user", "assistant"], ["user", "assistant", "user", "assistant"]]
+    probes = [
+        list(_PROBE_ROLES),
+        ["user", "assistant"],
+        ["user", "assistant", "user", "assistant"],
+        ["user", "assistant", "tool", "assistant"],  # a role-built tool marker (<|tool|>)
+    ]
     found: set[str] = set()
     for roles in probes:
         sentinels = [f"QudataProbe{chr(65 + i) * 3}Content" for i in range(len(roles))]

@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qudata.account import Drop
 from qudata.errors import ConfigError
-from qudata.quality.report import Drop
 
 __all__ = ["Rendering", "Turn", "Vocabulary", "check", "find_turns", "tokenize_segments"]
 

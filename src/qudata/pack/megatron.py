@@ -23,15 +23,17 @@ import os
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from qudata.config import MegatronOptions
+from pydantic import Field
+
+from qudata.account import Drop, FileStats
 from qudata.errors import ConfigError
 from qudata.io.writers import AtomicFile
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
 from qudata.pack.chatml_render import render_chatml
-from qudata.quality.report import Drop, FileStats
+from qudata.sections import Section
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,10 +42,26 @@ __all__ = [
     "EOD_CANDIDATES",
     "INDEX_HEADER",
     "MegatronFormatter",
+    "MegatronOptions",
     "MegatronWriter",
     "TokenEncoder",
     "token_dtype",
 ]
+
+
+class MegatronOptions(Section):
+    """``pack.megatron``: a Megatron-LM indexed dataset (token ids, one sequence a document)."""
+
+    text: Literal["text", "render"] = Field(
+        default="text",
+        description="a conversation's sequence: `text`, or `render` (ChatML markup)",
+    )
+    eod_token: str | None = Field(
+        default=None,
+        description="end-of-document token appended to each sequence (none: the tokenizer's, "
+        "`<|endoftext|>`, `</s>`, ...)",
+    )
+
 
 INDEX_HEADER = b"MMIDIDX\x00\x00"
 _DTYPE_CODES = {"uint16": 8, "int32": 4}  # Megatron's DType enum

@@ -21,12 +21,12 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from qudata.account import Drop, FormatStats
 from qudata.config import OutputConfig, parse_size
 from qudata.export.shuffle import SpillShuffler
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
 from qudata.quality.checks import first_drop
-from qudata.quality.report import Drop, FormatStats
 
 __all__ = ["FormatOutput", "count_once"]
 

@@ -29,22 +29,59 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from qudata.config import PackedOptions
+from pydantic import Field
+
+from qudata.account import Drop
 from qudata.errors import ConfigError, InputError
 from qudata.io.parquet import import_pyarrow
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
+from qudata.pack.chatml import chatml_options
 from qudata.pack.chatml_render import render_chatml
 from qudata.pack.markup import MessageCleaner, conversation_guard
 from qudata.pack.masks import Rendering, Vocabulary, check, find_turns, tokenize_segments
 from qudata.pack.megatron import EOD_CANDIDATES
 from qudata.pack.packed_writer import PackedWriter
 from qudata.pack.templates import compile_chat_template, load_template_source, render_bounded
-from qudata.quality.report import Drop
+from qudata.sections import Section
 
-__all__ = ["PackedFormatter"]
+__all__ = ["PackedFormatter", "PackedOptions"]
+
+
+class PackedOptions(Section):
+    """``pack.packed``: packed training sequences (token ids, positions, assistant masks)."""
+
+    seq_len: int = Field(default=4096, gt=1, description="most tokens of one packed row")
+    template: str = Field(
+        default="chatml",
+        description="`chatml` (qudata's ChatML rendering), or a chat template (path or string)",
+    )
+    template_vars: dict[str, str] = Field(
+        default_factory=dict, description="variables of that template (`bos_token`, ...)"
+    )
+    mask: Literal["assistant", "all"] = Field(
+        default="assistant", description="tokens in the loss: `assistant` spans, or `all`"
+    )
+    strategy: Literal["bfd", "sequential"] = Field(
+        default="bfd",
+        description="`bfd` (best-fit decreasing over the split) or `sequential` (input order)",
+    )
+    on_overflow: Literal["drop", "split_turns"] = Field(
+        default="drop",
+        description="a conversation over `seq_len`: `drop` (`too_long`) or `split_turns` "
+        "(cut between turns)",
+    )
+    reasoning: Literal["last_turn", "per_turn", "keep"] = Field(
+        default="last_turn",
+        description="a template that renders earlier assistant turns differently from the "
+        "last one: `last_turn`, `per_turn`, `keep`",
+    )
+    eod_token: str | None = Field(
+        default=None,
+        description="end-of-document token after each plain document (none: the tokenizer's)",
+    )
 
 
 class PackedFormatter(Formatter[PackedOptions]):
@@ -71,7 +108,7 @@ class PackedFormatter(Formatter[PackedOptions]):
         if "vocab" in state:
             return state
         vocab = Vocabulary(self.counter)
-        chatml = self.config.pack.chatml
+        chatml = chatml_options(self.config)
         template = None if opts.template == "chatml" else opts.template
         guard = conversation_guard(
             SimpleNamespace(
@@ -99,7 +136,7 @@ class PackedFormatter(Formatter[PackedOptions]):
 
     def _render(self, state: dict[str, Any], opts: PackedOptions, tools: Any) -> Any:
         compiled = state["compiled"]
-        chatml = self.config.pack.chatml
+        chatml = chatml_options(self.config)
 
         def render(messages: list[dict[str, Any]], generation: bool) -> str:
             if compiled is None:

@@ -15,7 +15,7 @@ the rows in row order, each with its sequences in input order, to
 ``input_ids`` (list<int32>), ``position_ids`` (list<int32>, from 0 at each segment),
 ``seq_lengths`` (list<int32>, summing to the row length), ``assistant_masks``
 (list<int8>) and ``doc_ids`` (list<string>, one per segment). Each file's
-:class:`~qudata.quality.report.FileStats` carries its ``packing`` figures, and the
+:class:`~qudata.account.FileStats` carries its ``packing`` figures, and the
 split's lower bound on rows (:func:`~qudata.pack.bfd.rows_lower_bound`).
 """
 
@@ -30,9 +30,9 @@ from typing import Any
 
 import orjson
 
+from qudata.account import FileStats
 from qudata.io.parquet import import_pyarrow
 from qudata.pack.bfd import pack, rows_lower_bound
-from qudata.quality.report import FileStats
 
 __all__ = ["FILL_BINS", "PackedWriter", "row_schema"]
 

@@ -17,14 +17,20 @@ from typing import Any, ClassVar
 
 import orjson
 
-from qudata.config import ParquetOptions
+from qudata.account import Drop, FormatStats
 from qudata.io.parquet import ParquetShardWriter, import_pyarrow
 from qudata.models import KNOWN_METADATA_KEYS, Document
 from qudata.pack.base import Formatter, Record
+from qudata.pack.chatml import chatml_options
+from qudata.pack.jsonl_rules import validate_jsonl
 from qudata.pack.markup import MessageCleaner, conversation_guard
-from qudata.quality.report import Drop, FormatStats
+from qudata.sections import Section
 
-__all__ = ["ParquetFormatter", "parquet_schema"]
+__all__ = ["ParquetFormatter", "ParquetOptions", "parquet_schema"]
+
+
+class ParquetOptions(Section):
+    """``pack.parquet``: typed columns; no options yet."""
 
 
 def parquet_schema() -> Any:
@@ -156,7 +162,7 @@ class ParquetFormatter(Formatter[ParquetOptions]):
                         f"column messages.{key} holds text",
                     )
         if "cleaner" not in state:
-            state["cleaner"] = MessageCleaner(conversation_guard(self.config.pack.chatml))
+            state["cleaner"] = MessageCleaner(conversation_guard(chatml_options(self.config)))
         cleaner: MessageCleaner = state["cleaner"]
         cleaned = cleaner.clean_counted(messages, self.stats.events)
         if cleaned is None:
@@ -165,8 +171,6 @@ class ParquetFormatter(Formatter[ParquetOptions]):
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
         """String hygiene: Arrow writes whole batches, so a bad string must not reach it."""
-        from qudata.quality.validate import validate_jsonl
-
         return [p.code for p in validate_jsonl(record)]
 
     def writer(self, directory: Path, split: str, **options: Any) -> Any:

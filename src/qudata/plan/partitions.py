@@ -68,7 +68,9 @@ def partition_bytes(total: int) -> int:
 
 
 def _size(source: Source) -> int:
-    """The stored size (of a URI: from its listing, or its metadata)."""
+    """The stored bytes of ``source``: for a URI from its listing or its metadata
+    (fsspec), 0 when unknown (standard input, a missing or unreadable file: the reader
+    reports it)."""
     if source.path == "-" or source.problem is not None:
         return 0
     if is_uri(source.path):

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from qudata.account import Drop
 from qudata.config import DecontaminationConfig
 from qudata.errors import ConfigError, InputError
 from qudata.models import Document
-from qudata.quality.report import Drop
 
 __all__ = ["MIN_WORDS", "Decontaminator", "normalized_words"]
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from qudata.account import Drop
 from qudata.config import QualityConfig
 from qudata.errors import MissingExtraError
 from qudata.models import Document
-from qudata.quality.report import Drop
 
 __all__ = ["SAMPLE_CHARS", "UNDETERMINED", "LanguageCheck", "LanguageDetector"]
 

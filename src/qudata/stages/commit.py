@@ -13,13 +13,13 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
+from qudata.account import FormatStats
 from qudata.io.writers import AtomicFile
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.output import FormatOutput
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
-from qudata.quality.report import FormatStats
 from qudata.stages.context import context
 
 __all__ = ["Committed", "commit_format", "commit_rejects"]
@@ -64,6 +64,9 @@ def commit_format(job: Job, name: str, feature_state: dict[str, Any]) -> Committ
     if counter is not None:
         if stats.tokenizer == "none":  # a format with its own tokenizer names it itself
             stats.tokenizer, stats.tokens_exact = counter.name, counter.exact
+            stats.tokenizer_identity = getattr(
+                getattr(counter, "counter", counter), "identity", None
+            )
         stats.token_limit_enforced = out.limit is not None
     histograms = {split: h.buckets() for split, h in out.histograms.items()}
     return Committed(stats, histograms)

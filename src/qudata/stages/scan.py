@@ -15,6 +15,7 @@ import pickle
 from dataclasses import dataclass
 from typing import Any
 
+from qudata.account import Drop
 from qudata.config import Config
 from qudata.dedup.text import dedup_text
 from qudata.errors import InputError
@@ -26,7 +27,6 @@ from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
 from qudata.quality.checks import first_drop
-from qudata.quality.report import Drop
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items
 from qudata.stages.resume import record, resumed
@@ -53,12 +53,12 @@ def needs_schema(cfg: Config) -> bool:
     """Whether a format of the run learns the metadata schema in this pass (the
     registry's :meth:`~qudata.pack.base.Formatter.surveys_metadata`)."""
     return any(
-        FORMATTERS[name].surveys_metadata(getattr(cfg.pack, name)) for name in cfg.pack.formats
+        FORMATTERS[name].surveys_metadata(cfg.pack.options(name)) for name in cfg.pack.formats
     )
 
 
 def passes_checks(doc: Document, ctx: StageContext) -> Drop | None:
-    """The first :class:`~qudata.quality.report.Drop` of the run's checks (quality gate
+    """The first :class:`~qudata.account.Drop` of the run's checks (quality gate
     first), or ``None``: for every stage and executor."""
     return first_drop(ctx.checks, doc)
 

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from qudata.account import Drop
 from qudata.dedup import DedupVerdict
 from qudata.dedup.text import exact_key
 from qudata.errors import InputError
@@ -26,7 +27,6 @@ from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
-from qudata.quality.report import Drop
 from qudata.stages.account import Account, reject_line
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items
@@ -214,6 +214,7 @@ class _PartitionWriter:
         kept = [doc for number, doc in enumerate(batch) if number not in drops]
         for doc in kept:  # documents without a source are charted by their input file
             account.seen.add_source(doc.source or doc.origin)
+            account.seen.add_license(doc.metadata)
         dropped = [(batch[number], drops[number]) for number in sorted(drops)]
         if dropped and ctx.counter is not None:
             counts = count_once(ctx.counter, [doc.text for doc, _ in dropped])

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from qudata.errors import ConfigError
 from qudata.quality.tokens.base import TokenCounter
-from qudata.quality.tokens.encodings import CHOICES, ENCODINGS, load_tiktoken_encoding
+from qudata.quality.tokens.encodings import CHOICES, ENCODINGS, load_encoding
 from qudata.quality.tokens.estimate import EstimateCounter
 from qudata.quality.tokens.hf import HFTokenizerCounter
 from qudata.quality.tokens.tiktoken_counter import TiktokenCounter
@@ -31,7 +31,7 @@ def get_token_counter(spec: str = DEFAULT_SPEC, threads: int | None = None) -> T
     if key == "estimate":
         return EstimateCounter()
     if key in ENCODINGS:
-        return TiktokenCounter(load_tiktoken_encoding(key), num_threads=threads)
+        return TiktokenCounter(load_encoding(key), num_threads=threads)
     if key.endswith(".json") or os.path.isfile(spec):
         return HFTokenizerCounter(spec.strip())
     raise ConfigError(f"unknown tokenizer {spec!r}: choose one of {CHOICES}")

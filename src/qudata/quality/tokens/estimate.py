@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import math
+from array import array
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 __all__ = ["EstimateCounter", "estimate_tokens"]
 
@@ -29,6 +31,10 @@ def estimate_tokens(text: str) -> int:
     return max(1, int(len(text) / 4.25 + 0.45 * extra + 0.5))
 
 
+#: the cost of a character by its extra UTF-8 bytes (0..3)
+_STEPS = np.array([1 / 4.25 + 0.45 * extra for extra in range(4)])
+
+
 class EstimateCounter:
     """Fast approximate counts with :func:`estimate_tokens`; ``exact`` is False."""
 
@@ -41,21 +47,31 @@ class EstimateCounter:
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         return [estimate_tokens(t) for t in texts]
 
-    def token_ends(self, text: str, tokens: Any = None) -> list[int]:
-        """Where the estimate of a growing prefix reaches 1, 2, ... tokens."""
+    def token_ends(self, text: str, tokens: Any = None) -> Sequence[int]:
+        """Where the estimate of a growing prefix reaches 1, 2, ... tokens: the first
+        character at which the running cost (0.5, then ``1 / 4.25 + 0.45 * extra UTF-8
+        bytes`` per character, summed left to right) reaches each count."""
         n = estimate_tokens(text)
+        if not n:
+            return array("q")
+        size = len(text)
         if text.isascii():  # the estimate of a prefix of L characters is int(L/4.25 + 0.5)
-            ends = [min(len(text), math.ceil((k + 0.5) * 4.25)) for k in range(n)]
+            ends = np.minimum(size, np.ceil((np.arange(n) + 0.5) * 4.25)).astype(np.int64)
         else:
-            ends, cost, k = [], 0.5, 1
-            for offset, char in enumerate(text, 1):
-                extra = 0 if char < "\x80" else len(char.encode("utf-8", "surrogatepass")) - 1
-                cost += 1 / 4.25 + 0.45 * extra
-                while k <= n and cost >= k:
-                    ends.append(offset)
-                    k += 1
-            ends.extend([len(text)] * (n - len(ends)))
-        if ends:
-            ends = ends[:n]
-            ends[-1] = len(text)
-        return ends
+            points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+            extra = (points >= 0x80).view(np.uint8)  # extra UTF-8 bytes of each character
+            extra += points >= 0x800
+            extra += points >= 0x10000
+            steps = np.empty(size + 1)
+            steps[0] = 0.5
+            np.take(_STEPS, extra, out=steps[1:])
+            # the counts reached after each character (floor(cost) >= k iff cost >= k);
+            # the sum runs left to right, as the loop it replaces
+            reached = np.minimum(np.cumsum(steps), n).astype(np.int64)
+            ends = np.repeat(np.arange(1, size + 1, dtype=np.int64), reached[1:] - reached[:-1])
+            if len(ends) < n:  # the running sum fell short of the rounded estimate
+                ends = np.concatenate((ends, np.full(n - len(ends), size, np.int64)))
+        ends[-1] = size
+        out = array("q")
+        out.frombytes(ends.tobytes())
+        return out

@@ -1,7 +1,18 @@
-"""Exact counts with a Hugging Face ``tokenizer.json``."""
+"""Exact counts with a Hugging Face ``tokenizer.json``; text is always ordinary text.
+
+A text holding the tokenizer's own special-token strings (``<|endoftext|>``, ``</s>``,
+``<|im_start|>``) or markup-like added tokens (``<think>``, ``<tool_call>``) is encoded
+as the characters it holds, like tiktoken's ``encode_ordinary``: those ids are the
+format's and the template's to place (:meth:`HFTokenizerCounter.token_id`), never the
+content's. Content is encoded by a second tokenizer: the same file with those added
+tokens marked special and ``encode_special_tokens`` set, so that they are not split out of
+the text (``split_special_tokens`` in transformers) and every other id stays the file's.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -38,14 +49,44 @@ class HFTokenizerCounter:
         if not os.path.isfile(path):
             raise ConfigError(f"tokenizer {self.name!r}: no such file")
         try:
-            self._tokenizer = Tokenizer.from_file(self.name)
+            with open(path, "rb") as file:
+                data = file.read()
+            self.sha256 = hashlib.sha256(data).hexdigest()
+            self._tokenizer = Tokenizer.from_str(data.decode("utf-8"))
+            definition = json.loads(data)
+            added = definition.get("added_tokens") or []
+            placed = [t for t in added if _placed(t)]
+            #: the tokens only a format or template places: content never encodes to them
+            self.special_tokens: dict[str, int] = {t["content"]: int(t["id"]) for t in placed}
+            for token in placed:
+                token["special"] = True
+            self._ordinary = Tokenizer.from_str(json.dumps(definition))
+            if not hasattr(self._ordinary, "encode_special_tokens"):
+                raise ConfigError(
+                    f"tokenizer {self.name!r}: tokenizers is too old to encode special-token "
+                    "text as text; pip install -U tokenizers"
+                )
+            self._ordinary.encode_special_tokens = True
+        except ConfigError:
+            raise
         except Exception as exc:  # tokenizers raises a bare Exception for a bad file
             raise ConfigError(f"tokenizer {self.name!r} cannot be loaded: {exc}") from exc
-        self._tokenizer.no_truncation()
-        self._tokenizer.no_padding()
+        for tokenizer in (self._tokenizer, self._ordinary):
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What names this tokenizer in a manifest: its file's sha256 (which fixes its
+        special tokens too)."""
+        return {"backend": "tokenizers", "tokenizer_json_sha256": self.sha256}
 
     def count(self, text: str) -> int:
-        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        return len(self._ordinary.encode(text, add_special_tokens=False).ids)
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """The ids of ``text`` as ordinary text (special-token strings in it included)."""
+        return list(self._ordinary.encode(text, add_special_tokens=False).ids)
 
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         return [len(encoded) for encoded in self.encode_batch(texts)]
@@ -55,6 +96,8 @@ class HFTokenizerCounter:
         return int(self._tokenizer.get_vocab_size(with_added_tokens=True))
 
     def token_id(self, token: str) -> int | None:
+        """The id of ``token`` as one token (a special or added token, or a vocabulary
+        entry): what a format or template places for its own markers."""
         return self._tokenizer.token_to_id(token)
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -66,7 +109,7 @@ class HFTokenizerCounter:
         return list(tokens.encoding.ids)
 
     def encode_batch(self, texts: Sequence[str]) -> list[Any]:
-        batch = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        batch = self._ordinary.encode_batch(list(texts), add_special_tokens=False)
         return [_Encoded(encoding) for encoding in batch]
 
     def token_ends(self, text: str, tokens: Any = None) -> list[int]:
@@ -83,3 +126,17 @@ class HFTokenizerCounter:
         if ends:
             ends[-1] = len(text)
         return ends
+
+
+def _placed(token: dict[str, Any]) -> bool:
+    """An added token that content never encodes to: a special one, or one that looks like
+    markup (``<think>``, ``[INST]``, ``<|fim_prefix|>``: bracketed, no whitespace), not a
+    vocabulary piece such as a run of spaces."""
+    content = str(token.get("content", ""))
+    markup = (
+        len(content) >= 3
+        and content[0] in "<["
+        and content[-1] in ">]"
+        and not any(c.isspace() for c in content)
+    )
+    return bool(token.get("special")) or markup

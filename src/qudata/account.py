@@ -14,7 +14,15 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Drop", "FileStats", "FormatStats", "Observations", "RunReport", "packing_summary"]
+__all__ = [
+    "Drop",
+    "FileStats",
+    "FormatStats",
+    "Observations",
+    "RunReport",
+    "add_bounded",
+    "packing_summary",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +120,9 @@ class FormatStats:
     files: list[FileStats] = field(default_factory=list)
     tokens: int = 0
     tokenizer: str = "none"
+    #: the tokenizer's identity (``TiktokenCounter.identity``): encoding and rank file
+    #: sha256, or the tokenizer.json's sha256
+    tokenizer_identity: dict[str, Any] | None = None
     tokens_exact: bool = False
     token_limit_enforced: bool = False
     token_distribution: dict[str, int] | None = None
@@ -131,6 +142,11 @@ class FormatStats:
             "warnings": dict(sorted(self.warnings.items())),
             "tokens": self.tokens if counted else None,
             "tokenizer": self.tokenizer,
+            **(
+                {}
+                if self.tokenizer_identity is None
+                else {"tokenizer_identity": self.tokenizer_identity}
+            ),
             "tokens_exact": self.tokens_exact,
             "token_limit_enforced": self.token_limit_enforced,
             "token_distribution": self.token_distribution,
@@ -165,6 +181,10 @@ class RunReport:
     #: things the user should know about the run (printed by the CLI; not in the manifest)
     cautions: list[str] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)  # entries of input folders not read
+    #: ``--resume``: ``partitions``, and how many of them had their ``scan`` and ``write``
+    #: taken from the killed run (``taken``: whether there was one to take up); not in
+    #: the manifest
+    resumed: dict[str, int] | None = None
 
     def balanced(self) -> bool:
         """Both account identities hold."""
@@ -196,6 +216,18 @@ class RunReport:
         }
 
 
+#: The most distinct licence values counted (see :attr:`Observations.licenses`).
+MAX_LICENSES = 100
+
+
+def add_bounded(counter: Counter[str], name: str, count: int, most: int) -> None:
+    """Count ``name`` in ``counter`` if it is there or there is room, else as ``other``."""
+    if name in counter or len(counter) < most:
+        counter[name] += count
+    else:
+        counter["other"] += count
+
+
 @dataclass(slots=True)
 class Observations:
     """What the report charts need beyond the manifest, in constant memory.
@@ -209,6 +241,14 @@ class Observations:
     unscored: int = 0
     sources: Counter[str] = field(default_factory=Counter)
     max_sources: int = 10_000
+    #: documents written per value of a ``license`` (or ``licence``) metadata field
+    #: (at most ``MAX_LICENSES`` values; the rest count as ``other``)
+    licenses: Counter[str] = field(default_factory=Counter)
+
+    def add_license(self, metadata: dict[str, Any]) -> None:
+        value = metadata.get("license", metadata.get("licence"))
+        if isinstance(value, str) and value.strip():
+            add_bounded(self.licenses, value.strip()[:200], 1, MAX_LICENSES)
 
     def add_score(self, score: float | None) -> None:
         if score is None:
