@@ -6,18 +6,19 @@ python3.11-doc man-db`` unless the base cache exists). Its sidecar
 ``<corpus>.dups.jsonl`` lists the planted duplicates (kinds ``exact``, ``near`` and
 ``natural_exact``, with the true word 5-gram Jaccard ``jaccard5`` to the original).
 
-* Accuracy: ``qudata.quality.dedup`` exact and near over the corpus in input order (in
-  batches as ``pack`` makes them): the share of planted duplicates removed per kind,
-  and the removed documents that are not listed, each checked by its true 5-gram
-  Jaccard with the kept copy it was matched to (genuine natural near duplicates vs
-  mistakes). ``--qudata CMD`` also reads the removals of ``CMD pack`` instead.
-* Speed: near dedup (one process, and the default workers) against a minimal rensa
+* Accuracy: the in-memory oracle (``tests/dedup/oracle.py``) exact and near over the
+  corpus in input order (in batches as ``pack`` makes them): the share of planted
+  duplicates removed per kind, and the removed documents that are not listed, each
+  checked by its true 5-gram Jaccard with the kept copy it was matched to (genuine
+  natural near duplicates vs mistakes). ``--qudata CMD`` also reads the removals of
+  ``CMD pack`` instead.
+* Speed: the oracle's near dedup (one process) against a minimal rensa
   script (lower-cased word 5-gram shingles, MinHash in batches, the same LSH bands,
   candidates confirmed by the estimated Jaccard), texts in memory, ``--rounds``
   rounds interleaved, medians.
 * ``--memory N``: exact (tracemalloc) and near (RSS) state for N distinct documents.
 * The accuracy is measured for the streaming deduplicators and for the partitioned
-  plan's on-disk step (``qudata.plan.dedup``, 4 partitions).
+  plan's on-disk step (``qudata.dedup.step``, 4 partitions).
 
     python bench/dedup_accuracy.py --target-mb 20
     python bench/dedup_accuracy.py --corpus bench/.work/corpus/corpus-50.jsonl --rounds 0
@@ -44,8 +45,9 @@ from typing import Any
 import rensa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from qudata.quality.dedup import Deduplicator, ExactDeduplicator
-from qudata.quality.near_dedup import NearDeduplicator, lsh_bands
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from dedup.oracle import Deduplicator, ExactDeduplicator, NearDeduplicator  # the in-memory oracle
+from qudata.dedup.files import lsh_bands
 
 MAKE_CORPUS = "/work/shared/corpus/make_corpus.py"
 WORK = Path(__file__).parent / ".work" / "corpus"
@@ -120,9 +122,9 @@ def run_plan(
     items: Items, method: str, threshold: float, partitions: int = 4
 ) -> dict[str, tuple[str, str]]:
     """As :func:`run_ours`, through the partitioned plan's on-disk dedup step
-    (``qudata.plan.dedup``): ``partitions`` partitions in input order, a 64 MB budget."""
+    (``qudata.dedup.step``): ``partitions`` partitions in input order, a 64 MB budget."""
     from qudata.config import DedupConfig
-    from qudata.plan.dedup import KeyWriter, read_verdicts, resolve
+    from qudata.dedup.step import KeyWriter, read_verdicts, resolve
 
     config = DedupConfig(method=method, threshold=threshold, memory="64MB")
     step = -(-len(items) // partitions)
@@ -202,8 +204,7 @@ def report(name: str, removed: dict[str, tuple[str, str]], planted: list[Any], t
 
 def timing(items: Items, threshold: float, rounds: int) -> None:
     sides: dict[str, Callable[[], object]] = {
-        "qudata near (1 process)": lambda: run_ours(NearDeduplicator(threshold, workers=1), items),
-        "qudata near (default workers)": lambda: run_ours(NearDeduplicator(threshold), items),
+        "oracle near (1 process)": lambda: run_ours(NearDeduplicator(threshold), items),
         "reference rensa script": lambda: run_reference(items, threshold),
     }
     times: dict[str, list[float]] = {name: [] for name in sides}
@@ -235,7 +236,7 @@ def memory(n: int) -> None:
         before = rss_mb()
         if traced:
             tracemalloc.start()
-        exact = ExactDeduplicator(workers=1)
+        exact = ExactDeduplicator()
         for i in range(n):
             exact.check_key(f"doc-{i:012d}", rnd.randbytes(16))
         used = tracemalloc.get_traced_memory()[0] / 2**20 if traced else rss_mb() - before
@@ -245,7 +246,7 @@ def memory(n: int) -> None:
         print(f"\nexact: {used / n * 1e6:.0f} MB per million distinct texts ({how}, n={n:,})")
     gc.collect()
     before = rss_mb()
-    near = NearDeduplicator(workers=1)
+    near = NearDeduplicator()
     for start in range(0, n, 2000):
         batch = [
             (f"doc-{i:012d}", " ".join(f"w{rnd.randrange(10**9)}" for _ in range(40)))
@@ -282,8 +283,8 @@ def main() -> None:
         t = args.threshold
         report("exact", run_ours(ExactDeduplicator(), items), planted, texts)
         report(f"near {t}", run_ours(NearDeduplicator(t), items), planted, texts)
-        report("exact, plan.dedup on disk", run_plan(items, "exact", t), planted, texts)
-        report(f"near {t}, plan.dedup on disk", run_plan(items, "near", t), planted, texts)
+        report("exact, dedup step on disk", run_plan(items, "exact", t), planted, texts)
+        report(f"near {t}, dedup step on disk", run_plan(items, "near", t), planted, texts)
         if args.qudata:
             for method in ("exact", "near"):
                 removed = run_cli(args.qudata, corpus, method, t)

@@ -1,4 +1,4 @@
-"""Near dedup at scale: the on-disk global step (``qudata.plan.dedup``) against rensa.
+"""Near dedup at scale: the on-disk global step (``qudata.dedup.step``) against rensa.
 
 A synthetic corpus of N documents of about 0.7 KB (110 words of a 50,000-word
 vocabulary) is written to ``bench/.work/scale/`` with planted copies of earlier
@@ -96,7 +96,7 @@ def run_qudata(corpus: Path, removed_out: Path, partition: int, memory: str) -> 
     import orjson
 
     from qudata.config import DedupConfig
-    from qudata.plan.dedup import KeyWriter, read_verdicts, resolve
+    from qudata.dedup.step import KeyWriter, read_verdicts, resolve
 
     config = DedupConfig(method="near", memory=memory)
     start = time.perf_counter()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from qudata.columns import COLUMN_NAMES, TAG_NAMES, Shape
 from qudata.config import load_config
 from qudata.errors import ConfigError
+from qudata.normalize.columns import COLUMN_NAMES, TAG_NAMES, Shape
 
 
 def test_columns_rename_to_the_detected_keys() -> None:

@@ -6,17 +6,12 @@ from typing import Any
 
 import pytest
 
-from qudata.columns import Shape
-from qudata.conversations import (
-    KINDS,
-    ConversationError,
-    conversation_problems,
-    ends_on_user,
-    message_text,
-    read_conversation,
-)
 from qudata.errors import InputError
-from qudata.models import DocumentNormalizer
+from qudata.normalize.columns import Shape
+from qudata.normalize.document import DocumentNormalizer
+from qudata.normalize.problems import conversation_problems, ends_on_user
+from qudata.normalize.shapes import KINDS, read_conversation
+from qudata.normalize.turns import ConversationError, message_text
 
 HI = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from qudata.errors import InputError
-from qudata.models import Document, DocumentNormalizer
+from qudata.models import Document
+from qudata.normalize.document import DocumentNormalizer
 
 
 @dataclass

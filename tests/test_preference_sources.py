@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qudata.conversations import ConversationError, Turns, read_conversation
-from qudata.preference_sources import read_preference, split_transcript
+from qudata.normalize.preference import read_preference, split_transcript
+from qudata.normalize.shapes import read_conversation
+from qudata.normalize.turns import ConversationError, Turns
 
 
 def test_split_transcript() -> None:

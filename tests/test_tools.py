@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from qudata.tools import (
+from qudata.normalize.tools import (
     ToolError,
     attach_tool_results,
     normalize_tool_call,

@@ -1,32 +1,20 @@
-"""The one :class:`Document` type, and the one place that normalises input shapes.
+"""The one :class:`Document` type every stage and format works on.
 
-Documents arrive as :class:`Document` objects, plain dicts (JSONL rows), or
-objects of a document-processing pipeline (``content``, ``source_path`` and a
-``metadata`` object). :class:`DocumentNormalizer` turns all of them into
-:class:`Document`, or raises :class:`~qudata.errors.InputError` saying which
-field is wrong and what was expected.
+Input in any shape becomes a :class:`Document` in one place,
+:class:`qudata.normalize.DocumentNormalizer`.
 
-    >>> normalize = DocumentNormalizer()
-    >>> doc = normalize({"text": "Hello.", "source": "a.pdf", "topics": "AI"})
-    >>> doc.metadata["source"], doc.topics
+    >>> doc = Document(text="Hello.", metadata={"source": "a.pdf", "topics": ["AI"]})
+    >>> doc.source, doc.topics
     ('a.pdf', ['AI'])
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import xxhash
-
-from qudata.columns import Shape
-from qudata.conversations import ConversationError, message_text, read_conversation
-from qudata.errors import InputError
-
-__all__ = ["KNOWN_METADATA_KEYS", "Document", "DocumentNormalizer", "json_kind", "token_texts"]
+__all__ = ["KNOWN_METADATA_KEYS", "Document", "json_kind", "token_texts"]
 
 #: Metadata keys with a fixed meaning and a fixed output type.
 KNOWN_METADATA_KEYS = (
@@ -40,9 +28,6 @@ KNOWN_METADATA_KEYS = (
     "domain",
     "entities",
 )
-_LIST_KEYS = frozenset({"topics", "labels", "entities"})
-_STRING_KEYS = frozenset({"source", "title", "language", "author", "domain"})
-_RESERVED = frozenset({"messages", "conversations", "metadata"})
 
 
 @dataclass(slots=True)
@@ -51,12 +36,15 @@ class Document:
 
     ``messages`` holds a conversation (OpenAI ``role``/``content`` dicts, roles
     normalised) when the input was one, and ``conversation_kind`` the shape it came
-    in (see :mod:`qudata.conversations`); ``text`` is then the conversation's text. ``origin`` and
+    in (see :mod:`qudata.normalize.shapes`); ``text`` is then the conversation's text.
+    ``origin`` and
     ``line`` say where the document was read (for error messages and rejects);
     ``cluster`` is its duplicate-cluster key once deduplication has run. ``tools`` holds
     a conversation's tool schemas; a preference record keeps its chosen conversation in
     ``messages`` (the first ``prompt_turns`` are the prompt) and the rejected answer in
-    ``rejected``.
+    ``rejected``. ``desirable`` is a KTO label (``True``: a completion to learn from,
+    ``False``: one to learn against); ``media`` holds references (paths or URLs, never
+    the bytes) by kind: ``images``, ``videos``, ``audios``.
 
     Example::
 
@@ -79,6 +67,8 @@ class Document:
     parallel_tool_calls: bool | None = None
     rejected: list[dict[str, Any]] | None = None  # a preference record's rejected answer
     prompt_turns: int | None = None  # a preference record: messages[:prompt_turns] prompt
+    desirable: bool | None = None  # a KTO label
+    media: dict[str, list[str]] | None = None  # media references by kind (images, ...)
 
     @property
     def is_preference(self) -> bool:
@@ -98,200 +88,6 @@ class Document:
     def topics(self) -> list[str]:
         value = self.metadata.get("topics")
         return list(value) if isinstance(value, list) else []
-
-
-class DocumentNormalizer:
-    """Turn dicts, pipeline objects and :class:`Document` into :class:`Document`.
-
-    Stateful only for derived ids: a document without an id gets ``doc-<hash of
-    its text>``; when that id was already given out, ``-2``, ``-3``, ... follow in
-    input order, so ids are stable across runs of the same input. ``derived`` counts
-    the ids given out per base; a partition's normaliser starts from the counts of the
-    partitions before it (``derived`` given at construction).
-    """
-
-    def __init__(
-        self,
-        *,
-        text_key: str = "text",
-        id_key: str = "id",
-        shape: Shape | None = None,
-        derived: dict[str, int] | None = None,
-    ) -> None:
-        self.shape = shape or Shape()
-        self.text_key = self.shape.columns.get("text", text_key)
-        self.id_key = self.shape.columns.get("id", id_key)
-        self.derived: dict[str, int] = dict(derived or {})
-
-    @classmethod
-    def from_input(cls, cfg: Any, derived: dict[str, int] | None = None) -> DocumentNormalizer:
-        """The normaliser of an ``input`` configuration section."""
-        shape = Shape(columns=cfg.columns, tags=cfg.tags, role_map=cfg.role_map)
-        return cls(text_key=cfg.text_key, id_key=cfg.id_key, shape=shape, derived=derived)
-
-    def __call__(self, obj: Any, *, origin: str | None = None, line: int | None = None) -> Document:
-        if isinstance(obj, Document):
-            doc = Document(
-                text=obj.text,
-                id=obj.id,
-                metadata=dict(obj.metadata),
-                labels=list(obj.labels),
-                quality_score=obj.quality_score,
-                messages=obj.messages,
-                conversation_kind=obj.conversation_kind or ("messages" if obj.messages else None),
-                origin=obj.origin or origin,
-                line=obj.line if obj.line is not None else line,
-                tools=obj.tools,
-                parallel_tool_calls=obj.parallel_tool_calls,
-                rejected=obj.rejected,
-                prompt_turns=obj.prompt_turns,
-            )
-            if doc.quality_score is not None:
-                doc.quality_score = _score(doc.quality_score, origin, line)
-            elif "quality_score" in doc.metadata:
-                doc.quality_score = _score(doc.metadata["quality_score"], origin, line)
-            if not doc.id:
-                doc.id = self._derive_id(doc.text)
-            return doc
-        if isinstance(obj, Mapping):
-            return self._from_mapping(obj, origin, line)
-        return self._from_mapping(_object_to_mapping(obj), origin, line)
-
-    def _from_mapping(
-        self, row: Mapping[str, Any], origin: str | None, line: int | None
-    ) -> Document:
-        def bad(message: str) -> InputError:
-            return InputError(message, source=origin, line=line)
-
-        given = row
-        row = self.shape.apply(row)
-        try:
-            conversation = read_conversation(row, self.shape)
-        except ConversationError as exc:
-            raise InputError(str(exc), source=origin, line=line, reason=exc.reason) from None
-        skip = conversation.keys if conversation else set()
-        metadata: dict[str, Any] = {}
-        nested = row.get("metadata")
-        if nested is not None:
-            if not isinstance(nested, Mapping):
-                raise bad(f"field 'metadata' must be an object, got {json_kind(nested)}")
-            metadata.update(nested)
-        for key, value in row.items():
-            if key not in _RESERVED and key not in skip and key not in (self.text_key, self.id_key):
-                metadata[key] = value
-        if "source_path" in metadata and metadata.get("source") is None:
-            metadata["source"] = str(metadata.pop("source_path"))
-
-        messages = conversation.messages if conversation else None
-        text = row.get(self.text_key)
-        if text is None and self.text_key == "text" and "content" in row:
-            text = metadata.pop("content")  # pipeline objects call the text "content"
-        if text is None:
-            if messages is None:
-                raise InputError(
-                    f"no known shape: no '{self.text_key}' field and no conversation "
-                    f"(keys: {', '.join(sorted(map(str, given))) or 'none'}; name them with "
-                    "input.columns)",
-                    source=origin,
-                    line=line,
-                    reason="unknown_shape",
-                )
-            text = "\n\n".join(t for m in messages if (t := message_text(m)))
-        elif not isinstance(text, str):
-            raise bad(f"field '{self.text_key}' must be a string, got {json_kind(text)}")
-
-        for key in _STRING_KEYS & metadata.keys():
-            value = metadata[key]
-            if value is not None and not isinstance(value, str):
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    metadata[key] = str(value)
-                else:
-                    raise bad(f"field '{key}' must be a string, got {json_kind(value)}")
-        for key in _LIST_KEYS & metadata.keys():
-            metadata[key] = _as_list(metadata[key], key, bad)
-        labels = [str(x) for x in metadata.get("labels") or []]
-        if "labels" in metadata:
-            metadata["labels"] = labels
-        if "topics" in metadata:
-            metadata["topics"] = [str(x) for x in metadata["topics"]]
-        score = _score(metadata.pop("quality_score", None), origin, line)
-
-        doc_id = row.get(self.id_key)
-        if doc_id is None or doc_id == "":
-            doc_id = self._derive_id(text)
-        elif isinstance(doc_id, str | int) and not isinstance(doc_id, bool):
-            doc_id = str(doc_id)
-        else:
-            raise bad(f"field '{self.id_key}' must be a string or integer, got {json_kind(doc_id)}")
-        return Document(
-            text=text,
-            id=doc_id,
-            metadata=metadata,
-            labels=labels,
-            quality_score=score,
-            messages=messages,
-            conversation_kind=conversation.kind if conversation else None,
-            origin=origin,
-            line=line,
-            tools=conversation.tools if conversation else None,
-            parallel_tool_calls=conversation.parallel_tool_calls if conversation else None,
-            rejected=conversation.rejected if conversation else None,
-            prompt_turns=conversation.prompt_turns if conversation else None,
-        )
-
-    def _derive_id(self, text: str) -> str:
-        base = "doc-" + xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogatepass"))
-        seen = self.derived.get(base, 0) + 1
-        self.derived[base] = seen
-        return base if seen == 1 else f"{base}-{seen}"
-
-
-def _as_list(value: Any, key: str, bad: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list | tuple):
-        return list(value)
-    raise bad(f"field '{key}' must be a list or a string, got {json_kind(value)}")
-
-
-def _score(value: Any, origin: str | None, line: int | None) -> float | None:
-    """A quality score is a finite number in [0, 1]; anything else is rejected
-    (``invalid_quality_score``): a score of 1.7 or -3 has no meaning to a filter."""
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 <= value <= 1
-    ):
-        raise InputError(
-            f"field 'quality_score' must be a finite number in [0, 1], got {value!r}",
-            source=origin,
-            line=line,
-            reason="invalid_quality_score",
-        )
-    return float(value)
-
-
-def _object_to_mapping(obj: Any) -> dict[str, Any]:
-    """Read a pipeline-style object (``content``, ``source_path``, ``metadata``)."""
-    row: dict[str, Any] = {}
-    for name in ("id", "text", "content", "labels", "quality_score", "source_path", "messages"):
-        if hasattr(obj, name):
-            row[name] = getattr(obj, name)
-    meta = getattr(obj, "metadata", None)
-    if dataclasses.is_dataclass(meta) and not isinstance(meta, type):
-        meta = dataclasses.asdict(meta)
-    elif meta is not None and not isinstance(meta, Mapping):
-        meta = {k: v for k, v in vars(meta).items() if not k.startswith("_")}
-    if meta is not None:
-        row["metadata"] = dict(meta)
-    if not row:
-        raise InputError(f"cannot read a document from {type(obj).__name__!s} (no text or content)")
-    return row
 
 
 def json_kind(value: Any) -> str:
@@ -314,11 +110,12 @@ def json_kind(value: Any) -> str:
 
 def token_texts(doc: Document) -> list[str]:
     """The texts of a document that formats count tokens of: its text and its messages'
-    contents, a preference pair's rejected answer too (counted in advance, in one batch,
-    by the pipeline and the Ray workers)."""
+    contents and reasoning, a preference pair's rejected answer too (counted in advance,
+    in one batch, by the pipeline and the Ray workers)."""
     texts = [doc.text]
     for message in [*(doc.messages or ()), *(doc.rejected or ())]:
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
+        for key in ("content", "reasoning_content"):
+            value = message.get(key)
+            if isinstance(value, str):
+                texts.append(value)
     return texts

@@ -69,7 +69,7 @@ def collect_stats(
     config: Config | dict[str, Any] | str | None = None,
 ) -> InputStats:
     """Figures for ``inputs`` under ``config`` (its input, quality and dedup sections)."""
-    from qudata.plan.dedup import resolve  # numpy: imported when used
+    from qudata.dedup.step import resolve  # numpy: imported when used
 
     cfg = load_config(config)
     # the tally applies each threshold itself

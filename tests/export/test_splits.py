@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 import qudata
 from qudata.cli import cli
 from qudata.config import load_config
+from qudata.dedup.text import exact_key
 from qudata.errors import ConfigError
 from qudata.export import splits as splits_module
 from qudata.export.splits import SplitAssigner, parse_split
-from qudata.quality.dedup import exact_key
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample.jsonl"

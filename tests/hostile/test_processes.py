@@ -15,9 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from qudata.dedup.text import exact_key
 from qudata.engines.pool import ProcessPool
 from qudata.errors import WorkerError
-from qudata.quality.dedup import Workers, exact_keys
 
 from .hostile_limits import ROOT, run_qudata, subprocess_env, time_limit
 
@@ -231,27 +231,14 @@ def test_the_pool_returns_results_in_order_and_reports_failures() -> None:
     pool = ProcessPool(2)
     try:
         with time_limit(30):
-            assert pool.map(exact_keys, [(["a", "B"],), (["b"],)]) == [
-                exact_keys(["a", "B"]),
-                exact_keys(["b"]),
-            ]
+            assert pool.map(exact_key, [("a B",), ("b",)]) == [exact_key("a B"), exact_key("b")]
             with pytest.raises(WorkerError, match="TypeError"):
-                pool.map(exact_keys, [(None,)])
+                pool.map(exact_key, [(None,)])
             # the pool still works after a failed call
-            assert pool.map(exact_keys, [(["c"],)]) == [exact_keys(["c"])]
+            assert pool.map(exact_key, [("c",)]) == [exact_key("c")]
     finally:
         pool.close()
     assert pool._processes == []
-
-
-def test_workers_give_the_same_keys_as_one_process() -> None:
-    texts = [f"text {i} " * 40 for i in range(1000)]  # over PARALLEL_CHARS
-    parallel = Workers(2)
-    try:
-        with time_limit(30):
-            assert parallel.map(exact_keys, texts) == exact_keys(texts)
-    finally:
-        parallel.close()
 
 
 def test_a_worker_ignores_sigint_and_exits_at_end_of_input() -> None:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qudata.models import Document, DocumentNormalizer
+from qudata.models import Document
+from qudata.normalize.document import DocumentNormalizer
 from qudata.pack import JSONLFormatter
 from qudata.pack.metadata import MetadataWriter, metadata_features
 from qudata.pack.schema import MetadataSchema

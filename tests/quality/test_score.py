@@ -134,7 +134,7 @@ def test_hostile_text_scores_within_bounds_and_is_a_valid_quality_score(
 ) -> None:
     """Repeated lines, bullets, symbols, giant words: the score stays a finite number in
     [0, 1], so a scored document never fails the invalid_quality_score check."""
-    from qudata.models import DocumentNormalizer
+    from qudata.normalize.document import DocumentNormalizer
 
     result = score_text(" ".join(pieces) * repeat)
     assert 0.0 <= result.score <= 1.0

@@ -23,6 +23,10 @@ from qudata.quality.tokens import (
     get_token_counter,
     load_tiktoken_encoding,
 )
+from qudata.quality.tokens import encodings as token_encodings
+from qudata.quality.tokens import fast as token_fast
+from qudata.quality.tokens import histogram as token_histogram
+from qudata.quality.tokens import threads as token_threads
 
 SAMPLES = [
     "",
@@ -38,6 +42,7 @@ SAMPLES = [
 def _fresh_caches() -> Iterator[None]:
     """Each test sees (and leaves) empty caches, so monkeypatched sources take effect."""
     load_tiktoken_encoding.cache_clear()
+    token_fast.quicktok_encoding.cache_clear()
     get_token_counter.cache_clear()
     yield
     load_tiktoken_encoding.cache_clear()
@@ -111,11 +116,13 @@ def test_threads_follow_the_batch_size_and_the_free_cpus(monkeypatch: pytest.Mon
     chunk = "x" * tokens.CHARS_PER_THREAD
     assert tokens.batch_threads(["short"] * 10_000) == 1  # 52k short records: one thread
     assert tokens.batch_threads([chunk] * 4, limit=3) == 3
-    monkeypatch.setattr(tokens, "DEFAULT_THREADS", 2)
-    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (1.9, 0.0, 0.0))  # a busy 2-core box
+    monkeypatch.setattr(token_threads, "DEFAULT_THREADS", 2)
+    monkeypatch.setattr(
+        token_threads.os, "getloadavg", lambda: (1.9, 0.0, 0.0)
+    )  # a busy 2-core box
     assert tokens.free_cpus() == 1
     assert tokens.batch_threads([chunk] * 8) == 1
-    monkeypatch.setattr(tokens.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    monkeypatch.setattr(token_threads.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
     assert tokens.batch_threads([chunk] * 8) == 2
 
 
@@ -125,7 +132,7 @@ def test_patterns_and_special_tokens_match_tiktoken(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(public, "load_tiktoken_bpe", lambda *a, **k: {})
     for name in ("cl100k_base", "o200k_base"):
         definition = getattr(public, name)()
-        _, pat_str, special = tokens._ENCODINGS[name]
+        _, pat_str, special = token_encodings.ENCODINGS[name]
         assert (pat_str, special) == (definition["pat_str"], definition["special_tokens"])
 
 
@@ -160,6 +167,7 @@ def test_o200k_without_its_file_fails_fast(
 ) -> None:
     monkeypatch.delenv("QUDATA_TIKTOKEN_FILE_O200K_BASE", raising=False)
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(token_fast.ENV, "0")  # quicktok's proven vocabulary would do
     with pytest.raises(ConfigError, match="QUDATA_TIKTOKEN_FILE_O200K_BASE") as info:
         get_token_counter("o200k_base")
     assert str(tmp_path) in str(info.value)  # says where tiktoken's cache copy would go
@@ -167,6 +175,7 @@ def test_o200k_without_its_file_fails_fast(
 
 def test_missing_tiktoken_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tiktoken", None)
+    monkeypatch.setenv(token_fast.ENV, "0")
     with pytest.raises(MissingExtraError, match=r"pip install 'qudata\[tokens\]'"):
         get_token_counter("cl100k_base")
 
@@ -309,7 +318,7 @@ def test_histogram_summary_and_edges() -> None:
         histogram.add(n)
     assert histogram.summary()["min"] == 1
     assert histogram.summary()["max"] == histogram.percentile(100) == 2**45
-    assert histogram.buckets()[-1] == (tokens._EDGES[-1], 2**45, 1)
+    assert histogram.buckets()[-1] == (token_histogram.EDGES[-1], 2**45, 1)
     with pytest.raises(ValueError):
         histogram.add(-1)
     with pytest.raises(ValueError):

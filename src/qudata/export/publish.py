@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from qudata.account import Observations, RunReport
 from qudata.errors import IntegrityError
 from qudata.export.card import card_formats, render_card, render_folder_card
 from qudata.export.report import ReportData, render_report
@@ -16,7 +17,6 @@ from qudata.export.verify import LocalFileSystem, manifest_of, verify_dataset
 from qudata.io.output_dir import publish
 from qudata.io.writers import AtomicFile
 from qudata.pause import pause_at
-from qudata.quality.report import Observations, RunReport
 
 __all__ = ["publish_dataset"]
 
@@ -42,7 +42,8 @@ def publish_dataset(
     features = {
         name: stats.features for name, stats in report.formats.items() if stats.features is not None
     }
-    _write_text(staging / "README.md", render_card(manifest, command=command, features=features))
+    card = render_card(manifest, command=command, features=features, licenses=seen.licenses)
+    _write_text(staging / "README.md", card)
     for name in card_formats(manifest, "folder"):
         _write_text(staging / name / "README.md", render_folder_card(manifest, name))
     data = _report_data(manifest, seen, token_buckets, quality_threshold)
@@ -82,6 +83,7 @@ def _report_data(
         quality_threshold=quality_threshold,
         mix=manifest.get("mix"),
         dedup=manifest.get("dedup"),
+        decontamination=manifest.get("decontamination"),
         unscored=seen.unscored,
         sources=sources,
     )

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from qudata.conversations import message_text
-from qudata.tools import tools_prompt
+from qudata.normalize.tools import tools_prompt
+from qudata.normalize.turns import message_text
 
 __all__ = ["render_chatml"]
 

@@ -13,9 +13,16 @@ from typing import Any
 
 import orjson
 
+from qudata.account import (
+    MAX_LICENSES,
+    FormatStats,
+    Observations,
+    RunReport,
+    add_bounded,
+)
 from qudata.io.limits import bounded, bounded_id
+from qudata.normalize.account import add_fields
 from qudata.quality.drop_log import DropLog
-from qudata.quality.report import FormatStats, Observations, RunReport
 
 __all__ = ["Account", "account_from_plain", "account_plain", "add_account", "reject_line"]
 
@@ -40,6 +47,9 @@ class Account:
     #: the part files it wrote: kind (a format, ``rejects``) -> sha256
     parts: dict[str, str] = field(default_factory=dict)
     recomputed: str | None = None  # why a killed run's record was not taken
+    #: the field-level account: disposition -> input key -> records
+    #: (:mod:`qudata.normalize.account`)
+    input_keys: dict[str, Counter[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.drops = DropLog(formats=self.formats)
@@ -62,6 +72,7 @@ def add_account(report: RunReport, total: Account, part: Account) -> None:
     report.accepted += part.accepted
     report.dropped.update(part.dropped)
     report.dropped_tokens.update(part.dropped_tokens)
+    add_fields(report.input_keys, part.input_keys)
     for entry in part.inputs:
         last = report.inputs[-1] if report.inputs else None
         if entry.get("piece", 0) > 0 and last is not None and last["path"] == entry["path"]:
@@ -106,6 +117,8 @@ def _add_seen(total: Observations, part: Observations) -> None:
             total.sources[name] += count
         else:
             total.sources["other"] += count
+    for name, count in part.licenses.items():
+        add_bounded(total.licenses, name, count, MAX_LICENSES)
 
 
 def _add_format(total: FormatStats, part: FormatStats) -> None:
@@ -164,6 +177,7 @@ def account_plain(account: Account) -> dict[str, Any]:
             "reasons": {name: dict(c) for name, c in drops.reasons.items()},
         },
         "checks": {name: dict(c) for name, c in account.checks.items()},
+        "input_keys": {name: dict(c) for name, c in account.input_keys.items()},
         "mix": [[source, row] for source, row in account.mix.items()],
         "by_format": {name: _format_plain(s) for name, s in account.by_format.items()},
         "feature_state": {
@@ -201,6 +215,7 @@ def account_from_plain(data: dict[str, Any]) -> Account:
     drops.rejected = _counter(plain["rejected"])
     drops.reasons = {str(k): _counter(v) for k, v in plain["reasons"].items()}
     account.checks = {str(k): _counter(v) for k, v in data["checks"].items()}
+    account.input_keys = {str(k): _counter(v) for k, v in data["input_keys"].items()}
     account.mix = {_int(source): [_int(n) for n in row] for source, row in data["mix"]}
     account.by_format = {str(k): _format_from_plain(v) for k, v in data["by_format"].items()}
     sets = data["sets"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qudata.account import FormatStats
 from qudata.errors import IntegrityError
 from qudata.io.writers import AtomicFile
 from qudata.pack.metadata import MetadataWriter
@@ -22,7 +23,6 @@ from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
 from qudata.pause import pause_at
 from qudata.plan.job import Job
-from qudata.quality.report import FormatStats
 from qudata.stages.context import context
 from qudata.stages.resume import file_sha256
 
@@ -97,6 +97,9 @@ def commit_format(
     if counter is not None:
         if stats.tokenizer == "none":  # a format with its own tokenizer names it itself
             stats.tokenizer, stats.tokens_exact = counter.name, counter.exact
+            stats.tokenizer_identity = getattr(
+                getattr(counter, "counter", counter), "identity", None
+            )
         stats.token_limit_enforced = out.limit is not None
     histograms = {split: h.buckets() for split, h in out.histograms.items()}
     return Committed(stats, histograms)

@@ -17,12 +17,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from qudata.errors import IntegrityError
-from qudata.io.uri import is_uri
+from qudata.io.uri import is_uri, open_stored
 from qudata.plan.partitions import Partition
 
-__all__ = ["changed", "check_pieces", "file_sums", "spans_of", "unchanged"]
+__all__ = ["Tee", "changed", "check_pieces", "file_sums", "spans_of", "unchanged"]
 
 _CHUNK = 1 << 22
+
+
+class Tee:
+    """Several digests fed the same bytes (``None`` ones are left out)."""
+
+    def __init__(self, *digests: Any) -> None:
+        self.digests = [d for d in digests if d is not None]
+
+    def update(self, chunk: bytes) -> None:
+        for digest in self.digests:
+            digest.update(chunk)
 
 
 def changed(name: str) -> IntegrityError:
@@ -36,7 +47,7 @@ def file_sums(path: str, spans: Sequence[tuple[int, int]]) -> tuple[str, list[st
     whole = hashlib.sha256()
     sums: list[str] = []
     size = 0
-    with open(path, "rb") as handle:
+    with open_stored(path) as handle:  # a local path or a URI
         for start, end in spans:
             piece = hashlib.sha256()
             left = end - start

@@ -13,7 +13,7 @@ __all__ = ["merge_surveys", "survey_partition"]
 
 def survey_partition(job: Job, index: int) -> list[SourcePlan]:
     """Each mix source's token buckets over this partition's kept documents."""
-    from qudata.plan.dedup import read_verdicts  # numpy: imported when used
+    from qudata.dedup.step import read_verdicts  # numpy: imported when used
 
     mix = job.cfg.mix
     assert mix is not None

@@ -17,7 +17,8 @@ from qudata.io.limits import too_long
 from qudata.io.readers import read_records
 from qudata.io.sources import Source
 from qudata.io.uri import local_copy
-from qudata.models import Document, DocumentNormalizer
+from qudata.models import Document
+from qudata.normalize.document import DocumentNormalizer
 from qudata.plan.partitions import Partition
 
 __all__ = ["Unreadable", "source_items"]
@@ -48,7 +49,7 @@ def source_items(
     :class:`~qudata.errors.InputError`, and an input that cannot be read on raises it in
     any case."""
     icfg = cfg.input
-    with local_copy(source) as source:
+    with local_copy(source, partition.sources) as source:
         for raw in read_records(
             source,
             text_key=icfg.text_field,

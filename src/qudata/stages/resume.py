@@ -4,7 +4,8 @@ When a partition's stage completes, its result (plain JSON data, never anything 
 can run code when read) and the sha256 of each file it left are recorded in
 ``.parts/done/<stage>-<partition>.json``, written last, by rename. The record's first
 line is the sha256 of the rest, its JSON body. A resumed run takes a record only if
-the run's fingerprint (configuration, partitions, the inputs' content) is the one
+the run's fingerprint (configuration, partitions, input sizes and times; of a URI its
+size and ETag or version) is the one
 recorded in ``.parts/job.json``, the record's hash matches its body, it names its own
 stage and partition, it parses into the stage's result, and every file it names
 still has its sha256; anything else is computed again (the summary says so for a
@@ -19,12 +20,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
+from qudata.errors import QudataError
+from qudata.io.uri import is_uri, remote_identity
 from qudata.plan.job import Job
 
 __all__ = ["Taken", "file_sha256", "fingerprint", "record", "start", "take"]
@@ -42,11 +46,14 @@ def fingerprint(job: Job, config: dict[str, Any]) -> str:
     for partition in job.partitions:
         where = [partition.span, partition.row_groups]
         for source in partition.sources:
-            try:
-                stat = os.stat(source.path)
-                seen = [stat.st_size, stat.st_mtime_ns]
-            except OSError:
-                seen = []
+            seen: list[Any] = []
+            if is_uri(source.path):  # size and ETag / version / generation of the store
+                with suppress(QudataError):
+                    seen = sorted(remote_identity(source.path).items())
+            else:
+                with suppress(OSError):
+                    stat = os.stat(source.path)
+                    seen = [stat.st_size, stat.st_mtime_ns]
             inputs.append([source.name, where, seen])
     data = orjson.dumps({"config": config, "inputs": inputs}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(data).hexdigest()

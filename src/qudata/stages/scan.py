@@ -1,7 +1,7 @@
 """Map 1, per partition: read, normalise, check; leave compact keys for the global steps.
 
 What it leaves: the dedup keys of the documents that pass every check (through
-:class:`qudata.plan.dedup.KeyWriter`), the mix's token counts of the same documents,
+:class:`qudata.dedup.step.KeyWriter`), the mix's token counts of the same documents,
 and in its :class:`Scan` the partition's metadata schema, its line count (pieces of
 a file number their lines on from the pieces before) and the error that stopped its
 input, if any. Nothing is accounted here: map 2 reads the partition again and
@@ -17,18 +17,20 @@ from typing import Any
 import orjson
 
 from qudata import errors
+from qudata.account import Drop
 from qudata.config import Config
+from qudata.dedup.text import dedup_text
 from qudata.errors import InputError
-from qudata.models import Document, DocumentNormalizer, token_texts
+from qudata.io.uri import open_stored
+from qudata.models import Document, token_texts
+from qudata.normalize.document import DocumentNormalizer
 from qudata.pack.registry import FORMATTERS
 from qudata.pack.schema import MetadataSchema
 from qudata.pause import pause_at
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
 from qudata.quality.checks import first_drop
-from qudata.quality.dedup import dedup_text
-from qudata.quality.report import Drop
-from qudata.stages.content import file_sums, spans_of, unchanged
+from qudata.stages.content import Tee, file_sums, spans_of, unchanged
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items
 from qudata.stages.resume import record, take
@@ -119,12 +121,12 @@ def needs_schema(cfg: Config) -> bool:
     """Whether a format of the run learns the metadata schema in this pass (the
     registry's :meth:`~qudata.pack.base.Formatter.surveys_metadata`)."""
     return any(
-        FORMATTERS[name].surveys_metadata(getattr(cfg.pack, name)) for name in cfg.pack.formats
+        FORMATTERS[name].surveys_metadata(cfg.pack.options(name)) for name in cfg.pack.formats
     )
 
 
 def passes_checks(doc: Document, ctx: StageContext) -> Drop | None:
-    """The first :class:`~qudata.quality.report.Drop` of the run's checks (quality gate
+    """The first :class:`~qudata.account.Drop` of the run's checks (quality gate
     first), or ``None``: for every stage and executor."""
     return first_drop(ctx.checks, doc)
 
@@ -139,7 +141,7 @@ def _texts(value: Any) -> list[str] | None:
 
 def scan_partition(job: Job, index: int) -> Scan:
     """Map 1 of partition ``index``."""
-    from qudata.plan.dedup import KeyWriter, key_files  # numpy: imported when used
+    from qudata.dedup.step import KeyWriter, key_files  # numpy: imported when used
 
     if index == 0:
         pause_at("scan")
@@ -175,10 +177,12 @@ def scan_partition(job: Job, index: int) -> Scan:
     position = 0
     normalize = DocumentNormalizer.from_input(cfg.input)
     scan.content = []
+    count = _LineCount() if partition.span is not None else None  # lines as they are read
     for source in partition.sources:  # one, but for a slice of text files
         digest = hashlib.sha256()  # of the bytes as read (map 2 checks it reads the same)
         try:
-            for item in source_items(cfg, partition, source, normalize, digest=digest):
+            hashes = Tee(digest, count)
+            for item in source_items(cfg, partition, source, normalize, digest=hashes):
                 scan.read += 1
                 if isinstance(item, Unreadable):
                     continue
@@ -203,7 +207,12 @@ def scan_partition(job: Job, index: int) -> Scan:
         scan.schema = schema.to_json()
     scan.derived = normalize.derived or None
     if partition.pieces > 1:  # map 2 hashes whole files as it reads them
-        scan.lines = _lines(partition)
+        read_all = (
+            count is not None
+            and partition.span is not None
+            and (count.stored == partition.span[1] - partition.span[0])
+        )
+        scan.lines = count.lines() if count is not None and read_all else _lines(partition)
         if partition.piece == 0 and partition.span is not None:
             spans = spans_of(job.partitions, partition)
             scan.sha256, scan.pieces, scan.size = file_sums(partition.source.path, spans)
@@ -215,6 +224,25 @@ def scan_partition(job: Job, index: int) -> Scan:
     return scan
 
 
+class _LineCount:
+    """The lines of a byte range, counted as its bytes are read (a ``digest`` of
+    :func:`~qudata.stages.read.source_items`): a remote piece is not fetched again."""
+
+    def __init__(self) -> None:
+        self.stored = 0
+        self.newlines = 0
+        self.last = b""
+
+    def update(self, chunk: bytes) -> None:
+        if chunk:
+            self.stored += len(chunk)
+            self.newlines += chunk.count(b"\n")
+            self.last = chunk[-1:]
+
+    def lines(self) -> int:
+        return self.newlines + (1 if self.last not in (b"", b"\n") else 0)
+
+
 def _lines(partition: Partition) -> int:
     """The lines of a piece of a file (its last line may have no newline), or the rows
     of a run of Parquet row groups."""
@@ -223,8 +251,7 @@ def _lines(partition: Partition) -> int:
     assert partition.span is not None
     start, end = partition.span
     count, last = 0, b""
-    with open(partition.source.path, "rb") as handle:
-        handle.seek(start)
+    with open_stored(partition.source.path, (start, end)) as handle:
         left = end - start
         while left > 0:
             chunk = handle.read(min(left, 1 << 22))

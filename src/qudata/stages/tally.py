@@ -7,7 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from qudata.errors import InputError
-from qudata.models import Document, DocumentNormalizer
+from qudata.models import Document
+from qudata.normalize.document import DocumentNormalizer
 from qudata.plan.job import Job
 from qudata.stages.context import context
 from qudata.stages.read import Unreadable, source_items
@@ -43,7 +44,7 @@ class Tally:
 def tally_partition(job: Job, index: int) -> Tally:
     """The documents of partition ``index`` that ``pack`` would keep before its quality
     threshold (``job.cfg`` has none: the tally applies each of THRESHOLDS)."""
-    from qudata.plan.dedup import read_verdicts  # numpy: imported when used
+    from qudata.dedup.step import read_verdicts  # numpy: imported when used
 
     cfg, ctx, tally = job.cfg, context(job), Tally()
     verdicts = read_verdicts(job.dedup_dir, index) if cfg.dedup.method != "none" else {}

@@ -15,17 +15,19 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from qudata.account import Drop
+from qudata.dedup import DedupVerdict
+from qudata.dedup.text import exact_key
 from qudata.errors import InputError
 from qudata.export.splits import SplitAssigner
 from qudata.io.sources import Source
-from qudata.models import Document, DocumentNormalizer, token_texts
+from qudata.models import Document, token_texts
+from qudata.normalize.document import DocumentNormalizer
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
 from qudata.pause import pause_at
 from qudata.plan.job import Job
-from qudata.quality.dedup import DedupVerdict, exact_key
-from qudata.quality.report import Drop
 from qudata.stages.account import Account, account_from_plain, account_plain, reject_line
 from qudata.stages.content import changed
 from qudata.stages.context import StageContext, context
@@ -65,7 +67,7 @@ def _kinds(files: dict[str, str]) -> dict[str, str]:
 
 class _PartitionWriter:
     def __init__(self, job: Job, index: int) -> None:
-        from qudata.plan.dedup import read_verdicts  # numpy: imported when used
+        from qudata.dedup.step import read_verdicts  # numpy: imported when used
 
         self.job, self.index = job, index
         self.cfg = cfg = job.cfg
@@ -159,6 +161,7 @@ class _PartitionWriter:
         partition = job.partitions[self.index]
         first_line = job.first_lines[self.index] if job.first_lines else 1
         normalize = DocumentNormalizer.from_input(self.cfg.input, job.derived.get(self.index))
+        self.account.input_keys = normalize.fields.counts  # the field-level account
         for number, source in enumerate(partition.sources):  # several: a slice of text files
             entry: dict[str, Any] = {"path": source.name, "records": 0, "piece": partition.piece}
             self.account.inputs.append(entry)
@@ -231,6 +234,7 @@ class _PartitionWriter:
         kept = [doc for number, doc in enumerate(batch) if number not in drops]
         for doc in kept:  # documents without a source are charted by their input file
             account.seen.add_source(doc.source or doc.origin)
+            account.seen.add_license(doc.metadata)
         dropped = [(batch[number], drops[number]) for number in sorted(drops)]
         if dropped and ctx.counter is not None:
             counts = count_once(ctx.counter, [doc.text for doc, _ in dropped])
@@ -284,10 +288,11 @@ def _duplicate_drop(verdict: DedupVerdict) -> Drop:
 
 
 def _check_counts(check: Any) -> dict[str, Counter[str]]:
-    """A check's counters (its ``warnings``, decontamination's ``dropped``), copied."""
+    """A check's counters (its ``warnings``, decontamination's ``dropped`` and
+    ``matched``), copied."""
     return {
         name: Counter(getattr(check, name))
-        for name in ("warnings", "dropped")
+        for name in ("warnings", "dropped", "matched")
         if isinstance(getattr(check, name, None), Counter)
     }
 
