@@ -14,7 +14,15 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Drop", "FileStats", "FormatStats", "Observations", "RunReport", "packing_summary"]
+__all__ = [
+    "Drop",
+    "FileStats",
+    "FormatStats",
+    "Observations",
+    "RunReport",
+    "add_bounded",
+    "packing_summary",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +181,10 @@ class RunReport:
     #: things the user should know about the run (printed by the CLI; not in the manifest)
     cautions: list[str] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)  # entries of input folders not read
+    #: ``--resume``: ``partitions``, and how many of them had their ``scan`` and ``write``
+    #: taken from the killed run (``taken``: whether there was one to take up); not in
+    #: the manifest
+    resumed: dict[str, int] | None = None
 
     def balanced(self) -> bool:
         """Both account identities hold."""
@@ -204,6 +216,18 @@ class RunReport:
         }
 
 
+#: The most distinct licence values counted (see :attr:`Observations.licenses`).
+MAX_LICENSES = 100
+
+
+def add_bounded(counter: Counter[str], name: str, count: int, most: int) -> None:
+    """Count ``name`` in ``counter`` if it is there or there is room, else as ``other``."""
+    if name in counter or len(counter) < most:
+        counter[name] += count
+    else:
+        counter["other"] += count
+
+
 @dataclass(slots=True)
 class Observations:
     """What the report charts need beyond the manifest, in constant memory.
@@ -217,6 +241,14 @@ class Observations:
     unscored: int = 0
     sources: Counter[str] = field(default_factory=Counter)
     max_sources: int = 10_000
+    #: documents written per value of a ``license`` (or ``licence``) metadata field
+    #: (at most ``MAX_LICENSES`` values; the rest count as ``other``)
+    licenses: Counter[str] = field(default_factory=Counter)
+
+    def add_license(self, metadata: dict[str, Any]) -> None:
+        value = metadata.get("license", metadata.get("licence"))
+        if isinstance(value, str) and value.strip():
+            add_bounded(self.licenses, value.strip()[:200], 1, MAX_LICENSES)
 
     def add_score(self, score: float | None) -> None:
         if score is None:

@@ -9,7 +9,29 @@ from pydantic import Field, field_validator
 
 from qudata.sections import Section, parse_count, parse_size
 
-__all__ = ["EngineConfig", "MixConfig", "MixSource", "OutputConfig"]
+__all__ = ["CardConfig", "EngineConfig", "MixConfig", "MixSource", "OutputConfig"]
+
+
+class CardConfig(Section):
+    """``output.card``: the user's own statement in the dataset card (``README.md``):
+    ``license`` (an SPDX id or ``other``, the Hub's ``license:``), ``pretty_name``, and a
+    ``description`` paragraph. Left out of the manifest while empty."""
+
+    license: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="the dataset's licence in the card (an SPDX id or `other`)",
+    )
+    pretty_name: str | None = Field(
+        default=None, min_length=1, max_length=200, description="the card's `pretty_name`"
+    )
+    description: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20_000,
+        description="a paragraph under the card's title",
+    )
 
 
 class OutputConfig(Section):
@@ -39,6 +61,9 @@ class OutputConfig(Section):
     add_metadata: list[Literal["chars", "words", "tokens", "language"]] = Field(
         default_factory=list,
         description="computed metadata to add: `chars`, `words`, `tokens`, `language`",
+    )
+    card: CardConfig = Field(
+        default_factory=CardConfig, description="the user's statement in the dataset card"
     )
 
     @field_validator("split")

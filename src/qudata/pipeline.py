@@ -55,7 +55,8 @@ def pack_dataset(
     """Pack ``inputs`` (files, folders, globs, ``-``) into a dataset folder; return the account.
 
     ``command`` is shown in the dataset card as the command that made the folder;
-    ``progress`` receives the phases and the bytes of input done. ``resume``: take up
+    ``progress`` receives each phase with its total and unit, then the work done (see
+    :class:`qudata.plan.execute.Progress`). ``resume``: take up
     the staging folder of a killed run into ``output_dir`` (see
     :mod:`qudata.stages.resume`); the output is the same as an uninterrupted run's.
 
@@ -99,6 +100,8 @@ def pack_dataset(
             if cfg.mix is not None:
                 job.mix_source.update(argument_of)
             outcome = _run(job, report, progress or _Quiet())
+            if not resume:
+                report.resumed = None  # the summary says what --resume took, when asked
             _check_written(outcome)
             shutil.rmtree(job.parts, ignore_errors=True)
             publish_dataset(
@@ -128,6 +131,8 @@ def _new_report(cfg: Config) -> RunReport:
     # ``output.overwrite`` says how to write, ``engine`` where: both are left out so that
     # a rerun with --overwrite, another engine or other workers writes the same bytes
     config = cfg.model_dump(mode="json", exclude={"output": {"overwrite"}, "engine": True})
+    if not any(config["output"]["card"].values()):  # manifests without one stay as they were
+        del config["output"]["card"]
     return RunReport(qudata_version=__version__, config=config)
 
 
@@ -223,7 +228,7 @@ def _shuffle_buckets(job: Job) -> int:
 
 
 class _Quiet:
-    def phase(self, label: str, total: int) -> None:
+    def phase(self, label: str, total: int, unit: str = "bytes") -> None:
         pass
 
     def advance(self, amount: int, records: int = 0) -> None:

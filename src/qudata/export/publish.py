@@ -35,7 +35,8 @@ def publish_dataset(
     features = {
         name: stats.features for name, stats in report.formats.items() if stats.features is not None
     }
-    _write_text(staging / "README.md", render_card(manifest, command=command, features=features))
+    card = render_card(manifest, command=command, features=features, licenses=seen.licenses)
+    _write_text(staging / "README.md", card)
     for name in card_formats(manifest, "folder"):
         _write_text(staging / name / "README.md", render_folder_card(manifest, name))
     data = _report_data(manifest, seen, token_buckets, quality_threshold)

@@ -66,11 +66,18 @@ def partition_bytes(total: int) -> int:
 
 
 def _size(source: Source) -> int:
+    """The stored bytes of ``source``: from its file system for a URI (fsspec), 0 when
+    unknown (standard input, a missing or unreadable file: the reader reports it)."""
     if source.path == "-" or source.problem is not None:
         return 0
     try:
+        if "://" in source.path:
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(source.path)
+            return int(fs.size(path) or 0)
         return os.path.getsize(source.path)
-    except OSError:
+    except (OSError, ImportError, ValueError):
         return 0
 
 

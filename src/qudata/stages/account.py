@@ -13,7 +13,13 @@ from typing import Any
 
 import orjson
 
-from qudata.account import FormatStats, Observations, RunReport
+from qudata.account import (
+    MAX_LICENSES,
+    FormatStats,
+    Observations,
+    RunReport,
+    add_bounded,
+)
 from qudata.io.limits import bounded, bounded_id
 from qudata.quality.drop_log import DropLog
 
@@ -103,6 +109,8 @@ def _add_seen(total: Observations, part: Observations) -> None:
             total.sources[name] += count
         else:
             total.sources["other"] += count
+    for name, count in part.licenses.items():
+        add_bounded(total.licenses, name, count, MAX_LICENSES)
 
 
 def _add_format(total: FormatStats, part: FormatStats) -> None:

@@ -214,6 +214,7 @@ class _PartitionWriter:
         kept = [doc for number, doc in enumerate(batch) if number not in drops]
         for doc in kept:  # documents without a source are charted by their input file
             account.seen.add_source(doc.source or doc.origin)
+            account.seen.add_license(doc.metadata)
         dropped = [(batch[number], drops[number]) for number in sorted(drops)]
         if dropped and ctx.counter is not None:
             counts = count_once(ctx.counter, [doc.text for doc, _ in dropped])
