@@ -53,15 +53,16 @@ from qudata.pack.preference import PreferenceFormatter
 
 __all__ = ["FORMATTERS", "get_formatter"]
 
+#: In the order of the configuration's ``pack`` sections (the manifest writes them so).
 FORMATTERS: dict[str, type[Formatter[Any]]] = {
     ChatMLFormatter.name: ChatMLFormatter,
     JSONLFormatter.name: JSONLFormatter,
     PlainTextFormatter.name: PlainTextFormatter,
     ParquetFormatter.name: ParquetFormatter,
     LLMBuilderFormatter.name: LLMBuilderFormatter,
-    PreferenceFormatter.name: PreferenceFormatter,
     MegatronFormatter.name: MegatronFormatter,
     PackedFormatter.name: PackedFormatter,
+    PreferenceFormatter.name: PreferenceFormatter,
 }
 
 FORMAT_OPTIONS.update((name, cls.options_model) for name, cls in FORMATTERS.items())
