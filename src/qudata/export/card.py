@@ -114,7 +114,7 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
         found = manifest.get("decontamination", {})
         files = ", ".join(
             f"{code_span(f)} ({n:,} dropped"
-            + (f", {found[f]['items']:,} items matched)" if f in found else ")")
+            + (f", {_items(found[f]['items'])} matched)" if f in found else ")")
             for f, n in contaminated.items()
         )
         ngram = quality["decontamination"]["ngram"]
@@ -136,6 +136,10 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
             reasons = ", ".join(f"{r} {n:,}" for r, n in fmt["dropped"].items())
             lines.append(f"- `{name}` dropped: {reasons}.")
     return lines
+
+
+def _items(n: int) -> str:
+    return f"{n:,} benchmark item{'' if n == 1 else 's'}"
 
 
 def _dedup_line(found: dict[str, Any] | None) -> list[str]:
