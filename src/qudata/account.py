@@ -183,6 +183,8 @@ class RunReport:
     #: things the user should know about the run (printed by the CLI; not in the manifest)
     cautions: list[str] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)  # entries of input folders not read
+    #: the field-level account: ``mapped``/``carried``/``dropped`` -> input key -> records
+    input_keys: dict[str, Counter[str]] = field(default_factory=dict)
     #: ``--resume``: ``partitions``, and how many of them had their ``scan`` and ``write``
     #: taken from the killed run (``taken``: whether there was one to take up); not in
     #: the manifest
@@ -211,6 +213,10 @@ class RunReport:
                 "warnings": dict(sorted(self.warnings.items())),
                 **({} if self.contaminated is None else {"contaminated": self.contaminated}),
                 "skipped": dict(sorted(self.skipped.items())),
+                "input_keys": {
+                    name: dict(sorted(self.input_keys.get(name, Counter()).items()))
+                    for name in ("mapped", "carried", "dropped")
+                },
             },
             "formats": {name: stats.as_dict() for name, stats in self.formats.items()},
             **({} if self.mix is None else {"mix": self.mix}),

@@ -145,6 +145,7 @@ class _PartitionWriter:
         partition = job.partitions[self.index]
         first_line = job.first_lines[self.index] if job.first_lines else 1
         normalize = DocumentNormalizer.from_input(self.cfg.input, job.derived.get(self.index))
+        self.account.input_keys = normalize.fields.counts  # the field-level account
         for source in partition.sources:  # one, but for a slice of text files
             entry: dict[str, Any] = {"path": source.name, "records": 0, "piece": partition.piece}
             self.account.inputs.append(entry)
