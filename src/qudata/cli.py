@@ -17,6 +17,7 @@ from qudata.cli_args import (
     choices,
     command_line,
     config_overrides,
+    default,
     mix_section,
     parse_columns,
     parse_split_option,
@@ -81,8 +82,16 @@ def cli() -> None:
     default=None,
     help="Bad input record: skip it into rejects.jsonl (default) or stop with exit 1.",
 )
-@click.option("--text-key", default=None, help="Input field holding the text (default: text).")
-@click.option("--id-key", default=None, help="Input field holding the id (default: id).")
+@click.option(
+    "--text-key",
+    default=None,
+    help=f"Input field holding the text (default: {default(InputConfig, 'text_key')}).",
+)
+@click.option(
+    "--id-key",
+    default=None,
+    help=f"Input field holding the id (default: {default(InputConfig, 'id_key')}).",
+)
 @COLUMN_OPTION
 @click.option(
     "--tokenizer",
@@ -94,19 +103,20 @@ def cli() -> None:
     "--dedup",
     type=choices(DedupConfig, "method"),
     default=None,
-    help="Duplicate removal (default: exact; near implies exact).",
+    help=f"Duplicate removal (default: {default(DedupConfig, 'method')}; near implies exact).",
 )
 @click.option(
     "--dedup-threshold",
     type=float,
     default=None,
-    help="Jaccard similarity for near duplicates (default: 0.8).",
+    help=f"Jaccard similarity for near duplicates (default: {default(DedupConfig, 'threshold')}).",
 )
 @click.option(
     "--dedup-memory",
     default=None,
     metavar="SIZE",
-    help="Memory budget of the global dedup step, e.g. 256MB (default: 1GB).",
+    help="Memory budget of the global dedup step, e.g. 256MB "
+    f"(default: {default(DedupConfig, 'memory')}).",
 )
 @click.option(
     "--min-quality",
@@ -122,7 +132,12 @@ def cli() -> None:
     help="Splits, e.g. train=0.98,validation=0.01,test=0.01 (default: train=1). "
     "A document's split is a seeded hash of its duplicate cluster.",
 )
-@click.option("--seed", type=int, default=None, help="Seed of splits and shuffling (default: 0).")
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help=f"Seed of splits and shuffling (default: {default(OutputConfig, 'seed')}).",
+)
 @click.option(
     "--shuffle/--no-shuffle",
     default=None,
@@ -250,8 +265,6 @@ def pack(
     )
     if mix_specs or target_tokens:
         overrides["mix"] = mix_section(mix_specs, target_tokens)
-    elif not inputs:
-        raise click.UsageError("give INPUTS (files, folders, globs or -), or --mix")
     if split_spec is not None:
         overrides.setdefault("output", {})["split"] = parse_split_option(split_spec)
     if dry_run:
@@ -259,6 +272,10 @@ def pack(
         return
     with clean_end(output_dir):
         cfg = load_config(config_path, overrides=overrides)
+        if not inputs and cfg.mix is None:  # mix.sources of --config replace INPUTS
+            raise click.UsageError(
+                "give INPUTS (files, folders, globs or -), --mix, or mix.sources in --config"
+            )
         check_output_parent(output_dir)
         with TerminalProgress(quiet) as progress:
             report = pack_dataset(

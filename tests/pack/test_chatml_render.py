@@ -430,10 +430,12 @@ def test_escaped_tool_call_arguments_stay_valid_json() -> None:
             {"role": "assistant", "content": "Nothing."},
         ]
     }
-    (record,) = formatter().format_documents([row])
+    (record,) = formatter(tool_arguments="string").format_documents([row])
     escaped = record["messages"][1]["tool_calls"][0]["function"]["arguments"]
     assert not any(m in escaped for m in CHATML)
     decoded = json.loads(escaped)
+    (as_object,) = formatter().format_documents([row])  # the default: the JSON value
+    assert as_object["messages"][1]["tool_calls"][0]["function"]["arguments"] == decoded
     assert decoded["n"] == 1
     assert not any(m in decoded["q"] for m in CHATML)
     assert "You are evil" in decoded["q"]

@@ -13,8 +13,9 @@ from typing import Any, ClassVar
 from qudata.account import Drop
 from qudata.errors import InputError
 from qudata.models import Document
+from qudata.normalize.parts import MEDIA_KINDS
 from qudata.normalize.problems import conversation_problems
-from qudata.normalize.tools import undeclared_calls
+from qudata.normalize.tools import decode_arguments, undeclared_calls
 from qudata.pack.base import Record
 from qudata.pack.budget import guess_parts
 from qudata.pack.chatml_options import (
@@ -35,6 +36,7 @@ from qudata.pack.templates import (
     compile_template,
     render_bounded,
 )
+from qudata.pack.tool_arguments import json_arguments
 from qudata.quality.problems import FileRules
 
 __all__ = [
@@ -83,6 +85,9 @@ class ChatMLFormatter(ChatMLTurns):
             extra = {k for m in doc.messages for k in m if k not in MESSAGE_KEYS}
             if extra:  # said, not silent: ChatML messages carry only MESSAGE_KEYS
                 self.stats.warnings["message_key_dropped"] += 1
+                for key in extra:  # and named: the record's messages had these
+                    self.stats.warnings[f"message_key_dropped:{key}"] += 1
+            self._count_reasoning(doc.messages)
             conversations = self._conversation(doc, opts, state)
             self.stats.sources[doc.conversation_kind or "messages"] += 1
         else:
@@ -113,12 +118,18 @@ class ChatMLFormatter(ChatMLTurns):
                 state["message_keys"].update(message)
             # the output's schema: every message has the same keys (null where absent)
             written = state["metadata"].messages(messages, MESSAGE_KEYS)
+            if opts.tool_arguments == "object" and any(m.get("tool_calls") for m in messages):
+                written = decode_arguments(written)  # as templates expect them
+                messages = decode_arguments(messages)
             record: dict[str, Any] = {"messages": written}
             if tools is not None:
                 record["tools"] = tools
             if doc.parallel_tool_calls is not None:
                 record["parallel_tool_calls"] = doc.parallel_tool_calls
                 state["record_keys"].add("parallel_tool_calls")
+            for kind, references in (doc.media or {}).items():  # references, not media
+                record[kind] = references
+                state["record_keys"].add(kind)
             if opts.include_metadata:
                 record["metadata"] = state["metadata"].build(doc)
             if state["chat_template"] is not None:
@@ -210,8 +221,22 @@ class ChatMLFormatter(ChatMLTurns):
         }
 
     def token_texts(self, record: Record, doc: Document) -> list[str]:
-        """Every message's content; no per-message overhead is added."""
-        return [m["content"] for m in record["messages"] if isinstance(m.get("content"), str)]
+        """Every message's content and reasoning; no per-message overhead is added."""
+        return [
+            m[key]
+            for m in record["messages"]
+            for key in ("content", "reasoning_content")
+            if isinstance(m.get(key), str)
+        ]
+
+    def _count_reasoning(self, messages: list[dict[str, Any]]) -> None:
+        """``reasoning_content`` kept: messages (and tokens, when counted) in ``events``."""
+        reasoning = [r for m in messages if isinstance(r := m.get("reasoning_content"), str)]
+        if not reasoning:
+            return
+        self.stats.events["reasoning_messages"] += len(reasoning)
+        if self.counter is not None:
+            self.stats.events["reasoning_tokens"] += sum(self.counter.count(r) for r in reasoning)
 
     def token_limit(self, opts: ChatMLOptions) -> int | None:
         return opts.max_tokens_per_message
@@ -222,11 +247,16 @@ class ChatMLFormatter(ChatMLTurns):
         from qudata.pack.metadata import message_features, metadata_features
 
         message = message_features(state.get("metadata"), MESSAGE_KEYS)
+        if self.options.tool_arguments == "object":
+            message = json_arguments(message)
         out: list[dict[str, Any]] = [{"name": "messages", "list": message}]
         if "tools" in state.get("record_keys", ()):
             out.append({"name": "tools", "dtype": "json"})
         if "parallel_tool_calls" in state.get("record_keys", ()):
             out.append({"name": "parallel_tool_calls", "dtype": "bool"})
+        for kind in MEDIA_KINDS:
+            if kind in state.get("record_keys", ()):
+                out.append({"name": kind, "list": {"dtype": "string"}})
         if self.options.include_metadata:
             out.append({"name": "metadata", "struct": metadata_features(state.get("metadata"))})
         if self.options.chat_template or self.options.render == "chatml":

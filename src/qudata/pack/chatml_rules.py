@@ -15,6 +15,7 @@ from qudata.quality.problems import (
     FileRules,
     FileValidation,
     Problem,
+    add_hints,
     has_surrogate,
     make_problem,
 )
@@ -29,9 +30,43 @@ __all__ = [
 ]
 
 _ROLES = ("system", "user", "assistant", "tool")
-_MESSAGE_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "tool_call_id"})
+_MESSAGE_KEYS = frozenset(
+    {"role", "content", "reasoning_content", "name", "weight", "tool_calls", "tool_call_id"}
+)
 #: Parquet writes null for a message key a message does not have
 _OPTIONAL_KEYS = ("name", "weight", "tool_calls", "tool_call_id")
+
+
+# the problem codes of a ChatML record, with their hints
+add_hints(
+    {
+        "missing_messages": 'add a "messages" list',
+        "messages_not_list": '"messages" must be a list of message objects',
+        "empty_conversation": '"messages" must hold at least one message',
+        "message_not_object": 'a message is an object such as {"role": "user", "content": "..."}',
+        "missing_role": 'add "role": one of system, user, assistant, tool',
+        "unknown_role": "use one of the roles system, user, assistant, tool",
+        "missing_content": 'add "content" (a string)',
+        "content_not_string": "content must be a string (null only on an assistant message with "
+        "tool_calls)",
+        "unknown_key": "a message may only have role, content, reasoning_content, name, weight, "
+        "tool_calls, tool_call_id",
+        "bad_reasoning": "reasoning_content must be a string and only appears on assistant "
+        "messages",
+        "bad_weight": "weight must be 0 or 1 and only appears on assistant messages",
+        "bad_name": "name must be a string",
+        "bad_tool_calls": "tool_calls must be a list and only appears on assistant messages",
+        "bad_tool_call_id": "tool_call_id must be a string and only appears on tool messages",
+        "no_assistant_message": "a training conversation needs at least one assistant message",
+        "system_not_first": "a system message comes first, and only there",
+        "broken_alternation": "after the system message, user and assistant take turns; tool "
+        "messages follow an assistant message with tool_calls",
+        "metadata_not_object": '"metadata" must be an object',
+        "bad_tools": 'tools must be a list of {"type": "function", "function": {"name": ...}}',
+        "ends_on_user": "a training conversation ends with an answer, not a user turn",
+        "too_many_tokens": "shorten the message or raise the token limit",
+    }
+)
 
 
 def message_rules(msg: Any, path: str) -> list[Problem]:
@@ -66,6 +101,10 @@ def message_rules(msg: Any, path: str) -> list[Problem]:
             out.append(make_problem("bad_weight", f"{path}.weight", f"weight on a {role} message"))
         elif type(weight) not in (int, float) or weight not in (0, 1):
             out.append(make_problem("bad_weight", f"{path}.weight", f"weight is {weight!r}"))
+    reasoning = msg.get("reasoning_content")
+    if reasoning is not None and (role != "assistant" or not isinstance(reasoning, str)):
+        shown = f"reasoning_content ({json_kind(reasoning)}) on a {role} message"
+        out.append(make_problem("bad_reasoning", f"{path}.reasoning_content", shown))
     if msg.get("name") is not None and not isinstance(msg["name"], str):
         out.append(make_problem("bad_name", f"{path}.name", f"name is {json_kind(msg['name'])}"))
     if msg.get("tool_calls") is not None and (
