@@ -231,8 +231,8 @@ def test_pack_section_errors_keep_their_wording() -> None:
     with pytest.raises(ConfigError) as info:
         load_config({"pack": {"csv": {}}})
     assert str(info.value) == (
-        "unknown key 'pack.csv' (allowed keys: chatml, formats, jsonl, llmbuilder, megatron, "
-        "packed, parquet, plain, preference)"
+        "unknown key 'pack.csv' (allowed keys: chatml, formats, jsonl, kto, llmbuilder, "
+        "megatron, packed, parquet, plain, preference)"
     )
     with pytest.raises(ConfigError) as info:
         load_config({"pack": {"formats": "x", "jsonl": {"fields": ["a", "a"]}}})

@@ -171,6 +171,8 @@ class RunReport:
     warnings: Counter[str] = field(default_factory=Counter)
     #: drops per benchmark file, when ``quality.decontamination`` is configured
     contaminated: dict[str, int] | None = None
+    #: per benchmark file: documents dropped, items matched, the most matched items
+    decontamination: dict[str, Any] | None = None
     mix: dict[str, Any] | None = None  # the mix's plan and its realised shares
     #: the dedup step's parameters and clusters (``DedupSummary.as_manifest``)
     dedup: dict[str, Any] | None = None
@@ -181,6 +183,8 @@ class RunReport:
     #: things the user should know about the run (printed by the CLI; not in the manifest)
     cautions: list[str] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)  # entries of input folders not read
+    #: the field-level account: ``mapped``/``carried``/``dropped`` -> input key -> records
+    input_keys: dict[str, Counter[str]] = field(default_factory=dict)
     #: ``--resume``: ``partitions``, and how many of them had their ``scan`` and ``write``
     #: taken from the killed run (``taken``: whether there was one to take up); not in
     #: the manifest
@@ -209,10 +213,15 @@ class RunReport:
                 "warnings": dict(sorted(self.warnings.items())),
                 **({} if self.contaminated is None else {"contaminated": self.contaminated}),
                 "skipped": dict(sorted(self.skipped.items())),
+                "input_keys": {
+                    name: dict(sorted(self.input_keys.get(name, Counter()).items()))
+                    for name in ("mapped", "carried", "dropped")
+                },
             },
             "formats": {name: stats.as_dict() for name, stats in self.formats.items()},
             **({} if self.mix is None else {"mix": self.mix}),
             **({} if self.dedup is None else {"dedup": self.dedup}),
+            **({} if self.decontamination is None else {"decontamination": self.decontamination}),
         }
 
 

@@ -250,8 +250,6 @@ def pack(
     )
     if mix_specs or target_tokens:
         overrides["mix"] = mix_section(mix_specs, target_tokens)
-    elif not inputs:
-        raise click.UsageError("give INPUTS (files, folders, globs or -), or --mix")
     if split_spec is not None:
         overrides.setdefault("output", {})["split"] = parse_split_option(split_spec)
     if dry_run:
@@ -259,6 +257,10 @@ def pack(
         return
     with clean_end(output_dir):
         cfg = load_config(config_path, overrides=overrides)
+        if not inputs and cfg.mix is None:  # mix.sources of --config replace INPUTS
+            raise click.UsageError(
+                "give INPUTS (files, folders, globs or -), --mix, or mix.sources in --config"
+            )
         check_output_parent(output_dir)
         with TerminalProgress(quiet) as progress:
             report = pack_dataset(

@@ -18,10 +18,14 @@ class InputConfig(Section):
     """``input``: where the text and id of each record are, and what a bad record does.
 
     ``columns`` maps qudata's names (prompt, query, response, history, system, messages,
-    tools, chosen, rejected, text, id) to the file's keys, ``tags`` the keys and role
-    values of conversation turns (role_tag, content_tag, user_tag, assistant_tag,
-    system_tag, function_tag, observation_tag), as LLaMA-Factory's ``dataset_info.json``;
-    ``role_map`` adds role names (``{bing: assistant}``).
+    tools, chosen, rejected, kto_tag, images, videos, audios, text, id) to the file's
+    keys (a ``prompt`` mapped alone is the text, as LLaMA-Factory's pretraining entries),
+    ``tags`` the keys and role values of conversation turns (role_tag, content_tag,
+    user_tag, assistant_tag, system_tag, function_tag, observation_tag), as
+    LLaMA-Factory's ``dataset_info.json``; ``role_map`` adds role names
+    (``{bing: assistant}``). ``unknown_keys`` says what a top-level key that is not
+    mapped does (see :mod:`qudata.normalize.account`); ``undesirable`` whether formats
+    other than ``kto`` drop KTO records labelled undesirable.
     ``max_line_bytes`` bounds a JSONL line (``64MB``; a longer one is rejected as
     ``line_too_long`` while it is read) and ``max_document_chars`` a document's text
     (none by default; a longer one is rejected as ``document_too_long``).
@@ -46,7 +50,9 @@ class InputConfig(Section):
         default_factory=dict,
         description="qudata's names → the file's keys (`--column NAME=KEY`): `prompt`, "
         "`query`, `response`, `history`, `system`, `messages`, `tools`, `chosen`, `rejected`, "
-        "`text`, `id`; e.g. Dolly `{prompt: instruction, query: context, response: response}`",
+        "`kto_tag`, `images`, `videos`, `audios`, `text`, `id`; e.g. Dolly `{prompt: "
+        "instruction, query: context, response: response}`; a `prompt` mapped alone is the "
+        "text (LLaMA-Factory's pretraining entries)",
     )
     tags: dict[str, str] = Field(
         default_factory=dict,
@@ -58,6 +64,17 @@ class InputConfig(Section):
         default_factory=dict,
         description="more role names → `system`, `user`, `assistant`, `tool` (e.g. "
         "`{bing: assistant}`)",
+    )
+    unknown_keys: Literal["carry", "warn", "fail"] = Field(
+        default="carry",
+        description="a top-level key no shape maps: `carry` it in `metadata` (named with a "
+        "count in the summary, manifest and card), `warn` (the same, and a warning per key), "
+        "or `fail` (the record is rejected as `unknown_key`)",
+    )
+    undesirable: Literal["drop", "keep"] = Field(
+        default="drop",
+        description="a KTO record labelled undesirable (`label: false`): every format but "
+        "`kto` drops it (`undesirable_completion`), or `keep` it",
     )
     max_line_bytes: int | str = Field(
         default="64MB",
@@ -73,8 +90,11 @@ class InputConfig(Section):
 
     @property
     def text_field(self) -> str:
-        """The key of the text (``columns.text`` wins over ``text_key``)."""
-        return self.columns.get("text", self.text_key)
+        """The key of the text (``columns.text``, or a ``prompt`` mapped alone, wins over
+        ``text_key``)."""
+        from qudata.normalize.columns import Shape
+
+        return Shape(columns=self.columns).text_column or self.text_key
 
     @property
     def id_field(self) -> str:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from qudata.account import FormatStats, RunReport, packing_summary
+from qudata.normalize.account import describe
 
 if TYPE_CHECKING:
     from qudata.quality.problems import FileValidation
@@ -89,6 +90,17 @@ def print_summary(report: RunReport, console: Console | None = None) -> None:
     )
     if report.skipped:
         console.print(f"not read from input folders: {_reasons(dict(report.skipped))}")
+    if any(report.input_keys.values()):
+        keys = describe(report.input_keys)
+        console.print(f"input keys: {keys}", markup=False, highlight=False, soft_wrap=True)
+    reasoning = [
+        f"{name} {stats.events['reasoning_messages']:,} messages"
+        + (f", {stats.events['reasoning_tokens']:,} tokens" if stats.tokenizer != "none" else "")
+        for name, stats in report.formats.items()
+        if stats.events.get("reasoning_messages")
+    ]
+    if reasoning:
+        console.print(f"reasoning_content kept: {'; '.join(reasoning)}")
     table = Table(title=f"qudata pack -> {report.output_dir}")
     for column in ("format", "documents", "records", "tokens", "bytes", "dropped"):
         table.add_column(column, justify="left" if column in ("format", "dropped") else "right")

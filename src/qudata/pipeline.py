@@ -33,6 +33,7 @@ from qudata.io.output_dir import (
 )
 from qudata.io.sources import InputWalk, Source, walk_arguments, walk_inputs
 from qudata.io.uri import configure, is_uri, refuse_uri_output
+from qudata.normalize.account import input_cautions
 from qudata.plan.execute import Executor, Outcome, Progress, execute
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
@@ -190,7 +191,19 @@ def _check_written(outcome: Outcome) -> None:
     report.notes = outcome.drops.notes(report.inputs)
     if not any(stats.documents for stats in report.formats.values()):
         raise InputError(outcome.drops.nothing_written(report.read), reason="nothing_written")
+    report.cautions.extend(input_cautions(report.config.get("input", {}), report.input_keys))
+    for name, stats in report.formats.items():
+        if not stats.documents:
+            reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(stats.dropped.items())) or "-"
+            report.cautions.append(
+                f"format {name!r} wrote nothing while other formats wrote documents "
+                f"(dropped: {reasons})"
+            )
     quality = report.config.get("quality", {})
+    if quality.get("decontamination"):
+        from qudata.quality.decontaminate import unindexed_cautions
+
+        report.cautions += unindexed_cautions(quality["decontamination"])
     threshold, missing = quality.get("min_quality_score"), quality.get("missing_score")
     unscored = outcome.seen.unscored
     if threshold is not None and missing == "keep" and unscored:

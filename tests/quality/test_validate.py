@@ -64,6 +64,7 @@ BROKEN_CHATML: list[tuple[bytes, str]] = [
     (conv({**USER, "name": 3}, ASSISTANT), "bad_name"),
     (conv({**USER, "tool_calls": []}, ASSISTANT), "bad_tool_calls"),
     (conv(USER, {**ASSISTANT, "tool_call_id": "c1"}), "bad_tool_call_id"),
+    (conv({**USER, "reasoning_content": "why"}, ASSISTANT), "bad_reasoning"),
     (conv(USER), "no_assistant_message"),
     (conv({"role": "human", "content": "ShareGPT's role"}, ASSISTANT), "unknown_role"),
     (conv({"role": "user", "content": " "}, ASSISTANT), "empty_content"),

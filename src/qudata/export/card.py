@@ -107,11 +107,17 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
         + (f" (Jaccard >= {dedup['threshold']})" if dedup["method"] == "near" else "")
         + "; the first copy seen is kept.",
         *_dedup_line(manifest.get("dedup")),
+        *_input_keys(counts.get("input_keys")),
         f"- Tokens counted with {code_span(quality['tokenizer'])}.",
     ]
     contaminated = counts.get("contaminated")
     if contaminated is not None:
-        files = ", ".join(f"{code_span(f)} ({n:,} dropped)" for f, n in contaminated.items())
+        found = manifest.get("decontamination", {})
+        files = ", ".join(
+            f"{code_span(f)} ({n:,} dropped"
+            + (f", {found[f]['items']:,} items matched)" if f in found else ")")
+            for f, n in contaminated.items()
+        )
         ngram = quality["decontamination"]["ngram"]
         lines.append(f"- Decontaminated against {files}: {ngram}-word n-grams.")
     if quality.get("languages"):
@@ -127,10 +133,30 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
             "but near duplicates can (use `--dedup near` to keep them apart)."
         )
     for name, fmt in manifest["formats"].items():
+        if fmt.get("events", {}).get("reasoning_messages"):
+            tokens = fmt["events"].get("reasoning_tokens")
+            lines.append(
+                f"- `{name}` keeps `reasoning_content` in {fmt['events']['reasoning_messages']:,}"
+                " messages" + (f" ({tokens:,} tokens)." if tokens else ".")
+            )
         if fmt["dropped"]:
             reasons = ", ".join(f"{r} {n:,}" for r, n in fmt["dropped"].items())
             lines.append(f"- `{name}` dropped: {reasons}.")
     return lines
+
+
+def _input_keys(keys: dict[str, dict[str, int]] | None) -> list[str]:
+    """The field-level account: every input key, mapped, carried or dropped, by name."""
+    if not keys or not any(keys.values()):
+        return []
+    parts = []
+    for name in ("mapped", "carried", "dropped"):
+        counts = sorted(keys.get(name, {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        if counts:
+            shown = ", ".join(f"{code_span(k)} {n:,}" for k, n in counts[:20])
+            more = f" and {len(counts) - 20} more" if len(counts) > 20 else ""
+            parts.append(f"{name} {shown}{more}")
+    return [f"- Input keys (records): {'; '.join(parts)}."]
 
 
 def _dedup_line(found: dict[str, Any] | None) -> list[str]:

@@ -68,6 +68,7 @@ def _report_data(
         quality_threshold=quality_threshold,
         mix=manifest.get("mix"),
         dedup=manifest.get("dedup"),
+        decontamination=manifest.get("decontamination"),
         unscored=seen.unscored,
         sources=sources,
     )

@@ -73,6 +73,9 @@ class Formatter(ABC, Generic[Opts]):
     #: map 2's parts hold those bytes and the commit copies them (the default JSON Lines
     #: writer always does; a token-id format says so to skip a JSON round trip)
     writes_encoded: ClassVar[bool] = False
+    #: it writes KTO labels: it takes records labelled undesirable (every other format
+    #: drops them as ``undesirable_completion``, see :mod:`qudata.pack.undesirable`)
+    reads_kto_labels: ClassVar[bool] = False
     #: the rules ``qudata validate`` checks files of this format by (``None``: it does not)
     file_rules: ClassVar[type[FileRules] | None] = None
 
@@ -122,6 +125,16 @@ class Formatter(ABC, Generic[Opts]):
         """The format's own checks, run on each document before it is formatted (by the
         runner of the run's checks); none by default."""
         return []
+
+    def format_checks(self, opts: Opts) -> list[Check]:
+        """Every check this format runs before formatting: the guard against training on
+        an undesirable KTO completion (``input.undesirable: drop``), then :meth:`checks`."""
+        from qudata.pack.undesirable import UndesirableCheck
+
+        guard: list[Check] = []
+        if not self.reads_kto_labels and self.config.input.undesirable == "drop":
+            guard.append(UndesirableCheck())
+        return guard + self.checks(opts)
 
     @abstractmethod
     def format_document(
@@ -187,7 +200,7 @@ class Formatter(ABC, Generic[Opts]):
         normalize = DocumentNormalizer.from_input(self.config.input)
         state: dict[str, Any] = {}
         self.stats = FormatStats()
-        checks = self.checks(opts)
+        checks = self.format_checks(opts)
         for number, obj in enumerate(documents, 1):
             doc = normalize(obj, origin="<documents>", line=number)
             result = first_drop(checks, doc) or self.format_document(doc, opts, state)
@@ -215,7 +228,7 @@ class Formatter(ABC, Generic[Opts]):
             return
         docs = list(documents)
         schema = MetadataSchema()
-        normalize = DocumentNormalizer()
+        normalize = DocumentNormalizer.from_input(self.config.input)  # the call's shape
         for number, obj in enumerate(docs, 1):
             schema.observe(normalize(obj, origin="<documents>", line=number))
         self.schema = schema

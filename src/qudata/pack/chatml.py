@@ -13,8 +13,9 @@ from typing import Any, ClassVar
 from qudata.account import Drop
 from qudata.errors import InputError
 from qudata.models import Document
+from qudata.normalize.parts import MEDIA_KINDS
 from qudata.normalize.problems import conversation_problems
-from qudata.normalize.tools import undeclared_calls
+from qudata.normalize.tools import decode_arguments, undeclared_calls
 from qudata.pack.base import Record
 from qudata.pack.budget import guess_parts
 from qudata.pack.chatml_options import (
@@ -27,14 +28,15 @@ from qudata.pack.chatml_options import (
 from qudata.pack.chatml_render import render_chatml
 from qudata.pack.chatml_rules import ChatMLRules, validate_chatml
 from qudata.pack.chatml_turns import DROP_RECORD, MESSAGE_KEYS, ChatMLTurns, default_user_prompt
+from qudata.pack.hf_template import ChatTemplateFile, load_chat_template, template_messages
 from qudata.pack.markup import MarkupGuard, conversation_guard
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.templates import (
     compile_chat_template,
     compile_template,
-    load_template_source,
     render_bounded,
 )
+from qudata.pack.tool_arguments import json_arguments
 from qudata.quality.problems import FileRules
 
 __all__ = [
@@ -83,6 +85,9 @@ class ChatMLFormatter(ChatMLTurns):
             extra = {k for m in doc.messages for k in m if k not in MESSAGE_KEYS}
             if extra:  # said, not silent: ChatML messages carry only MESSAGE_KEYS
                 self.stats.warnings["message_key_dropped"] += 1
+                for key in extra:  # and named: the record's messages had these
+                    self.stats.warnings[f"message_key_dropped:{key}"] += 1
+            self._count_reasoning(doc.messages)
             conversations = self._conversation(doc, opts, state)
             self.stats.sources[doc.conversation_kind or "messages"] += 1
         else:
@@ -113,12 +118,18 @@ class ChatMLFormatter(ChatMLTurns):
                 state["message_keys"].update(message)
             # the output's schema: every message has the same keys (null where absent)
             written = state["metadata"].messages(messages, MESSAGE_KEYS)
+            if opts.tool_arguments == "object" and any(m.get("tool_calls") for m in messages):
+                written = decode_arguments(written)  # as templates expect them
+                messages = decode_arguments(messages)
             record: dict[str, Any] = {"messages": written}
             if tools is not None:
                 record["tools"] = tools
             if doc.parallel_tool_calls is not None:
                 record["parallel_tool_calls"] = doc.parallel_tool_calls
                 state["record_keys"].add("parallel_tool_calls")
+            for kind, references in (doc.media or {}).items():  # references, not media
+                record[kind] = references
+                state["record_keys"].add(kind)
             if opts.include_metadata:
                 record["metadata"] = state["metadata"].build(doc)
             if state["chat_template"] is not None:
@@ -138,21 +149,25 @@ class ChatMLFormatter(ChatMLTurns):
 
     @staticmethod
     def _render_chat(
-        template: Any,
+        template: ChatTemplateFile,
         messages: list[dict[str, Any]],
         opts: ChatMLOptions,
         *,
         tools: list[dict[str, Any]] | None = None,
     ) -> str:
+        """``text``: the template's rendering, as ``apply_chat_template`` renders it (the
+        template file's special tokens, tool-call arguments as objects)."""
+        compiled = compile_chat_template(template.for_tools(bool(tools)))
         variables = {
+            **template.tokens,
             **opts.template_vars,
-            "messages": messages,
+            "messages": template_messages(messages),
             "tools": tools,
             "documents": None,
             "add_generation_prompt": False,
         }
         return render_bounded(
-            template, variables, timeout=opts.template_timeout, max_chars=opts.template_max_chars
+            compiled, variables, timeout=opts.template_timeout, max_chars=opts.template_max_chars
         )
 
     def prepare_batch(
@@ -179,7 +194,8 @@ class ChatMLFormatter(ChatMLTurns):
     def _stream_state(self, opts: ChatMLOptions) -> dict[str, Any]:
         template = None
         if opts.chat_template:
-            template = compile_chat_template(load_template_source(opts.chat_template))
+            template = load_chat_template(opts.chat_template)
+            compile_chat_template(template.source)  # a syntax error before any record
         guard = conversation_guard(opts)
         markers = guard.markers
         system = opts.system_message
@@ -205,8 +221,22 @@ class ChatMLFormatter(ChatMLTurns):
         }
 
     def token_texts(self, record: Record, doc: Document) -> list[str]:
-        """Every message's content; no per-message overhead is added."""
-        return [m["content"] for m in record["messages"] if isinstance(m.get("content"), str)]
+        """Every message's content and reasoning; no per-message overhead is added."""
+        return [
+            m[key]
+            for m in record["messages"]
+            for key in ("content", "reasoning_content")
+            if isinstance(m.get(key), str)
+        ]
+
+    def _count_reasoning(self, messages: list[dict[str, Any]]) -> None:
+        """``reasoning_content`` kept: messages (and tokens, when counted) in ``events``."""
+        reasoning = [r for m in messages if isinstance(r := m.get("reasoning_content"), str)]
+        if not reasoning:
+            return
+        self.stats.events["reasoning_messages"] += len(reasoning)
+        if self.counter is not None:
+            self.stats.events["reasoning_tokens"] += sum(self.counter.count(r) for r in reasoning)
 
     def token_limit(self, opts: ChatMLOptions) -> int | None:
         return opts.max_tokens_per_message
@@ -217,11 +247,16 @@ class ChatMLFormatter(ChatMLTurns):
         from qudata.pack.metadata import message_features, metadata_features
 
         message = message_features(state.get("metadata"), MESSAGE_KEYS)
+        if self.options.tool_arguments == "object":
+            message = json_arguments(message)
         out: list[dict[str, Any]] = [{"name": "messages", "list": message}]
         if "tools" in state.get("record_keys", ()):
             out.append({"name": "tools", "dtype": "json"})
         if "parallel_tool_calls" in state.get("record_keys", ()):
             out.append({"name": "parallel_tool_calls", "dtype": "bool"})
+        for kind in MEDIA_KINDS:
+            if kind in state.get("record_keys", ()):
+                out.append({"name": kind, "list": {"dtype": "string"}})
         if self.options.include_metadata:
             out.append({"name": "metadata", "struct": metadata_features(state.get("metadata"))})
         if self.options.chat_template or self.options.render == "chatml":

@@ -87,6 +87,11 @@ class ChatMLOptions(Section):
         gt=0,
         description="characters one template rendering may produce (else `template_error`)",
     )
+    tool_arguments: Literal["object", "string"] = Field(
+        default="object",
+        description="a tool call's `arguments`: the JSON `object` (what chat templates "
+        "expect) or OpenAI's JSON `string`",
+    )
 
     @field_validator("template_vars")
     @classmethod

@@ -29,7 +29,9 @@ __all__ = [
 ]
 
 _ROLES = ("system", "user", "assistant", "tool")
-_MESSAGE_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "tool_call_id"})
+_MESSAGE_KEYS = frozenset(
+    {"role", "content", "reasoning_content", "name", "weight", "tool_calls", "tool_call_id"}
+)
 #: Parquet writes null for a message key a message does not have
 _OPTIONAL_KEYS = ("name", "weight", "tool_calls", "tool_call_id")
 
@@ -66,6 +68,10 @@ def message_rules(msg: Any, path: str) -> list[Problem]:
             out.append(make_problem("bad_weight", f"{path}.weight", f"weight on a {role} message"))
         elif type(weight) not in (int, float) or weight not in (0, 1):
             out.append(make_problem("bad_weight", f"{path}.weight", f"weight is {weight!r}"))
+    reasoning = msg.get("reasoning_content")
+    if reasoning is not None and (role != "assistant" or not isinstance(reasoning, str)):
+        shown = f"reasoning_content ({json_kind(reasoning)}) on a {role} message"
+        out.append(make_problem("bad_reasoning", f"{path}.reasoning_content", shown))
     if msg.get("name") is not None and not isinstance(msg["name"], str):
         out.append(make_problem("bad_name", f"{path}.name", f"name is {json_kind(msg['name'])}"))
     if msg.get("tool_calls") is not None and (

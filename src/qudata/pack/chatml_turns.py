@@ -27,7 +27,15 @@ __all__ = ["DROP_RECORD", "MESSAGE_KEYS", "ChatMLTurns", "default_user_prompt"]
 #: A cleaned value that must drop its record.
 DROP_RECORD = object()
 #: The keys a ChatML message keeps.
-MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
+MESSAGE_KEYS = (
+    "role",
+    "content",
+    "reasoning_content",
+    "name",
+    "weight",
+    "tool_calls",
+    "tool_call_id",
+)
 
 
 def default_user_prompt(title: str, part: int, parts: int) -> str:
@@ -118,7 +126,7 @@ class ChatMLTurns(Formatter[ChatMLOptions]):
         messages = [{k: m[k] for k in MESSAGE_KEYS if k in m} for m in doc.messages]
         self._system(messages, opts, state)
         for message in messages:
-            for key in ("content", "name", "tool_calls", "tool_call_id"):
+            for key in ("content", "reasoning_content", "name", "tool_calls", "tool_call_id"):
                 if key in message and message[key] is not None:
                     message[key] = self._clean_value(message[key], opts, state)
                     if message[key] is DROP_RECORD:

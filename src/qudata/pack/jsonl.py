@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from qudata.account import Drop
 from qudata.config import QualityConfig
 from qudata.models import KNOWN_METADATA_KEYS, Document
+from qudata.normalize.parts import MEDIA_KINDS
 from qudata.normalize.problems import ends_on_user
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml import chatml_options
@@ -132,6 +133,8 @@ class JSONLFormatter(Formatter[JSONLOptions]):
                 feature = {"list": message_features(writer, None)}
             elif field == "tools":  # JSON schemas: no fixed struct (see docs/formats.md)
                 feature = {"dtype": "json"}
+            elif field in MEDIA_KINDS:
+                feature = {"list": {"dtype": "string"}}
             else:
                 feature = field_feature(writer, field)
             out.append({"name": name, **feature})
@@ -149,6 +152,8 @@ class JSONLFormatter(Formatter[JSONLOptions]):
             return doc.messages
         if name == "tools":
             return doc.tools
+        if name in MEDIA_KINDS:
+            return (doc.media or {}).get(name)
         if name in KNOWN_METADATA_KEYS or name in meta:
             return meta.get(name)
         return None

@@ -58,7 +58,7 @@ class FormatOutput:
         self.formatter = formatter
         self.name = formatter.name
         self.opts = formatter.options
-        self.checks = formatter.checks(self.opts)
+        self.checks = formatter.format_checks(self.opts)
         self.state: dict[str, Any] = {}
         self.stats: FormatStats = formatter.stats
         self.root = root

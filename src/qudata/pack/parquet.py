@@ -41,6 +41,7 @@ def parquet_schema() -> Any:
         [
             ("role", text),
             ("content", text),
+            ("reasoning_content", text),
             ("name", text),
             ("weight", pa.float64()),
             ("tool_calls", text),
@@ -66,6 +67,9 @@ def parquet_schema() -> Any:
             ("parallel_tool_calls", pa.bool_()),
             ("rejected", pa.list_(message)),
             ("prompt_turns", pa.int64()),
+            ("images", pa.list_(text)),
+            ("videos", pa.list_(text)),
+            ("audios", pa.list_(text)),
         ]
     )
 
@@ -89,6 +93,7 @@ def _messages(messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | N
         {
             "role": m.get("role"),
             "content": m.get("content"),
+            "reasoning_content": m.get("reasoning_content"),
             "name": m.get("name"),
             "weight": float(m["weight"]) if isinstance(m.get("weight"), int | float) else None,
             "tool_calls": _json(m.get("tool_calls")),
@@ -145,6 +150,7 @@ class ParquetFormatter(Formatter[ParquetOptions]):
                 "tools_json": _json(doc.tools),
                 "parallel_tool_calls": doc.parallel_tool_calls,
                 "rejected": _messages(doc.rejected),
+                **{kind: (doc.media or {}).get(kind) for kind in ("images", "videos", "audios")},
                 "prompt_turns": doc.prompt_turns,
             }
         ]
@@ -153,7 +159,7 @@ class ParquetFormatter(Formatter[ParquetOptions]):
         """``messages`` under ``pack.chatml.markup`` (as in ChatML), or the reason a message
         cannot be a row of the fixed message struct (text columns hold text only)."""
         for number, m in enumerate(messages, 1):
-            for key in ("role", "content", "name", "tool_call_id"):
+            for key in ("role", "content", "reasoning_content", "name", "tool_call_id"):
                 value = m.get(key)
                 if value is not None and not isinstance(value, str):
                     return Drop(

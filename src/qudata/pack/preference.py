@@ -26,7 +26,13 @@ from qudata.quality.problems import FileRules, FileValidation, Problem, make_pro
 from qudata.quality.problems import hygiene as string_hygiene
 from qudata.sections import Section
 
-__all__ = ["PreferenceFormatter", "PreferenceOptions", "PreferenceRules", "validate_preference"]
+__all__ = [
+    "PreferenceFormatter",
+    "PreferenceOptions",
+    "PreferenceRules",
+    "clean_markup",
+    "validate_preference",
+]
 
 
 class PreferenceOptions(Section):
@@ -41,7 +47,15 @@ class PreferenceOptions(Section):
     )
 
 
-_MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
+_MESSAGE_KEYS = (
+    "role",
+    "content",
+    "reasoning_content",
+    "name",
+    "weight",
+    "tool_calls",
+    "tool_call_id",
+)
 
 
 _MARKUP_EVENT = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}
@@ -51,13 +65,13 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: m[k] for k in _MESSAGE_KEYS if k in m} for m in messages]
 
 
-def _clean(value: Any, guard: MarkupGuard) -> Any:
+def clean_markup(value: Any, guard: MarkupGuard) -> Any:
     """Every string in ``value`` with ChatML markers escaped or stripped (tool-call
     arguments decoded first, so they stay valid JSON); ``None`` if one must drop."""
     if isinstance(value, str):
         return guard.clean(value)
     if isinstance(value, list):
-        items = [_clean(v, guard) for v in value]
+        items = [clean_markup(v, guard) for v in value]
         return (
             None
             if any(i is None and v is not None for i, v in zip(items, value, strict=True))
@@ -67,14 +81,16 @@ def _clean(value: Any, guard: MarkupGuard) -> Any:
         out = {}
         for key, item in value.items():
             if key == "arguments" and isinstance(item, str) and guard.found(item):
-                decoded = _clean(json.loads(item), guard) if _is_json(item) else guard.clean(item)
+                decoded = (
+                    clean_markup(json.loads(item), guard) if _is_json(item) else guard.clean(item)
+                )
                 if decoded is None:
                     return None
                 out[key] = (
                     decoded if isinstance(decoded, str) else json.dumps(decoded, ensure_ascii=False)
                 )
                 continue
-            cleaned = _clean(item, guard)
+            cleaned = clean_markup(item, guard)
             if cleaned is None and item is not None:
                 return None
             out[key] = cleaned
@@ -162,10 +178,10 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
         before = guard.hits
         record: dict[str, Any] = {}
         for key, value in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
-            record[key] = _clean(value, guard)
+            record[key] = clean_markup(value, guard)
             if record[key] is None:
                 return Drop("markup", f"{key} holds chat markup (markup: drop)")
-        tools = _clean(doc.tools, guard) if doc.tools else None
+        tools = clean_markup(doc.tools, guard) if doc.tools else None
         if doc.tools and tools is None:
             return Drop("markup", "a tool schema holds chat markup (markup: drop)")
         if guard.hits > before:

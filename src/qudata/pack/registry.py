@@ -35,6 +35,7 @@ from qudata.errors import ConfigError
 from qudata.pack.base import Formatter
 from qudata.pack.chatml import ChatMLFormatter
 from qudata.pack.jsonl import JSONLFormatter
+from qudata.pack.kto import KTOFormatter
 from qudata.pack.llmbuilder import LLMBuilderFormatter
 from qudata.pack.megatron import MegatronFormatter
 from qudata.pack.packed import PackedFormatter
@@ -53,6 +54,7 @@ FORMATTERS: dict[str, type[Formatter[Any]]] = {
     PreferenceFormatter.name: PreferenceFormatter,
     MegatronFormatter.name: MegatronFormatter,
     PackedFormatter.name: PackedFormatter,
+    KTOFormatter.name: KTOFormatter,
 }
 
 FORMAT_OPTIONS.update((name, cls.options_model) for name, cls in FORMATTERS.items())

@@ -14,6 +14,7 @@ accounts, resolves duplicates on compact keys, plans the mix, and merges statist
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -229,3 +230,8 @@ def _checks_report(report: RunReport, total: Account) -> None:
             report.warnings.update(counts)
         elif check == "decontamination" and counter == "dropped":
             report.contaminated = dict(counts)
+    if report.contaminated is not None:
+        from qudata.quality.decontaminate import benchmark_report
+
+        matched = total.checks.get("decontamination.matched", Counter())
+        report.decontamination = benchmark_report(Counter(report.contaminated), matched)

@@ -44,7 +44,9 @@ HINTS: dict[str, str] = {
     "missing_content": 'add "content" (a string)',
     "content_not_string": "content must be a string (null only on an assistant message with "
     "tool_calls)",
-    "unknown_key": "a message may only have role, content, name, weight, tool_calls, tool_call_id",
+    "unknown_key": "a message may only have role, content, reasoning_content, name, weight, "
+    "tool_calls, tool_call_id",
+    "bad_reasoning": "reasoning_content must be a string and only appears on assistant messages",
     "bad_weight": "weight must be 0 or 1 and only appears on assistant messages",
     "bad_name": "name must be a string",
     "bad_tool_calls": "tool_calls must be a list and only appears on assistant messages",

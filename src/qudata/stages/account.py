@@ -21,6 +21,7 @@ from qudata.account import (
     add_bounded,
 )
 from qudata.io.limits import bounded, bounded_id
+from qudata.normalize.account import add_fields
 from qudata.quality.drop_log import DropLog
 
 __all__ = ["Account", "add_account", "reject_line"]
@@ -43,6 +44,9 @@ class Account:
     by_format: dict[str, FormatStats] = field(default_factory=dict)
     feature_state: dict[str, dict[str, Any]] = field(default_factory=dict)
     resumed: bool = False  # taken from a killed run's record
+    #: the field-level account: disposition -> input key -> records
+    #: (:mod:`qudata.normalize.account`)
+    input_keys: dict[str, Counter[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.drops = DropLog(formats=self.formats)
@@ -65,6 +69,7 @@ def add_account(report: RunReport, total: Account, part: Account) -> None:
     report.accepted += part.accepted
     report.dropped.update(part.dropped)
     report.dropped_tokens.update(part.dropped_tokens)
+    add_fields(report.input_keys, part.input_keys)
     for entry in part.inputs:
         last = report.inputs[-1] if report.inputs else None
         if entry.get("piece", 0) > 0 and last is not None and last["path"] == entry["path"]:

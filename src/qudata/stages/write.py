@@ -145,6 +145,7 @@ class _PartitionWriter:
         partition = job.partitions[self.index]
         first_line = job.first_lines[self.index] if job.first_lines else 1
         normalize = DocumentNormalizer.from_input(self.cfg.input, job.derived.get(self.index))
+        self.account.input_keys = normalize.fields.counts  # the field-level account
         for source in partition.sources:  # one, but for a slice of text files
             entry: dict[str, Any] = {"path": source.name, "records": 0, "piece": partition.piece}
             self.account.inputs.append(entry)
@@ -268,10 +269,11 @@ def _duplicate_drop(verdict: DedupVerdict) -> Drop:
 
 
 def _check_counts(check: Any) -> dict[str, Counter[str]]:
-    """A check's counters (its ``warnings``, decontamination's ``dropped``), copied."""
+    """A check's counters (its ``warnings``, decontamination's ``dropped`` and
+    ``matched``), copied."""
     return {
         name: Counter(getattr(check, name))
-        for name in ("warnings", "dropped")
+        for name in ("warnings", "dropped", "matched")
         if isinstance(getattr(check, name, None), Counter)
     }
 
