@@ -37,7 +37,7 @@ from pathlib import Path
 import orjson
 
 from qudata.errors import OutputError, QudataError, WriteError
-from qudata.io.output_dir import held_signals
+from qudata.io.output_dir import check_not_an_input, held_signals
 from qudata.io.uri import filesystem, storage_error
 
 __all__ = ["RemoteOutput"]
@@ -80,7 +80,11 @@ class RemoteOutput:
             raise storage_error(self.uri, exc, "cannot list") from None
 
     def check_inputs(self, arguments: Iterable[str]) -> None:
-        """Refuse an input that is or lies under the output prefix."""
+        """Refuse an input that is or lies under the output prefix (or, for ``file://``,
+        a local input path that is, holds or lies under its folder)."""
+        arguments = list(arguments)
+        if self._local:
+            check_not_an_input(Path(self.path), arguments, [])
         for given in arguments:
             if given.rstrip("/") == self.uri or given.startswith(self.uri + "/"):
                 raise OutputError(
