@@ -288,12 +288,17 @@ def pack(
                 command=command_line(output_dir),
                 resume=resume,
             )
-    for caution in report.cautions:
-        click.echo(f"Warning: {caution}", err=True)
-    if not quiet:
-        from qudata.console import print_summary
+    try:
+        for caution in report.cautions:
+            click.echo(f"Warning: {caution}", err=True)
+        if not quiet:
+            from qudata.console import print_summary
 
-        print_summary(report)
+            print_summary(report)
+    except KeyboardInterrupt as exc:  # the dataset is in place
+        exc.published = output_dir  # type: ignore[attr-defined]
+        with clean_end(output_dir):
+            raise
 
 
 cli.add_command(stats)
@@ -303,4 +308,8 @@ cli.add_command(validate)
 def main() -> None:
     """Entry point of the ``qudata`` console script."""
     signal.signal(signal.SIGTERM, on_signal)  # like Ctrl-C: clean up, then exit 143
-    cli(prog_name="qudata")
+    try:
+        cli(prog_name="qudata")
+    finally:  # the command has ended and said how: a late signal changes nothing
+        for held in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(held, signal.SIG_IGN)

@@ -41,6 +41,8 @@ _OPTIONAL_KEYS = ("name", "weight", "tool_calls", "tool_call_id")
 add_hints(
     {
         "missing_messages": 'add a "messages" list',
+        "chat_markup": "a tokenizer reads chat markup in content as a real turn marker; "
+        "qudata pack escapes it (pack.chatml.markup: escape, strip or drop)",
         "messages_not_list": '"messages" must be a list of message objects',
         "empty_conversation": '"messages" must hold at least one message',
         "message_not_object": 'a message is an object such as {"role": "user", "content": "..."}',
@@ -237,6 +239,25 @@ def validate_chatml(
     return check_chatml(record, max_tokens, count_tokens, hygiene=hygiene)[0]
 
 
+def _markup(record: Any) -> list[Problem]:
+    """Message contents holding ChatML markup, which ``qudata pack`` never writes (its
+    ``pack.chatml.markup`` policy escapes, strips or drops them)."""
+    from qudata.pack.markup import CHATML_MARKERS
+
+    messages = record.get("messages") if isinstance(record, dict) else None
+    if not isinstance(messages, list):
+        return []
+    out = []
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str) and "<|" in content:
+            found = [m for m in CHATML_MARKERS if m in content]
+            if found:
+                path, what = f"messages[{i}].content", f"holds {', '.join(found)}"
+                out.append(make_problem("chat_markup", path, what))
+    return out
+
+
 class ChatMLRules(FileRules):
     """``qudata validate --format chatml``: each record's rules, and with a token
     counter the total and the largest message's tokens."""
@@ -252,7 +273,7 @@ class ChatMLRules(FileRules):
         if counts and result.tokens_total is not None:
             result.tokens_total += sum(counts)
             result.max_message_tokens = max(result.max_message_tokens or 0, *counts)
-        return found
+        return found + _markup(record)
 
     def parquet_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """A null optional message key counts as absent."""
