@@ -25,7 +25,7 @@ from qudata.account import RunReport
 from qudata.config import Config, load_config, parse_size
 from qudata.driver import Outcome, execute
 from qudata.engines import make_executor, ray_engine
-from qudata.errors import ConfigError, InputError, StorageError, WorkerError
+from qudata.errors import ConfigError, InputError, OutputError, StorageError, WorkerError
 from qudata.executor import Executor, Progress
 from qudata.export.publish import publish_dataset
 from qudata.io.lines import read_lines
@@ -121,7 +121,7 @@ def pack_dataset(
                 job.shuffle_buckets = _shuffle_buckets(job)
                 if cfg.mix is not None:
                     job.mix_source.update(argument_of)
-                outcome = _run(job, report, progress or _Quiet())
+                outcome = _run(job, report, progress or _Quiet(), target)
                 if not resume:
                     report.resumed = None  # the summary says what --resume took, when asked
                 _check_written(outcome)
@@ -208,8 +208,8 @@ def _new_report(cfg: Config) -> RunReport:
     return RunReport(qudata_version=__version__, config=config)
 
 
-def _run(job: Job, report: RunReport, progress: Progress) -> Outcome:
-    executor = _executor(job)
+def _run(job: Job, report: RunReport, progress: Progress, target: RemoteOutput | None) -> Outcome:
+    executor = _executor(job, target)
     try:
         outcome = execute(job, report, executor, progress)
     finally:
@@ -218,12 +218,23 @@ def _run(job: Job, report: RunReport, progress: Progress) -> Outcome:
     return outcome
 
 
-def _executor(job: Job) -> Executor:
+def _executor(job: Job, target: RemoteOutput | None) -> Executor:
     size = sum(p.size for p in job.partitions)
-    executor: Executor = make_executor(
-        job.cfg.engine, size, len(job.partitions), staging=job.staging,
-        storage=job.cfg.storage.options,
-    )  # fmt: skip
+    try:
+        executor: Executor = make_executor(
+            job.cfg.engine, size, len(job.partitions), staging=job.staging,
+            storage=job.cfg.storage.options,
+        )  # fmt: skip
+    except OutputError as exc:  # Ray: a staging folder some node does not see
+        said = str(exc)
+        if target is None or "Ray cluster: " not in said:
+            raise
+        problem = said.split("Ray cluster: ", 1)[1].split("; give -o", 1)[0]
+        raise OutputError(
+            f"{target.uri}: the staging folder {job.staging.parent} (storage.staging) is not "
+            f"shared by the nodes of the Ray cluster: {problem}; set storage.staging to a "
+            "folder that every node mounts at the same path (NFS, a shared volume)"
+        ) from None
     return executor
 
 

@@ -267,3 +267,21 @@ def test_ray_on_two_nodes_writes_the_same_dataset(
     remote = bucket_tree(s3, "ray/out")
     assert_same(local_tree(tmp_path / "local"), remote)
     assert orjson.loads(remote["manifest.json"])["run"]["engine"] == "ray"
+
+
+@pytest.mark.cluster
+def test_a_staging_folder_one_node_does_not_see_is_refused(
+    s3: S3, two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    source = corpus(tmp_path / "in.jsonl", 100)
+    cfg = config(s3, tmp_path, engine={"name": "ray", "address": two_nodes.address})
+    cfg["storage"]["staging"] = str(two_nodes.hidden)
+    uri = f"s3://{s3.bucket}/hidden/out"
+    with pytest.raises(OutputError) as caught:
+        qudata.pack_dataset([source], uri, formats=FORMATS, config=cfg)
+    message = str(caught.value)
+    assert message.startswith(f"{uri}: the staging folder {two_nodes.hidden}/qudata-")
+    assert "(storage.staging) is not shared by the nodes of the Ray cluster: node " in message
+    assert two_nodes.nodes[1][:12] in message and message.endswith("(NFS, a shared volume)")
+    assert bucket_tree(s3, "hidden/out") == {}
+    assert list(two_nodes.hidden.iterdir()) == []
