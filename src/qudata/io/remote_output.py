@@ -145,6 +145,7 @@ class RemoteOutput:
                 self._upload(staging / relative, self._key(relative))
             for gone in sorted(set(replaced) - set(written) - {self._key(_MANIFEST)}):
                 self.fs.rm_file(gone)
+                self._prune(gone)
             with held_signals():  # the commit marker, and saying so, are one step
                 written.append(self._key(_MANIFEST))
                 self._upload(staging / _MANIFEST, self._key(_MANIFEST))
@@ -186,12 +187,24 @@ class RemoteOutput:
                 digest.update(block)
         return digest.hexdigest()
 
+    def _prune(self, key: str) -> None:
+        """A ``file://`` prefix: the folders ``key``'s removal left empty go too (a store
+        has no folders)."""
+        folder = os.path.dirname(key)
+        while self._local and len(folder) > len(self.path):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                return
+            folder = os.path.dirname(folder)
+
     def _remove(self, keys: list[str]) -> int:
         """Delete ``keys`` where possible; the number that could not be deleted."""
         left = 0
         for key in dict.fromkeys(keys):
             try:
                 self.fs.rm_file(key)
+                self._prune(key)
             except FileNotFoundError:
                 pass
             except Exception:
