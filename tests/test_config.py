@@ -205,3 +205,43 @@ def test_misspelt_call_option_is_a_config_error_with_path() -> None:
 def test_wrong_option_type_in_call_names_path() -> None:
     with pytest.raises(ConfigError, match=r"'pack\.plain\.max_line_length'"):
         PlainTextFormatter().format_documents([{"text": "x"}], max_line_length="wide")
+
+
+# --- a format declares its options beside its class; the registry hands them to pack ---
+
+
+def test_a_registered_format_brings_its_own_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qudata.config import FORMAT_OPTIONS
+    from qudata.sections import Section
+
+    class DemoOptions(Section):
+        width: int = 80
+
+    monkeypatch.setitem(FORMAT_OPTIONS, "demo", DemoOptions)
+    cfg = load_config({"pack": {"formats": ["demo"], "demo": {"width": 3}}})
+    assert cfg.pack.formats == ["demo"]
+    assert cfg.pack.options("demo") == DemoOptions(width=3)
+    assert load_config().pack.options("demo") == DemoOptions()  # defaults when absent
+    with pytest.raises(ConfigError) as info:
+        load_config({"pack": {"demo": {"widht": 3}}})
+    assert str(info.value) == "unknown key 'pack.demo.widht' (allowed keys: width)"
+
+
+def test_pack_section_errors_keep_their_wording() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config({"pack": {"csv": {}}})
+    assert str(info.value) == (
+        "unknown key 'pack.csv' (allowed keys: chatml, formats, jsonl, kto, llmbuilder, "
+        "megatron, packed, parquet, plain, preference)"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config({"pack": {"formats": "x", "jsonl": {"fields": ["a", "a"]}}})
+    assert str(info.value) == (
+        "'pack.formats': Input should be a valid list; got 'x'; "
+        "'pack.jsonl.fields': fields must not repeat a name"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config({"pack": {"chatml": 5}})
+    assert str(info.value) == (
+        "'pack.chatml': Input should be a valid dictionary or instance of ChatMLOptions; got 5"
+    )

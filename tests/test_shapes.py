@@ -90,7 +90,7 @@ def test_sharegpt_tools_string_and_top_level_system(tmp_path: Path) -> None:
         }
     ]
     assert glaive["messages"][0] == {"role": "system", "content": "You are a weather bot."}
-    assert glaive["messages"][2]["tool_calls"][0]["function"]["arguments"] == '{"city": "Lima"}'
+    assert glaive["messages"][2]["tool_calls"][0]["function"]["arguments"] == {"city": "Lima"}
     assert glaive["messages"][3]["tool_call_id"] == glaive["messages"][2]["tool_calls"][0]["id"]
 
 
@@ -278,8 +278,9 @@ def test_pairs_are_duplicates_on_prompt_and_chosen(tmp_path: Path) -> None:
 def test_every_dropped_kind_has_its_reason(tmp_path: Path) -> None:
     out, report = pack(tmp_path, ["dropped.jsonl"], formats=["chatml", "jsonl", "plain"])
     by_id = {(e["id"], e["format"]): e for e in rejects(out)}
-    assert by_id["drop-image", None]["reason"] == "unsupported_content"
-    assert "'image_url'" in by_id["drop-image", None]["detail"]
+    assert by_id["drop-audio-bytes", None]["reason"] == "unsupported_content"
+    detail = by_id["drop-audio-bytes", None]["detail"]
+    assert "content part of type 'input_audio' (keys: input_audio, type)" in detail
     assert by_id["drop-bad-tools", None]["reason"] == "bad_tools"
     assert by_id["drop-bad-call", None]["reason"] == "bad_tool_call"
     assert by_id["drop-unknown-shape", None]["reason"] == "unknown_shape"

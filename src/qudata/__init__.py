@@ -15,11 +15,14 @@ from typing import TYPE_CHECKING, Any
 from qudata.config import Config, load_config
 from qudata.errors import ConfigError, InputError, MissingExtraError, OutputError, QudataError
 from qudata.models import Document
+from qudata.pack import registry as _registry  # the formats, with their options
+from qudata.version import __version__
+
+del _registry
 
 if TYPE_CHECKING:
     from qudata.pipeline import pack_dataset
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Config",

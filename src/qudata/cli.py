@@ -7,130 +7,38 @@ fail``), never as a traceback.
 
 from __future__ import annotations
 
-import shlex
 import signal
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 import click
 
-from qudata import __version__
-from qudata.errors import ConfigError, OutputError, QudataError, WriteError
+from qudata.cli_args import (
+    COLUMN_OPTION,
+    ArgvGroup,
+    choices,
+    command_line,
+    config_overrides,
+    mix_section,
+    parse_columns,
+    parse_split_option,
+)
+from qudata.cli_exit import check_output_parent, clean_end, on_signal
+from qudata.cli_stats import print_stats_of, stats
+from qudata.cli_validate import validate
+from qudata.config import (
+    DedupConfig,
+    EngineConfig,
+    InputConfig,
+    OutputConfig,
+    load_config,
+)
 from qudata.pack.registry import FORMATTERS
 from qudata.progress import TerminalProgress
-from qudata.quality.validate_files import VALIDATED_FORMATS
+from qudata.version import __version__
 
 __all__ = ["cli", "main"]
 
 
-def _fail(exc: QudataError) -> None:
-    click.echo(f"Error: {exc}", err=True)
-    sys.exit(exc.exit_code)
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C (exit 128 + the signal number)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _on_signal(signum: int, frame: Any) -> None:
-    raise Interrupted(signum)
-
-
-@contextmanager
-def _clean_end(output_dir: str | None = None) -> Iterator[None]:
-    """One line for every way a command can fail: a qudata error (its exit code), a
-    system error (exit 1), an interrupt (130 for Ctrl-C, 143 for SIGTERM). The library
-    removes its staging folder and puts no half dataset in place before this prints."""
-    try:
-        yield
-    except QudataError as exc:
-        _fail(exc)
-    except KeyboardInterrupt as exc:
-        done = "nothing was published" if output_dir is not None else "stopped"
-        click.echo(f"Interrupted: {done}", err=True)
-        sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
-    except OSError as exc:
-        where = f" {_short(output_dir)}" if output_dir is not None else ""
-        path = f" ({_short(str(exc.filename))})" if exc.filename else ""
-        what = exc.strerror or type(exc).__name__
-        _fail(WriteError(f"cannot complete{where}: {what}{path}"))
-    except RecursionError:
-        _fail(ConfigError("the input or configuration is nested too deeply"))
-
-
-def _short(text: str, most: int = 120) -> str:
-    return text if len(text) <= most else text[: most // 2] + "..." + text[-most // 2 :]
-
-
-def _check_output_parent(output_dir: str) -> None:
-    """``-o`` must be able to become a folder: its nearest existing ancestor is one."""
-    path = Path(output_dir).absolute()
-    for ancestor in path.parents:
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                raise OutputError(
-                    f"{output_dir}: cannot be a folder: {ancestor} is a file, not a folder"
-                )
-            return
-
-
-class _Group(click.Group):
-    """Keeps the arguments it was given, for the dataset card's "made with" line."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        ctx.meta["qudata.argv"] = list(args)
-        return super().parse_args(ctx, args)
-
-
-#: Options that say how or where to run, not what to write: left out of the card's command
-#: (with their values), so that any engine and any number of workers write the same card.
-_HOW_OPTIONS = ("--workers", "--engine", "--ray-address")
-
-
-def _command_line(output_dir: str) -> str:
-    """The command as given, with the output folder elided and the options of
-    ``_HOW_OPTIONS`` and ``--overwrite`` left out (so that the same job writes the same
-    bytes into any folder, on any engine)."""
-    given = click.get_current_context().find_root().meta.get("qudata.argv", [])
-    argv: list[str] = []
-    skip = False
-    for arg in given:
-        if skip:
-            skip = False
-        elif arg in ("--overwrite", "--resume"):  # how to write, not what: the same card
-            continue
-        elif arg in _HOW_OPTIONS:
-            skip = True
-        elif not arg.startswith(tuple(f"{o}=" for o in _HOW_OPTIONS)):
-            argv.append(arg)
-    for i, arg in enumerate(argv):
-        if arg in ("-o", "--output") and i + 1 < len(argv):
-            argv[i + 1] = "OUT_DIR"
-        elif arg.startswith("--output="):
-            argv[i] = "--output=OUT_DIR"
-    return "qudata " + shlex.join(argv)
-
-
-#: ``--column NAME=KEY``, the same for ``pack`` and ``stats``
-_COLUMN_OPTION = click.option(
-    "--column",
-    "columns",
-    multiple=True,
-    metavar="NAME=KEY",
-    help="Read qudata's field NAME from the file's KEY (input.columns), e.g. "
-    "--column prompt=instruction --column response=output; repeat for several. Names: "
-    "prompt, query, response, history, system, messages, tools, chosen, rejected, text, id.",
-)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ArgvGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="qudata")
 def cli() -> None:
     """qudata: turn processed documents into LLM training data."""
@@ -169,13 +77,13 @@ def cli() -> None:
 )
 @click.option(
     "--on-error",
-    type=click.Choice(["skip", "fail"]),
+    type=choices(InputConfig, "on_error"),
     default=None,
     help="Bad input record: skip it into rejects.jsonl (default) or stop with exit 1.",
 )
 @click.option("--text-key", default=None, help="Input field holding the text (default: text).")
 @click.option("--id-key", default=None, help="Input field holding the id (default: id).")
-@_COLUMN_OPTION
+@COLUMN_OPTION
 @click.option(
     "--tokenizer",
     default=None,
@@ -184,7 +92,7 @@ def cli() -> None:
 )
 @click.option(
     "--dedup",
-    type=click.Choice(["none", "exact", "near"]),
+    type=choices(DedupConfig, "method"),
     default=None,
     help="Duplicate removal (default: exact; near implies exact).",
 )
@@ -231,13 +139,13 @@ def cli() -> None:
 )
 @click.option(
     "--compression",
-    type=click.Choice(["none", "gzip", "zstd"]),
+    type=choices(OutputConfig, "compression"),
     default=None,
     help="Compress output files (.gz / .zst); Parquet compresses internally.",
 )
 @click.option(
     "--engine",
-    type=click.Choice(["local", "ray"]),
+    type=choices(EngineConfig, "name"),
     default=None,
     help="Where the pipeline runs: local (default: a process per CPU) or ray (Ray tasks, "
     "the same output; needs qudata[ray]).",
@@ -316,15 +224,14 @@ def pack(
     standard input) into a dataset folder: one subfolder per format, manifest.json (the
     account of every document) and rejects.jsonl (every dropped document with its reason).
     """
-    from qudata.config import load_config
     from qudata.pipeline import pack_dataset
 
-    overrides = _overrides(
+    overrides = config_overrides(
         input={
             "on_error": on_error,
             "text_key": text_key,
             "id_key": id_key,
-            "columns": _columns(columns),
+            "columns": parse_columns(columns),
         },
         quality={"tokenizer": tokenizer, "min_quality_score": min_quality},
         dedup={"method": dedup, "threshold": dedup_threshold, "memory": dedup_memory},
@@ -342,22 +249,19 @@ def pack(
         },
     )
     if mix_specs or target_tokens:
-        overrides["mix"] = _mix(mix_specs, target_tokens)
-    elif not inputs:
-        raise click.UsageError("give INPUTS (files, folders, globs or -), or --mix")
+        overrides["mix"] = mix_section(mix_specs, target_tokens)
     if split_spec is not None:
-        from qudata.export.splits import parse_split
-
-        try:
-            overrides.setdefault("output", {})["split"] = parse_split(split_spec)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--split") from None
+        overrides.setdefault("output", {})["split"] = parse_split_option(split_spec)
     if dry_run:
-        _print_stats(inputs, config_path, overrides)
+        print_stats_of(inputs, config_path, overrides)
         return
-    with _clean_end(output_dir):
+    with clean_end(output_dir):
         cfg = load_config(config_path, overrides=overrides)
-        _check_output_parent(output_dir)
+        if not inputs and cfg.mix is None:  # mix.sources of --config replace INPUTS
+            raise click.UsageError(
+                "give INPUTS (files, folders, globs or -), --mix, or mix.sources in --config"
+            )
+        check_output_parent(output_dir)
         with TerminalProgress(quiet) as progress:
             report = pack_dataset(
                 inputs,
@@ -366,7 +270,7 @@ def pack(
                 formats=formats or None,
                 overwrite=overwrite,
                 progress=progress,
-                command=_command_line(output_dir),
+                command=command_line(output_dir),
                 resume=resume,
             )
     for caution in report.cautions:
@@ -377,165 +281,11 @@ def pack(
         print_summary(report)
 
 
-def _mix(specs: tuple[str, ...], target_tokens: str | None) -> dict[str, Any]:
-    """``--mix PATH=WEIGHT`` and ``--target-tokens`` as the ``mix`` section."""
-    sources = []
-    for spec in specs:
-        path, sep, weight = spec.rpartition("=")
-        try:
-            sources.append({"path": path, "weight": float(weight)})
-        except ValueError:
-            sep = ""
-        if not sep or not path:
-            raise click.BadParameter(f"{spec!r}: expected PATH=WEIGHT", param_hint="--mix")
-    mix: dict[str, Any] = {"sources": sources} if sources else {}
-    if target_tokens is not None:
-        mix["target_tokens"] = target_tokens
-    return mix
-
-
-@cli.command()
-@click.argument("inputs", nargs=-1, required=True)
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="YAML configuration file (input, quality and dedup sections apply).",
-)
-@click.option("--tokenizer", default=None, help="Token counter (as for pack).")
-@click.option(
-    "--dedup",
-    type=click.Choice(["none", "exact", "near"]),
-    default=None,
-    help="Duplicate removal before counting (default: exact).",
-)
-@click.option("--text-key", default=None, help="Input field holding the text (default: text).")
-@_COLUMN_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def stats(
-    inputs: tuple[str, ...],
-    config_path: str | None,
-    tokenizer: str | None,
-    dedup: str | None,
-    text_key: str | None,
-    columns: tuple[str, ...],
-    as_json: bool,
-) -> None:
-    """Show how many documents and tokens of INPUTS survive at several quality thresholds,
-    after removing invalid records and duplicates. Writes nothing.
-    """
-    overrides = _overrides(
-        input={"text_key": text_key, "columns": _columns(columns)},
-        quality={"tokenizer": tokenizer},
-        dedup={"method": dedup},
-    )
-    _print_stats(inputs, config_path, overrides, as_json=as_json)
-
-
-def _print_stats(
-    inputs: tuple[str, ...],
-    config_path: str | None,
-    overrides: dict[str, Any],
-    *,
-    as_json: bool = False,
-) -> None:
-    from qudata.config import load_config
-    from qudata.console import print_stats
-    from qudata.stats import collect_stats
-
-    with _clean_end():
-        result = collect_stats(inputs, config=load_config(config_path, overrides=overrides))
-    if as_json:
-        import orjson
-
-        click.echo(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        print_stats(result)
-
-
-@cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--format",
-    "fmt",
-    required=True,
-    type=click.Choice(list(VALIDATED_FORMATS)),
-    help="The format the files should be in.",
-)
-@click.option(
-    "--max-tokens",
-    type=int,
-    default=None,
-    help="ChatML: report messages with more tokens than this.",
-)
-@click.option(
-    "--tokenizer",
-    default="cl100k_base",
-    show_default=True,
-    help="Token counter for ChatML token statistics and --max-tokens.",
-)
-@click.option(
-    "--separator",
-    default="\n---\n",
-    show_default=True,
-    help="Plain text: the separator between blocks (escapes like \\n allowed).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
-def validate(
-    files: tuple[str, ...],
-    fmt: str,
-    max_tokens: int | None,
-    tokenizer: str,
-    separator: str,
-    as_json: bool,
-) -> None:
-    """Check every record of FILES (any codec: .gz, .zst; or Parquet) against the rules of
-    a format. Prints each problem with its line, code, field path and a hint, then a summary
-    by code. Exit 0 only when every file is clean.
-    """
-    from qudata.console import print_validation
-    from qudata.quality.tokens import get_token_counter
-    from qudata.quality.validate import validate_file
-
-    with _clean_end():
-        counter = get_token_counter(tokenizer) if fmt == "chatml" else None
-        results = [
-            validate_file(
-                path,
-                fmt,
-                max_tokens=max_tokens,
-                count_tokens=counter.count if counter is not None else None,
-                separator=separator.encode().decode("unicode_escape"),
-            )
-            for path in files
-        ]
-    print_validation(results, as_json=as_json)
-    sys.exit(0 if all(r.ok for r in results) else 1)
-
-
-def _columns(values: tuple[str, ...]) -> dict[str, str] | None:
-    """``--column NAME=KEY`` options as ``input.columns`` (``None``: none given)."""
-    out = {}
-    for value in values:
-        name, sep, key = value.partition("=")
-        if not sep or not name.strip() or not key.strip():
-            raise click.BadParameter(f"{value!r}: expected NAME=KEY", param_hint="--column")
-        out[name.strip()] = key.strip()
-    return out or None
-
-
-def _overrides(**sections: dict[str, Any]) -> dict[str, Any]:
-    """Configuration overrides from options; an option not given overrides nothing."""
-    out: dict[str, Any] = {}
-    for name, values in sections.items():
-        given = {k: v for k, v in values.items() if v is not None}
-        if given:
-            out[name] = given
-    return out
+cli.add_command(stats)
+cli.add_command(validate)
 
 
 def main() -> None:
     """Entry point of the ``qudata`` console script."""
-    signal.signal(signal.SIGTERM, _on_signal)  # like Ctrl-C: clean up, then exit 143
+    signal.signal(signal.SIGTERM, on_signal)  # like Ctrl-C: clean up, then exit 143
     cli(prog_name="qudata")

@@ -10,6 +10,7 @@ them into one clean ``Error: ...`` line and an exit code, never a traceback::
     │   └── InputNotFoundError   an input argument names nothing to read (exit 2)
     ├── OutputError          the output folder or file cannot be written safely (exit 2)
     │   └── WriteError       writing failed: disk full, permission denied, name too long (exit 1)
+    ├── StorageError         object storage failed: unreachable, denied, retries spent (exit 1)
     └── WorkerError          a worker process failed or ended unexpectedly (exit 1)
 """
 
@@ -24,6 +25,7 @@ __all__ = [
     "MissingExtraError",
     "OutputError",
     "QudataError",
+    "StorageError",
     "WorkerError",
     "WriteError",
     "error_state",
@@ -92,6 +94,18 @@ class InputNotFoundError(InputError):
 
 class OutputError(QudataError):
     """The output cannot be written safely (folder not empty, path escapes, ...)."""
+
+
+class StorageError(QudataError):
+    """Object storage failed (unreachable, access denied, an object changed while read):
+    a failure of the storage, not of the input, so the run stops rather than rejecting
+    the input. ``uri`` names what was read."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, uri: str | None = None) -> None:
+        self.uri = uri
+        super().__init__(message)
 
 
 class WorkerError(QudataError):

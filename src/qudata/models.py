@@ -42,7 +42,9 @@ class Document:
     ``cluster`` is its duplicate-cluster key once deduplication has run. ``tools`` holds
     a conversation's tool schemas; a preference record keeps its chosen conversation in
     ``messages`` (the first ``prompt_turns`` are the prompt) and the rejected answer in
-    ``rejected``.
+    ``rejected``. ``desirable`` is a KTO label (``True``: a completion to learn from,
+    ``False``: one to learn against); ``media`` holds references (paths or URLs, never
+    the bytes) by kind: ``images``, ``videos``, ``audios``.
 
     Example::
 
@@ -65,6 +67,8 @@ class Document:
     parallel_tool_calls: bool | None = None
     rejected: list[dict[str, Any]] | None = None  # a preference record's rejected answer
     prompt_turns: int | None = None  # a preference record: messages[:prompt_turns] prompt
+    desirable: bool | None = None  # a KTO label
+    media: dict[str, list[str]] | None = None  # media references by kind (images, ...)
 
     @property
     def is_preference(self) -> bool:
@@ -106,11 +110,12 @@ def json_kind(value: Any) -> str:
 
 def token_texts(doc: Document) -> list[str]:
     """The texts of a document that formats count tokens of: its text and its messages'
-    contents, a preference pair's rejected answer too (counted in advance, in one batch,
-    by the pipeline and the Ray workers)."""
+    contents and reasoning, a preference pair's rejected answer too (counted in advance,
+    in one batch, by the pipeline and the Ray workers)."""
     texts = [doc.text]
     for message in [*(doc.messages or ()), *(doc.rejected or ())]:
-        content = message.get("content")
-        if isinstance(content, str):
-            texts.append(content)
+        for key in ("content", "reasoning_content"):
+            value = message.get(key)
+            if isinstance(value, str):
+                texts.append(value)
     return texts

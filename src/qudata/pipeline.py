@@ -18,9 +18,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from qudata.account import RunReport
 from qudata.config import Config, load_config, parse_size
 from qudata.engines import make_executor, ray_engine
-from qudata.errors import ConfigError, InputError
+from qudata.errors import ConfigError, InputError, StorageError, WorkerError
 from qudata.export.publish import publish_dataset
 from qudata.io.lines import read_lines
 from qudata.io.output_dir import (
@@ -30,11 +31,12 @@ from qudata.io.output_dir import (
     make_staging,
     recover,
 )
-from qudata.io.sources import Source, walk_arguments
+from qudata.io.sources import InputWalk, Source, walk_arguments, walk_inputs
+from qudata.io.uri import configure, is_uri, refuse_uri_output
+from qudata.normalize.account import input_cautions
 from qudata.plan.execute import Executor, Outcome, Progress, execute
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
-from qudata.quality.report import RunReport
 from qudata.stages.context import forget
 from qudata.stages.resume import fingerprint, start
 
@@ -55,7 +57,8 @@ def pack_dataset(
     """Pack ``inputs`` (files, folders, globs, ``-``) into a dataset folder; return the account.
 
     ``command`` is shown in the dataset card as the command that made the folder;
-    ``progress`` receives the phases and the bytes of input done. ``resume``: take up
+    ``progress`` receives each phase with its total and unit, then the work done (see
+    :class:`qudata.plan.execute.Progress`). ``resume``: take up
     the staging folder of a killed run into ``output_dir`` (see
     :mod:`qudata.stages.resume`); the output is the same as an uninterrupted run's.
 
@@ -70,6 +73,8 @@ def pack_dataset(
     if overwrite is not None:
         overrides["output"] = {"overwrite": overwrite}
     cfg = load_config(config, overrides=overrides)
+    refuse_uri_output(os.fspath(output_dir))  # before Path() makes s3://b a folder "s3:/b"
+    configure(cfg.storage.options)
     out = Path(output_dir)
     if cfg.mix is not None:
         if inputs not in ((), [], None):
@@ -80,7 +85,7 @@ def pack_dataset(
     arguments = [os.fspath(item) for item in inputs]
     # never write over, into or around an input (files found in folders are checked next)
     check_not_an_input(out, [a for a in arguments if not glob.has_magic(a)], [])
-    expand = None
+    expand = _walk
     if cfg.engine.name == "ray":
         expand = ray_engine().expand_sources
     found, argument_of = walk_arguments(arguments, out, expand)
@@ -91,14 +96,18 @@ def pack_dataset(
         previous = recover(out, keep=resume)
         check_output_dir(out, overwrite=cfg.output.overwrite)
         staging = make_staging(out, previous).resolve()  # absolute: workers may run elsewhere
+        resumable = False
         try:
             sources = [_absolute(s) for s in _spool_stdin(found.sources, staging, cfg)]
             job = Job(cfg, staging, plan_partitions(sources, _partition_size(cfg)))
             job.resume = start(job, fingerprint(job, report.config))
+            resumable = True
             job.shuffle_buckets = _shuffle_buckets(job)
             if cfg.mix is not None:
                 job.mix_source.update(argument_of)
             outcome = _run(job, report, progress or _Quiet())
+            if not resume:
+                report.resumed = None  # the summary says what --resume took, when asked
             _check_written(outcome)
             shutil.rmtree(job.parts, ignore_errors=True)
             publish_dataset(
@@ -111,6 +120,13 @@ def pack_dataset(
                 command=command,
                 run=outcome.run,
             )
+        except (StorageError, WorkerError) as exc:
+            if not resumable:  # failed before any stage ran: nothing to take up
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            # the storage or a worker failed: the partitions done stay for --resume
+            exc.args = (f"{exc}; the partitions done are kept: run again with --resume",)
+            raise
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -122,12 +138,25 @@ def pack_dataset(
     return report
 
 
+def _walk(arguments: list[str], *, exclude: Path) -> InputWalk:
+    """The local engine's walk; a URI is listed through fsspec (as on Ray)."""
+    if any(is_uri(a) for a in arguments):
+        from qudata.engines.ray_inputs import expand_sources  # imports no Ray
+
+        return expand_sources(arguments, exclude=exclude)
+    return walk_inputs(arguments, exclude=exclude)
+
+
 def _new_report(cfg: Config) -> RunReport:
-    from qudata import __version__
+    from qudata.version import __version__
 
     # ``output.overwrite`` says how to write, ``engine`` where: both are left out so that
     # a rerun with --overwrite, another engine or other workers writes the same bytes
-    config = cfg.model_dump(mode="json", exclude={"output": {"overwrite"}, "engine": True})
+    config = cfg.model_dump(
+        mode="json", exclude={"output": {"overwrite"}, "engine": True, "storage": True}
+    )  # storage: credentials never go into the manifest
+    if not any(config["output"]["card"].values()):  # manifests without one stay as they were
+        del config["output"]["card"]
     return RunReport(qudata_version=__version__, config=config)
 
 
@@ -143,7 +172,10 @@ def _run(job: Job, report: RunReport, progress: Progress) -> Outcome:
 
 def _executor(job: Job) -> Executor:
     size = sum(p.size for p in job.partitions)
-    executor: Executor = make_executor(job.cfg.engine, size, len(job.partitions))
+    executor: Executor = make_executor(
+        job.cfg.engine, size, len(job.partitions), staging=job.staging,
+        storage=job.cfg.storage.options,
+    )  # fmt: skip
     return executor
 
 
@@ -159,7 +191,19 @@ def _check_written(outcome: Outcome) -> None:
     report.notes = outcome.drops.notes(report.inputs)
     if not any(stats.documents for stats in report.formats.values()):
         raise InputError(outcome.drops.nothing_written(report.read), reason="nothing_written")
+    report.cautions.extend(input_cautions(report.config.get("input", {}), report.input_keys))
+    for name, stats in report.formats.items():
+        if not stats.documents:
+            reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(stats.dropped.items())) or "-"
+            report.cautions.append(
+                f"format {name!r} wrote nothing while other formats wrote documents "
+                f"(dropped: {reasons})"
+            )
     quality = report.config.get("quality", {})
+    if quality.get("decontamination"):
+        from qudata.quality.decontaminate import unindexed_cautions
+
+        report.cautions += unindexed_cautions(quality["decontamination"])
     threshold, missing = quality.get("min_quality_score"), quality.get("missing_score")
     unscored = outcome.seen.unscored
     if threshold is not None and missing == "keep" and unscored:
@@ -223,7 +267,7 @@ def _shuffle_buckets(job: Job) -> int:
 
 
 class _Quiet:
-    def phase(self, label: str, total: int) -> None:
+    def phase(self, label: str, total: int, unit: str = "bytes") -> None:
         pass
 
     def advance(self, amount: int, records: int = 0) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +234,79 @@ def test_card_says_zst_files_need_zstandard(tmp_path: Path, codec: str, noted: b
     qudata.pack_dataset(source, tmp_path / "out", formats=["jsonl"], config=config)
     _, body = split_card((tmp_path / "out" / "README.md").read_text(encoding="utf-8"))
     assert ("`zstandard`" in body) is noted
+
+
+def test_sources_and_licence_from_the_inputs(tmp_path: Path) -> None:
+    from tests.export import sample_run
+
+    source = sample_run.write_input(tmp_path / "corpus.jsonl")
+    out = tmp_path / "out"
+    qudata.pack_dataset(source, out, config=FAST, formats=["jsonl"])
+    data = manifest(out)
+    assert "card" not in data["config"]["output"]  # no statement: the config as before
+    text = (out / "README.md").read_text(encoding="utf-8")
+    front, body = split_card(text)
+    assert "license" not in front
+    section = body[body.index("## Sources and licence") : body.index("## Sizes")]
+    assert "No licence stated: set `output.card.license`" in section
+    (entry,) = data["inputs"]
+    assert entry["path"].endswith("corpus.jsonl")
+    assert f"| `{entry['path']}` | {entry['records']:,} | `{entry['sha256'][:16]}` |" in section
+    written = [
+        orjson.loads(line)
+        for path in (out / "jsonl").rglob("*.jsonl")
+        for line in path.read_bytes().splitlines()
+    ]
+    found = Counter(r["metadata"]["license"] for r in written if r["metadata"].get("license"))
+    assert found["cc-by-4.0"] > 0 and len(written) == data["counts"]["accepted"]
+    shown = ", ".join(f"`{name}` {n:,}" for name, n in found.most_common())
+    without = len(written) - sum(found.values())
+    assert (
+        f"The records' own `license` fields (documents accepted): {shown}; "
+        f"without one: {without:,}." in section
+    )
+
+
+def test_the_users_statement_heads_the_card(tmp_path: Path) -> None:
+    config = {
+        **FAST,
+        "output": {
+            "card": {
+                "license": "cc-by-sa-4.0",
+                "pretty_name": "Python docs sections",
+                "description": "Sections of the Python documentation, for **SFT**.",
+            }
+        },
+    }
+    out = tmp_path / "out"
+    qudata.pack_dataset(SAMPLE, out, config=config, formats=["jsonl", "parquet"])
+    front, body = split_card((out / "README.md").read_text(encoding="utf-8"))
+    assert list(front)[:3] == ["license", "pretty_name", "configs"]  # the Hub's layout
+    assert front["license"] == "cc-by-sa-4.0" and front["pretty_name"] == "Python docs sections"
+    assert body.startswith(
+        "\n# Python docs sections\n\nSections of the Python documentation, for **SFT**.\n"
+    )
+    assert "Licence: `cc-by-sa-4.0` (stated in `output.card.license`)." in body
+    assert "The records' own `license` fields (documents accepted): `PSF-2.0` 1;" in body
+    assert manifest(out)["config"]["output"]["card"]["license"] == "cc-by-sa-4.0"
+    import datasets
+
+    loaded = datasets.load_dataset(str(out), "jsonl", split="train")
+    assert loaded.num_rows == manifest(out)["formats"]["jsonl"]["records"]
+
+
+def test_the_card_lists_every_warning_counter() -> None:
+    data = {
+        "qudata_version": "0",
+        "config": {
+            "quality": {"min_quality_score": None, "missing_score": "keep", "tokenizer": "none"},
+            "dedup": {"method": "none"},
+            "output": {},
+        },
+        "counts": {"read": 2, "accepted": 2, "dropped": {}, "warnings": {"a_b": 1, "c": 5}},
+        "inputs": [],
+        "formats": {"jsonl": {"files": [], "dropped": {}, "warnings": {"message_key_dropped": 2}}},
+    }
+    card = render_card(data)
+    assert "- Warnings (documents kept): `c` 5, `a_b` 1." in card
+    assert "- Warnings in `jsonl` (documents kept): `message_key_dropped` 2." in card

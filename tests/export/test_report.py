@@ -1,19 +1,22 @@
-"""report.html: structure (parsed with html.parser) and a headless-Chromium screenshot."""
+"""report.html: structure (parsed with html.parser), and as a user sees it: laid out by
+headless Chromium, measured (see ``browser.py``) and screenshot."""
 
 from __future__ import annotations
 
 import bisect
 import operator
 import random
-import shutil
 import struct
-import subprocess
 import zlib
 from html.parser import HTMLParser
 from itertools import accumulate
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+from tests.export import sample_run
+from tests.export.browser import chromium, measure, screenshot
 
 from qudata.export.report import ReportData, render_report
 from qudata.export.svg import BAR_COLOR
@@ -204,7 +207,7 @@ def test_report_shows_the_cluster_sizes_when_dedup_ran() -> None:
     chart = _parse(html).charts["chart-clusters"]
     tips = [t.split(" documents: ") for t in chart["tips"]]
     # sizes to 8 as they are, larger ones in powers of two
-    assert tips == [["1", "110"], ["2", "6"], ["3", "2"], ["9-16", "1"], ["33-64", "1"]]
+    assert tips == [["1 document: 110"], ["2", "6"], ["3", "2"], ["9-16", "1"], ["33-64", "1"]]
     assert len(chart["bars"]) == 5
     assert "Duplicate clusters by size" in chart["titles"]
     assert "133 documents in 120 clusters; 9 exact and 4 near duplicates dropped" in html
@@ -221,8 +224,12 @@ def test_report_empty_data_and_escaped_title() -> None:
     )
     html = render_report(data)
     parsed = _parse(html)
-    assert list(parsed.charts) == ["chart-quality", "chart-dropped", "chart-sources"]
-    assert all(not c["bars"] for c in parsed.charts.values())
+    assert list(parsed.charts) == []  # no chart without data: one line each says why
+    assert html.count('class="no-chart"') == 4
+    assert "No token length chart: tokens were not counted (quality.tokenizer: none)." in html
+    assert "No quality chart: no document had a quality_score (0 unscored" in html
+    assert "No drop chart: no document was dropped." in html
+    assert "No source chart: no document was written." in html
     assert "<title>a &quot;b&quot; &lt;c&gt; &amp; d</title>" in html
 
 
@@ -267,40 +274,41 @@ def _png_pixels(png: bytes) -> tuple[int, int, int, bytes]:
     return width, height, bpp, bytes(out)
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(chromium() is None, reason="chromium not installed")
 
 
-def screenshot(html_path: Path, png_path: Path, profile: Path, size: str = "1200,2000") -> None:
-    """Render ``html_path`` with headless Chromium into ``png_path``."""
-    binary = _chromium()
-    assert binary is not None
-    command = [
-        binary,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--force-color-profile=srgb",
-        f"--user-data-dir={profile}",
-        f"--window-size={size}",
-        f"--screenshot={png_path}",
-        html_path.resolve().as_uri(),
+def assert_seen_whole(html: str, counts: dict[str, Any]) -> dict[str, Any]:
+    """What Chromium lays out: no label cut or overlapping, no chart empty, scaled out
+    of its size or the same as another, no bar twice, the drops counted once."""
+    seen = measure(html)
+    assert seen["cut"] == [] and seen["overflow"] == [] and seen["overlap"] == []
+    assert seen["page"]["width"] <= seen["page"]["view"]  # no sideways scrolling
+    bars = []
+    for chart in seen["charts"]:
+        values = [int(t.rsplit(": ", 1)[1].replace(",", "")) for t in chart["tips"]]
+        assert chart["visible"] >= 1 and any(values), chart["id"]  # not empty
+        assert 0.6 <= chart["scale"] <= 1.3, chart["id"]  # labels stay their size
+        labels = [t.rsplit(": ", 1)[0] for t in chart["tips"]]
+        assert len(set(labels)) == len(labels), chart["id"]  # no bar twice
+        bars.append((chart["id"], chart["title"]))
+    assert len({i for i, _ in bars}) == len({t for _, t in bars}) == len(bars)  # none twice
+    (dropped,) = [c for c in seen["charts"] if c["id"] == "chart-dropped"]
+    pipeline = [
+        int(t.rsplit(": ", 1)[1].replace(",", ""))
+        for t, fill in zip(dropped["tips"], dropped["fills"], strict=True)
+        if fill == BAR_COLOR
     ]
-    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    assert sum(pipeline) == sum(counts["dropped"].values())  # every drop once
+    return seen
 
 
+@needs_chromium
 def test_report_renders_in_chromium(tmp_path: Path) -> None:
-    if _chromium() is None:
-        pytest.skip("chromium not installed")
     html_path, png_path = tmp_path / "report.html", tmp_path / "report.png"
-    html_path.write_text(render_report(realistic_data()), encoding="utf-8")
-    screenshot(html_path, png_path, tmp_path / "profile")
+    data = realistic_data()
+    html_path.write_text(render_report(data), encoding="utf-8")
+    assert_seen_whole(html_path.read_text(encoding="utf-8"), data.counts)
+    screenshot(html_path, png_path)
     width, height, bpp, pixels = _png_pixels(png_path.read_bytes())
     assert (width, height) == (1200, 2000)
     target = bytes.fromhex(BAR_COLOR.removeprefix("#"))
@@ -308,6 +316,44 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     colours = list(zip(*channels, strict=True))
     assert colours.count(tuple(target)) >= 20_000  # the bars were drawn
     assert len(set(colours)) >= 50  # text, lines and cards: not a blank page
+
+
+@needs_chromium
+def test_a_real_run_as_a_user_sees_it(tmp_path: Path) -> None:
+    """Contaminated, duplicate and low-quality drops, deep source paths, packed rows."""
+    out = sample_run.pack(tmp_path)
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    counts = manifest["counts"]
+    assert counts["dropped"]["contaminated"] > 0 and counts["dropped"]["low_quality"] > 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    seen = assert_seen_whole(html, counts)
+    ids = [c["id"] for c in seen["charts"]]
+    assert {"chart-quality", "chart-dropped", "chart-clusters", "chart-sources"} <= set(ids)
+    assert "chart-fill-packed-train" in ids and seen["notes"] == []
+    packed = manifest["formats"]["packed"]
+    rows = sum(split["rows"] for split in packed["packing"].values())
+    assert f"<td>{rows:,} rows of {packed['records']:,} sequences</td>" in html
+    (dropped,) = [c for c in seen["charts"] if c["id"] == "chart-dropped"]
+    contaminated = [t for t in dropped["tips"] if t.startswith("contaminated")]
+    assert contaminated == [f"contaminated: gsm_like.jsonl.gz: {counts['dropped']['contaminated']}"]
+    (sources,) = [c for c in seen["charts"] if c["id"] == "chart-sources"]
+    assert any(
+        t.startswith("corpora/web/2024/crawl-segment-000000.warc.jsonl: ") for t in sources["tips"]
+    )
+
+
+@needs_chromium
+def test_charts_without_data_are_left_out_with_a_line(tmp_path: Path) -> None:
+    """Nothing scored, no tokens counted: no empty axes, one line each."""
+    out = sample_run.pack(tmp_path, scored=False)
+    counts = orjson.loads((out / "manifest.json").read_bytes())["counts"]
+    seen = assert_seen_whole((out / "report.html").read_text(encoding="utf-8"), counts)
+    ids = [c["id"] for c in seen["charts"]]
+    assert "chart-quality" not in ids and not any(i.startswith("chart-tokens") for i in ids)
+    tokens, quality = seen["notes"]
+    assert tokens == "No token length chart: tokens were not counted (quality.tokenizer: none)."
+    assert quality.startswith("No quality chart: no document had a quality_score (")
+    assert quality.endswith(" unscored; quality.missing_score: score computes one).")
 
 
 def test_sources_chart_falls_back_to_the_input_file(

@@ -11,7 +11,6 @@ and ``test_chatml_render.py`` (rendered text, chat templates, no role forgery).
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
@@ -255,29 +254,14 @@ def test_renders_with_transformers_chat_template(packed: dict[str, Any]) -> None
             assert text.count("<|im_start|>") == n and text.count("<|im_end|>") == n
             assert text == record["text"]  # render: chatml is the ChatML template
             continue
-        # tool calling: the Hermes/Qwen convention, as Qwen2.5's template writes it (with
-        # arguments as objects; Qwen adds its default system turn when there is none)
+        # tool calling: the Hermes/Qwen convention, as Qwen2.5's template writes it (the
+        # records hold arguments as objects; Qwen adds its default system turn when there
+        # is none)
         tool_records += 1
         fast.chat_template = qwen
-        decoded = [
-            {
-                **m,
-                "tool_calls": [
-                    {
-                        **c,
-                        "function": {
-                            **c["function"],
-                            "arguments": json.loads(c["function"]["arguments"]),
-                        },
-                    }
-                    for c in m["tool_calls"]
-                ],
-            }
-            if m.get("tool_calls")
-            else m
-            for m in messages
-        ]
-        text = fast.apply_chat_template(decoded, tokenize=False)
+        calls = [c for m in messages for c in m.get("tool_calls") or ()]
+        assert all(isinstance(c["function"]["arguments"], dict) for c in calls)
+        text = fast.apply_chat_template(messages, tokenize=False)
         expected = text if messages[0]["role"] == "system" else text.removeprefix(qwen_default)
         assert expected == record["text"]
     assert tool_records

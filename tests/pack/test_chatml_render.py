@@ -10,6 +10,7 @@ dropped, so the rendered text has exactly one start and one end marker per messa
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,20 @@ def hf_tokenizer(name: str) -> Any:
 
 
 def reference(name: str, messages: list[dict[str, Any]]) -> str:
-    text = hf_tokenizer(name).apply_chat_template(messages, tokenize=False)
+    """transformers' render; tool-call arguments as objects, as its templates expect."""
+    objects = []
+    for message in messages:
+        calls = message.get("tool_calls") or []
+        if calls:
+            calls = [
+                {**c, "function": {**c["function"], "arguments": json.loads(a)}}
+                if isinstance(a := c["function"]["arguments"], str)
+                else c
+                for c in calls
+            ]
+            message = {**message, "tool_calls": calls}
+        objects.append(message)
+    text = hf_tokenizer(name).apply_chat_template(objects, tokenize=False)
     assert isinstance(text, str)
     return text
 
@@ -416,10 +430,12 @@ def test_escaped_tool_call_arguments_stay_valid_json() -> None:
             {"role": "assistant", "content": "Nothing."},
         ]
     }
-    (record,) = formatter().format_documents([row])
+    (record,) = formatter(tool_arguments="string").format_documents([row])
     escaped = record["messages"][1]["tool_calls"][0]["function"]["arguments"]
     assert not any(m in escaped for m in CHATML)
     decoded = json.loads(escaped)
+    (as_object,) = formatter().format_documents([row])  # the default: the JSON value
+    assert as_object["messages"][1]["tool_calls"][0]["function"]["arguments"] == decoded
     assert decoded["n"] == 1
     assert not any(m in decoded["q"] for m in CHATML)
     assert "You are evil" in decoded["q"]

@@ -9,6 +9,7 @@ byte for byte. After an intended change, rewrite them with
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import orjson
 import pytest
 
 from qudata.pack import ChatMLFormatter
-from qudata.quality.validate import validate_chatml
+from qudata.pack.chatml_rules import validate_chatml
 
 GOLDEN = Path(__file__).parent.parent / "data" / "chatml"
 NO_TOKENS = {"tokenizer": "none"}
@@ -204,7 +205,14 @@ def test_tool_call_round_trip_is_not_broken() -> None:
         "assistant",
     ]
     # every message has the output's keys: null where a message has none
-    assert record["messages"][2] == {**CALL, "tool_call_id": None}
+    (call,) = CALL["tool_calls"]
+    arguments = json.loads(call["function"]["arguments"])  # written as the JSON value
+    expected = [{**call, "function": {**call["function"], "arguments": arguments}}]
+    assert record["messages"][2] == {**CALL, "tool_calls": expected, "tool_call_id": None}
+    (string,) = formatter(tool_arguments="string").format_documents(
+        [{"messages": [S, U, CALL, TOOL, A, U, A]}]
+    )
+    assert string["messages"][2] == {**CALL, "tool_call_id": None}  # OpenAI's form
     assert dict(fmt.stats.dropped) == {}
 
 

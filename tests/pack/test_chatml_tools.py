@@ -64,26 +64,6 @@ def hf_tokenizer(name: str) -> Any:
     return fast
 
 
-def decoded(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The messages with tool-call arguments as objects (as Qwen's own examples pass them)."""
-    out = []
-    for m in messages:
-        if m.get("tool_calls"):
-            calls = [
-                {
-                    **c,
-                    "function": {
-                        **c["function"],
-                        "arguments": json.loads(c["function"]["arguments"]),
-                    },
-                }
-                for c in m["tool_calls"]
-            ]
-            m = {**m, "tool_calls": calls}
-        out.append(m)
-    return out
-
-
 def test_tools_and_parallel_calls_are_kept_in_openai_form() -> None:
     parallel, undeclared = formatter().format_documents(rows("openai_tools.jsonl"))
     assert list(parallel) == ["messages", "tools", "parallel_tool_calls"]
@@ -100,7 +80,7 @@ def test_tools_and_parallel_calls_are_kept_in_openai_form() -> None:
     assert [c["id"] for c in call["tool_calls"]] == ["call_a", "call_b"]
     assert call["tool_calls"][1]["function"] == {
         "name": "get_time",
-        "arguments": '{"city": "Oslo"}',
+        "arguments": {"city": "Oslo"},  # the JSON object, as templates expect it
     }
     assert (result_a["tool_call_id"], result_b["tool_call_id"]) == ("call_a", "call_b")
     assert "parallel_tool_calls" not in undeclared
@@ -139,7 +119,7 @@ def test_render_chatml_is_qwen2_5s_template(name: str) -> None:
     for record in records:
         tools = record.get("tools")
         expected = hf_tokenizer("qwen2_5").apply_chat_template(
-            decoded(record["messages"]), tools=tools, tokenize=False
+            record["messages"], tools=tools, tokenize=False
         )
         if record["messages"][0]["role"] != "system":
             expected = expected.removeprefix(QWEN_DEFAULT)  # no tools
@@ -161,8 +141,9 @@ def test_chat_template_with_tools_is_byte_identical_to_transformers(name: str) -
     assert len(records) == len(source)
     for record in records:
         assert record.get("tools")
+        # tool-call arguments as objects, as transformers' templates expect them
         expected = hf_tokenizer(name).apply_chat_template(
-            record["messages"], tools=record["tools"], tokenize=False
+            decoded(record["messages"]), tools=record["tools"], tokenize=False
         )
         assert record["text"] == expected
         assert record["tools"][0]["function"]["name"] in record["text"]
@@ -202,9 +183,9 @@ def test_message_keys_chatml_cannot_carry_are_counted() -> None:
     row = {
         "messages": [
             {"role": "user", "content": "Q"},
-            {"role": "assistant", "content": "A", "reasoning_content": "hm"},
+            {"role": "assistant", "content": "A", "thinking": "hm"},
         ]
     }
     (record,) = fmt.format_documents([row])
-    assert "reasoning_content" not in record["messages"][1]
-    assert fmt.stats.warnings == {"message_key_dropped": 1}
+    assert "thinking" not in record["messages"][1]
+    assert fmt.stats.warnings == {"message_key_dropped": 1, "message_key_dropped:thinking": 1}

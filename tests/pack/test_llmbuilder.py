@@ -11,8 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 import qudata
-from qudata.config import LLMBuilderOptions
-from qudata.pack.llmbuilder import LLMBuilderFormatter
+from qudata.pack.llmbuilder import LLMBuilderFormatter, LLMBuilderOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample.jsonl"

@@ -31,7 +31,8 @@ COLUMNS = [
     ("entities_json", "string"),
     (
         "messages",
-        "list<element: struct<role: string, content: string, name: string, weight: double, "
+        "list<element: struct<role: string, content: string, reasoning_content: string, "
+        "name: string, weight: double, "
         "tool_calls: string, tool_call_id: string>>",
     ),
     ("metadata_json", "string"),
@@ -39,10 +40,14 @@ COLUMNS = [
     ("parallel_tool_calls", "bool"),
     (
         "rejected",
-        "list<element: struct<role: string, content: string, name: string, weight: double, "
+        "list<element: struct<role: string, content: string, reasoning_content: string, "
+        "name: string, weight: double, "
         "tool_calls: string, tool_call_id: string>>",
     ),
     ("prompt_turns", "int64"),
+    ("images", "list<element: string>"),
+    ("videos", "list<element: string>"),
+    ("audios", "list<element: string>"),
 ]
 
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from qudata.errors import ConfigError, InputError
 from qudata.pack import PlainTextFormatter
 from qudata.pack.plain import read_plain
+from qudata.pack.plain_rules import validate_plain_text
 from qudata.pack.plain_syntax import parse_plain
-from qudata.quality.validate import validate_plain_text
 
 NO_TOKENIZER = {"quality": {"tokenizer": "none"}}
 

@@ -70,7 +70,15 @@ def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = {
         "quality": {"tokenizer": "none"},
         "dedup": {"method": "none"},
-        "pack": {"chatml": {"include_metadata": True, "max_tokens_per_message": None}},
+        # OpenAI's string arguments: no Json feature, so datasets reads every value exactly
+        # (the default object form: tests/pack/test_tool_arguments.py)
+        "pack": {
+            "chatml": {
+                "include_metadata": True,
+                "max_tokens_per_message": None,
+                "tool_arguments": "string",
+            }
+        },
     }
     qudata.pack_dataset([src], out, config=config, formats=["chatml", "jsonl"])
     return out

@@ -138,3 +138,27 @@ def test_cli_mix(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "PATH=WEIGHT" in bad.output
     none = CliRunner().invoke(cli, ["pack", "-o", str(tmp_path / "y")])
     assert none.exit_code == 2 and "give INPUTS" in none.output
+
+
+def test_cli_mix_sources_from_the_config(tmp_path: Path) -> None:
+    """``mix.sources`` in a configuration replaces the INPUT arguments, as documented."""
+    web = write_source(tmp_path / "web", "web", 50, 12)
+    code = write_source(tmp_path / "code", "code", 50, 40)
+    config = tmp_path / "mix.yaml"
+    config.write_text(
+        f"mix:\n  target_tokens: 2K\n  sources:\n    - {{path: '{web}', weight: 0.6}}\n"
+        f"    - {{path: '{code}', weight: 0.4}}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["pack", "--config", str(config), "-o", str(out), "-f", "jsonl", "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert [s["weight"] for s in manifest["mix"]["sources"]] == [0.6, 0.4]
+    both = CliRunner().invoke(
+        cli, ["pack", str(web), "--config", str(config), "-o", str(tmp_path / "z")]
+    )
+    assert both.exit_code == 2
+    assert "either as INPUT arguments or as mix.sources" in both.output

@@ -14,15 +14,11 @@ from hypothesis import strategies as st
 
 from qudata.normalize.problems import PROBLEM_CODES, conversation_problems
 from qudata.pack import ChatMLFormatter, JSONLFormatter, PlainTextFormatter
-from qudata.quality.validate import (
-    HINTS,
-    JSONLSchemaTracker,
-    Problem,
-    validate_chatml,
-    validate_file,
-    validate_jsonl,
-    validate_plain_text,
-)
+from qudata.pack.chatml_rules import validate_chatml
+from qudata.pack.jsonl_rules import JSONLSchemaTracker, validate_jsonl
+from qudata.pack.plain_rules import validate_plain_text
+from qudata.quality.problems import HINTS, Problem
+from qudata.quality.validate import validate_file
 
 USER = {"role": "user", "content": "Hi"}
 ASSISTANT = {"role": "assistant", "content": "Hello."}
@@ -68,6 +64,7 @@ BROKEN_CHATML: list[tuple[bytes, str]] = [
     (conv({**USER, "name": 3}, ASSISTANT), "bad_name"),
     (conv({**USER, "tool_calls": []}, ASSISTANT), "bad_tool_calls"),
     (conv(USER, {**ASSISTANT, "tool_call_id": "c1"}), "bad_tool_call_id"),
+    (conv({**USER, "reasoning_content": "why"}, ASSISTANT), "bad_reasoning"),
     (conv(USER), "no_assistant_message"),
     (conv({"role": "human", "content": "ShareGPT's role"}, ASSISTANT), "unknown_role"),
     (conv({"role": "user", "content": " "}, ASSISTANT), "empty_content"),
@@ -105,7 +102,7 @@ BROKEN_PREFERENCE: list[tuple[dict[str, object], str]] = [
 
 
 def test_preference_rules() -> None:
-    from qudata.quality.validate import validate_preference
+    from qudata.pack.preference import validate_preference
 
     assert validate_preference(PREFERENCE) == []
     assert (
@@ -520,3 +517,32 @@ def test_any_formatter_output_passes(docs: list[dict[str, Any]], headers: bool) 
     for record in JSONLFormatter(NO_TOKENIZER).format_documents(docs):
         assert validate_jsonl(record) + tracker.check(record) == []
     assert tracker.finish() == []
+
+
+def test_a_format_with_rules_is_validated_with_no_other_edit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``qudata validate`` has no list of formats: a registered format with rules is one."""
+    from typing import ClassVar
+
+    from qudata.pack.registry import FORMATTERS
+    from qudata.quality.problems import FileRules, FileValidation, make_problem
+    from qudata.quality.validate import validated_formats
+
+    class ShoutRules(FileRules):
+        def check(self, record: Any, line: int, result: FileValidation) -> list[Problem]:
+            if str(record.get("text", "")).isupper():
+                return []
+            return [make_problem("empty_content", "text", "not shouted")]
+
+    class ShoutFormatter(JSONLFormatter):
+        name: ClassVar[str] = "shout"
+        file_rules: ClassVar[type[FileRules] | None] = ShoutRules
+
+    monkeypatch.setitem(FORMATTERS, "shout", ShoutFormatter)
+    assert validated_formats() == ["chatml", "jsonl", "plain", "preference", "shout"]
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"text": "HI"}\n{"text": "hi"}\n', encoding="utf-8")
+    result = validate_file(str(path), "shout")
+    assert result.records == 2
+    assert [(p.code, p.line) for p in result.problems] == [("empty_content", 2)]

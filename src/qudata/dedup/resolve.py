@@ -4,7 +4,8 @@
 the steps). It reads only each partition's small ``meta.json`` and the sizes of the
 files; every step over documents is a call of a top-level function, given to the
 executor. It also counts the spill volume: every file of the step, once, as it is
-removed or kept.
+removed or kept, and reports its progress in tasks (each call over a key range, a
+partition, or all documents), whose total it knows before the first call.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from qudata.dedup.verdicts import assemble, cluster_sizes
 from qudata.errors import OutputError
 
 if TYPE_CHECKING:
-    from qudata.plan.execute import Executor
+    from qudata.plan.execute import Executor, Progress
 
 __all__ = ["Resolution"]
 
@@ -72,11 +73,26 @@ class Resolution:
     """One call of :func:`resolve`: the files, the calls handed out, the counts added up."""
 
     def __init__(
-        self, directory: Path, partitions: int, params: DedupParams, executor: Executor
+        self,
+        directory: Path,
+        partitions: int,
+        params: DedupParams,
+        executor: Executor,
+        progress: Progress | None = None,
     ) -> None:
         self.directory, self.partitions = directory, partitions
         self.params, self.executor, self.spill = params, executor, _Spill()
+        self.progress = progress
         self.metas = [_meta(directory, p) for p in range(partitions)]
+        self.exact_runs = _runs(directory, self.metas, "exact")
+        self.exact_ranges = key_ranges(_size(self.exact_runs), params.range_bytes)
+        self.band_runs = _runs(directory, self.metas, "band") if params.near else []
+        self.band_space = params.bands << BAND_HASH_BITS
+        self.band_ranges = (
+            key_ranges(_size(self.band_runs), params.range_bytes, space=self.band_space)
+            if params.near
+            else []
+        )
         self.counts = [int(m["documents"]) for m in self.metas]
         self.summary = DedupSummary(
             documents=sum(self.counts), method=params.method, memory=params.memory
@@ -87,8 +103,20 @@ class Resolution:
             self.summary.bands, self.summary.rows = params.bands, params.rows
             self.summary.shingle_size, self.summary.seed = params.ngram, params.seed
 
+    def tasks(self) -> int:
+        """The calls :meth:`run` hands out: the progress bar's total."""
+        exact = len(self.exact_ranges) if self.params.method != "none" else 0
+        near = len(self.band_ranges) + 2 if self.params.near else 0
+        return exact + near + 2 * self.partitions
+
+    def _tick(self, number: int, result: Any) -> None:
+        if self.progress is not None:
+            self.progress.advance(1)
+
     def run(self) -> DedupSummary:
         directory, partitions, summary = self.directory, self.partitions, self.summary
+        if self.progress is not None:
+            self.progress.phase("dedup", self.tasks(), "tasks")
         exact_out = self._exact()
         near_run = near_bits = None
         if self.params.near:
@@ -96,13 +124,14 @@ class Resolution:
         calls = [
             (directory, p, exact_out, near_run, self.counts, near_bits) for p in range(partitions)
         ]
-        for exact, near in self.executor.map(assemble, calls):
+        for exact, near in self.executor.map(assemble, calls, self._tick):
             summary.exact_duplicates += exact
             summary.near_duplicates += near
         summary.duplicates = summary.exact_duplicates + summary.near_duplicates
         members = [partition_file(directory, p, ".members.run") for p in range(partitions)]
         sizes: Counter[int] = Counter()
-        for found in self.executor.map(cluster_sizes, [(members, p) for p in range(partitions)]):
+        sized = [(members, p) for p in range(partitions)]
+        for found in self.executor.map(cluster_sizes, sized, self._tick):
             sizes.update(found)
         sizes[1] = summary.documents - summary.duplicates - sum(sizes.values())
         summary.cluster_sizes = {size: sizes[size] for size in sorted(sizes) if sizes[size]}
@@ -117,36 +146,34 @@ class Resolution:
         return summary
 
     def _exact(self) -> list[Path]:
-        runs = _runs(self.directory, self.metas, "exact")
+        runs = self.exact_runs
         if self.params.method == "none":  # every document kept, with its key
             self.spill.remove(runs)
             return []
-        ranges = key_ranges(_size(runs), self.params.range_bytes)
+        ranges = self.exact_ranges
         self.summary.ranges += len(ranges)
         outputs = [self.directory / f"exact-{i:05d}.run" for i in range(len(ranges))]
         calls = [(runs, lo, hi, out) for (lo, hi), out in zip(ranges, outputs, strict=True)]
-        self.executor.map(exact_range, calls)
+        self.executor.map(exact_range, calls, self._tick)
         self.spill.remove(runs)
         return outputs
 
     def _near(self, exact_out: Sequence[Path]) -> tuple[Path, Path]:
         directory, params, counts, summary = self.directory, self.params, self.counts, self.summary
         bits = directory / "exact.bits"
-        self.executor.map(exact_bits, [(exact_out, counts, bits)])
-        runs = _runs(directory, self.metas, "band")
-        space = params.bands << BAND_HASH_BITS
-        ranges = key_ranges(_size(runs), params.range_bytes, space=space)
+        self.executor.map(exact_bits, [(exact_out, counts, bits)], self._tick)
+        runs, space, ranges = self.band_runs, self.band_space, self.band_ranges
         summary.ranges += len(ranges)
         outputs = [directory / f"edges-{i:05d}.run" for i in range(len(ranges))]
         calls = [
             (directory, runs, lo, space if hi is None else hi, counts, bits, params, out)
             for (lo, hi), out in zip(ranges, outputs, strict=True)
         ]
-        for candidates, confirmed in self.executor.map(bucket_range, calls):
+        for candidates, confirmed in self.executor.map(bucket_range, calls, self._tick):
             summary.candidate_pairs += candidates
             summary.confirmed_pairs += confirmed
         self.spill.remove([*runs, bits])
         near_run, near_bits = directory / "near.run", directory / "near.bits"
-        self.executor.map(first_kept, [(outputs, counts, near_run, near_bits)])
+        self.executor.map(first_kept, [(outputs, counts, near_run, near_bits)], self._tick)
         self.spill.remove(outputs)
         return near_run, near_bits

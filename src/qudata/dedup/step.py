@@ -46,7 +46,7 @@ from qudata.dedup.summary import DedupSummary
 from qudata.dedup.verdicts import PartitionVerdicts
 
 if TYPE_CHECKING:
-    from qudata.plan.execute import Executor
+    from qudata.plan.execute import Executor, Progress
 
 __all__ = ["DedupSummary", "KeyWriter", "key_files", "read_verdicts", "resolve"]
 
@@ -59,12 +59,14 @@ def resolve(
     memory: int | str | None = None,
     executor: Executor | None = None,
     workers: int = 1,
+    progress: Progress | None = None,
 ) -> DedupSummary:
     """Every partition's verdicts: the first copy of a cluster in input order is kept.
 
     ``memory`` overrides ``dedup.memory``. ``executor`` (the run's: the local pool,
     Ray) runs the steps; without one, a local executor of ``workers`` processes
-    (1: this process) does, and is closed at the end.
+    (1: this process) does, and is closed at the end. ``progress`` gets the phase
+    ``dedup`` in tasks (each call over a key range, a partition or all documents).
 
     Example::
 
@@ -76,7 +78,8 @@ def resolve(
 
         executor = LocalExecutor(workers)
     try:
-        return Resolution(directory, partitions, DedupParams.of(dedup, memory), executor).run()
+        params = DedupParams.of(dedup, memory)
+        return Resolution(directory, partitions, params, executor, progress).run()
     finally:
         if own:
             executor.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -49,9 +50,16 @@ def _configs(manifest: dict[str, Any], names: list[str], prefix: str = "") -> li
 
 
 def _front_matter(
-    configs: list[dict[str, Any]], features: dict[str, list[dict[str, Any]]] | None = None
+    configs: list[dict[str, Any]],
+    features: dict[str, list[dict[str, Any]]] | None = None,
+    statement: Mapping[str, Any] | None = None,
 ) -> str:
-    data: dict[str, Any] = {"configs": configs}
+    data: dict[str, Any] = {}
+    for key in ("license", "pretty_name"):  # the Hub's keys, as the user stated them
+        if statement and statement.get(key):
+            data[key] = str(statement[key])
+    if configs:
+        data["configs"] = configs
     infos = [
         {"config_name": c["config_name"], "features": features[c["config_name"]]}
         for c in configs
@@ -99,11 +107,17 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
         + (f" (Jaccard >= {dedup['threshold']})" if dedup["method"] == "near" else "")
         + "; the first copy seen is kept.",
         *_dedup_line(manifest.get("dedup")),
+        *_input_keys(counts.get("input_keys")),
         f"- Tokens counted with {code_span(quality['tokenizer'])}.",
     ]
     contaminated = counts.get("contaminated")
     if contaminated is not None:
-        files = ", ".join(f"{code_span(f)} ({n:,} dropped)" for f, n in contaminated.items())
+        found = manifest.get("decontamination", {})
+        files = ", ".join(
+            f"{code_span(f)} ({n:,} dropped"
+            + (f", {found[f]['items']:,} items matched)" if f in found else ")")
+            for f, n in contaminated.items()
+        )
         ngram = quality["decontamination"]["ngram"]
         lines.append(f"- Decontaminated against {files}: {ngram}-word n-grams.")
     if quality.get("languages"):
@@ -119,10 +133,30 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
             "but near duplicates can (use `--dedup near` to keep them apart)."
         )
     for name, fmt in manifest["formats"].items():
+        if fmt.get("events", {}).get("reasoning_messages"):
+            tokens = fmt["events"].get("reasoning_tokens")
+            lines.append(
+                f"- `{name}` keeps `reasoning_content` in {fmt['events']['reasoning_messages']:,}"
+                " messages" + (f" ({tokens:,} tokens)." if tokens else ".")
+            )
         if fmt["dropped"]:
             reasons = ", ".join(f"{r} {n:,}" for r, n in fmt["dropped"].items())
             lines.append(f"- `{name}` dropped: {reasons}.")
     return lines
+
+
+def _input_keys(keys: dict[str, dict[str, int]] | None) -> list[str]:
+    """The field-level account: every input key, mapped, carried or dropped, by name."""
+    if not keys or not any(keys.values()):
+        return []
+    parts = []
+    for name in ("mapped", "carried", "dropped"):
+        counts = sorted(keys.get(name, {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        if counts:
+            shown = ", ".join(f"{code_span(k)} {n:,}" for k, n in counts[:20])
+            more = f" and {len(counts) - 20} more" if len(counts) > 20 else ""
+            parts.append(f"{name} {shown}{more}")
+    return [f"- Input keys (records): {'; '.join(parts)}."]
 
 
 def _dedup_line(found: dict[str, Any] | None) -> list[str]:
@@ -193,25 +227,96 @@ def _shown(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
+#: Inputs listed by name in the card (manifest.json lists every one).
+MAX_INPUTS = 20
+
+
+def _sources(
+    manifest: dict[str, Any], statement: Mapping[str, Any], licenses: Mapping[str, int] | None
+) -> list[str]:
+    """The inputs (name, records, sha256), the user's licence, the records' own."""
+    lines = []
+    stated = statement.get("license")
+    if stated:
+        lines.append(f"Licence: {code_span(stated)} (stated in `output.card.license`).")
+    else:
+        lines.append(
+            "No licence stated: set `output.card.license` (an SPDX id such as `cc-by-4.0`, "
+            "or `other`) and `output.card.description` in the configuration."
+        )
+    inputs = manifest.get("inputs") or []
+    if inputs:
+        lines += ["", "| input | records | sha256 |", "|---|---:|---|"]
+        for entry in inputs[:MAX_INPUTS]:
+            sha = entry.get("sha256")
+            lines.append(
+                f"| {code_span(entry['path'])} | {int(entry['records']):,} | "
+                + (code_span(sha[:16]) if sha else "-")
+                + " |"
+            )
+        if len(inputs) > MAX_INPUTS:
+            lines.append(f"| and {len(inputs) - MAX_INPUTS:,} more (see `manifest.json`) | | |")
+    accepted = int(manifest["counts"]["accepted"])
+    found = sorted((licenses or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    lines.append("")
+    if found:
+        without = accepted - sum(n for _, n in found)
+        shown = ", ".join(f"{code_span(name)} {n:,}" for name, n in found[:10])
+        if len(found) > 10:
+            shown += f" and {len(found) - 10:,} more"
+        lines.append(
+            "The records' own `license` fields (documents accepted): "
+            + shown
+            + (f"; without one: {without:,}." if without > 0 else ".")
+        )
+    else:
+        lines.append("No record carries a `license` (or `licence`) field.")
+    return lines
+
+
+def _warnings(manifest: dict[str, Any]) -> list[str]:
+    """The manifest's warning counters (kept documents), largest first."""
+    lines = []
+    named = [("", manifest["counts"].get("warnings") or {})]
+    named += [(f" in `{n}`", f.get("warnings") or {}) for n, f in manifest["formats"].items()]
+    for where, counts in named:
+        if counts:
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            shown = ", ".join(f"{code_span(k)} {v:,}" for k, v in ranked)
+            lines.append(f"- Warnings{where} (documents kept): {shown}.")
+    return lines
+
+
 def render_card(
     manifest: dict[str, Any],
     *,
     command: str | None = None,
     features: dict[str, list[dict[str, Any]]] | None = None,
+    licenses: Mapping[str, int] | None = None,
 ) -> str:
     """The README.md of a dataset folder, from its manifest (and the JSON formats'
-    ``datasets`` features)."""
+    ``datasets`` features; ``licenses``: documents per value of the records' own
+    ``license`` field). The user's statement (``output.card``) heads it."""
+    statement: Mapping[str, Any] = manifest["config"].get("output", {}).get("card") or {}
     names = card_formats(manifest, "root")
+    title = _visible(str(statement.get("pretty_name") or "Dataset card"))
     parts = [
-        _front_matter(_configs(manifest, names), features) if names else "",
-        "# Dataset card\n",
+        _front_matter(_configs(manifest, names), features, statement)
+        if names or statement.get("license") or statement.get("pretty_name")
+        else "",
+        f"# {title}\n",
     ]
+    if statement.get("description"):
+        parts.append(str(statement["description"]).strip() + "\n")
     parts.append(
         f"Packed by qudata {manifest['qudata_version']}"
         + (f" with:\n\n{code_block(command)}" if command else ".\n")
     )
+    sources = _sources(manifest, statement, licenses)
+    parts.append("## Sources and licence\n\n" + "\n".join(sources) + "\n")
     parts.append("## Sizes\n\n" + "\n".join(_sizes(manifest)) + "\n")
-    parts.append("## Filters and duplicates\n\n" + "\n".join(_filters(manifest)) + "\n")
+    filters = _filters(manifest) + _warnings(manifest)
+    parts.append("## Filters and duplicates\n\n" + "\n".join(filters) + "\n")
     if manifest.get("mix"):
         parts.append("## Mix\n\n" + "\n".join(_mix(manifest["mix"])) + "\n")
     loading = ["```python", "from datasets import load_dataset", ""]

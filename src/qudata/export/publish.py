@@ -8,11 +8,11 @@ from typing import Any
 
 import orjson
 
+from qudata.account import Observations, RunReport
 from qudata.export.card import card_formats, render_card, render_folder_card
 from qudata.export.report import ReportData, render_report
 from qudata.io.output_dir import publish
 from qudata.io.writers import AtomicFile
-from qudata.quality.report import Observations, RunReport
 
 __all__ = ["publish_dataset"]
 
@@ -35,7 +35,8 @@ def publish_dataset(
     features = {
         name: stats.features for name, stats in report.formats.items() if stats.features is not None
     }
-    _write_text(staging / "README.md", render_card(manifest, command=command, features=features))
+    card = render_card(manifest, command=command, features=features, licenses=seen.licenses)
+    _write_text(staging / "README.md", card)
     for name in card_formats(manifest, "folder"):
         _write_text(staging / name / "README.md", render_folder_card(manifest, name))
     data = _report_data(manifest, seen, token_buckets, quality_threshold)
@@ -67,6 +68,7 @@ def _report_data(
         quality_threshold=quality_threshold,
         mix=manifest.get("mix"),
         dedup=manifest.get("dedup"),
+        decontamination=manifest.get("decontamination"),
         unscored=seen.unscored,
         sources=sources,
     )

@@ -6,7 +6,8 @@ data always renders to the same bytes.
 
 Chart ids: ``chart-tokens-<format>-<split>``, ``chart-quality``,
 ``chart-dropped``, ``chart-sources``, for packed formats ``chart-fill-<format>-<split>``
-and, when duplicates were looked for, ``chart-clusters`` (see :func:`chart_id`).
+and, when duplicates were looked for, ``chart-clusters`` (see :func:`chart_id`). A chart
+that would have no data is left out, and one line (``<p class="no-chart">``) says why.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+from qudata.export.report_style import CSS
 from qudata.export.svg import ALT_COLOR, BAR_COLOR, Bar, bar_chart, column_chart
 
-__all__ = ["ReportData", "chart_id", "render_report"]
+__all__ = ["ReportData", "chart_id", "packed_rows", "render_report"]
 
 
 @dataclass
@@ -47,6 +49,7 @@ class ReportData:
     quality_threshold: float | None = None
     mix: dict[str, Any] | None = None  # the manifest's ``mix`` section
     dedup: dict[str, Any] | None = None  # the manifest's ``dedup`` section
+    decontamination: dict[str, Any] | None = None  # the manifest's ``decontamination``
     unscored: int = 0
     sources: list[tuple[str, int]] = field(default_factory=list)
 
@@ -67,6 +70,25 @@ def _reasons(value: object) -> list[tuple[str, int]]:
 def _figure(caption: str, svg: str, note: str = "") -> str:
     small = f" <small>{escape(note)}</small>" if note else ""
     return f"<figure><figcaption>{escape(caption)}{small}</figcaption>{svg}</figure>"
+
+
+def _no_chart(why: str) -> str:
+    """The one line that stands for a chart left out (it would have no data)."""
+    return f'<p class="no-chart">{escape(why)}</p>'
+
+
+def _common_folder(names: list[str]) -> str:
+    """The folder every name (but ``other``) is in, ending with ``/``; "" if none."""
+    paths = [n for n in names if n != "other"]
+    if len(paths) < 2 or not all("/" in p for p in paths):
+        return ""
+    folders = [p.rsplit("/", 1)[0].split("/") for p in paths]
+    common: list[str] = []
+    for parts in zip(*folders, strict=False):
+        if len(set(parts)) != 1:
+            break
+        common.append(parts[0])
+    return "/".join(common) + "/" if common else ""
 
 
 def _summary(data: ReportData) -> str:
@@ -91,13 +113,24 @@ def _summary(data: ReportData) -> str:
         if tokens is not None and not stats.get("tokens_exact", True):
             shown = f'<span title="estimate">≈ {shown}</span>'
         fmt_dropped = sum(n for _, n in _reasons(stats.get("dropped")))
+        records = f"{int(stats.get('records', 0)):,}"
+        rows = packed_rows(stats)
+        if rows is not None:  # a packed format: the rows a user loads, of sequences
+            records = f"{rows:,} rows of {records} sequences"
         out.append(
             f"<tr><td>{escape(name)}</td><td>{int(stats.get('documents', 0)):,}</td>"
-            f"<td>{int(stats.get('records', 0)):,}</td><td>{shown}</td>"
-            f"<td>{fmt_dropped:,}</td></tr>"
+            f"<td>{records}</td><td>{shown}</td><td>{fmt_dropped:,}</td></tr>"
         )
     out.append("</tbody></table>")
     return "".join(out)
+
+
+def packed_rows(stats: Mapping[str, Any]) -> int | None:
+    """The rows of a packed format (``records`` counts its sequences); None otherwise."""
+    packing = stats.get("packing")
+    if not isinstance(packing, Mapping):
+        return None
+    return sum(int(split["rows"]) for split in packing.values())
 
 
 def _tokens_label(n: int) -> str:
@@ -132,7 +165,11 @@ def _token_charts(data: ReportData) -> str:
         )
         figures.append(_figure(f"{fmt} · {split}", svg, f"{sum(counts.values()):,} records"))
     if not figures:
-        return '<p class="muted">No token counts.</p>'
+        tokenizers = {str(f.get("tokenizer", "none")) for f in data.formats.values()}
+        why = "tokens were not counted (quality.tokenizer: none)"
+        if tokenizers - {"none"}:
+            why = "no record was written"
+        return _no_chart(f"No token length chart: {why}.")
     return f'<div class="grid grid-3">{"".join(figures)}</div>'
 
 
@@ -178,10 +215,15 @@ def _threshold_position(bins: list[tuple[float, float, int]], t: float) -> float
 
 def _quality_chart(data: ReportData) -> str:
     bins = data.quality_histogram
+    if not any(n for _, _, n in bins):
+        return _no_chart(
+            f"No quality chart: no document had a quality_score ({data.unscored:,} "
+            "unscored; quality.missing_score: score computes one)."
+        )
     bars = [Bar(f"{lo:g}-{hi:g}", n) for lo, hi, n in bins]
-    edges = [f"{lo:g}" for lo, _, _ in bins] + [f"{bins[-1][1]:g}"] if bins else []
+    edges = [f"{lo:g}" for lo, _, _ in bins] + [f"{bins[-1][1]:g}"]
     marker = None
-    if bins and data.quality_threshold is not None:
+    if data.quality_threshold is not None:
         t = data.quality_threshold
         marker = (_threshold_position(bins, t), f"min_quality_score {t:g}")
     svg = column_chart(
@@ -198,21 +240,46 @@ def _quality_chart(data: ReportData) -> str:
     return _figure("Quality score", svg, f"{data.unscored:,} unscored")
 
 
-def _dropped_chart(data: ReportData) -> str:
-    bars = [Bar(r, n) for r, n in _reasons(data.counts.get("dropped"))]
-    for path, n in _reasons(data.counts.get("contaminated")):  # per benchmark file
-        bars.append(Bar(f"contaminated: {path.rsplit('/', 1)[-1]}", n))
+def _drop_bars(data: ReportData) -> list[Bar]:
+    """The pipeline's drops by reason; ``contaminated`` split by benchmark file when the
+    files' counts add up to it (one bar per drop, never the same drops twice)."""
+    reasons = _reasons(data.counts.get("dropped"))
+    per_file = _reasons(data.counts.get("contaminated"))
+    total = dict(reasons).get("contaminated", 0)
+    bars = []
+    for reason, n in reasons:
+        if reason == "contaminated" and per_file and sum(c for _, c in per_file) == n == total:
+            bars += [Bar(_benchmark_label(data, path), c) for path, c in per_file]
+        else:
+            bars.append(Bar(reason, n))
+    return bars
+
+
+def _benchmark_label(data: ReportData, path: str) -> str:
+    """``contaminated: FILE (N items)``: the items matched, from the manifest."""
+    found = (data.decontamination or {}).get(path)
+    items = f" ({found['items']:,} items)" if found else ""
+    return f"contaminated: {path.rsplit('/', 1)[-1]}{items}"
+
+
+def _dropped_chart(data: ReportData, width: int = 540) -> str:
+    bars = _drop_bars(data)
     for fmt, stats in data.formats.items():
         bars += [Bar(f"{fmt}: {r}", n, ALT_COLOR) for r, n in _reasons(stats.get("dropped"))]
+    if not bars:
+        return _no_chart("No drop chart: no document was dropped.")
+    two = any(b.color == ALT_COLOR for b in bars) and any(b.color != ALT_COLOR for b in bars)
     svg = bar_chart(
         chart_id("dropped"),
         "Documents dropped by reason",
         bars,
         x_label="documents",
         y_label="reason",
-        legend=[(BAR_COLOR, "pipeline (all formats)"), (ALT_COLOR, "one format")],
+        width=width,
+        legend=[(BAR_COLOR, "pipeline (all formats)"), (ALT_COLOR, "one format")] if two else [],
     )
-    return _figure("Documents dropped by reason", svg)
+    note = f"{sum(b.value for b in bars if b.color != ALT_COLOR):,} before formatting"
+    return _figure("Documents dropped by reason", svg, note)
 
 
 def _mix_table(data: ReportData) -> str:
@@ -247,19 +314,24 @@ def _dedup_section(data: ReportData) -> str:
     dedup = data.dedup
     if not dedup:
         return ""
-    bars = [Bar(f"{label} documents", n) for label, n in _cluster_bins(dedup["cluster_sizes"])]
+    bars = [
+        Bar(f"{label} document{'' if label == '1' else 's'}", n)
+        for label, n in _cluster_bins(dedup["cluster_sizes"])
+    ]
     svg = bar_chart(
         chart_id("clusters"),
         "Duplicate clusters by size",
         bars,
         x_label="clusters",
-        y_label="documents per cluster",
+        y_label="cluster size",
         width=1100,
     )
+    dropped = f"{dedup['exact_duplicates']:,} exact"
+    if dedup["method"] == "near":
+        dropped += f" and {dedup['near_duplicates']:,} near"
     note = (
         f"{dedup['documents']:,} documents in {dedup['clusters']:,} clusters; "
-        f"{dedup['exact_duplicates']:,} exact and {dedup['near_duplicates']:,} near "
-        f"duplicates dropped ({dedup['method']}"
+        f"{dropped} duplicates dropped ({dedup['method']}"
     )
     if dedup.get("threshold") is not None:
         note += (
@@ -272,57 +344,34 @@ def _dedup_section(data: ReportData) -> str:
 
 
 def _sources_chart(data: ReportData) -> str:
+    if not data.sources:
+        return _no_chart("No source chart: no document was written.")
+    folder = _common_folder([name for name, _ in data.sources])
     svg = bar_chart(
         chart_id("sources"),
         "Documents per source",
-        [Bar(name, n) for name, n in data.sources],
+        [Bar(name.removeprefix(folder), n) for name, n in data.sources],
         x_label="documents",
         y_label="source",
         width=1100,
     )
     total = sum(n for _, n in data.sources)
-    return _figure("Documents per source", svg, f"{total:,} documents")
+    where = f" (names under {folder})" if folder else ""
+    return _figure("Documents per source", svg, f"{total:,} documents{where}")
 
 
-_CSS = """
-:root{--fg:#1f2933;--muted:#616e7c;--line:#d9dee5;--bg:#f5f6f8;--card:#fff}
-*{box-sizing:border-box}
-body{margin:0;background:var(--bg);color:var(--fg);
-font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-main{max-width:1180px;margin:0 auto;padding:24px 20px 32px}
-h1{font-size:22px;margin:0 0 2px}
-h2{font-size:16px;margin:26px 0 10px}
-.muted,footer{color:var(--muted)}
-footer{font-size:12px;margin-top:24px}
-.cards{display:flex;gap:12px;margin:16px 0}
-.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px 18px;
-min-width:150px}
-.card span{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.05em}
-.card b{display:block;font-size:22px;font-variant-numeric:tabular-nums}
-table{border-collapse:collapse;background:var(--card);border:1px solid var(--line);
-font-variant-numeric:tabular-nums}
-th,td{padding:6px 16px;border-bottom:1px solid var(--line);text-align:right}
-th{background:#eef1f5;font-weight:600}
-th:first-child,td:first-child{text-align:left}
-.grid{display:grid;gap:14px}
-.grid-3{grid-template-columns:repeat(3,minmax(0,1fr))}
-.grid-2{grid-template-columns:repeat(2,minmax(0,1fr));align-items:start}
-figure{margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;
-padding:10px 12px}
-figcaption{font-weight:600;margin-bottom:4px}
-figcaption small{color:var(--muted);font-weight:400;margin-left:6px}
-svg.chart{display:block;width:100%;height:auto}
-.chart text{fill:#3e4c59;font-size:11px}
-.chart .value{font-size:9.5px;fill:#1f2933}
-.chart .axis-label{fill:var(--muted)}
-.chart .empty{fill:var(--muted);font-style:italic}
-.chart .gridline{stroke:#e6e9ee}
-.chart .axis{stroke:#9aa5b1}
-.chart .marker{stroke:#c62828;stroke-width:2;stroke-dasharray:5 3}
-.chart .marker-label{fill:#c62828;font-weight:600}
-@media (max-width:900px){.grid-3{grid-template-columns:repeat(2,minmax(0,1fr))}
-.grid-2{grid-template-columns:1fr}}
-"""
+def _quality_and_drops(data: ReportData) -> str:
+    """The quality and drop charts side by side; one left out, the other full width."""
+    quality = _quality_chart(data)
+    return _grid(quality, _dropped_chart(data, 540 if quality.startswith("<figure") else 1100))
+
+
+def _grid(*parts: str) -> str:
+    """Figures side by side, then the lines of the charts left out."""
+    figures = [p for p in parts if p.startswith("<figure")]
+    lines = "".join(p for p in parts if not p.startswith("<figure"))
+    grid = f'<div class="grid grid-{len(figures)}">{"".join(figures)}</div>' if figures else ""
+    return grid + lines
 
 
 def render_report(data: ReportData) -> str:
@@ -331,12 +380,11 @@ def render_report(data: ReportData) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{_CSS}</style></head><body><main>"
+        f"<title>{title}</title><style>{CSS}</style></head><body><main>"
         f'<header><h1>{title}</h1><p class="muted">qudata {version}</p></header>'
         f"<section><h2>Summary</h2>{_summary(data)}</section>"
         f"<section><h2>Token length distribution</h2>{_token_charts(data)}</section>"
-        '<section><h2>Quality and drops</h2><div class="grid grid-2">'
-        f"{_quality_chart(data)}{_dropped_chart(data)}</div></section>"
+        f"<section><h2>Quality and drops</h2>{_quality_and_drops(data)}</section>"
         f"{_dedup_section(data)}"
         f"{_packing_charts(data)}"
         f"{_mix_table(data)}"

@@ -76,7 +76,7 @@ def read_json(source: Source, stream: InputStream) -> Iterator[RawRecord]:
             f"{' '.join(str(exc).split())} (expected {what})",
             source=source.name,
             reason=reason,
-        ) from None
+        ) from exc
 
 
 MAX_DEPTH = 1024  # as orjson's parser, for JSON Lines

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qudata.account import FileStats
 from qudata.io.writers import AtomicFile
-from qudata.quality.report import FileStats
 
 if TYPE_CHECKING:
     import numpy as np

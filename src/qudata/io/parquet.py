@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from qudata.account import FileStats
 from qudata.errors import MissingExtraError
-from qudata.quality.report import FileStats
 
 __all__ = ["ParquetShardWriter", "import_pyarrow"]
 
@@ -25,8 +25,8 @@ def import_pyarrow() -> Any:
     try:
         import pyarrow as pa
         import pyarrow.parquet
-    except ImportError:
-        raise MissingExtraError("parquet", "pyarrow", feature="Parquet output") from None
+    except ImportError as exc:
+        raise MissingExtraError("parquet", "pyarrow", feature="Parquet output") from exc
     return pa
 
 

@@ -31,8 +31,8 @@ def read_parquet(
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
-    except ImportError:
-        raise MissingExtraError("parquet", "pyarrow", feature="Parquet input") from None
+    except ImportError as exc:
+        raise MissingExtraError("parquet", "pyarrow", feature="Parquet input") from exc
     with open_input(source.path, name=source.name, digest=digest, regular_only=True) as stream:
         # Parquet is read by random access: hash the file in one pass first
         while digest is not None and stream.read(1 << 20):
@@ -62,7 +62,7 @@ def read_parquet(
             f"{' '.join(str(exc).split())}",
             source=source.name,
             reason="truncated_input",
-        ) from None
+        ) from exc
 
 
 class _NotJSON(ValueError):

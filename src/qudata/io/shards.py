@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from qudata.account import FileStats
 from qudata.io.compression import CODEC_EXTENSIONS
 from qudata.io.writers import AtomicFile
-from qudata.quality.report import FileStats
 
 __all__ = ["ShardedWriter"]
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from qudata.account import FileStats
 from qudata.io.writers import AtomicFile
-from qudata.quality.report import FileStats
 
 __all__ = ["SplitFileWriter"]
 

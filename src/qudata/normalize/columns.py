@@ -2,7 +2,8 @@
 
 ``input.columns`` maps qudata's names to a file's keys (Dolly: ``{prompt: instruction,
 query: context, response: response}``); :meth:`Shape.apply` renames a row's keys to
-the names the detector knows. ``input.tags`` names the keys and role values of
+the names the detector knows; a ``prompt`` mapped alone is a document's text (as in
+LLaMA-Factory's pretraining entries). ``input.tags`` names the keys and role values of
 conversation turns, and ``input.role_map`` adds role names (``{bing: assistant}``).
 
     >>> Shape(columns={"prompt": "question", "response": "reply"}).apply(
@@ -30,9 +31,17 @@ COLUMN_NAMES: dict[str, str] = {
     "tools": "tools",
     "chosen": "chosen",
     "rejected": "rejected",
+    "kto_tag": "kto_tag",
+    "images": "images",
+    "videos": "videos",
+    "audios": "audios",
     "text": "text",
     "id": "id",
 }
+#: Columns that make a record more than a prompt: with none of them mapped, a mapped
+#: ``prompt`` is the text of a document (LLaMA-Factory's pretraining entries,
+#: ``{"columns": {"prompt": "text"}}``).
+_BEYOND_PROMPT = frozenset({"query", "response", "history", "messages", "chosen", "rejected"})
 #: The tags of conversation turns: key names (role, content) and role values.
 TAG_NAMES = (
     "role_tag",
@@ -76,13 +85,27 @@ class Shape:
                 out[self.tags[tag].strip().lower()] = role
         return out
 
-    def apply(self, row: Mapping[str, Any]) -> Mapping[str, Any]:
-        """``row`` with the mapped keys renamed (unchanged without ``columns``)."""
-        renames = {
+    @property
+    def text_column(self) -> str | None:
+        """The key of the text: ``columns.text``, or a ``prompt`` mapped alone."""
+        if "text" in self.columns:
+            return self.columns["text"]
+        if "prompt" in self.columns and not _BEYOND_PROMPT & self.columns.keys():
+            return self.columns["prompt"]
+        return None
+
+    def renames(self) -> dict[str, str]:
+        """The file's keys -> the names the detector reads (only those that differ)."""
+        text = self.text_column
+        return {
             key: COLUMN_NAMES[name]
             for name, key in self.columns.items()
-            if name not in ("text", "id") and key != COLUMN_NAMES[name]
+            if name not in ("text", "id") and key != COLUMN_NAMES[name] and key != text
         }
+
+    def apply(self, row: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``row`` with the mapped keys renamed (unchanged without ``columns``)."""
+        renames = self.renames()
         if not renames:
             return row
         out = {k: v for k, v in row.items() if k not in renames}

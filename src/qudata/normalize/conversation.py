@@ -29,6 +29,7 @@ class Conversation:
     rejected: list[dict[str, Any]] | None = None
     prompt_turns: int | None = None
     keys: set[str] = field(default_factory=set)
+    media: dict[str, list[str]] | None = None  # references found in content parts
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ kinds ``ranking``, ``preference`` and ``hh_rlhf``.
   messages); when ``chosen`` and ``rejected`` are whole conversations (they start with
   a system or user turn; TRL's implicit prompt, or UltraFeedback's layout beside a
   ``prompt`` that repeats it), the prompt is the prefix they share;
+- LLaMA-Factory v1: ``chosen_messages`` and ``rejected_messages``, two whole
+  conversations (content parts with ``value``): the prompt is the prefix they share;
 - Anthropic HH: ``chosen`` and ``rejected`` are transcripts
   ``"\\n\\nHuman: ...\\n\\nAssistant: ..."`` sharing the prompt: split at the common prefix.
 
@@ -72,7 +74,14 @@ def _whole(value: Any, turns: Turns) -> bool:
 
 
 def read_preference(row: Mapping[str, Any], turns: Turns) -> Conversation:
-    """The preference record in ``row`` (it has ``chosen`` and ``rejected``)."""
+    """The preference record in ``row`` (it has ``chosen`` and ``rejected``, or
+    LLaMA-Factory v1's ``chosen_messages`` and ``rejected_messages``)."""
+    if row.get("chosen") is None:  # v1: two whole conversations
+        return _shared_prefix(
+            turns.read(row["chosen_messages"], "chosen_messages"),
+            turns.read(row["rejected_messages"], "rejected_messages"),
+            "preference",
+        )
     chosen, rejected = row["chosen"], row["rejected"]
     if _whole(chosen, turns) and _whole(rejected, turns):
         # whole conversations, prompt included (as UltraFeedback, even beside a "prompt"
@@ -127,9 +136,20 @@ SHAPE = InputShape(
             "tools",
             "parallel_tool_calls",
         ),
-        "preference": ("prompt", "chosen", "rejected", "tools", "parallel_tool_calls"),
+        "preference": (
+            "prompt",
+            "chosen",
+            "rejected",
+            "chosen_messages",
+            "rejected_messages",
+            "tools",
+            "parallel_tool_calls",
+        ),
         "hh_rlhf": ("chosen", "rejected"),
     },
-    matches=lambda row: row.get("chosen") is not None and row.get("rejected") is not None,
+    matches=lambda row: (
+        (row.get("chosen") is not None and row.get("rejected") is not None)
+        or (row.get("chosen_messages") is not None and row.get("rejected_messages") is not None)
+    ),
     read=read_preference,
 )

@@ -26,8 +26,8 @@ kind                   input keys
 Roles are normalised to ``system``, ``user``, ``assistant`` and ``tool``
 (``developer`` is ``system``); an unknown role is kept as written, so the ChatML
 checks drop the record with a code instead of guessing. A top-level ``system`` becomes
-the system turn of a conversation that has none. Content parts keep their ``text``
-parts, joined; any other part type is refused (``unsupported_content``).
+the system turn of a conversation that has none. Content parts are read by
+:mod:`qudata.normalize.parts` (text, reasoning, tool calls, media references).
 
     >>> detect({"instruction": "Add 2 and 2.", "input": "", "output": "4"})[1]
     [{'role': 'user', 'content': 'Add 2 and 2.'}, {'role': 'assistant', 'content': '4'}]
@@ -115,6 +115,7 @@ def read_conversation(row: Mapping[str, Any], shape: Shape | None = None) -> Con
         return None
     keys = CONVERSATION_KEYS[conversation.kind]
     conversation.keys.update(keys)
+    conversation.media = turns.media or None
     if "tools" in keys:
         _with_tools(conversation, row)
     return _with_system(conversation, row)

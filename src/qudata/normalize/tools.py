@@ -3,7 +3,8 @@
 A record's ``tools`` become a list of ``{"type": "function", "function": {"name",
 "description", "parameters"}}`` (a JSON string, as glaive and LLaMA-Factory store it,
 is parsed; a bare ``{"name", ...}`` function is wrapped). An assistant's calls become
-``{"id", "type": "function", "function": {"name", "arguments": <JSON string>}}``, and
+``{"id", "type": "function", "function": {"name", "arguments": <JSON string>}}`` (OpenAI's
+form; :func:`decode_arguments` gives the JSON values that chat templates expect), and
 a tool result without ``tool_call_id`` answers the next open call of the assistant
 turn before it. A malformed schema or call raises :class:`ToolError` with its reason.
 
@@ -24,6 +25,7 @@ from typing import Any
 __all__ = [
     "ToolError",
     "attach_tool_results",
+    "decode_arguments",
     "normalize_tool_call",
     "normalize_tools",
     "render_call",
@@ -171,3 +173,31 @@ def render_call(call: Mapping[str, Any]) -> str:
 def tools_prompt(tools: list[dict[str, Any]]) -> str:
     """The tools block of the system turn, as Qwen2.5's chat template writes it."""
     return _TOOLS_HEAD + "".join("\n" + _dumps(t) for t in tools) + _TOOLS_TAIL
+
+
+def decode_arguments(messages: list[Any]) -> list[Any]:
+    """``messages`` with every tool call's ``arguments`` as the JSON value its string
+    holds (the form chat templates expect); arguments that are not JSON stay strings.
+    The messages and calls are copied; others are returned as they are."""
+    out = []
+    for message in messages:
+        calls = message.get("tool_calls") if isinstance(message, Mapping) else None
+        if not calls:
+            out.append(message)
+            continue
+        decoded = []
+        for call in calls:
+            function = call.get("function") if isinstance(call, Mapping) else None
+            if not isinstance(function, Mapping):
+                decoded.append(call)
+                continue
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                try:
+                    value = json.loads(arguments)
+                except ValueError:
+                    value = arguments
+                call = {**call, "function": {**function, "arguments": value}}
+            decoded.append(call)
+        out.append({**message, "tool_calls": decoded})
+    return out

@@ -2,8 +2,8 @@
 
 A turn is ``role``/``content`` (OpenAI, TRL) or ``from``/``value`` (ShareGPT), or the
 keys that ``input.tags`` names. Roles are normalised (:data:`ROLE_ALIASES`, plus
-``input.role_map``); content given as parts keeps its text parts, joined, and refuses
-any other part type (``unsupported_content``); a ShareGPT ``function_call`` turn and an
+``input.role_map``); content given as parts is read by :mod:`qudata.normalize.parts`
+(text, reasoning, tool calls, media references); a ShareGPT ``function_call`` turn and an
 OpenAI legacy ``function_call`` become ``tool_calls`` in OpenAI form.
 
     >>> Turns().read([{"from": "human", "value": "Hi"}], "conversations")
@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from qudata.normalize.columns import Shape
+from qudata.normalize.errors import ConversationError
+from qudata.normalize.parts import read_parts
 from qudata.normalize.tools import (
     ToolError,
     attach_tool_results,
@@ -44,15 +46,6 @@ ROLE_ALIASES = {
 }
 
 
-class ConversationError(ValueError):
-    """The record's conversation has the wrong shape (the message says which);
-    ``reason`` is its drop code."""
-
-    def __init__(self, message: str, reason: str = "invalid") -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
 def normalize_role(role: Any, extra: Mapping[str, str] | None = None) -> str:
     """``human`` -> ``user``, ``gpt`` -> ``assistant``, ...; unknown roles unchanged."""
     text = str(role) if role is not None else ""
@@ -71,21 +64,30 @@ def message_text(message: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _content(value: Any) -> Any:
-    """A content given as parts: the ``text`` parts joined; other parts are refused."""
-    if not isinstance(value, list):
-        return value
-    texts = []
-    for part in value:
-        kind = part.get("type") if isinstance(part, Mapping) else None
-        if kind != "text" or not isinstance(part.get("text"), str):
-            name = kind if isinstance(kind, str) else type(part).__name__
-            raise ConversationError(
-                f"content part of type {name!r} (only text parts can be packed)",
-                "unsupported_content",
-            )
-        texts.append(part["text"])
-    return "".join(texts)
+#: Message keys that would change what is trained on, and that no output can honour:
+#: a message carrying one is refused (``unsupported_key``) rather than trained on whole.
+LOSS_FLAGS = ("train", "training", "loss", "mask", "loss_mask", "trainable")
+
+
+def _loss_weight(message: dict[str, Any]) -> None:
+    """LLaMA-Factory v1's ``loss_weight``: 1 on an assistant turn and 0 on any other is
+    what every output does anyway; 0 on an assistant turn is OpenAI's ``weight: 0``;
+    any other value is refused."""
+    value = message.pop("loss_weight")
+    assistant = message.get("role") == "assistant"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConversationError("message key 'loss_weight' must be a number", "unsupported_key")
+    if value == (1 if assistant else 0):
+        return
+    if assistant and value == 0:
+        message["weight"] = 0
+        return
+    raise ConversationError(
+        f"message key 'loss_weight' is {value} on a {message.get('role')} turn (only 1 on "
+        "assistant turns, 0 on an assistant turn not to learn from, and 0 elsewhere can be "
+        "packed)",
+        "unsupported_key",
+    )
 
 
 class Turns:
@@ -98,6 +100,8 @@ class Turns:
         self.call_speakers = {"function_call"} | {
             k for k, v in self.roles.items() if v == "function_call"
         }
+        #: media references found in content parts, by kind (``images``, ...)
+        self.media: dict[str, list[str]] = {}
 
     def role_of(self, turn: Mapping[str, Any]) -> Any:
         key = self.shape.role_key
@@ -114,6 +118,15 @@ class Turns:
         """The key a turn's role (or content) was read from."""
         return tag or (first if first in turn else second)
 
+    def _add_parts(self, message: dict[str, Any], parts: Any) -> None:
+        """Reasoning, tool calls and media references of a message given as parts."""
+        if parts.reasoning:
+            message["reasoning_content"] = "".join(parts.reasoning)
+        if parts.calls:
+            message["tool_calls"] = [*(message.get("tool_calls") or ()), *parts.calls]
+        for kind, references in parts.media.items():
+            self.media.setdefault(kind, []).extend(references)
+
     def read(self, turns: Any, field_name: str) -> list[dict[str, Any]]:
         if not isinstance(turns, list) or not all(isinstance(t, Mapping) for t in turns):
             raise ConversationError(f"field '{field_name}' must be a list of objects")
@@ -123,7 +136,10 @@ class Turns:
 
     def turn(self, turn: Mapping[str, Any], number: int) -> dict[str, Any]:
         speaker = self.role_of(turn)
-        content = _content(self.content_of(turn))
+        content = self.content_of(turn)
+        parts = read_parts(content) if isinstance(content, list) else None
+        if parts is not None:
+            content = parts.text if parts.has_text or not parts.calls else None
         message: dict[str, Any] = {"role": normalize_role(speaker, self.roles), "content": content}
         if str(speaker or "").strip().lower() in self.call_speakers:
             calls = _function_calls(content)
@@ -137,6 +153,17 @@ class Turns:
                 message[key] = value
         if isinstance(turn.get("function_call"), Mapping) and "tool_calls" not in message:
             message["tool_calls"] = [turn["function_call"]]  # OpenAI's legacy form
+        if parts is not None:
+            self._add_parts(message, parts)
+        for flag in LOSS_FLAGS:
+            if flag in message:
+                raise ConversationError(
+                    f"message key {flag!r} (a loss flag) cannot be packed: no output keeps it; "
+                    "use OpenAI's 'weight: 0' on an assistant turn not to learn from",
+                    "unsupported_key",
+                )
+        if "loss_weight" in message:
+            _loss_weight(message)
         try:
             if message.get("tool_calls") is not None:
                 calls = message["tool_calls"]

@@ -1,10 +1,12 @@
-"""The formatter base class: options, the streaming loop, files; a format fills two hooks.
+"""The formatter base class: options, the streaming loop, files; a format fills the hooks.
 
 A concrete formatter sets ``name``, ``extension`` and ``options_model`` and
 implements :meth:`Formatter.format_document` (one document to records, or a
-:class:`~qudata.quality.report.Drop`) and :meth:`Formatter.encoder` (records to
-bytes). Everything else — option precedence, streaming, statistics, atomic
-files — lives here once.
+:class:`~qudata.account.Drop`); it may override the other hooks: the encoder
+(records to bytes), the writer, its own checks, its record rules (:meth:`validate`,
+and :attr:`file_rules` for ``qudata validate``), token counts and ``datasets``
+features. Everything else — option precedence, streaming, statistics, atomic
+files — lives here once. See :mod:`qudata.pack.registry` for adding a format.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from qudata.account import Drop, FormatStats
 from qudata.config import Config, load_config, merge_options
 from qudata.io.writers import AtomicFile
 from qudata.models import Document
 from qudata.normalize.document import DocumentNormalizer
 from qudata.pack.schema import MetadataSchema
 from qudata.quality.checks import Check, first_drop
-from qudata.quality.report import Drop, FormatStats
+from qudata.quality.problems import FileRules
+from qudata.sections import Section
 
 __all__ = ["Encoder", "Formatter", "Record"]
 
@@ -58,7 +62,7 @@ class Formatter(ABC, Generic[Opts]):
 
     name: ClassVar[str]
     extension: ClassVar[str]
-    options_model: ClassVar[type[BaseModel]]
+    options_model: ClassVar[type[Section]]
     #: records carry metadata or messages, whose keys are learnt before writing
     learns_schema: ClassVar[bool] = False
     #: how ``datasets`` finds the format: ``"root"``, a config of the dataset card at
@@ -69,6 +73,11 @@ class Formatter(ABC, Generic[Opts]):
     #: map 2's parts hold those bytes and the commit copies them (the default JSON Lines
     #: writer always does; a token-id format says so to skip a JSON round trip)
     writes_encoded: ClassVar[bool] = False
+    #: it writes KTO labels: it takes records labelled undesirable (every other format
+    #: drops them as ``undesirable_completion``, see :mod:`qudata.pack.undesirable`)
+    reads_kto_labels: ClassVar[bool] = False
+    #: the rules ``qudata validate`` checks files of this format by (``None``: it does not)
+    file_rules: ClassVar[type[FileRules] | None] = None
 
     def __init__(
         self,
@@ -76,7 +85,7 @@ class Formatter(ABC, Generic[Opts]):
         **options: Any,
     ) -> None:
         self.config = load_config(config)
-        section = getattr(self.config.pack, self.name)
+        section: Any = self.config.pack.options(self.name)
         self.options: Opts = merge_options(
             self.options_model, section, None, options, prefix=f"pack.{self.name}"
         )
@@ -117,6 +126,16 @@ class Formatter(ABC, Generic[Opts]):
         runner of the run's checks); none by default."""
         return []
 
+    def format_checks(self, opts: Opts) -> list[Check]:
+        """Every check this format runs before formatting: the guard against training on
+        an undesirable KTO completion (``input.undesirable: drop``), then :meth:`checks`."""
+        from qudata.pack.undesirable import UndesirableCheck
+
+        guard: list[Check] = []
+        if not self.reads_kto_labels and self.config.input.undesirable == "drop":
+            guard.append(UndesirableCheck())
+        return guard + self.checks(opts)
+
     @abstractmethod
     def format_document(
         self, doc: Document, opts: Opts, state: dict[str, Any]
@@ -149,7 +168,8 @@ class Formatter(ABC, Generic[Opts]):
         return None
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
-        """Error codes of the rules ``record`` breaks (see :mod:`qudata.quality.validate`)."""
+        """Error codes of the rules ``record`` breaks as it is written (the format's rules,
+        as :attr:`file_rules` applies them to files; see :mod:`qudata.quality.problems`)."""
         return []
 
     def encoder(self, opts: Opts) -> Encoder:
@@ -180,7 +200,7 @@ class Formatter(ABC, Generic[Opts]):
         normalize = DocumentNormalizer.from_input(self.config.input)
         state: dict[str, Any] = {}
         self.stats = FormatStats()
-        checks = self.checks(opts)
+        checks = self.format_checks(opts)
         for number, obj in enumerate(documents, 1):
             doc = normalize(obj, origin="<documents>", line=number)
             result = first_drop(checks, doc) or self.format_document(doc, opts, state)
@@ -208,7 +228,7 @@ class Formatter(ABC, Generic[Opts]):
             return
         docs = list(documents)
         schema = MetadataSchema()
-        normalize = DocumentNormalizer()
+        normalize = DocumentNormalizer.from_input(self.config.input)  # the call's shape
         for number, obj in enumerate(docs, 1):
             schema.observe(normalize(obj, origin="<documents>", line=number))
         self.schema = schema

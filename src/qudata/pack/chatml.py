@@ -1,42 +1,56 @@
-"""ChatML: conversations in the OpenAI ``messages`` shape, checked, within budget, unforgeable."""
+"""ChatML: conversations in the OpenAI ``messages`` shape, checked, within budget, unforgeable.
+
+The format's options are :class:`~qudata.pack.chatml_options.ChatMLOptions` (in their
+own module, as JSONL, Parquet and packed sequences follow them too); its turns are
+built by :class:`~qudata.pack.chatml_turns.ChatMLTurns`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from qudata.config import DEFAULT_ASSISTANT_TEMPLATE, DEFAULT_USER_TEMPLATE, ChatMLOptions
+from qudata.account import Drop
 from qudata.errors import InputError
 from qudata.models import Document
+from qudata.normalize.parts import MEDIA_KINDS
 from qudata.normalize.problems import conversation_problems
-from qudata.normalize.tools import undeclared_calls
-from qudata.pack.base import Formatter, Record
-from qudata.pack.budget import guess_parts, split_to_budget, truncate_to_budget
+from qudata.normalize.tools import decode_arguments, undeclared_calls
+from qudata.pack.base import Record
+from qudata.pack.budget import guess_parts
+from qudata.pack.chatml_options import (
+    CHAT_TEMPLATE_ARGUMENTS,
+    DEFAULT_ASSISTANT_TEMPLATE,
+    DEFAULT_USER_TEMPLATE,
+    ChatMLOptions,
+    chatml_options,
+)
 from qudata.pack.chatml_render import render_chatml
-from qudata.pack.markup import MARKUP_EVENTS, MarkupGuard, conversation_guard
+from qudata.pack.chatml_rules import ChatMLRules, validate_chatml
+from qudata.pack.chatml_turns import DROP_RECORD, MESSAGE_KEYS, ChatMLTurns, default_user_prompt
+from qudata.pack.hf_template import ChatTemplateFile, load_chat_template, template_messages
+from qudata.pack.markup import MarkupGuard, conversation_guard
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.templates import (
     compile_chat_template,
     compile_template,
-    load_template_source,
     render_bounded,
-    render_prompt,
 )
-from qudata.quality.report import Drop
+from qudata.pack.tool_arguments import json_arguments
+from qudata.quality.problems import FileRules
 
-__all__ = ["ChatMLFormatter", "default_user_prompt"]
+__all__ = [
+    "CHAT_TEMPLATE_ARGUMENTS",
+    "DEFAULT_ASSISTANT_TEMPLATE",
+    "DEFAULT_USER_TEMPLATE",
+    "ChatMLFormatter",
+    "ChatMLOptions",
+    "chatml_options",
+    "default_user_prompt",
+]
 
-_DROP = object()  # a cleaned value that must drop its record
-_MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
 
-
-def default_user_prompt(title: str, part: int, parts: int) -> str:
-    """What :data:`~qudata.config.DEFAULT_USER_TEMPLATE` renders (tested to be identical)."""
-    of = f" (part {part} of {parts})" if parts > 1 else ""
-    return f'Write a document titled "{title}"{of}.' if title else f"Write a document{of}."
-
-
-class ChatMLFormatter(Formatter[ChatMLOptions]):
+class ChatMLFormatter(ChatMLTurns):
     """Conversational training records: ``{"messages": [...], "metadata": {...}}``.
 
     A conversation input (``messages``, ShareGPT, Alpaca, prompt/completion,
@@ -60,6 +74,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
     card: ClassVar[str | None] = "root"
     learns_schema: ClassVar[bool] = True
     options_model: ClassVar[type[ChatMLOptions]] = ChatMLOptions
+    file_rules: ClassVar[type[FileRules] | None] = ChatMLRules
 
     def format_document(
         self, doc: Document, opts: ChatMLOptions, state: dict[str, Any]
@@ -67,9 +82,12 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         if "guard" not in state:
             state.update(self._stream_state(opts))
         if doc.messages is not None:
-            extra = {k for m in doc.messages for k in m if k not in _MESSAGE_KEYS}
-            if extra:  # said, not silent: ChatML messages carry only _MESSAGE_KEYS
+            extra = {k for m in doc.messages for k in m if k not in MESSAGE_KEYS}
+            if extra:  # said, not silent: ChatML messages carry only MESSAGE_KEYS
                 self.stats.warnings["message_key_dropped"] += 1
+                for key in extra:  # and named: the record's messages had these
+                    self.stats.warnings[f"message_key_dropped:{key}"] += 1
+            self._count_reasoning(doc.messages)
             conversations = self._conversation(doc, opts, state)
             self.stats.sources[doc.conversation_kind or "messages"] += 1
         else:
@@ -85,7 +103,7 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         tools = None
         if doc.tools:
             tools = self._clean_value(doc.tools, opts, state)
-            if tools is _DROP:
+            if tools is DROP_RECORD:
                 return Drop("markup", "a tool schema holds chat markup (markup: drop)")
             state["record_keys"].add("tools")
         records = []
@@ -99,13 +117,19 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             for message in messages:
                 state["message_keys"].update(message)
             # the output's schema: every message has the same keys (null where absent)
-            written = state["metadata"].messages(messages, _MESSAGE_KEYS)
+            written = state["metadata"].messages(messages, MESSAGE_KEYS)
+            if opts.tool_arguments == "object" and any(m.get("tool_calls") for m in messages):
+                written = decode_arguments(written)  # as templates expect them
+                messages = decode_arguments(messages)
             record: dict[str, Any] = {"messages": written}
             if tools is not None:
                 record["tools"] = tools
             if doc.parallel_tool_calls is not None:
                 record["parallel_tool_calls"] = doc.parallel_tool_calls
                 state["record_keys"].add("parallel_tool_calls")
+            for kind, references in (doc.media or {}).items():  # references, not media
+                record[kind] = references
+                state["record_keys"].add(kind)
             if opts.include_metadata:
                 record["metadata"] = state["metadata"].build(doc)
             if state["chat_template"] is not None:
@@ -124,28 +148,26 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         return records
 
     @staticmethod
-    def _prompt(template: Any, variables: dict[str, Any], opts: ChatMLOptions) -> str:
-        return render_prompt(
-            template, variables, timeout=opts.template_timeout, max_chars=opts.template_max_chars
-        )
-
-    @staticmethod
     def _render_chat(
-        template: Any,
+        template: ChatTemplateFile,
         messages: list[dict[str, Any]],
         opts: ChatMLOptions,
         *,
         tools: list[dict[str, Any]] | None = None,
     ) -> str:
+        """``text``: the template's rendering, as ``apply_chat_template`` renders it (the
+        template file's special tokens, tool-call arguments as objects)."""
+        compiled = compile_chat_template(template.for_tools(bool(tools)))
         variables = {
+            **template.tokens,
             **opts.template_vars,
-            "messages": messages,
+            "messages": template_messages(messages),
             "tools": tools,
             "documents": None,
             "add_generation_prompt": False,
         }
         return render_bounded(
-            template, variables, timeout=opts.template_timeout, max_chars=opts.template_max_chars
+            compiled, variables, timeout=opts.template_timeout, max_chars=opts.template_max_chars
         )
 
     def prepare_batch(
@@ -169,20 +191,11 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         if guesses:
             counter.count_batch(guesses)
 
-    def _clean(self, text: str, opts: ChatMLOptions, state: dict[str, Any]) -> str | None:
-        """``text`` with chat markup escaped or stripped (``None``: drop the record).
-
-        Runs before token budgets, so an escape can never push a message over one.
-        """
-        cleaned = state["guard"].clean(text)
-        if cleaned is not None and cleaned != text:
-            self.stats.events[MARKUP_EVENTS[opts.markup]] += 1
-        return cleaned  # type: ignore[no-any-return]
-
     def _stream_state(self, opts: ChatMLOptions) -> dict[str, Any]:
         template = None
         if opts.chat_template:
-            template = compile_chat_template(load_template_source(opts.chat_template))
+            template = load_chat_template(opts.chat_template)
+            compile_chat_template(template.source)  # a syntax error before any record
         guard = conversation_guard(opts)
         markers = guard.markers
         system = opts.system_message
@@ -207,195 +220,23 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
             else compile_template(opts.assistant_template),
         }
 
-    def _system(
-        self, messages: list[dict[str, Any]], opts: ChatMLOptions, state: dict[str, Any]
-    ) -> None:
-        has_own = any(m.get("role") == "system" for m in messages)
-        if has_own and opts.system_policy != "keep":
-            messages[:] = [m for m in messages if m.get("role") != "system"]
-            if opts.system_policy == "drop":
-                return
-        if state["system"] and not any(m.get("role") == "system" for m in messages):
-            messages.insert(0, {"role": "system", "content": state["system"]})
-
-    def _clean_value(self, value: Any, opts: ChatMLOptions, state: dict[str, Any]) -> Any:
-        """Every string inside ``value`` (tool-call arguments too) cleaned; ``_DROP`` if one
-        must be dropped."""
-        if isinstance(value, str):
-            cleaned = self._clean(value, opts, state)
-            return _DROP if cleaned is None else cleaned
-        if isinstance(value, list):
-            items = [self._clean_value(v, opts, state) for v in value]
-            return _DROP if any(i is _DROP for i in items) else items
-        if isinstance(value, dict):
-            pairs = {
-                k: self._clean_arguments(v, opts, state)
-                if k == "arguments" and isinstance(v, str)
-                else self._clean_value(v, opts, state)
-                for k, v in value.items()
-            }
-            return _DROP if any(v is _DROP for v in pairs.values()) else pairs
-        return value
-
-    def _clean_arguments(self, text: str, opts: ChatMLOptions, state: dict[str, Any]) -> Any:
-        """Tool-call arguments are a JSON string: clean the strings inside it and encode it
-        again, so an escape stays valid JSON (``<\\|im_start|>``)."""
-        import json
-
-        try:
-            decoded = json.loads(text)
-        except ValueError:
-            return self._clean_value(text, opts, state)
-        cleaned = self._clean_value(decoded, opts, state)
-        if cleaned is _DROP:
-            return _DROP
-        return text if cleaned == decoded else json.dumps(cleaned, ensure_ascii=False)
-
-    def _limit(self, opts: ChatMLOptions) -> int | None:
-        return opts.max_tokens_per_message if self.counter is not None else None
-
-    def _overflow_error(self, doc: Document, what: str, tokens: int, limit: int) -> InputError:
-        return InputError(
-            f"{what} has {tokens} tokens > max_tokens_per_message {limit} (on_overflow: error)",
-            source=doc.origin,
-            line=doc.line,
-            reason="too_long",
-        )
-
-    def _conversation(
-        self, doc: Document, opts: ChatMLOptions, state: dict[str, Any]
-    ) -> list[list[dict[str, Any]]] | Drop:
-        assert doc.messages is not None
-        messages = [{k: m[k] for k in _MESSAGE_KEYS if k in m} for m in doc.messages]
-        self._system(messages, opts, state)
-        for message in messages:
-            for key in ("content", "name", "tool_calls", "tool_call_id"):
-                if key in message and message[key] is not None:
-                    message[key] = self._clean_value(message[key], opts, state)
-                    if message[key] is _DROP:
-                        return Drop("markup", f"a message's {key} holds chat markup (markup: drop)")
-        limit = self._limit(opts)
-        if limit is None:
-            return [messages]
-        count = self.counter.count
-        for message in messages:
-            content = message.get("content")
-            if not isinstance(content, str):
-                continue
-            tokens = count(content)
-            if tokens <= limit:
-                continue
-            if opts.on_overflow == "truncate":
-                message["content"] = truncate_to_budget(content, limit, self.counter)
-                self.stats.events["truncated_messages"] += 1
-                self.stats.dropped_tokens["truncated"] += tokens - count(message["content"])
-                continue
-            if opts.on_overflow == "error":
-                raise self._overflow_error(doc, f"a {message.get('role')} message", tokens, limit)
-            self.stats.dropped_tokens["too_long"] += sum(
-                count(m["content"]) for m in messages if isinstance(m.get("content"), str)
-            )
-            return Drop(
-                "too_long", f"a {message.get('role')} message has {tokens} tokens > {limit}"
-            )
-        return [messages]
-
-    def _from_document(
-        self, doc: Document, opts: ChatMLOptions, state: dict[str, Any]
-    ) -> list[list[dict[str, Any]]] | Drop:
-        if not doc.text.strip():
-            return Drop("empty_text", "the document text is empty")
-        text = self._clean(doc.text, opts, state)
-        if text is None:
-            return Drop("markup", "the text holds chat markup (markup: drop)")
-        limit = self._limit(opts)
-        if limit is None:
-            return self._render(doc, [text], opts, state)
-        count = self.counter.count
-        tokens = count(text)
-        if tokens > limit and opts.on_overflow == "drop":
-            self.stats.dropped_tokens["too_long"] += tokens
-            return Drop("too_long", f"the document has {tokens} tokens > {limit}")
-        if tokens > limit and opts.on_overflow == "error":
-            raise self._overflow_error(doc, "the document", tokens, limit)
-        # The templates add text around each part: shrink the parts' budget until every
-        # rendered message fits (a few rounds at most; one for the default templates).
-        budget = limit
-        for _ in range(6):
-            parts = split_to_budget(text, budget, self.counter) if tokens > budget else [text]
-            if opts.on_overflow == "truncate":
-                parts = parts[:1]
-            conversations = self._render(doc, parts, opts, state)
-            if isinstance(conversations, Drop):
-                return conversations
-            prompts = max(
-                count(m["content"]) for c in conversations for m in c if m["role"] != "assistant"
-            )
-            if prompts > limit:  # splitting the text cannot shorten a prompt
-                self.stats.dropped_tokens["too_long"] += tokens
-                return Drop("too_long", f"a rendered prompt has {prompts} tokens > {limit}")
-            if state["by_construction"]:  # the assistant turn is the part itself
-                break
-            over = max(count(c[-1]["content"]) for c in conversations) - limit
-            if over <= 0:
-                break
-            budget -= max(over, budget // 10, 1)
-            if budget <= 0:
-                self.stats.dropped_tokens["too_long"] += tokens
-                return Drop("too_long", f"the assistant template alone exceeds {limit} tokens")
-        else:
-            self.stats.dropped_tokens["too_long"] += tokens
-            return Drop("too_long", f"no split of the text fits {limit} tokens per message")
-        if len(parts) > 1 or parts[0] is not text:
-            if opts.on_overflow == "truncate":
-                self.stats.events["truncated_messages"] += 1
-                self.stats.dropped_tokens["truncated"] += tokens - count(parts[0])
-            else:
-                self.stats.events["split_documents"] += 1
-                self.stats.events["split_parts"] += len(parts)
-        return conversations
-
-    def _render(
-        self, doc: Document, parts: list[str], opts: ChatMLOptions, state: dict[str, Any]
-    ) -> list[list[dict[str, Any]]] | Drop:
-        """One conversation per part, from the user and assistant templates."""
-        conversations = []
-        title = " ".join((doc.title or "").split())
-        for number, part in enumerate(parts, 1):
-            variables: dict[str, Any] = {
-                "title": title,
-                "text": part,
-                "source": doc.source,
-                "topics": doc.topics,
-                "language": doc.metadata.get("language"),
-                "id": doc.id,
-                "metadata": doc.metadata,
-                "part": number,
-                "parts": len(parts),
-            }
-            if opts.user_template == DEFAULT_USER_TEMPLATE:  # the same text, without Jinja
-                user = default_user_prompt(title, number, len(parts))
-            else:
-                user = self._prompt(state["user"], variables, opts)
-            if opts.assistant_template == DEFAULT_ASSISTANT_TEMPLATE:
-                assistant: str | None = part
-            else:
-                assistant = self._prompt(state["assistant"], variables, opts)
-                assistant = self._clean(assistant, opts, state)
-            cleaned_user = self._clean(user, opts, state)  # a title can hold markup
-            if cleaned_user is None or assistant is None:
-                return Drop("markup", "a rendered message holds chat markup (markup: drop)")
-            messages = [
-                {"role": "user", "content": cleaned_user},
-                {"role": "assistant", "content": assistant},
-            ]
-            self._system(messages, opts, state)
-            conversations.append(messages)
-        return conversations
-
     def token_texts(self, record: Record, doc: Document) -> list[str]:
-        """Every message's content; no per-message overhead is added."""
-        return [m["content"] for m in record["messages"] if isinstance(m.get("content"), str)]
+        """Every message's content and reasoning; no per-message overhead is added."""
+        return [
+            m[key]
+            for m in record["messages"]
+            for key in ("content", "reasoning_content")
+            if isinstance(m.get(key), str)
+        ]
+
+    def _count_reasoning(self, messages: list[dict[str, Any]]) -> None:
+        """``reasoning_content`` kept: messages (and tokens, when counted) in ``events``."""
+        reasoning = [r for m in messages if isinstance(r := m.get("reasoning_content"), str)]
+        if not reasoning:
+            return
+        self.stats.events["reasoning_messages"] += len(reasoning)
+        if self.counter is not None:
+            self.stats.events["reasoning_tokens"] += sum(self.counter.count(r) for r in reasoning)
 
     def token_limit(self, opts: ChatMLOptions) -> int | None:
         return opts.max_tokens_per_message
@@ -405,12 +246,17 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         ``tool_calls`` columns appear in conversations that had none)."""
         from qudata.pack.metadata import message_features, metadata_features
 
-        message = message_features(state.get("metadata"), _MESSAGE_KEYS)
+        message = message_features(state.get("metadata"), MESSAGE_KEYS)
+        if self.options.tool_arguments == "object":
+            message = json_arguments(message)
         out: list[dict[str, Any]] = [{"name": "messages", "list": message}]
         if "tools" in state.get("record_keys", ()):
             out.append({"name": "tools", "dtype": "json"})
         if "parallel_tool_calls" in state.get("record_keys", ()):
             out.append({"name": "parallel_tool_calls", "dtype": "bool"})
+        for kind in MEDIA_KINDS:
+            if kind in state.get("record_keys", ()):
+                out.append({"name": kind, "list": {"dtype": "string"}})
         if self.options.include_metadata:
             out.append({"name": "metadata", "struct": metadata_features(state.get("metadata"))})
         if self.options.chat_template or self.options.render == "chatml":
@@ -418,7 +264,5 @@ class ChatMLFormatter(Formatter[ChatMLOptions]):
         return out
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
-        from qudata.quality.validate import validate_chatml
-
         # no hygiene walk: the JSON encoder refuses lone surrogates and NaN (see output.py)
         return [p.code for p in validate_chatml(record, hygiene=False)]

@@ -4,17 +4,51 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from qudata.config import JSONLOptions, QualityConfig
+from pydantic import Field, field_validator
+
+from qudata.account import Drop
+from qudata.config import QualityConfig
 from qudata.models import KNOWN_METADATA_KEYS, Document
+from qudata.normalize.parts import MEDIA_KINDS
 from qudata.normalize.problems import ends_on_user
 from qudata.pack.base import Formatter, Record
+from qudata.pack.chatml import chatml_options
+from qudata.pack.jsonl_rules import JSONLRules, JSONLSchemaTracker
 from qudata.pack.markup import MessageCleaner, conversation_guard
 from qudata.pack.metadata import MetadataWriter
 from qudata.quality.checks import Check
 from qudata.quality.gate import QualityGate
-from qudata.quality.report import Drop
+from qudata.quality.problems import FileRules
+from qudata.sections import Section
 
-__all__ = ["JSONLFormatter"]
+__all__ = ["JSONLFormatter", "JSONLOptions"]
+
+
+class JSONLOptions(Section):
+    """``pack.jsonl``: one JSON object per line with exactly ``fields``."""
+
+    fields: list[str] = Field(
+        default_factory=lambda: ["text", "labels", "metadata"],
+        min_length=1,
+        description="output keys, in order",
+    )
+    field_mapping: dict[str, str] = Field(
+        default_factory=dict, description="renames of output keys"
+    )
+    filter_low_quality: bool = Field(
+        default=False,
+        description="drop documents under `min_quality_score` from the JSONL output",
+    )
+    min_quality_score: float = Field(
+        default=0.7, ge=0.0, le=1.0, description="threshold of that filter"
+    )
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_fields(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("fields must not repeat a name")
+        return value
 
 
 class JSONLFormatter(Formatter[JSONLOptions]):
@@ -37,6 +71,7 @@ class JSONLFormatter(Formatter[JSONLOptions]):
     card: ClassVar[str | None] = "root"
     learns_schema: ClassVar[bool] = True
     options_model: ClassVar[type[JSONLOptions]] = JSONLOptions
+    file_rules: ClassVar[type[FileRules] | None] = JSONLRules
 
     @classmethod
     def surveys_metadata(cls, opts: Any) -> bool:
@@ -71,14 +106,12 @@ class JSONLFormatter(Formatter[JSONLOptions]):
     def _clean_messages(self, messages: list[Any], state: dict[str, Any]) -> list[Any] | None:
         """``messages`` under ``pack.chatml.markup``, as in ChatML: a trainer may render them."""
         if "cleaner" not in state:
-            state["cleaner"] = MessageCleaner(conversation_guard(self.config.pack.chatml))
+            state["cleaner"] = MessageCleaner(conversation_guard(chatml_options(self.config)))
         cleaner: MessageCleaner = state["cleaner"]
         cleaned = cleaner.clean_counted(messages, self.stats.events)
         return cleaned
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
-        from qudata.quality.validate import JSONLSchemaTracker
-
         tracker = state.get("schema")
         if tracker is None:
             tracker = state["schema"] = JSONLSchemaTracker()
@@ -100,6 +133,8 @@ class JSONLFormatter(Formatter[JSONLOptions]):
                 feature = {"list": message_features(writer, None)}
             elif field == "tools":  # JSON schemas: no fixed struct (see docs/formats.md)
                 feature = {"dtype": "json"}
+            elif field in MEDIA_KINDS:
+                feature = {"list": {"dtype": "string"}}
             else:
                 feature = field_feature(writer, field)
             out.append({"name": name, **feature})
@@ -117,6 +152,8 @@ class JSONLFormatter(Formatter[JSONLOptions]):
             return doc.messages
         if name == "tools":
             return doc.tools
+        if name in MEDIA_KINDS:
+            return (doc.media or {}).get(name)
         if name in KNOWN_METADATA_KEYS or name in meta:
             return meta.get(name)
         return None

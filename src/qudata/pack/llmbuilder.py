@@ -24,17 +24,57 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from qudata.config import Config, LLMBuilderOptions
+from pydantic import Field, field_validator
+
+from qudata.account import Drop
+from qudata.config import Config
 from qudata.errors import ConfigError, MissingExtraError
 from qudata.io.npy import NpyWriter
 from qudata.io.split_file import SplitFileWriter
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
-from qudata.quality.report import Drop
+from qudata.sections import Section
 
-__all__ = ["LLMBuilderFormatter", "load_sentencepiece"]
+__all__ = ["LLMBuilderFormatter", "LLMBuilderOptions", "load_sentencepiece"]
+
+
+class LLMBuilderOptions(Section):
+    """``pack.llmbuilder``: one file per split for LLMBuilder, token ids or text.
+
+    With ``tokenizer`` (a SentencePiece ``.model``), ``<split>.npy``: int32 ids, each
+    document's ``encode(text)`` then the model's EOS id. Without, ``<split>.txt``: each
+    document, then a line holding ``separator``; ``paragraphs: keep`` keeps a blank line
+    between paragraphs, ``newline`` makes it one newline (LLMBuilder's default cleaning
+    deletes blank lines and glues the lines around them together).
+    """
+
+    tokenizer: str | None = Field(
+        default=None,
+        description="a SentencePiece `.model`: write `<split>.npy` token ids (extra "
+        "`llmbuilder`); none: text",
+    )
+    separator: str = Field(
+        default="<|endoftext|>",
+        description="text mode: the line written after every document (one line of visible text)",
+    )
+    paragraphs: Literal["keep", "newline"] = Field(
+        default="keep",
+        description="text mode: a paragraph break stays a blank line (`keep`) or becomes one "
+        "newline (`newline`)",
+    )
+
+    @field_validator("separator")
+    @classmethod
+    def _one_visible_line(cls, value: str) -> str:
+        if not value or value != value.strip() or not value.isprintable():
+            raise ValueError(
+                "separator: one line of visible text, no surrounding spaces (LLMBuilder's "
+                "cleaner strips spaces and deletes control characters): e.g. <|endoftext|>"
+            )
+        return value
+
 
 #: a run of blank lines (Unicode whitespace only) and the line end before it
 _BLANK_LINES = re.compile(r"[^\S\n]*\n\s*\n")
@@ -45,14 +85,14 @@ def load_sentencepiece(path: str) -> Any:
     """The SentencePiece processor of ``path``, with an EOS id (the document boundary)."""
     try:
         import sentencepiece
-    except ImportError:
+    except ImportError as exc:
         raise MissingExtraError(
             "llmbuilder", "sentencepiece", feature="pack.llmbuilder.tokenizer"
-        ) from None
+        ) from exc
     try:
         processor = sentencepiece.SentencePieceProcessor(model_file=str(path))
     except (OSError, RuntimeError) as exc:
-        raise ConfigError(f"pack.llmbuilder.tokenizer: cannot load {path!r}: {exc}") from None
+        raise ConfigError(f"pack.llmbuilder.tokenizer: cannot load {path!r}: {exc}") from exc
     if processor.eos_id() < 0:
         raise ConfigError(
             f"pack.llmbuilder.tokenizer: {path!r} has no EOS piece (train it with eos_id set, "

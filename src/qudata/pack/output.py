@@ -21,12 +21,12 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from qudata.account import Drop, FormatStats
 from qudata.config import OutputConfig, parse_size
 from qudata.export.shuffle import SpillShuffler
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
 from qudata.quality.checks import first_drop
-from qudata.quality.report import Drop, FormatStats
 
 __all__ = ["FormatOutput", "count_once"]
 
@@ -58,7 +58,7 @@ class FormatOutput:
         self.formatter = formatter
         self.name = formatter.name
         self.opts = formatter.options
-        self.checks = formatter.checks(self.opts)
+        self.checks = formatter.format_checks(self.opts)
         self.state: dict[str, Any] = {}
         self.stats: FormatStats = formatter.stats
         self.root = root

@@ -17,14 +17,20 @@ from typing import Any, ClassVar
 
 import orjson
 
-from qudata.config import ParquetOptions
+from qudata.account import Drop, FormatStats
 from qudata.io.parquet import ParquetShardWriter, import_pyarrow
 from qudata.models import KNOWN_METADATA_KEYS, Document
 from qudata.pack.base import Formatter, Record
+from qudata.pack.chatml import chatml_options
+from qudata.pack.jsonl_rules import validate_jsonl
 from qudata.pack.markup import MessageCleaner, conversation_guard
-from qudata.quality.report import Drop, FormatStats
+from qudata.sections import Section
 
-__all__ = ["ParquetFormatter", "parquet_schema"]
+__all__ = ["ParquetFormatter", "ParquetOptions", "parquet_schema"]
+
+
+class ParquetOptions(Section):
+    """``pack.parquet``: typed columns; no options yet."""
 
 
 def parquet_schema() -> Any:
@@ -35,6 +41,7 @@ def parquet_schema() -> Any:
         [
             ("role", text),
             ("content", text),
+            ("reasoning_content", text),
             ("name", text),
             ("weight", pa.float64()),
             ("tool_calls", text),
@@ -60,6 +67,9 @@ def parquet_schema() -> Any:
             ("parallel_tool_calls", pa.bool_()),
             ("rejected", pa.list_(message)),
             ("prompt_turns", pa.int64()),
+            ("images", pa.list_(text)),
+            ("videos", pa.list_(text)),
+            ("audios", pa.list_(text)),
         ]
     )
 
@@ -83,6 +93,7 @@ def _messages(messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | N
         {
             "role": m.get("role"),
             "content": m.get("content"),
+            "reasoning_content": m.get("reasoning_content"),
             "name": m.get("name"),
             "weight": float(m["weight"]) if isinstance(m.get("weight"), int | float) else None,
             "tool_calls": _json(m.get("tool_calls")),
@@ -139,6 +150,7 @@ class ParquetFormatter(Formatter[ParquetOptions]):
                 "tools_json": _json(doc.tools),
                 "parallel_tool_calls": doc.parallel_tool_calls,
                 "rejected": _messages(doc.rejected),
+                **{kind: (doc.media or {}).get(kind) for kind in ("images", "videos", "audios")},
                 "prompt_turns": doc.prompt_turns,
             }
         ]
@@ -147,7 +159,7 @@ class ParquetFormatter(Formatter[ParquetOptions]):
         """``messages`` under ``pack.chatml.markup`` (as in ChatML), or the reason a message
         cannot be a row of the fixed message struct (text columns hold text only)."""
         for number, m in enumerate(messages, 1):
-            for key in ("role", "content", "name", "tool_call_id"):
+            for key in ("role", "content", "reasoning_content", "name", "tool_call_id"):
                 value = m.get(key)
                 if value is not None and not isinstance(value, str):
                     return Drop(
@@ -156,7 +168,7 @@ class ParquetFormatter(Formatter[ParquetOptions]):
                         f"column messages.{key} holds text",
                     )
         if "cleaner" not in state:
-            state["cleaner"] = MessageCleaner(conversation_guard(self.config.pack.chatml))
+            state["cleaner"] = MessageCleaner(conversation_guard(chatml_options(self.config)))
         cleaner: MessageCleaner = state["cleaner"]
         cleaned = cleaner.clean_counted(messages, self.stats.events)
         if cleaned is None:
@@ -165,8 +177,6 @@ class ParquetFormatter(Formatter[ParquetOptions]):
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
         """String hygiene: Arrow writes whole batches, so a bad string must not reach it."""
-        from qudata.quality.validate import validate_jsonl
-
         return [p.code for p in validate_jsonl(record)]
 
     def writer(self, directory: Path, split: str, **options: Any) -> Any:

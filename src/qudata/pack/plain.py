@@ -14,15 +14,37 @@ import textwrap
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from qudata.config import PlainOptions
+from pydantic import Field
+
+from qudata.account import Drop
 from qudata.models import Document
 from qudata.normalize.problems import ends_on_user
 from qudata.normalize.turns import message_text
 from qudata.pack.base import Encoder, Formatter, Record
-from qudata.pack.plain_syntax import PlainBlock, check_separator, escape_content, read_plain
-from qudata.quality.report import Drop
+from qudata.pack.plain_rules import PlainRules, validate_plain_block
+from qudata.pack.plain_syntax import (
+    PLAIN_SEPARATOR,
+    PlainBlock,
+    check_separator,
+    escape_content,
+    read_plain,
+)
+from qudata.quality.problems import FileRules
+from qudata.sections import Section
 
-__all__ = ["PlainBlock", "PlainTextFormatter", "read_plain"]
+__all__ = ["PlainBlock", "PlainOptions", "PlainTextFormatter", "read_plain"]
+
+
+class PlainOptions(Section):
+    """``pack.plain``: human-readable blocks for inspection."""
+
+    separator: str = Field(default=PLAIN_SEPARATOR, description="between blocks")
+    include_headers: bool = Field(default=True, description="`=== Document N ===` and header lines")
+    max_line_length: int | None = Field(
+        default=None,
+        gt=0,
+        description="wrap content lines at word boundaries (none: no wrapping)",
+    )
 
 
 def _one_line(value: str) -> str:
@@ -77,6 +99,7 @@ class PlainTextFormatter(Formatter[PlainOptions]):
     name: ClassVar[str] = "plain"
     extension: ClassVar[str] = ".txt"
     options_model: ClassVar[type[PlainOptions]] = PlainOptions
+    file_rules: ClassVar[type[FileRules] | None] = PlainRules
 
     def format_document(
         self, doc: Document, opts: PlainOptions, state: dict[str, Any]
@@ -110,8 +133,6 @@ class PlainTextFormatter(Formatter[PlainOptions]):
         return ["\n".join(lines)]
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
-        from qudata.quality.validate import validate_plain_block
-
         headers = self.options.include_headers
         block = f"=== Document 1 ===\n{record}" if headers else str(record)
         return [p.code for p in validate_plain_block(block, None, headers=headers)]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from qudata.errors import ConfigError, InputError
 
 __all__ = [
+    "PLAIN_SEPARATOR",
     "PlainBlock",
     "check_separator",
     "escape_content",
@@ -33,6 +34,8 @@ __all__ = [
     "unescaped_lines",
 ]
 
+#: The default separator between blocks (``pack.plain.separator``), written once here.
+PLAIN_SEPARATOR = "\n---\n"
 BLOCK_HEADER = re.compile(r"=== Document ([1-9][0-9]*) ===\n")
 _BLOCK_START = re.compile(r"=+ *Document\b")
 HEADER_PREFIXES = ("Source: ", "Quality: ", "Topics: ")
@@ -102,7 +105,7 @@ class PlainBlock:
 
 
 def split_blocks(
-    text: str, separator: str = "\n---\n", *, headers: bool | None = None, loose: bool = False
+    text: str, separator: str = PLAIN_SEPARATOR, *, headers: bool | None = None, loose: bool = False
 ) -> tuple[bool, list[tuple[int, list[str]]]]:
     """``(headers, blocks)``: whether the file has headers (detected from its first line
     when ``headers`` is ``None``) and each block's first line number and raw lines.
@@ -136,7 +139,7 @@ def split_blocks(
 
 
 def parse_plain(
-    text: str, separator: str = "\n---\n", *, headers: bool | None = None, source: str = ""
+    text: str, separator: str = PLAIN_SEPARATOR, *, headers: bool | None = None, source: str = ""
 ) -> list[PlainBlock]:
     """The blocks of a plain text, headers and content exactly as written, escapes undone.
 
@@ -172,7 +175,7 @@ def parse_plain(
 
 
 def read_plain(
-    path: str | os.PathLike[str], *, separator: str = "\n---\n", headers: bool | None = None
+    path: str | os.PathLike[str], *, separator: str = PLAIN_SEPARATOR, headers: bool | None = None
 ) -> list[PlainBlock]:
     """Parse a plain-text file written by qudata back into its blocks.
 
@@ -189,5 +192,5 @@ def read_plain(
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"invalid UTF-8 at byte {exc.start}", source=os.fspath(path)) from None
+        raise InputError(f"invalid UTF-8 at byte {exc.start}", source=os.fspath(path)) from exc
     return parse_plain(text, separator, headers=headers, source=os.fspath(path))

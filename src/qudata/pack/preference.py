@@ -11,19 +11,51 @@ chosen conversation.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from qudata.config import PreferenceOptions
-from qudata.models import Document
+from pydantic import Field
+
+from qudata.account import Drop
+from qudata.models import Document, json_kind
 from qudata.normalize.problems import conversation_problems
 from qudata.pack.base import Formatter, Record
+from qudata.pack.chatml_rules import message_rules, record_rules
 from qudata.pack.markup import MarkupGuard
 from qudata.pack.metadata import MetadataWriter
-from qudata.quality.report import Drop
+from qudata.quality.problems import FileRules, FileValidation, Problem, make_problem
+from qudata.quality.problems import hygiene as string_hygiene
+from qudata.sections import Section
 
-__all__ = ["PreferenceFormatter"]
+__all__ = [
+    "PreferenceFormatter",
+    "PreferenceOptions",
+    "PreferenceRules",
+    "clean_markup",
+    "validate_preference",
+]
 
-_MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
+
+class PreferenceOptions(Section):
+    """``pack.preference``: TRL conversational preference records (prompt, chosen, rejected)."""
+
+    include_metadata: bool = Field(
+        default=False, description="add the `metadata` object to preference records"
+    )
+    markup: Literal["escape", "strip", "drop"] = Field(
+        default="escape",
+        description="chat markup in any string of a pair: `escape`, `strip`, `drop` (as ChatML)",
+    )
+
+
+_MESSAGE_KEYS = (
+    "role",
+    "content",
+    "reasoning_content",
+    "name",
+    "weight",
+    "tool_calls",
+    "tool_call_id",
+)
 
 
 _MARKUP_EVENT = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}
@@ -33,13 +65,13 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: m[k] for k in _MESSAGE_KEYS if k in m} for m in messages]
 
 
-def _clean(value: Any, guard: MarkupGuard) -> Any:
+def clean_markup(value: Any, guard: MarkupGuard) -> Any:
     """Every string in ``value`` with ChatML markers escaped or stripped (tool-call
     arguments decoded first, so they stay valid JSON); ``None`` if one must drop."""
     if isinstance(value, str):
         return guard.clean(value)
     if isinstance(value, list):
-        items = [_clean(v, guard) for v in value]
+        items = [clean_markup(v, guard) for v in value]
         return (
             None
             if any(i is None and v is not None for i, v in zip(items, value, strict=True))
@@ -49,14 +81,16 @@ def _clean(value: Any, guard: MarkupGuard) -> Any:
         out = {}
         for key, item in value.items():
             if key == "arguments" and isinstance(item, str) and guard.found(item):
-                decoded = _clean(json.loads(item), guard) if _is_json(item) else guard.clean(item)
+                decoded = (
+                    clean_markup(json.loads(item), guard) if _is_json(item) else guard.clean(item)
+                )
                 if decoded is None:
                     return None
                 out[key] = (
                     decoded if isinstance(decoded, str) else json.dumps(decoded, ensure_ascii=False)
                 )
                 continue
-            cleaned = _clean(item, guard)
+            cleaned = clean_markup(item, guard)
             if cleaned is None and item is not None:
                 return None
             out[key] = cleaned
@@ -70,6 +104,39 @@ def _is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def validate_preference(record: Any, *, hygiene: bool = True) -> list[Problem]:
+    """The rules of a TRL conversational preference record: ``prompt`` (ending with a
+    user turn), ``chosen`` and ``rejected`` (starting with an assistant message)."""
+    if not isinstance(record, dict):
+        return [make_problem("not_an_object", "$", f"the record is {json_kind(record)}")]
+    out: list[Problem] = []
+    for key in ("prompt", "chosen", "rejected"):
+        value = record.get(key)
+        if not isinstance(value, list) or not value:
+            shown = json_kind(value) if key in record else "missing"
+            out.append(make_problem("missing_preference_field", key, f'"{key}" is {shown}'))
+            continue
+        for i, msg in enumerate(value):
+            out.extend(message_rules(msg, f"{key}[{i}]"))
+        edge = value[-1] if key == "prompt" else value[0]
+        role = edge.get("role") if isinstance(edge, dict) else None
+        if key == "prompt" and role != "user":
+            out.append(make_problem("prompt_not_user_last", key, f"the prompt ends with {role!r}"))
+        elif key != "prompt" and role != "assistant":
+            out.append(make_problem("answer_not_assistant", key, f'"{key}" starts with {role!r}'))
+    out.extend(record_rules(record))
+    if hygiene:
+        out.extend(string_hygiene(record))
+    return out
+
+
+class PreferenceRules(FileRules):
+    """``qudata validate --format preference``: each record's rules."""
+
+    def check(self, record: Any, line: int, result: FileValidation) -> list[Problem]:
+        return validate_preference(record)
 
 
 class PreferenceFormatter(Formatter[PreferenceOptions]):
@@ -89,6 +156,7 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
     card: ClassVar[str | None] = "root"
     options_model: ClassVar[type[PreferenceOptions]] = PreferenceOptions
     learns_schema: ClassVar[bool] = True
+    file_rules: ClassVar[type[FileRules] | None] = PreferenceRules
 
     def format_document(
         self, doc: Document, opts: PreferenceOptions, state: dict[str, Any]
@@ -110,10 +178,10 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
         before = guard.hits
         record: dict[str, Any] = {}
         for key, value in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
-            record[key] = _clean(value, guard)
+            record[key] = clean_markup(value, guard)
             if record[key] is None:
                 return Drop("markup", f"{key} holds chat markup (markup: drop)")
-        tools = _clean(doc.tools, guard) if doc.tools else None
+        tools = clean_markup(doc.tools, guard) if doc.tools else None
         if doc.tools and tools is None:
             return Drop("markup", "a tool schema holds chat markup (markup: drop)")
         if guard.hits > before:
@@ -162,6 +230,4 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
         return out
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
-        from qudata.quality.validate import validate_preference
-
         return [p.code for p in validate_preference(record, hygiene=False)]

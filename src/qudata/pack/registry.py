@@ -1,13 +1,41 @@
-"""The registry of output formats: adding a format is one module and one line here."""
+"""The registry of output formats: a name, its formatter class, and that class's options.
+
+Adding a format is one module and one line here:
+
+1. Write ``pack/<format>.py`` with its options model and its formatter class, in this
+   order (see ``pack/preference.py`` for a small one; ChatML's options, which the other
+   conversation formats follow, sit in ``pack/chatml_options.py``)::
+
+       class KTOOptions(Section):                  # from qudata.sections
+           \"\"\"``pack.kto``: ...\"\"\"
+           include_metadata: bool = False          # each option with its default
+
+       class KTOFormatter(Formatter[KTOOptions]):  # from qudata.pack.base
+           name: ClassVar[str] = "kto"             # the name in pack.formats and -f
+           extension: ClassVar[str] = ".jsonl"
+           options_model: ClassVar[type[KTOOptions]] = KTOOptions
+
+           def format_document(self, doc, opts, state): ...  # records, or a Drop
+           def validate(self, record, state): ...   # the error codes of a record
+
+2. Add one line to :data:`FORMATTERS` below.
+
+Nothing else changes: the configuration's ``pack.<format>`` section is validated by
+the options model (through :data:`qudata.config.FORMAT_OPTIONS`, filled here), the
+command line's ``--format`` choices and ``pack.formats`` come from this table, and
+``docs/configuration.md`` is generated from it (``python docs/make_config_reference.py``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from qudata.config import FORMAT_OPTIONS
 from qudata.errors import ConfigError
 from qudata.pack.base import Formatter
 from qudata.pack.chatml import ChatMLFormatter
 from qudata.pack.jsonl import JSONLFormatter
+from qudata.pack.kto import KTOFormatter
 from qudata.pack.llmbuilder import LLMBuilderFormatter
 from qudata.pack.megatron import MegatronFormatter
 from qudata.pack.packed import PackedFormatter
@@ -26,7 +54,10 @@ FORMATTERS: dict[str, type[Formatter[Any]]] = {
     PreferenceFormatter.name: PreferenceFormatter,
     MegatronFormatter.name: MegatronFormatter,
     PackedFormatter.name: PackedFormatter,
+    KTOFormatter.name: KTOFormatter,
 }
+
+FORMAT_OPTIONS.update((name, cls.options_model) for name, cls in FORMATTERS.items())
 
 
 def get_formatter(name: str, config: Any = None, **options: Any) -> Formatter[Any]:

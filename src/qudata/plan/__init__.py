@@ -1,3 +1,3 @@
-"""The plan of a run: what each stage does to which documents (mixing, for now)."""
+"""The plan of a run, the data its stages share: the job, its partitions and the mix."""
 
 __all__: list[str] = []

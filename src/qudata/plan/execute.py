@@ -14,15 +14,16 @@ accounts, resolves duplicates on compact keys, plans the mix, and merges statist
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from qudata.account import Observations, RunReport
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
 from qudata.plan.mix import MixPlanner
 from qudata.plan.partitions import line_starts
-from qudata.quality.report import Observations, RunReport
 from qudata.quality.score import COMPONENTS
 from qudata.stages.account import Account, add_account
 from qudata.stages.commit import Committed, commit_format, commit_rejects
@@ -52,10 +53,12 @@ class Executor(Protocol):
 
 
 class Progress(Protocol):
-    """Where the driver reports progress: a phase with its total, then work done (in
-    the total's unit: input bytes) and the records it read."""
+    """Where the driver reports progress: a phase with its total and its unit, then work
+    done (in that unit) and the records it read. Phases: ``scan`` and ``write`` in input
+    bytes, ``dedup`` in tasks, ``mix`` in partitions, ``commit`` in bytes of the parts
+    made into shards (and rejects)."""
 
-    def phase(self, label: str, total: int) -> None: ...
+    def phase(self, label: str, total: int, unit: str = "bytes") -> None: ...
     def advance(self, amount: int, records: int = 0) -> None: ...
 
 
@@ -87,30 +90,34 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     _after_scans(job, scans)
     dedup_run: dict[str, Any] | None = None
     if cfg.dedup.method != "none":
-        progress.phase("dedup", 0)
-        summary = resolve(job.dedup_dir, count, cfg.dedup, executor=executor)
+        summary = resolve(job.dedup_dir, count, cfg.dedup, executor=executor, progress=progress)
         report.dedup, dedup_run = summary.as_manifest(), summary.as_run()
     if cfg.mix is not None:
-        progress.phase("mix", 0)
+        progress.phase("mix", count, "partitions")
         planner = MixPlanner([s.weight for s in cfg.mix.sources], seed=cfg.mix.seed,
                              target_tokens=cfg.mix.target_tokens)  # fmt: skip
-        job.mix = merge_surveys(planner, executor.map(survey_partition, calls)).plan()
+        surveys = executor.map(survey_partition, calls, lambda n, done: progress.advance(1))
+        job.mix = merge_surveys(planner, surveys).plan()
     total = Account(formats=len(cfg.pack.formats))
     resumed = sum(s.resumed for s in scans)
+    taken = {"partitions": count, "taken": int(job.resume), "scan": resumed, "write": 0}
 
     def add(account: Account) -> None:  # in partition order, as each is done
         nonlocal resumed
         resumed += account.resumed
+        taken["write"] += account.resumed
         add_account(report, total, account)
 
     executor.map(write_partition, calls, step("write"), consume=add)
+    report.resumed = taken
     report.inputs = _inputs(report.inputs, job, scans)
     names = list(cfg.pack.formats)
-    progress.phase("commit", len(names) + 1)
+    parts = [_parts_bytes(job, name) for name in [*names, "rejects"]]
+    progress.phase("commit", sum(parts))
     commits: list[Committed | None] = executor.map(
         _commit,
         [(job, name, total.feature_state.get(name, {})) for name in names] + [(job, None, {})],
-        lambda number, done: progress.advance(1),
+        lambda number, done: progress.advance(parts[number]),
     )
     outcome = Outcome(report, total.seen, total.drops)
     outcome.run["resumed"] = resumed
@@ -137,6 +144,12 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
         paths = [source.path for source in cfg.mix.sources]
         report.mix = job.mix.as_manifest(paths, cfg.mix.target_tokens)
     return outcome
+
+
+def _parts_bytes(job: Job, kind: str) -> int:
+    """The bytes of ``kind``'s part files (a format, ``rejects``): the commit's work."""
+    folder = job.parts / kind
+    return sum(p.stat().st_size for p in folder.glob("*.part")) if folder.is_dir() else 0
 
 
 def _commit(job: Job, name: str | None, feature_state: dict[str, Any]) -> Committed | None:
@@ -217,3 +230,8 @@ def _checks_report(report: RunReport, total: Account) -> None:
             report.warnings.update(counts)
         elif check == "decontamination" and counter == "dropped":
             report.contaminated = dict(counts)
+    if report.contaminated is not None:
+        from qudata.quality.decontaminate import benchmark_report
+
+        matched = total.checks.get("decontamination.matched", Counter())
+        report.decontamination = benchmark_report(Counter(report.contaminated), matched)

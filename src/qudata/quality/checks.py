@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from qudata.account import Drop
 from qudata.config import Config
 from qudata.models import Document
-from qudata.quality.report import Drop
 
 __all__ = ["CHECKS", "Check", "build_checks", "first_drop"]
 

@@ -17,7 +17,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["DropLog"]
+__all__ = ["INTENDED", "DropLog"]
+
+#: Drops the configuration asks for, not a sign of bad input: a mix's down-sampling
+#: leaves most of a large source out on purpose (no "mostly rejected" note for it).
+INTENDED = frozenset({"mix_downsampled"})
 
 
 class DropLog:
@@ -62,14 +66,18 @@ class DropLog:
         return [(reason, count, self.examples[reason]) for reason, count in ranked]
 
     def notes(self, inputs: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Lines for the summary: files with over half their records rejected, and the
-        hint for records of no known shape."""
+        """Lines for the summary: files with over half their records rejected (drops
+        the configuration intends, :data:`INTENDED`, left out), and the hint for records
+        of no known shape."""
         out = []
         for entry in inputs:
             name, records = str(entry["path"]), int(entry["records"])
-            rejected = self.rejected.get(name, 0)
+            reasons = Counter(
+                {r: n for r, n in self.reasons.get(name, {}).items() if r not in INTENDED}
+            )
+            rejected = sum(reasons.values())
             if records and rejected * 2 > records:
-                reason, count = self.reasons[name].most_common(1)[0]
+                reason, count = reasons.most_common(1)[0]
                 out.append(
                     f"{name}: {rejected:,} of {records:,} records rejected "
                     f"({100 * rejected // records}%), most as {reason} ({count:,}): "

@@ -7,9 +7,9 @@ or ``score`` it with the heuristic scorer, which then fills ``quality_score``.
 
 from __future__ import annotations
 
+from qudata.account import Drop
 from qudata.config import QualityConfig
 from qudata.models import Document
-from qudata.quality.report import Drop
 
 __all__ = ["QualityGate"]
 

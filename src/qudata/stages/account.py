@@ -13,9 +13,16 @@ from typing import Any
 
 import orjson
 
+from qudata.account import (
+    MAX_LICENSES,
+    FormatStats,
+    Observations,
+    RunReport,
+    add_bounded,
+)
 from qudata.io.limits import bounded, bounded_id
+from qudata.normalize.account import add_fields
 from qudata.quality.drop_log import DropLog
-from qudata.quality.report import FormatStats, Observations, RunReport
 
 __all__ = ["Account", "add_account", "reject_line"]
 
@@ -37,6 +44,9 @@ class Account:
     by_format: dict[str, FormatStats] = field(default_factory=dict)
     feature_state: dict[str, dict[str, Any]] = field(default_factory=dict)
     resumed: bool = False  # taken from a killed run's record
+    #: the field-level account: disposition -> input key -> records
+    #: (:mod:`qudata.normalize.account`)
+    input_keys: dict[str, Counter[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.drops = DropLog(formats=self.formats)
@@ -59,6 +69,7 @@ def add_account(report: RunReport, total: Account, part: Account) -> None:
     report.accepted += part.accepted
     report.dropped.update(part.dropped)
     report.dropped_tokens.update(part.dropped_tokens)
+    add_fields(report.input_keys, part.input_keys)
     for entry in part.inputs:
         last = report.inputs[-1] if report.inputs else None
         if entry.get("piece", 0) > 0 and last is not None and last["path"] == entry["path"]:
@@ -103,6 +114,8 @@ def _add_seen(total: Observations, part: Observations) -> None:
             total.sources[name] += count
         else:
             total.sources["other"] += count
+    for name, count in part.licenses.items():
+        add_bounded(total.licenses, name, count, MAX_LICENSES)
 
 
 def _add_format(total: FormatStats, part: FormatStats) -> None:

@@ -13,13 +13,13 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
+from qudata.account import FormatStats
 from qudata.io.writers import AtomicFile
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.output import FormatOutput
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
-from qudata.quality.report import FormatStats
 from qudata.stages.context import context
 
 __all__ = ["Committed", "commit_format", "commit_rejects"]

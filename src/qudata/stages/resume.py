@@ -3,9 +3,10 @@
 When a partition's stage completes, its result and the sha256 of each file it left are
 recorded in ``.parts/done/<stage>-<partition>.pickle`` (written last, by rename). A
 resumed run takes a record only if the run's fingerprint (configuration, partitions,
-input sizes and times) is the one recorded in ``.parts/job.json`` and every file still
-has its sha256; anything else is computed again. The commit is never resumed: it
-consumes the parts, and a partition whose parts it had consumed is computed again.
+input sizes and times; of a URI its size and ETag or version) is the one recorded in
+``.parts/job.json`` and every file still has its sha256; anything else is computed again.
+The commit is never resumed: it consumes the parts, and a partition whose parts it had
+consumed is computed again.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import hashlib
 import os
 import pickle
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from qudata.errors import QudataError
+from qudata.io.uri import is_uri, remote_identity
 from qudata.plan.job import Job
 
 __all__ = ["fingerprint", "record", "resumed", "start"]
@@ -30,11 +34,14 @@ def fingerprint(job: Job, config: dict[str, Any]) -> str:
     for partition in job.partitions:
         where = [partition.span, partition.row_groups]
         for source in partition.sources:
-            try:
-                stat = os.stat(source.path)
-                seen = [stat.st_size, stat.st_mtime_ns]
-            except OSError:
-                seen = []
+            seen: list[Any] = []
+            if is_uri(source.path):  # size and ETag / version / generation of the store
+                with suppress(QudataError):
+                    seen = sorted(remote_identity(source.path).items())
+            else:
+                with suppress(OSError):
+                    stat = os.stat(source.path)
+                    seen = [stat.st_size, stat.st_mtime_ns]
             inputs.append([source.name, where, seen])
     data = orjson.dumps({"config": config, "inputs": inputs}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(data).hexdigest()

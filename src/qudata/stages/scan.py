@@ -15,9 +15,11 @@ import pickle
 from dataclasses import dataclass
 from typing import Any
 
+from qudata.account import Drop
 from qudata.config import Config
 from qudata.dedup.text import dedup_text
 from qudata.errors import InputError
+from qudata.io.uri import open_stored
 from qudata.models import Document, token_texts
 from qudata.normalize.document import DocumentNormalizer
 from qudata.pack.registry import FORMATTERS
@@ -25,7 +27,6 @@ from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
 from qudata.quality.checks import first_drop
-from qudata.quality.report import Drop
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items
 from qudata.stages.resume import record, resumed
@@ -52,12 +53,12 @@ def needs_schema(cfg: Config) -> bool:
     """Whether a format of the run learns the metadata schema in this pass (the
     registry's :meth:`~qudata.pack.base.Formatter.surveys_metadata`)."""
     return any(
-        FORMATTERS[name].surveys_metadata(getattr(cfg.pack, name)) for name in cfg.pack.formats
+        FORMATTERS[name].surveys_metadata(cfg.pack.options(name)) for name in cfg.pack.formats
     )
 
 
 def passes_checks(doc: Document, ctx: StageContext) -> Drop | None:
-    """The first :class:`~qudata.quality.report.Drop` of the run's checks (quality gate
+    """The first :class:`~qudata.account.Drop` of the run's checks (quality gate
     first), or ``None``: for every stage and executor."""
     return first_drop(ctx.checks, doc)
 
@@ -93,9 +94,10 @@ def scan_partition(job: Job, index: int) -> Scan:
 
     position = 0
     normalize = DocumentNormalizer.from_input(cfg.input)
+    count = _LineCount() if partition.span is not None else None  # lines as they are read
     for source in partition.sources:  # one, but for a slice of text files
         try:
-            for item in source_items(cfg, partition, source, normalize):
+            for item in source_items(cfg, partition, source, normalize, digest=count):
                 scan.read += 1
                 if isinstance(item, Unreadable):
                     continue
@@ -119,12 +121,36 @@ def scan_partition(job: Job, index: int) -> Scan:
         scan.schema = schema.to_json()
     scan.derived = normalize.derived or None
     if partition.pieces > 1:  # map 2 hashes whole files as it reads them
-        scan.lines = _lines(partition)
+        read_all = (
+            count is not None
+            and partition.span is not None
+            and (count.stored == partition.span[1] - partition.span[0])
+        )
+        scan.lines = count.lines() if count is not None and read_all else _lines(partition)
         if partition.piece == 0:
             scan.sha256 = _file_sha256(partition.source.path)
     files = key_files(job.dedup_dir, index) if keys is not None else []
     record(job, "scan", index, scan, [*files, job.part_file("mix", index)])
     return scan
+
+
+class _LineCount:
+    """The lines of a byte range, counted as its bytes are read (a ``digest`` of
+    :func:`~qudata.stages.read.source_items`): a remote piece is not fetched again."""
+
+    def __init__(self) -> None:
+        self.stored = 0
+        self.newlines = 0
+        self.last = b""
+
+    def update(self, chunk: bytes) -> None:
+        if chunk:
+            self.stored += len(chunk)
+            self.newlines += chunk.count(b"\n")
+            self.last = chunk[-1:]
+
+    def lines(self) -> int:
+        return self.newlines + (1 if self.last not in (b"", b"\n") else 0)
 
 
 def _lines(partition: Partition) -> int:
@@ -135,8 +161,7 @@ def _lines(partition: Partition) -> int:
     assert partition.span is not None
     start, end = partition.span
     count, last = 0, b""
-    with open(partition.source.path, "rb") as handle:
-        handle.seek(start)
+    with open_stored(partition.source.path, (start, end)) as handle:
         left = end - start
         while left > 0:
             chunk = handle.read(min(left, 1 << 22))
@@ -150,7 +175,7 @@ def _lines(partition: Partition) -> int:
 
 def _file_sha256(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_stored(path) as handle:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from qudata.account import Drop
 from qudata.dedup import DedupVerdict
 from qudata.dedup.text import exact_key
 from qudata.errors import InputError
@@ -26,7 +27,6 @@ from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
 from qudata.plan.job import Job
-from qudata.quality.report import Drop
 from qudata.stages.account import Account, reject_line
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items
@@ -145,6 +145,7 @@ class _PartitionWriter:
         partition = job.partitions[self.index]
         first_line = job.first_lines[self.index] if job.first_lines else 1
         normalize = DocumentNormalizer.from_input(self.cfg.input, job.derived.get(self.index))
+        self.account.input_keys = normalize.fields.counts  # the field-level account
         for source in partition.sources:  # one, but for a slice of text files
             entry: dict[str, Any] = {"path": source.name, "records": 0, "piece": partition.piece}
             self.account.inputs.append(entry)
@@ -214,6 +215,7 @@ class _PartitionWriter:
         kept = [doc for number, doc in enumerate(batch) if number not in drops]
         for doc in kept:  # documents without a source are charted by their input file
             account.seen.add_source(doc.source or doc.origin)
+            account.seen.add_license(doc.metadata)
         dropped = [(batch[number], drops[number]) for number in sorted(drops)]
         if dropped and ctx.counter is not None:
             counts = count_once(ctx.counter, [doc.text for doc, _ in dropped])
@@ -267,10 +269,11 @@ def _duplicate_drop(verdict: DedupVerdict) -> Drop:
 
 
 def _check_counts(check: Any) -> dict[str, Counter[str]]:
-    """A check's counters (its ``warnings``, decontamination's ``dropped``), copied."""
+    """A check's counters (its ``warnings``, decontamination's ``dropped`` and
+    ``matched``), copied."""
     return {
         name: Counter(getattr(check, name))
-        for name in ("warnings", "dropped")
+        for name in ("warnings", "dropped", "matched")
         if isinstance(getattr(check, name, None), Counter)
     }
 

@@ -14,7 +14,15 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Drop", "FileStats", "FormatStats", "Observations", "RunReport", "packing_summary"]
+__all__ = [
+    "Drop",
+    "FileStats",
+    "FormatStats",
+    "Observations",
+    "RunReport",
+    "add_bounded",
+    "packing_summary",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +171,8 @@ class RunReport:
     warnings: Counter[str] = field(default_factory=Counter)
     #: drops per benchmark file, when ``quality.decontamination`` is configured
     contaminated: dict[str, int] | None = None
+    #: per benchmark file: documents dropped, items matched, the most matched items
+    decontamination: dict[str, Any] | None = None
     mix: dict[str, Any] | None = None  # the mix's plan and its realised shares
     #: the dedup step's parameters and clusters (``DedupSummary.as_manifest``)
     dedup: dict[str, Any] | None = None
@@ -173,6 +183,12 @@ class RunReport:
     #: things the user should know about the run (printed by the CLI; not in the manifest)
     cautions: list[str] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)  # entries of input folders not read
+    #: the field-level account: ``mapped``/``carried``/``dropped`` -> input key -> records
+    input_keys: dict[str, Counter[str]] = field(default_factory=dict)
+    #: ``--resume``: ``partitions``, and how many of them had their ``scan`` and ``write``
+    #: taken from the killed run (``taken``: whether there was one to take up); not in
+    #: the manifest
+    resumed: dict[str, int] | None = None
 
     def balanced(self) -> bool:
         """Both account identities hold."""
@@ -197,11 +213,28 @@ class RunReport:
                 "warnings": dict(sorted(self.warnings.items())),
                 **({} if self.contaminated is None else {"contaminated": self.contaminated}),
                 "skipped": dict(sorted(self.skipped.items())),
+                "input_keys": {
+                    name: dict(sorted(self.input_keys.get(name, Counter()).items()))
+                    for name in ("mapped", "carried", "dropped")
+                },
             },
             "formats": {name: stats.as_dict() for name, stats in self.formats.items()},
             **({} if self.mix is None else {"mix": self.mix}),
             **({} if self.dedup is None else {"dedup": self.dedup}),
+            **({} if self.decontamination is None else {"decontamination": self.decontamination}),
         }
+
+
+#: The most distinct licence values counted (see :attr:`Observations.licenses`).
+MAX_LICENSES = 100
+
+
+def add_bounded(counter: Counter[str], name: str, count: int, most: int) -> None:
+    """Count ``name`` in ``counter`` if it is there or there is room, else as ``other``."""
+    if name in counter or len(counter) < most:
+        counter[name] += count
+    else:
+        counter["other"] += count
 
 
 @dataclass(slots=True)
@@ -217,6 +250,14 @@ class Observations:
     unscored: int = 0
     sources: Counter[str] = field(default_factory=Counter)
     max_sources: int = 10_000
+    #: documents written per value of a ``license`` (or ``licence``) metadata field
+    #: (at most ``MAX_LICENSES`` values; the rest count as ``other``)
+    licenses: Counter[str] = field(default_factory=Counter)
+
+    def add_license(self, metadata: dict[str, Any]) -> None:
+        value = metadata.get("license", metadata.get("licence"))
+        if isinstance(value, str) and value.strip():
+            add_bounded(self.licenses, value.strip()[:200], 1, MAX_LICENSES)
 
     def add_score(self, score: float | None) -> None:
         if score is None:

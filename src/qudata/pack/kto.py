@@ -1,0 +1,177 @@
+"""KTO: TRL's unpaired preference records, ``{"prompt", "completion", "label"}``.
+
+``prompt`` is the conversation up to its last answer (messages ending with a user or
+tool turn), ``completion`` the answer (the trailing assistant message(s)) and
+``label`` a boolean: ``true`` a desirable completion, ``false`` an undesirable one.
+Records come from KTO data (LLaMA-Factory's ``kto_tag`` / a boolean ``label`` beside
+``messages``, TRL's ``prompt``/``completion``/``label``) and, with ``unpair`` (the
+default), from preference pairs: the chosen answer labelled ``true`` and the rejected
+one ``false``, as TRL's ``unpair_preference_dataset``. Other records are dropped from
+this format (``not_kto``). Chat markup is escaped, stripped or dropped as in
+preference (``markup``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from qudata.account import Drop
+from qudata.models import Document
+from qudata.normalize.problems import conversation_problems
+from qudata.pack.base import Formatter, Record
+from qudata.pack.markup import MarkupGuard
+from qudata.pack.metadata import MetadataWriter
+from qudata.pack.preference import clean_markup
+from qudata.sections import Section
+
+__all__ = ["KTOFormatter", "KTOOptions"]
+
+
+class KTOOptions(Section):
+    """``pack.kto``: TRL's unpaired preference records (prompt, completion, label)."""
+
+    include_metadata: bool = Field(
+        default=False, description="add the `metadata` object to KTO records"
+    )
+    markup: Literal["escape", "strip", "drop"] = Field(
+        default="escape",
+        description="chat markup in any string of a record: `escape`, `strip`, `drop` (as ChatML)",
+    )
+    unpair: bool = Field(
+        default=True,
+        description="a chosen/rejected pair becomes two records (label true, then false), "
+        "as TRL's `unpair_preference_dataset`; `false`: pairs are dropped (`not_kto`)",
+    )
+
+
+_MESSAGE_KEYS = ("role", "content", "reasoning_content", "name", "tool_calls", "tool_call_id")
+_MARKUP_EVENT = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}
+
+
+def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: m[k] for k in _MESSAGE_KEYS if k in m} for m in messages]
+
+
+def _split(messages: list[dict[str, Any]]) -> int:
+    """Where the completion starts: after the last turn that is not the assistant's."""
+    start = len(messages)
+    while start and messages[start - 1].get("role") == "assistant":
+        start -= 1
+    return start
+
+
+class KTOFormatter(Formatter[KTOOptions]):
+    """``{"prompt", "completion", "label"}`` records (TRL ``KTOTrainer`` datasets).
+
+    Example::
+
+        records = KTOFormatter().format_documents([{"messages": [
+            {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "5"}],
+            "label": False}])
+        # [{"prompt": [{"role": "user", "content": "2+2?"}],
+        #   "completion": [{"role": "assistant", "content": "5"}], "label": False}]
+    """
+
+    name: ClassVar[str] = "kto"
+    extension: ClassVar[str] = ".jsonl"
+    card: ClassVar[str | None] = "root"
+    options_model: ClassVar[type[KTOOptions]] = KTOOptions
+    learns_schema: ClassVar[bool] = True
+    reads_kto_labels: ClassVar[bool] = True
+
+    def format_document(
+        self, doc: Document, opts: KTOOptions, state: dict[str, Any]
+    ) -> list[Record] | Drop:
+        if doc.messages is None:
+            return Drop("not_kto", "the record is not a conversation")
+        pairs: list[tuple[list[dict[str, Any]], list[dict[str, Any]], bool]] = []
+        if doc.desirable is not None and doc.rejected is None:
+            start = _split(doc.messages)
+            pairs.append((doc.messages[:start], doc.messages[start:], doc.desirable))
+        elif doc.rejected is not None and doc.prompt_turns is not None and opts.unpair:
+            prompt = doc.messages[: doc.prompt_turns]
+            pairs.append((prompt, doc.messages[doc.prompt_turns :], True))
+            pairs.append((prompt, doc.rejected, False))
+        else:
+            return Drop("not_kto", "the record has no KTO label (label / kto_tag)")
+        guard = state.setdefault("guard", MarkupGuard(policy=opts.markup))
+        before = guard.hits
+        records = []
+        for prompt, completion, label in pairs:
+            if not prompt or prompt[-1].get("role") not in ("user", "tool"):
+                return Drop("prompt_not_user_last", "the prompt does not end with a user turn")
+            if not completion:
+                return Drop("no_assistant_message", "the conversation has no completion")
+            problems = conversation_problems(prompt + completion)
+            if problems:
+                return Drop(problems[0], "; ".join(problems))
+            record: dict[str, Any] = {}
+            for key, value in (("prompt", prompt), ("completion", completion)):
+                record[key] = clean_markup(_messages(value), guard)
+                if record[key] is None:
+                    return Drop("markup", f"{key} holds chat markup (markup: drop)")
+            record["label"] = label
+            records.append(record)
+        tools = clean_markup(doc.tools, guard) if doc.tools else None
+        if doc.tools and tools is None:
+            return Drop("markup", "a tool schema holds chat markup (markup: drop)")
+        if guard.hits > before:
+            self.stats.events[_MARKUP_EVENT[opts.markup]] += 1
+        keys = state.setdefault("message_keys", set())
+        for record in records:
+            for message in record["prompt"] + record["completion"]:
+                keys.update(message)
+            if tools:
+                record["tools"] = tools
+                state["tools"] = True
+            if opts.include_metadata:
+                if "metadata" not in state:
+                    state["metadata"] = MetadataWriter(self.stats.warnings, schema=self.schema)
+                record["metadata"] = state["metadata"].build(doc)
+        self.stats.sources[doc.conversation_kind or "messages"] += 1
+        self.stats.events["kto_desirable"] += sum(1 for r in records if r["label"])
+        self.stats.events["kto_undesirable"] += sum(1 for r in records if not r["label"])
+        return records
+
+    def token_texts(self, record: Record, doc: Document) -> list[str]:
+        """Every message's content (prompt and completion)."""
+        return [
+            m["content"]
+            for key in ("prompt", "completion")
+            for m in record[key]
+            if isinstance(m.get("content"), str)
+        ]
+
+    def features(self, state: dict[str, Any]) -> list[dict[str, Any]] | None:
+        from qudata.pack.metadata import metadata_features
+
+        dtypes = {"tool_calls": "json"}
+        keys = [k for k in _MESSAGE_KEYS if k in state.get("message_keys", ())]
+        out: list[dict[str, Any]] = [
+            {
+                "name": column,
+                "list": [
+                    {"name": k, "dtype": dtypes.get(k, "string")}
+                    for k in keys or ["role", "content"]
+                ],
+            }
+            for column in ("prompt", "completion")
+        ]
+        out.append({"name": "label", "dtype": "bool"})
+        if state.get("tools"):
+            out.append({"name": "tools", "dtype": "json"})
+        if self.options.include_metadata:
+            out.append({"name": "metadata", "struct": metadata_features(state.get("metadata"))})
+        return out
+
+    def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
+        problems = []
+        for key in ("prompt", "completion"):
+            value = record.get(key)
+            if not isinstance(value, list) or not value:
+                problems.append(f"kto_{key}_not_messages")
+        if not isinstance(record.get("label"), bool):
+            problems.append("kto_label_not_boolean")
+        return problems
