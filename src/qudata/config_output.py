@@ -95,7 +95,9 @@ class MixSource(Section):
     """One source of ``mix.sources``: files (a path, folder or glob) and a token share."""
 
     path: str = Field(description="files of the source: a path, folder or glob")
-    weight: float = Field(gt=0.0, description="the source's share of the mix's tokens")
+    weight: float = Field(
+        gt=0.0, allow_inf_nan=False, description="the source's share of the mix's tokens"
+    )
 
 
 class MixConfig(Section):

@@ -133,6 +133,7 @@ class TwoNodes:
     hidden: Path  # a folder the second node's tasks cannot see
     hold: Path  # the kill hook's folder
     nodes: list[str]  # node ids: head, second
+    cluster: Any  # ray.cluster_utils.Cluster
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +159,7 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
     ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
     try:
         head = cluster.head_node.node_id
-        yield TwoNodes(cluster.address, hidden, hold, [head, second.node_id])
+        yield TwoNodes(cluster.address, hidden, hold, [head, second.node_id], cluster)
     finally:
         ray.shutdown()
         cluster.shutdown()

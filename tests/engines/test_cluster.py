@@ -98,7 +98,7 @@ def ray_config(two_nodes: TwoNodes, s3: S3 | None = None, **more: Any) -> dict[s
     return config
 
 
-def test_large_remote_jsonl_is_cut_and_fetched_about_twice(
+def test_large_remote_jsonl_is_cut_and_read_in_ranges(
     s3: S3, two_nodes: TwoNodes, tmp_path: Path
 ) -> None:
     source = tmp_path / "big.jsonl"
@@ -335,3 +335,46 @@ def test_the_local_engine_reads_s3_too(s3: S3, tmp_path: Path) -> None:
         tmp_path / "disk", tmp_path / "s3", {str(source): uri}, engines=("local", "local")
     )
     assert manifest["inputs"][0]["path"] == uri
+
+
+def test_a_lost_node_is_retried(two_nodes: TwoNodes, tmp_path: Path) -> None:
+    """The second node dies while one of its tasks runs: Ray runs its tasks again on the
+    head node; exit 0 and the dataset of an undisturbed run. (The last test of the
+    module: the cluster has one node after it.)"""
+    source = tmp_path / "in.jsonl"
+    big_jsonl(source, 3000, seed=12)
+    config = ray_config(two_nodes)
+    config["engine"]["partition_size"] = 40_000
+    args = [str(source), "-f", "jsonl", "--tokenizer", "none", "-q",
+            "--config", _config_file(config, tmp_path)]  # fmt: skip
+    clean = cli(*args, "-o", str(tmp_path / "clean"), tmp=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    (two_nodes.hold / "armed").write_text(f"node={two_nodes.nodes[1]}")
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "qudata", "pack", *args, "-o", str(tmp_path / "lost")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )  # fmt: skip
+        pid_file = two_nodes.hold / "pid"
+        for _ in range(1200):
+            if (pid_file.exists() and pid_file.read_text()) or run.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not pid_file.exists():
+            run.kill()
+            pytest.fail("no task reached the hook: " + run.communicate()[1])
+        second = next(n for n in two_nodes.cluster.worker_nodes)
+        two_nodes.cluster.remove_node(second, allow_graceful=False)
+        err = run.communicate(timeout=240)[1]
+    finally:
+        (two_nodes.hold / "armed").unlink()
+        (two_nodes.hold / "pid").unlink(missing_ok=True)
+    assert run.returncode == 0, err
+    a, b = tree(tmp_path / "clean"), tree(tmp_path / "lost")
+    assert sorted(a) == sorted(b)
+    differ = [n for n in a if a[n] != b[n]]
+    assert differ in ([], ["manifest.json"])  # its run section counts the workers
+    ma, mb = orjson.loads(a["manifest.json"]), orjson.loads(b["manifest.json"])
+    ma.pop("run"), mb.pop("run")
+    assert ma == mb

@@ -143,7 +143,7 @@ def test_chat_template_with_tools_is_byte_identical_to_transformers(name: str) -
         assert record.get("tools")
         # tool-call arguments as objects, as transformers' templates expect them
         expected = hf_tokenizer(name).apply_chat_template(
-            decoded(record["messages"]), tools=record["tools"], tokenize=False
+            record["messages"], tools=record["tools"], tokenize=False
         )
         assert record["text"] == expected
         assert record["tools"][0]["function"]["name"] in record["text"]

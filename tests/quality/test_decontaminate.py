@@ -170,8 +170,9 @@ def test_pack_drops_counts_per_file_and_balances(tmp_path: Path) -> None:
     assert (rejects[1]["benchmark"], rejects[1]["benchmark_line"]) == (GSM, 1)
     assert (rejects[1]["source"], rejects[1]["line"]) == (str(source), 3)
     card = (out / "README.md").read_text()
-    assert f"`{GSM}` (1 dropped, 1 items matched)" in card
-    assert "contaminated: gsm_like.jsonl.gz (1 items)" in (out / "report.html").read_text()
+    assert f"`{GSM}` (1 dropped, 1 benchmark item matched)" in card
+    assert f"`{HUMANEVAL}` (2 dropped, 2 benchmark items matched)" in card
+    assert "contaminated: gsm_like.jsonl.gz (1 item)" in (out / "report.html").read_text()
     assert report.cautions == []
 
 

@@ -61,18 +61,23 @@ def _import_ray() -> Any:
 
 def _test_hold(function: Callable[..., Any]) -> None:
     """A test hook: with ``QUDATA_TEST_HOLD`` naming a folder that holds a file ``armed``
-    (empty, or naming a stage function), the first task (of that function) to get there
-    writes its process id to ``pid`` and sleeps (so that a test can kill its worker)."""
+    (empty, or naming a stage function and/or ``node=ID``), the first task (of that
+    function, on that node) to get there writes its process id to ``pid`` and sleeps (so
+    that a test can kill its worker or its node)."""
     folder = os.environ.get("QUDATA_TEST_HOLD")
     if not folder:
         return
     try:
         with open(os.path.join(folder, "armed"), encoding="utf-8") as armed:
-            wanted = armed.read().strip()
+            wanted = armed.read().split()
     except OSError:
         return
-    if wanted and wanted != getattr(function, "__name__", ""):
-        return
+    for want in wanted:
+        if want.startswith("node="):
+            if want[5:] != _import_ray().get_runtime_context().get_node_id():
+                return
+        elif want != getattr(function, "__name__", ""):
+            return
     try:
         fd = os.open(os.path.join(folder, "pid"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:

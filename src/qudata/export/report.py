@@ -258,7 +258,8 @@ def _drop_bars(data: ReportData) -> list[Bar]:
 def _benchmark_label(data: ReportData, path: str) -> str:
     """``contaminated: FILE (N items)``: the items matched, from the manifest."""
     found = (data.decontamination or {}).get(path)
-    items = f" ({found['items']:,} items)" if found else ""
+    n = found["items"] if found else 0
+    items = f" ({n:,} item{'' if n == 1 else 's'})" if found else ""
     return f"contaminated: {path.rsplit('/', 1)[-1]}{items}"
 
 

@@ -103,17 +103,19 @@ def configure(options: Mapping[str, Mapping[str, Any]]) -> None:
 def filesystem(uri: str) -> tuple[Any, str]:
     """The fsspec filesystem of ``uri`` and the path in it (a missing package is one
     line naming the extra)."""
+    protocol = uri.split("://", 1)[0]
+    extra, package = _EXTRAS.get(protocol, ("s3", "fsspec"))
     try:
         import fsspec
     except ImportError:
-        raise MissingExtraError("ray", "fsspec", feature=f"Reading {uri}") from None
+        raise MissingExtraError(extra, package, feature=f"Reading {uri}") from None
     if not _configured and OPTIONS_VARIABLE in os.environ:  # a worker of the local engine
         configure(json.loads(os.environ[OPTIONS_VARIABLE]))
     try:
         fs, path = fsspec.core.url_to_fs(uri)
     except ImportError:
-        protocol = uri.split("://", 1)[0]
-        extra, package = _EXTRAS.get(protocol, (protocol, protocol + "fs"))
+        if protocol not in _EXTRAS:
+            extra, package = protocol, protocol + "fs"
         raise MissingExtraError(extra, package, feature=f"Reading {uri}") from None
     except ValueError as exc:
         raise StorageError(f"{uri}: {exc}") from None

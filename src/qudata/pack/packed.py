@@ -45,7 +45,7 @@ from qudata.models import Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml import chatml_options
 from qudata.pack.chatml_render import render_chatml
-from qudata.pack.eod import end_of_document
+from qudata.pack.eod import end_of_document, tokenizer_tokens
 from qudata.pack.hf_template import load_chat_template, template_messages
 from qudata.pack.markup import MessageCleaner, conversation_guard, reasoning_tags
 from qudata.pack.masks import (
@@ -145,6 +145,7 @@ class PackedFormatter(Formatter[PackedOptions]):
             )
         )
         loaded = None if template is None else load_chat_template(template)
+        tokens = {} if loaded is None else loaded.tokens
         tags = () if template is None else reasoning_tags(template)
         state.update(
             vocab=vocab,
@@ -153,7 +154,7 @@ class PackedFormatter(Formatter[PackedOptions]):
             encode=vocab.encoder([*guard.markers, *tags]),
             count=vocab.counter([*guard.markers, *tags]),
             loaded=loaded,
-            variables={} if loaded is None else {**loaded.tokens, **opts.template_vars},
+            variables={**tokenizer_tokens(vocab.base), **tokens, **opts.template_vars},
         )
         return state
 
@@ -189,8 +190,7 @@ class PackedFormatter(Formatter[PackedOptions]):
         return render
 
     def _tracks(self, st: dict[str, Any], tools: Any) -> bool:
-        loaded = st["loaded"]
-        return loaded is not None and marks_generation(loaded.for_tools(bool(tools)))
+        return st["loaded"] is not None and marks_generation(st["loaded"].for_tools(bool(tools)))
 
     def format_document(
         self, doc: Document, opts: PackedOptions, state: dict[str, Any]
@@ -380,18 +380,14 @@ class PackedFormatter(Formatter[PackedOptions]):
         )
 
     def _identity(self, opts: PackedOptions) -> dict[str, Any]:
-        """What made the ids, for each file's ``packing`` in the manifest: the template
-        (``chatml``, or its source's sha256) and the special-token ids it places."""
+        """For each file's ``packing``: the template, its source's sha256, its special ids."""
         st = self._setup({}, opts)
-        loaded, vocab = st["loaded"], st["vocab"]
-        tags = () if loaded is None else reasoning_tags(opts.template)
-        ids = {m: i for m in [*st["markers"], *tags] if (i := vocab.token_id(m)) is not None}
-        source = "chatml" if loaded is None else loaded.source
-        return {
-            "template": opts.template if loaded is None or "{" not in opts.template else "inline",
-            "template_sha256": hashlib.sha256(source.encode()).hexdigest(),
-            "special_ids": dict(sorted(ids.items())),
-        }
+        tags = () if st["loaded"] is None else reasoning_tags(opts.template)
+        ids = {m: i for m in [*st["markers"], *tags] if (i := st["vocab"].token_id(m)) is not None}
+        source = "chatml" if st["loaded"] is None else st["loaded"].source
+        name = "inline" if "{" in opts.template else opts.template
+        sha = hashlib.sha256(source.encode()).hexdigest()
+        return {"template": name, "template_sha256": sha, "special_ids": dict(sorted(ids.items()))}
 
 
 def _exchanges(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
