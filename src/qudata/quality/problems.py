@@ -63,6 +63,9 @@ HINTS: dict[str, str] = {
     "each a non-empty list of messages",
     "prompt_not_user_last": "the prompt ends with a user turn",
     "answer_not_assistant": "chosen and rejected start with an assistant message",
+    "missing_kto_field": 'a KTO record has "prompt" and "completion" (lists of messages) and '
+    'a boolean "label"',
+    "kto_prompt_not_user_last": "a KTO prompt ends with a user (or tool) turn",
     "too_many_tokens": "shorten the message or raise the token limit",
     # JSONL schema
     "missing_key": "every row should have the same keys (write null for a missing value)",
