@@ -283,8 +283,8 @@ def main() -> None:
         t = args.threshold
         report("exact", run_ours(ExactDeduplicator(), items), planted, texts)
         report(f"near {t}", run_ours(NearDeduplicator(t), items), planted, texts)
-        report("exact, plan.dedup on disk", run_plan(items, "exact", t), planted, texts)
-        report(f"near {t}, plan.dedup on disk", run_plan(items, "near", t), planted, texts)
+        report("exact, dedup step on disk", run_plan(items, "exact", t), planted, texts)
+        report(f"near {t}, dedup step on disk", run_plan(items, "near", t), planted, texts)
         if args.qudata:
             for method in ("exact", "near"):
                 removed = run_cli(args.qudata, corpus, method, t)

@@ -43,7 +43,7 @@ MIB = 1024 * 1024
 
 ALL_JOBS = [
     "pack", "workers", "hf", "formats", "exact_dedup", "near_dedup", "tokens", "memory", "full",
-    "default", "long", "decontam", "megatron", "short",
+    "default", "long", "decontam", "megatron", "short", "tokenizer", "estimate",
 ]  # fmt: skip
 LONG_MB = (1, 4, 16)  # sizes of the single long documents of the `long` job
 
@@ -67,6 +67,7 @@ class Measure:
     ok: bool
     seconds: float = 0.0
     rss_kb: int = 0
+    cpu: float = 0.0  # user + system seconds of the command and its waited-for children
     docs: int | None = None
     detail: str = ""  # stderr tail when failed
 
@@ -167,6 +168,7 @@ def measure(step: Step, timeout: float) -> Measure:
             seconds = time.perf_counter() - t0
             timer.cancel()
             proc.returncode = os.waitstatus_to_exitcode(status)
+        cpu = usage.ru_utime + usage.ru_stime
         rss = _read_rss(str(rss_p)) if use_time else 0
         rss = rss or int(usage.ru_maxrss)
         if timed_out.is_set() or proc.returncode != 0:
@@ -183,7 +185,7 @@ def measure(step: Step, timeout: float) -> Measure:
         else:
             written = _last_json(out_p).get("written")
             docs = written if isinstance(written, int) else None
-        return Measure(ok=True, seconds=seconds, rss_kb=rss, docs=docs)
+        return Measure(ok=True, seconds=seconds, rss_kb=rss, docs=docs, cpu=cpu)
 
 
 # ---------------------------------------------------------------------------------------
@@ -334,10 +336,13 @@ def build(
     def out(name: str) -> Path:
         return OUT_DIR / name
 
-    def q(key: str, *args: str, src: Path = corpus, quiet: bool = True) -> Step:
+    def q(
+        key: str, *args: str, src: Path = corpus, quiet: bool = True, env: tuple[str, ...] = ()
+    ) -> Step:
         o = out(key)
         flags = ["--overwrite", "-q"] if quiet else []
-        argv = [*qudata, "pack", str(src), "-o", str(o), *args, *flags]
+        prefix = ["env", *env] if env else []
+        argv = [*prefix, *qudata, "pack", str(src), "-o", str(o), *args, *flags]
         return Step(key, argv, out=o, qudata=True)
 
     def ref(key: str, script: str, *args: str, output: bool = True, src: Path = corpus) -> Step:
@@ -411,7 +416,41 @@ def build(
         if longs
     ]
 
-    return [
+    q_default_chatml = q("q-default-chatml", "-f", "chatml", quiet=False)
+    q_estimate = q("q-chatml-q0.7-estimate", "-f", "chatml", "--dedup", "none",
+                   "--min-quality", "0.7", "--tokenizer", "estimate")  # fmt: skip
+    tokenizer_rows = [
+        Comparison(  # the default command line: quicktok where installed, proven at load
+            job="tokenizer", label="fast_chatml", q_name="pack -f chatml",
+            qudata=[q_default_chatml],
+            ref=[ref("ref-default-chatml", "ref_default.py", "--format", "chatml")],
+            r_name="orjson+dedup+tiktoken", metric="time", limit=0.8,
+            target="time <= 0.8x",
+        ),
+        Comparison(  # the same command with tiktoken (QUDATA_FAST_TOKENIZER=0)
+            job="tokenizer", label="fast_vs_tiktoken", q_name="pack -f chatml (quicktok)",
+            qudata=[q_default_chatml],
+            ref=[q("q-default-chatml-tiktoken", "-f", "chatml", quiet=False,
+                   env=("QUDATA_FAST_TOKENIZER=0",))],
+            r_name="the same with tiktoken", metric="time", limit=1.0, strict=True,
+            target="faster",
+        ),
+        Comparison(  # the e1 job: ChatML, quality >= 0.7, no dedup
+            job="estimate", label="estimate_vs_none", q_name="--tokenizer estimate",
+            qudata=[q_estimate], ref=[q_pack], r_name="--tokenizer none",
+            metric="time", limit=1.3, target="time <= 1.3x",
+        ),
+        Comparison(  # the default ChatML command line (exact dedup, the budget)
+            job="estimate", label="estimate_vs_none_default",
+            q_name="-f chatml --tokenizer estimate",
+            qudata=[q("q-chatml-estimate", "-f", "chatml", "--tokenizer", "estimate")],
+            ref=[q("q-chatml-none", "-f", "chatml", "--tokenizer", "none")],
+            r_name="-f chatml --tokenizer none", metric="time", limit=1.3,
+            target="time <= 1.3x",
+        ),
+    ]  # fmt: skip
+
+    return tokenizer_rows + [
         Comparison(
             job="pack", label="pack", qudata=[q_pack], ref=[r_loop07], r_name="orjson loop",
             metric="time", limit=1.5, stretch=1.2, target="time <= 1.5x (stretch 1.2x)",
@@ -553,13 +592,15 @@ def run_side(steps: list[Step], cache: dict[str, Measure], timeout: float, tag: 
             cache[step.key] = m
         state = "ok" if m.ok else "FAILED"
         print(
-            f"  {tag:<28} {step.key:<18} {m.seconds:8.2f} s {m.rss_kb / 1024:8.0f} MB"
+            f"  {tag:<28} {step.key:<18} {m.seconds:8.2f} s {m.cpu:8.2f} cpu-s"
+            f" {m.rss_kb / 1024:8.0f} MB"
             f"  {state}{' (same round, reused)' if reused else ''}",
             file=sys.stderr,
         )
         if not m.ok:
             return Measure(ok=False, detail=f"{step.key}: {m.detail}")
         total.seconds += m.seconds
+        total.cpu += m.cpu
         total.rss_kb = max(total.rss_kb, m.rss_kb)
         total.docs = m.docs if len(steps) == 1 else None
     return total
@@ -616,6 +657,7 @@ def rows(comps: list[Comparison]) -> list[list[str]]:
                     "-",
                     "-",
                     "-",
+                    "-",
                     c.target,
                     f"FAILED ({why})" if c.failed else why,
                 ]
@@ -623,6 +665,8 @@ def rows(comps: list[Comparison]) -> list[list[str]]:
             continue
         qt = statistics.median(m.seconds for m, _ in c.rounds)
         rt = statistics.median(m.seconds for _, m in c.rounds)
+        qc = statistics.median(m.cpu for m, _ in c.rounds)
+        rc = statistics.median(m.cpu for _, m in c.rounds)
         qm = statistics.median(m.rss_kb for m, _ in c.rounds)
         rm = statistics.median(m.rss_kb for _, m in c.rounds)
         ratio = (
@@ -646,6 +690,7 @@ def rows(comps: list[Comparison]) -> list[list[str]]:
                 f"{qt:.2f}",
                 f"{rt:.2f}",
                 f"{ratio:.2f}x {c.metric}",
+                f"{qc / rc:.2f}x" if rc else "-",
                 _mb(qm),
                 _mb(rm),
                 c.target,
@@ -662,6 +707,7 @@ HEADER = [
     "qudata s",
     "ref s",
     "ratio q/ref",
+    "cpu ratio",
     "qudata MB",
     "ref MB",
     "target",

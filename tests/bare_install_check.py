@@ -22,6 +22,7 @@ EXTRA_MODULES = {
     "parquet": "pyarrow",
     "tokenizers": "tokenizers",
     "ray": "ray",
+    "s3": "s3fs",
     "language": "py3langid",
     "llmbuilder": "sentencepiece",
 }
@@ -52,6 +53,11 @@ def _cases(folder: Path) -> list[tuple[str, str, list[str]]]:
             ["pack", str(docs), "-o", out, "--tokenizer", str(tokenizer), "-q"],
         ),
         ("ray", "pack --engine ray", ["pack", str(docs), "-o", out, "--engine", "ray", *common]),
+        (
+            "s3",
+            "pack s3://bucket/docs.jsonl",
+            ["pack", "s3://bucket/docs.jsonl", "-o", out, *common],
+        ),
         (
             "language",
             "pack with quality.languages",

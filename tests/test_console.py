@@ -8,12 +8,12 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
-from qudata.account import FormatStats, RunReport
 from rich.console import Console
 from tests.export import sample_run
 from tests.stages.test_resume import CONFIG, _input, _killed_run
 
 import qudata
+from qudata.account import FormatStats, RunReport
 from qudata.console import print_stats, print_summary
 from qudata.stats import collect_stats
 

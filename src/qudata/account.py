@@ -171,6 +171,8 @@ class RunReport:
     warnings: Counter[str] = field(default_factory=Counter)
     #: drops per benchmark file, when ``quality.decontamination`` is configured
     contaminated: dict[str, int] | None = None
+    #: per benchmark file: documents dropped, items matched, the most matched items
+    decontamination: dict[str, Any] | None = None
     mix: dict[str, Any] | None = None  # the mix's plan and its realised shares
     #: the dedup step's parameters and clusters (``DedupSummary.as_manifest``)
     dedup: dict[str, Any] | None = None
@@ -219,6 +221,7 @@ class RunReport:
             "formats": {name: stats.as_dict() for name, stats in self.formats.items()},
             **({} if self.mix is None else {"mix": self.mix}),
             **({} if self.dedup is None else {"dedup": self.dedup}),
+            **({} if self.decontamination is None else {"decontamination": self.decontamination}),
         }
 
 

@@ -17,6 +17,7 @@ from qudata.cli_args import (
     choices,
     command_line,
     config_overrides,
+    default,
     mix_section,
     parse_columns,
     parse_split_option,
@@ -81,8 +82,16 @@ def cli() -> None:
     default=None,
     help="Bad input record: skip it into rejects.jsonl (default) or stop with exit 1.",
 )
-@click.option("--text-key", default=None, help="Input field holding the text (default: text).")
-@click.option("--id-key", default=None, help="Input field holding the id (default: id).")
+@click.option(
+    "--text-key",
+    default=None,
+    help=f"Input field holding the text (default: {default(InputConfig, 'text_key')}).",
+)
+@click.option(
+    "--id-key",
+    default=None,
+    help=f"Input field holding the id (default: {default(InputConfig, 'id_key')}).",
+)
 @COLUMN_OPTION
 @click.option(
     "--tokenizer",
@@ -94,19 +103,20 @@ def cli() -> None:
     "--dedup",
     type=choices(DedupConfig, "method"),
     default=None,
-    help="Duplicate removal (default: exact; near implies exact).",
+    help=f"Duplicate removal (default: {default(DedupConfig, 'method')}; near implies exact).",
 )
 @click.option(
     "--dedup-threshold",
     type=float,
     default=None,
-    help="Jaccard similarity for near duplicates (default: 0.8).",
+    help=f"Jaccard similarity for near duplicates (default: {default(DedupConfig, 'threshold')}).",
 )
 @click.option(
     "--dedup-memory",
     default=None,
     metavar="SIZE",
-    help="Memory budget of the global dedup step, e.g. 256MB (default: 1GB).",
+    help="Memory budget of the global dedup step, e.g. 256MB "
+    f"(default: {default(DedupConfig, 'memory')}).",
 )
 @click.option(
     "--min-quality",
@@ -122,7 +132,12 @@ def cli() -> None:
     help="Splits, e.g. train=0.98,validation=0.01,test=0.01 (default: train=1). "
     "A document's split is a seeded hash of its duplicate cluster.",
 )
-@click.option("--seed", type=int, default=None, help="Seed of splits and shuffling (default: 0).")
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help=f"Seed of splits and shuffling (default: {default(OutputConfig, 'seed')}).",
+)
 @click.option(
     "--shuffle/--no-shuffle",
     default=None,
@@ -273,12 +288,17 @@ def pack(
                 command=command_line(output_dir),
                 resume=resume,
             )
-    for caution in report.cautions:
-        click.echo(f"Warning: {caution}", err=True)
-    if not quiet:
-        from qudata.console import print_summary
+    try:
+        for caution in report.cautions:
+            click.echo(f"Warning: {caution}", err=True)
+        if not quiet:
+            from qudata.console import print_summary
 
-        print_summary(report)
+            print_summary(report)
+    except KeyboardInterrupt as exc:  # the dataset is in place
+        exc.published = output_dir  # type: ignore[attr-defined]
+        with clean_end(output_dir):
+            raise
 
 
 cli.add_command(stats)
@@ -288,4 +308,8 @@ cli.add_command(validate)
 def main() -> None:
     """Entry point of the ``qudata`` console script."""
     signal.signal(signal.SIGTERM, on_signal)  # like Ctrl-C: clean up, then exit 143
-    cli(prog_name="qudata")
+    try:
+        cli(prog_name="qudata")
+    finally:  # the command has ended and said how: a late signal changes nothing
+        for held in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(held, signal.SIG_IGN)

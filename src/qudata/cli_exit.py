@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import errno
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -49,16 +51,29 @@ def clean_end(output_dir: str | None = None) -> Iterator[None]:
     except QudataError as exc:
         fail(exc)
     except KeyboardInterrupt as exc:
+        for held in (signal.SIGINT, signal.SIGTERM):  # a second signal: no traceback
+            signal.signal(held, signal.SIG_IGN)
         done = "nothing was published" if output_dir is not None else "stopped"
+        published = getattr(exc, "published", None)
+        if published is not None:
+            done = f"the complete, verified dataset was published to {published}"
         click.echo(f"Interrupted: {done}", err=True)
         sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
     except OSError as exc:
         where = f" {_short(output_dir)}" if output_dir is not None else ""
         path = f" ({_short(str(exc.filename))})" if exc.filename else ""
-        what = exc.strerror or type(exc).__name__
+        what = exc.strerror or str(exc) or type(exc).__name__
+        if exc.errno == errno.ENOSPC or _SHORT_WRITE.fullmatch(what):  # numpy: no errno
+            what = "no space left on device"
+            if not path and output_dir is not None:
+                path = f" (writing in {_short(str(Path(output_dir).absolute().parent))})"
         fail(WriteError(f"cannot complete{where}: {what}{path}"))
     except RecursionError:
         fail(ConfigError("the input or configuration is nested too deeply"))
+
+
+#: numpy's ``tofile`` on a full disk: an OSError without errno
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
 
 def _short(text: str, most: int = 120) -> str:

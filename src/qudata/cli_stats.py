@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
-from qudata.cli_args import COLUMN_OPTION, choices, config_overrides, parse_columns
+from qudata.cli_args import COLUMN_OPTION, choices, config_overrides, default, parse_columns
 from qudata.cli_exit import clean_end
-from qudata.config import DedupConfig, load_config
+from qudata.config import DedupConfig, InputConfig, load_config
 
 __all__ = ["print_stats_of", "stats"]
 
@@ -27,9 +27,13 @@ __all__ = ["print_stats_of", "stats"]
     "--dedup",
     type=choices(DedupConfig, "method"),
     default=None,
-    help="Duplicate removal before counting (default: exact).",
+    help=f"Duplicate removal before counting (default: {default(DedupConfig, 'method')}).",
 )
-@click.option("--text-key", default=None, help="Input field holding the text (default: text).")
+@click.option(
+    "--text-key",
+    default=None,
+    help=f"Input field holding the text (default: {default(InputConfig, 'text_key')}).",
+)
 @COLUMN_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def stats(

@@ -33,7 +33,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from qudata.config_input import InputConfig
-from qudata.config_output import EngineConfig, MixConfig, MixSource, OutputConfig
+from qudata.config_output import (
+    EngineConfig,
+    MixConfig,
+    MixSource,
+    OutputConfig,
+    StorageConfig,
+)
 from qudata.config_quality import DecontaminationConfig, DedupConfig, QualityConfig
 from qudata.errors import ConfigError
 from qudata.sections import (
@@ -59,6 +65,7 @@ __all__ = [
     "PackConfig",
     "QualityConfig",
     "Section",
+    "StorageConfig",
     "load_config",
     "merge_options",
     "parse_count",
@@ -149,6 +156,7 @@ class Config(Section):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     mix: MixConfig | None = None
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from qudata.io.lines import DEFAULT_MAX_LINE_BYTES
 from qudata.sections import Section, parse_size
 
 __all__ = ["InputConfig", "Role"]
@@ -77,7 +78,7 @@ class InputConfig(Section):
         "`kto` drops it (`undesirable_completion`), or `keep` it",
     )
     max_line_bytes: int | str = Field(
-        default="64MB",
+        default=f"{DEFAULT_MAX_LINE_BYTES // 10**6}MB",  # 64MB, the readers' default
         description="longest JSONL line (a size as for `shard_size`); a longer one is "
         "rejected as `line_too_long`",
     )

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from qudata.sections import Section, parse_count, parse_size
 
-__all__ = ["CardConfig", "EngineConfig", "MixConfig", "MixSource", "OutputConfig"]
+__all__ = ["CardConfig", "EngineConfig", "MixConfig", "MixSource", "OutputConfig", "StorageConfig"]
 
 
 class CardConfig(Section):
@@ -95,7 +95,9 @@ class MixSource(Section):
     """One source of ``mix.sources``: files (a path, folder or glob) and a token share."""
 
     path: str = Field(description="files of the source: a path, folder or glob")
-    weight: float = Field(gt=0.0, description="the source's share of the mix's tokens")
+    weight: float = Field(
+        gt=0.0, allow_inf_nan=False, description="the source's share of the mix's tokens"
+    )
 
 
 class MixConfig(Section):
@@ -161,3 +163,14 @@ class EngineConfig(Section):
         if value is not None and parse_size(value) <= 0:
             raise ValueError("must be a positive size")
         return value
+
+
+class StorageConfig(Section):
+    """``storage``: how inputs named by URI are reached (see ``docs/scaling.md``)."""
+
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per fsspec protocol, the options of its filesystem (`s3: {endpoint_url: "
+        "..., key: ..., secret: ...}`), set on the driver and every worker; never written "
+        "into the manifest or the card",
+    )

@@ -20,11 +20,18 @@ class DecontaminationConfig(Section):
         min_length=1,
         description="benchmark files: drop documents sharing an n-gram with them (`contaminated`)",
     )
-    ngram: int = Field(default=13, ge=8, le=64, description="words per n-gram (at least 8)")
+    ngram: int = Field(
+        default=13,
+        ge=8,
+        le=64,
+        description="words per n-gram (at least 8); words are letters and digits, one per "
+        "character in Chinese, Japanese, Thai",
+    )
     fields: list[str] | None = Field(
         default=None,
         min_length=1,
-        description="benchmark fields compared (none: every string field)",
+        description="benchmark fields compared (none: every string field); a file with no "
+        "such field of 8+ words is named in a warning",
     )
 
 
@@ -60,8 +67,8 @@ class QualityConfig(Section):
     languages: list[str] | None = Field(
         default=None,
         min_length=1,
-        description="ISO 639-1 codes to keep (none: all kept); others are dropped "
-        "(`wrong_language`)",
+        description="ISO 639-1 codes to keep (none: all kept; other codes are normalised: "
+        "`cmn`, `wuu`, `yue` are `zh`, see quality.md); others are dropped (`wrong_language`)",
     )
     min_language_confidence: float = Field(
         default=0.5,
@@ -97,7 +104,13 @@ class DedupConfig(Section):
         default=0.8, gt=0.0, le=1.0, description="Jaccard similarity for near duplicates"
     )
     num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations")
-    ngram: int = Field(default=5, ge=1, le=32, description="word n-gram size of MinHash")
+    ngram: int = Field(
+        default=5,
+        ge=1,
+        le=32,
+        description="shingle size of MinHash: words, or characters for a text mostly in "
+        "Chinese, Japanese, Thai (30% of its non-space characters)",
+    )
     roles: list[Role] = Field(
         default_factory=_default_roles,
         min_length=1,

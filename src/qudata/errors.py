@@ -9,7 +9,9 @@ them into one clean ``Error: ...`` line and an exit code, never a traceback::
     ├── InputError           an input cannot be read or holds a bad record (exit 1)
     │   └── InputNotFoundError   an input argument names nothing to read (exit 2)
     ├── OutputError          the output folder or file cannot be written safely (exit 2)
-    │   └── WriteError       writing failed: disk full, permission denied, name too long (exit 1)
+    │   ├── WriteError       writing failed: disk full, permission denied, name too long (exit 1)
+    │   └── IntegrityError   what would be published disagrees with the run's account (exit 1)
+    ├── StorageError         object storage failed: unreachable, denied, retries spent (exit 1)
     └── WorkerError          a worker process failed or ended unexpectedly (exit 1)
 """
 
@@ -21,9 +23,11 @@ __all__ = [
     "ConfigError",
     "InputError",
     "InputNotFoundError",
+    "IntegrityError",
     "MissingExtraError",
     "OutputError",
     "QudataError",
+    "StorageError",
     "WorkerError",
     "WriteError",
     "error_state",
@@ -94,6 +98,18 @@ class OutputError(QudataError):
     """The output cannot be written safely (folder not empty, path escapes, ...)."""
 
 
+class StorageError(QudataError):
+    """Object storage failed (unreachable, access denied, an object changed while read):
+    a failure of the storage, not of the input, so the run stops rather than rejecting
+    the input. ``uri`` names what was read."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, uri: str | None = None) -> None:
+        self.uri = uri
+        super().__init__(message)
+
+
 class WorkerError(QudataError):
     """A worker process of the local engine failed, or ended before it replied."""
 
@@ -106,11 +122,19 @@ class WriteError(OutputError):
     exit_code = 1
 
 
+class IntegrityError(OutputError):
+    """What the run would publish is not what it accounted for: a part file missing or
+    changed at the commit, a published file that disagrees with the manifest. Nothing
+    is published."""
+
+    exit_code = 1
+
+
 def error_state(exc: QudataError | OSError) -> tuple[Any, ...]:
     """A qudata error, or a system error (a full disk), as plain data, to send from a
     worker process or a Ray task (keyword-only constructors do not survive pickling)."""
     if isinstance(exc, OSError) and not isinstance(exc, QudataError):
-        return (OSError, (exc.errno, exc.strerror, exc.filename), None)
+        return (OSError, (exc.errno, exc.strerror or str(exc), exc.filename), None)
     return (type(exc), exc.args, dict(exc.__dict__))
 
 

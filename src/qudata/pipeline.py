@@ -2,7 +2,7 @@
 
 The inputs become partitions (:mod:`qudata.plan.partitions`); the stages
 (:mod:`qudata.stages`) run on an executor, the local process pool or Ray
-(:mod:`qudata.engines`), driven by :func:`qudata.plan.execute.execute`. Output goes to
+(:mod:`qudata.engines`), driven by :func:`qudata.driver.execute`. Output goes to
 a hidden staging folder beside ``output_dir``; ``manifest.json`` is written last and
 the folder is renamed into place only when the run completed, so a folder with a
 manifest is a complete dataset.
@@ -20,8 +20,10 @@ from typing import Any
 
 from qudata.account import RunReport
 from qudata.config import Config, load_config, parse_size
+from qudata.driver import Outcome, execute
 from qudata.engines import make_executor, ray_engine
-from qudata.errors import ConfigError, InputError
+from qudata.errors import ConfigError, InputError, StorageError, WorkerError
+from qudata.executor import Executor, Progress
 from qudata.export.publish import publish_dataset
 from qudata.io.lines import read_lines
 from qudata.io.output_dir import (
@@ -31,9 +33,9 @@ from qudata.io.output_dir import (
     make_staging,
     recover,
 )
-from qudata.io.sources import Source, walk_arguments
+from qudata.io.sources import InputWalk, Source, walk_arguments, walk_inputs
+from qudata.io.uri import configure, is_uri, refuse_uri_output
 from qudata.normalize.account import input_cautions
-from qudata.plan.execute import Executor, Outcome, Progress, execute
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
 from qudata.stages.context import forget
@@ -57,7 +59,7 @@ def pack_dataset(
 
     ``command`` is shown in the dataset card as the command that made the folder;
     ``progress`` receives each phase with its total and unit, then the work done (see
-    :class:`qudata.plan.execute.Progress`). ``resume``: take up
+    :class:`qudata.executor.Progress`). ``resume``: take up
     the staging folder of a killed run into ``output_dir`` (see
     :mod:`qudata.stages.resume`); the output is the same as an uninterrupted run's.
 
@@ -72,6 +74,8 @@ def pack_dataset(
     if overwrite is not None:
         overrides["output"] = {"overwrite": overwrite}
     cfg = load_config(config, overrides=overrides)
+    refuse_uri_output(os.fspath(output_dir))  # before Path() makes s3://b a folder "s3:/b"
+    configure(cfg.storage.options)
     out = Path(output_dir)
     if cfg.mix is not None:
         if inputs not in ((), [], None):
@@ -82,48 +86,89 @@ def pack_dataset(
     arguments = [os.fspath(item) for item in inputs]
     # never write over, into or around an input (files found in folders are checked next)
     check_not_an_input(out, [a for a in arguments if not glob.has_magic(a)], [])
-    expand = None
+    expand = _walk
     if cfg.engine.name == "ray":
         expand = ray_engine().expand_sources
     found, argument_of = walk_arguments(arguments, out, expand)
+    if cfg.mix is not None:
+        _check_mix_sources(found.sources)
     report = _new_report(cfg)
     report.skipped.update(found.skipped)
-    with OutputLock(out):
-        # before the checks: a restored dataset is not replaced unasked
-        previous = recover(out, keep=resume)
-        check_output_dir(out, overwrite=cfg.output.overwrite)
-        staging = make_staging(out, previous).resolve()  # absolute: workers may run elsewhere
-        try:
-            sources = [_absolute(s) for s in _spool_stdin(found.sources, staging, cfg)]
-            job = Job(cfg, staging, plan_partitions(sources, _partition_size(cfg)))
-            job.resume = start(job, fingerprint(job, report.config))
-            job.shuffle_buckets = _shuffle_buckets(job)
-            if cfg.mix is not None:
-                job.mix_source.update(argument_of)
-            outcome = _run(job, report, progress or _Quiet())
-            if not resume:
-                report.resumed = None  # the summary says what --resume took, when asked
-            _check_written(outcome)
-            shutil.rmtree(job.parts, ignore_errors=True)
-            publish_dataset(
-                staging,
-                out,
-                report,
-                seen=outcome.seen,
-                token_buckets=outcome.token_buckets,
-                quality_threshold=cfg.quality.min_quality_score,
-                command=command,
-                run=outcome.run,
-            )
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        finally:
-            forget()
-            spool = _spool_path(staging)
-            spool.unlink(missing_ok=True)
+    published: list[str] = []  # the output folder, once the dataset is in place
+    try:
+        with OutputLock(out):
+            # before the checks: a restored dataset is not replaced unasked
+            previous = recover(out, keep=resume)
+            check_output_dir(out, overwrite=cfg.output.overwrite)
+            staging = make_staging(out, previous).resolve()  # absolute: workers may run elsewhere
+            resumable = False
+            try:
+                sources = [_absolute(s) for s in _spool_stdin(found.sources, staging, cfg)]
+                job = Job(cfg, staging, plan_partitions(sources, _partition_size(cfg)))
+                job.resume = start(job, fingerprint(job, report.config))
+                resumable = True
+                job.shuffle_buckets = _shuffle_buckets(job)
+                if cfg.mix is not None:
+                    job.mix_source.update(argument_of)
+                outcome = _run(job, report, progress or _Quiet())
+                if not resume:
+                    report.resumed = None  # the summary says what --resume took, when asked
+                _check_written(outcome)
+                shutil.rmtree(job.parts, ignore_errors=True)
+                publish_dataset(
+                    staging,
+                    out,
+                    report,
+                    seen=outcome.seen,
+                    token_buckets=outcome.token_buckets,
+                    quality_threshold=cfg.quality.min_quality_score,
+                    command=command,
+                    run=outcome.run,
+                    mark=lambda: published.append(str(out)),
+                )
+            except (StorageError, WorkerError) as exc:
+                if not resumable:  # failed before any stage ran: nothing to take up
+                    shutil.rmtree(staging, ignore_errors=True)
+                    raise
+                # the storage or a worker failed: the partitions done stay for --resume
+                exc.args = (f"{exc}; the partitions done are kept: run again with --resume",)
+                raise
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            finally:
+                forget()
+                spool = _spool_path(staging)
+                spool.unlink(missing_ok=True)
+    except KeyboardInterrupt as exc:  # after the rename: say the dataset is in place
+        if published:
+            exc.published = published[0]  # type: ignore[attr-defined]
+        raise
     report.output_dir = str(out)
     return report
+
+
+def _check_mix_sources(sources: list[Source]) -> None:
+    """Every file in one mix source only (one read twice would count twice)."""
+    seen: dict[str, str] = {}
+    for source in sources:
+        key = source.path if "://" in source.path else os.path.realpath(source.path)
+        if key in seen:
+            same = "is listed twice" if seen[key] == source.name else f"is {seen[key]} again"
+            raise ConfigError(
+                f"mix.sources: {source.name} {same}; give each file in one source only "
+                "(it would be read, and counted, twice)"
+            )
+        seen[key] = source.name
+
+
+def _walk(arguments: list[str], *, exclude: Path) -> InputWalk:
+    """The local engine's walk; a URI is listed through fsspec (as on Ray)."""
+    if any(is_uri(a) for a in arguments):
+        from qudata.engines.ray_inputs import expand_sources  # imports no Ray
+
+        return expand_sources(arguments, exclude=exclude)
+    return walk_inputs(arguments, exclude=exclude)
 
 
 def _new_report(cfg: Config) -> RunReport:
@@ -131,7 +176,9 @@ def _new_report(cfg: Config) -> RunReport:
 
     # ``output.overwrite`` says how to write, ``engine`` where: both are left out so that
     # a rerun with --overwrite, another engine or other workers writes the same bytes
-    config = cfg.model_dump(mode="json", exclude={"output": {"overwrite"}, "engine": True})
+    config = cfg.model_dump(
+        mode="json", exclude={"output": {"overwrite"}, "engine": True, "storage": True}
+    )  # storage: credentials never go into the manifest
     if not any(config["output"]["card"].values()):  # manifests without one stay as they were
         del config["output"]["card"]
     return RunReport(qudata_version=__version__, config=config)
@@ -149,7 +196,10 @@ def _run(job: Job, report: RunReport, progress: Progress) -> Outcome:
 
 def _executor(job: Job) -> Executor:
     size = sum(p.size for p in job.partitions)
-    executor: Executor = make_executor(job.cfg.engine, size, len(job.partitions))
+    executor: Executor = make_executor(
+        job.cfg.engine, size, len(job.partitions), staging=job.staging,
+        storage=job.cfg.storage.options,
+    )  # fmt: skip
     return executor
 
 
@@ -162,7 +212,7 @@ def _check_written(outcome: Outcome) -> None:
     """No empty success: a run that wrote no document fails (exit 1) and publishes
     nothing; otherwise the summary notes files that were mostly rejected."""
     report = outcome.report
-    report.notes = outcome.drops.notes(report.inputs)
+    report.notes = [*report.notes, *outcome.drops.notes(report.inputs)]
     if not any(stats.documents for stats in report.formats.values()):
         raise InputError(outcome.drops.nothing_written(report.read), reason="nothing_written")
     report.cautions.extend(input_cautions(report.config.get("input", {}), report.input_keys))
@@ -174,6 +224,10 @@ def _check_written(outcome: Outcome) -> None:
                 f"(dropped: {reasons})"
             )
     quality = report.config.get("quality", {})
+    if quality.get("decontamination"):
+        from qudata.quality.decontaminate import unindexed_cautions
+
+        report.cautions += unindexed_cautions(quality["decontamination"])
     threshold, missing = quality.get("min_quality_score"), quality.get("missing_score")
     unscored = outcome.seen.unscored
     if threshold is not None and missing == "keep" and unscored:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from qudata.dedup import DedupVerdict
 from qudata.dedup.files import lsh_bands
-from qudata.dedup.text import exact_key, normalized_key, word_shingles
+from qudata.dedup.text import exact_key, normalized_key, text_shingles
 from qudata.errors import MissingExtraError
 
 __all__ = [
@@ -86,7 +86,7 @@ def signatures(
     # normalize_text, split once for both the exact key and the shingles
     words = [unicodedata.normalize("NFC", t).casefold().split() for t in texts]
     hashes = rensa.RMinHash.from_token_sets(
-        [word_shingles(w, ngram) for w in words], num_perm=num_perm, seed=seed
+        [text_shingles(w, ngram) for w in words], num_perm=num_perm, seed=seed
     )
     return [(normalized_key(" ".join(w)), h) for w, h in zip(words, hashes, strict=True)]
 

@@ -335,7 +335,9 @@ def test_a_real_run_as_a_user_sees_it(tmp_path: Path) -> None:
     assert f"<td>{rows:,} rows of {packed['records']:,} sequences</td>" in html
     (dropped,) = [c for c in seen["charts"] if c["id"] == "chart-dropped"]
     contaminated = [t for t in dropped["tips"] if t.startswith("contaminated")]
-    assert contaminated == [f"contaminated: gsm_like.jsonl.gz: {counts['dropped']['contaminated']}"]
+    items = next(iter(manifest["decontamination"].values()))["items"]
+    label = f"contaminated: gsm_like.jsonl.gz ({items} item{'' if items == 1 else 's'})"
+    assert contaminated == [f"{label}: {counts['dropped']['contaminated']}"]
     (sources,) = [c for c in seen["charts"] if c["id"] == "chart-sources"]
     assert any(
         t.startswith("corpora/web/2024/crawl-segment-000000.warc.jsonl: ") for t in sources["tips"]

@@ -224,3 +224,19 @@ def test_random_templates_end_quickly_as_text_or_template_error(parts: list[str]
             assert exc.reason == "template_error"
         else:
             assert len(text) <= 100_000
+
+
+@pytest.mark.parametrize("name", ["nested_output", "repeat", "doubling", "ljust"])
+def test_a_payload_inside_a_generation_block_is_bounded(name: str) -> None:
+    """``{% generation %}`` renders its body through the same bounds; a tracked rendering
+    that fails leaves no spans behind for the next one."""
+    from qudata.pack.templates import render_tracked
+
+    template = compile_chat_template("{% generation %}" + PAYLOADS[name] + "{% endgeneration %}")
+    started = time.monotonic()
+    with time_limit(8), pytest.raises(InputError):
+        render_tracked(template, {}, timeout=0.5, max_chars=100_000)
+    assert time.monotonic() - started < 5
+    ok = compile_chat_template("a{% generation %}{{ x }}{% endgeneration %}b")
+    assert render_tracked(ok, {"x": "yz"}) == ("ayzb", [(1, 3)])
+    assert render_bounded(ok, {"x": "yz"}) == "ayzb"

@@ -10,6 +10,7 @@ dropped, so the rendered text has exactly one start and one end marker per messa
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,20 @@ def hf_tokenizer(name: str) -> Any:
 
 
 def reference(name: str, messages: list[dict[str, Any]]) -> str:
-    text = hf_tokenizer(name).apply_chat_template(messages, tokenize=False)
+    """transformers' render; tool-call arguments as objects, as its templates expect."""
+    objects = []
+    for message in messages:
+        calls = message.get("tool_calls") or []
+        if calls:
+            calls = [
+                {**c, "function": {**c["function"], "arguments": json.loads(a)}}
+                if isinstance(a := c["function"]["arguments"], str)
+                else c
+                for c in calls
+            ]
+            message = {**message, "tool_calls": calls}
+        objects.append(message)
+    text = hf_tokenizer(name).apply_chat_template(objects, tokenize=False)
     assert isinstance(text, str)
     return text
 

@@ -141,6 +141,7 @@ def test_chat_template_with_tools_is_byte_identical_to_transformers(name: str) -
     assert len(records) == len(source)
     for record in records:
         assert record.get("tools")
+        # tool-call arguments as objects, as transformers' templates expect them
         expected = hf_tokenizer(name).apply_chat_template(
             record["messages"], tools=record["tools"], tokenize=False
         )

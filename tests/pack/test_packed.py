@@ -13,6 +13,7 @@ import qudata
 from qudata.errors import ConfigError
 from qudata.models import Document
 from qudata.pack.bfd import rows_lower_bound
+from qudata.pack.chatml_render import render_chatml
 from qudata.pack.packed import PackedFormatter
 from qudata.quality.tokens import get_token_counter
 
@@ -32,29 +33,28 @@ CONVERSATION = [
 ]
 START = ["<", "|", "im", "_start", "|", ">"]  # <|im_start|>: not special in cl100k_base
 END = ["<", "|", "im", "_end", "|", ">"]
-#: hand-checked: each token of the ChatML rendering under cl100k_base, and its mask
+#: each token of the ChatML rendering under cl100k_base, tokenized whole (as a trainer
+#: tokenizes the render: BPE merges cross the markers, ``?<``, ``>\n``), and its mask
 CHATML_GOLDEN = [
-    *[(t, 0) for t in [*START, "user", "\n", "Time", "?", *END, "\n", *START, "assistant", "\n"]],
-    *[
-        (t, 1)
-        for t in [
-            *["<", "tool", "_call", ">\n", '{"', "name", '":', ' "', "now", '",', ' "'],
-            *["arguments", '":', " {}", "}\n", "</", "tool", "_call", ">", *END],
-        ]
-    ],
-    *[(t, 0) for t in ["\n", *START, "user", "\n", "<", "tool", "_response", ">\n", "12", ":"]],
-    *[(t, 0) for t in ["00", "\n", "</", "tool", "_response", ">", *END, "\n", *START]],
-    *[(t, 0) for t in ["assistant", "\n"]],
-    *[(t, 1) for t in ["No", "on", ".", *END]],
-    ("\n", 0),
+    *[(t, 0) for t in ["<", "|", "im", "_start", "|", ">", "user", "\n", "Time", "?<"]],
+    *[(t, 0) for t in ["|", "im", "_end", "|", ">\n", "<", "|", "im", "_start", "|"]],
+    *[(t, 0) for t in [">", "assistant", "\n"]],
+    *[(t, 1) for t in ["<", "tool", "_call", ">\n", '{"', "name", '":', ' "', "now", '",']],
+    *[(t, 1) for t in [' "', "arguments", '":', " {}", "}\n", "</", "tool", "_call", "><", "|"]],
+    *[(t, 1) for t in ["im", "_end", "|", ">\n"]],
+    *[(t, 0) for t in ["<", "|", "im", "_start", "|", ">", "user", "\n", "<", "tool"]],
+    *[(t, 0) for t in ["_response", ">\n", "12", ":", "00", "\n", "</", "tool", "_response", "><"]],
+    *[(t, 0) for t in ["|", "im", "_end", "|", ">\n", "<", "|", "im", "_start", "|"]],
+    *[(t, 0) for t in [">", "assistant", "\n"]],
+    *[(t, 1) for t in ["No", "on", ".<", "|", "im", "_end", "|", ">\n"]],
 ]
 CHATML_IDS = [
-    *[27, 91, 318, 5011, 91, 29, 882, 198, 1489, 30, 27, 91, 318, 6345, 91, 29, 198, 27, 91],
-    *[318, 5011, 91, 29, 78191, 198, 27, 14506, 13735, 397, 5018, 609, 794, 330, 3409, 498],
-    *[330, 16774, 794, 4792, 534, 524, 14506, 13735, 29, 27, 91, 318, 6345, 91, 29, 198, 27],
-    *[91, 318, 5011, 91, 29, 882, 198, 27, 14506, 9852, 397, 717, 25, 410, 198, 524, 14506],
-    *[9852, 29, 27, 91, 318, 6345, 91, 29, 198, 27, 91, 318, 5011, 91, 29, 78191, 198, 2822],
-    *[263, 13, 27, 91, 318, 6345, 91, 29, 198],
+    *[27, 91, 318, 5011, 91, 29, 882, 198, 1489, 76514, 91, 318, 6345, 91, 397, 27],
+    *[91, 318, 5011, 91, 29, 78191, 198, 27, 14506, 13735, 397, 5018, 609, 794, 330, 3409],
+    *[498, 330, 16774, 794, 4792, 534, 524, 14506, 13735, 1822, 91, 318, 6345, 91, 397, 27],
+    *[91, 318, 5011, 91, 29, 882, 198, 27, 14506, 9852, 397, 717, 25, 410, 198, 524],
+    *[14506, 9852, 1822, 91, 318, 6345, 91, 397, 27, 91, 318, 5011, 91, 29, 78191, 198],
+    *[2822, 263, 16134, 91, 318, 6345, 91, 397],
 ]
 
 
@@ -89,6 +89,8 @@ def test_chatml_golden_under_cl100k_base(tmp_path: Path) -> None:
     (record,) = records
     assert orjson.loads(orjson.dumps(records)) == records  # plain JSON values
     assert record["ids"] == CHATML_IDS
+    # the whole render, as tiktoken encodes it (markers not special in cl100k_base)
+    assert CL100K.encode_ordinary(render_chatml(CONVERSATION)) == CHATML_IDS
     assert [CL100K.decode([i]) for i in record["ids"]] == [t for t, _ in CHATML_GOLDEN]
     assert mask_of(record) == [m for _, m in CHATML_GOLDEN]
     out = tmp_path / "out"
@@ -214,8 +216,11 @@ def test_bad_masks_and_long_conversations_are_dropped(
     config = {"pack": {"packed": {"seq_len": 1024}}}
     if reason == "mask_full":  # a template that writes only the answers
         config["pack"]["packed"]["template"] = template
-    result, _ = format_one(messages, config)
+    result, formatter = format_one(messages, config)
     assert result.reason == reason
+    # the tokens lost: the whole rendering's, under its reason (the manifest's dropped_tokens)
+    text = render_chatml(messages) if reason != "mask_full" else "only me"
+    assert formatter.stats.dropped_tokens == {reason: len(CL100K.encode_ordinary(text))}
 
 
 def test_mask_all_covers_every_token() -> None:
@@ -268,7 +273,9 @@ THINKING = [
 
 
 def masked_texts(record: dict[str, Any]) -> list[str]:
-    return [CL100K.decode(record["ids"][a:b]) for a, b in record["spans"]]
+    """The masked texts; the newline after ``<|im_end|>`` (text in cl100k_base) is merged
+    into its last token, ``>\\n``, so it is masked with it: cut off here."""
+    return [CL100K.decode(record["ids"][a:b]).removesuffix("\n") for a, b in record["spans"]]
 
 
 def test_reasoning_templates_are_detected_and_follow_the_policy() -> None:
@@ -289,7 +296,7 @@ def test_reasoning_templates_are_detected_and_follow_the_policy() -> None:
     keep, _ = run("keep")
     assert masked_texts(keep[0]) == ["4<|im_end|>", "<think>three and three</think>\n6<|im_end|>"]
     plain, formatter = format_one(THINKING)  # ChatML keeps every turn: nothing to report
-    assert len(masked_texts(plain[0])) == 2 and not formatter.stats.events
+    assert len(masked_texts(plain[0])) == 2 and not formatter.stats.events["reasoning_template"]
 
 
 def test_packed_needs_an_exact_tokenizer(tmp_path: Path) -> None:
@@ -401,15 +408,13 @@ def test_an_assistant_message_of_weight_0_is_context(tmp_path: Path) -> None:
         {"role": "assistant", "content": "Good answer.", "weight": 1},
     ]
     records, _ = format_one(messages)
-    assert [CL100K.decode(records[0]["ids"][a:b]) for a, b in records[0]["spans"]] == [
-        "Good answer.<|im_end|>"
-    ]
+    assert masked_texts(records[0]) == ["Good answer.<|im_end|>"]
     out = tmp_path / "out"
     qudata.pack_dataset(write(tmp_path, [{"id": "w", "messages": messages}]), out,
                         formats=["packed"])  # fmt: skip
     (row,) = rows_of(out)
     masked = [i for i, m in zip(row["input_ids"], row["assistant_masks"], strict=True) if m]
-    assert CL100K.decode(masked) == "Good answer.<|im_end|>"
+    assert CL100K.decode(masked) == "Good answer.<|im_end|>\n"  # ">\\n" is one token
     weightless, _ = format_one([{**m, "weight": 0} if m["role"] == "assistant" else m
                                 for m in messages])  # fmt: skip
     assert weightless.reason == "mask_empty"

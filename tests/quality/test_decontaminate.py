@@ -1,7 +1,10 @@
+# ruff: noqa: SIM905, RUF001  (word lists as strings; CJK punctuation is the point)
 """Decontamination: benchmark n-grams in a document drop it as ``contaminated``."""
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,11 @@ import qudata
 from qudata.config import DecontaminationConfig
 from qudata.errors import ConfigError
 from qudata.models import Document
+from qudata.quality import decontaminate
 from qudata.quality.decontaminate import Decontaminator, normalized_words
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gsm_like import code_snippets, math_problems
 
 DATA = Path(__file__).parent.parent / "data" / "decontamination"
 HUMANEVAL = str(DATA / "humaneval_like.jsonl")
@@ -24,8 +31,20 @@ def check() -> Decontaminator:
     return Decontaminator(DecontaminationConfig(files=[HUMANEVAL, GSM]))
 
 
-def test_normalisation_splits_punctuation_and_folds_case() -> None:
-    assert normalized_words("Hello,  WORLD!\nStraße") == ["hello", ",", "world", "!", "strasse"]
+def test_words_are_letters_and_digits_casefolded() -> None:
+    assert normalized_words("Hello,  WORLD!\nStraße") == ["hello", "world", "strasse"]
+    # formulas, code and markup make no words of their punctuation
+    assert normalized_words("48 / 2 = <<48/2=24>>24\n#### 24") == "48 2 48 2 24 24 24".split()
+    assert normalized_words("for i in range(1, n + 1):") == "for i in range 1 n 1".split()
+    assert normalized_words("<b>snake_case</b> x**2") == "b snake case b x 2".split()
+
+
+def test_words_of_other_scripts() -> None:
+    # combining marks stay in their word; unspaced scripts give one word per character
+    assert normalized_words("नमस्ते दुनिया।") == ["नमस्ते", "दुनिया"]
+    assert normalized_words("Cafe\u0301 e\u0301te\u0301") == ["café", "été"]
+    assert normalized_words("今天天气很好，GPT-4!") == [*"今天天气很好", "gpt", "4"]
+    assert normalized_words("ภาษาไทย") == list("ภาษาไทย")
 
 
 @pytest.mark.parametrize(
@@ -50,8 +69,18 @@ def test_the_item_id_falls_back_to_the_line_number(check: Decontaminator) -> Non
     drop = check.check(
         Document(text="a robe takes two bolts of blue fiber and half that much white")
     )
-    assert drop is not None and drop.extra == {"benchmark": GSM, "item": "line 2"}
-    assert "line 2" in drop.detail and GSM in drop.detail
+    assert drop is not None and drop.extra == {
+        "benchmark": GSM,
+        "item": "line 2",
+        "benchmark_line": 2,
+        "benchmark_field": "question",
+        "ngram": "a robe takes two bolts of blue fiber and half that much white",
+        "field": "text",
+    }
+    assert drop.detail == (
+        'shares the 13-word n-gram "a robe takes two bolts of blue fiber and half that '
+        f'much white" with {GSM} item line 2 (question; found in text)'
+    )
 
 
 @pytest.mark.parametrize(
@@ -112,7 +141,7 @@ def test_pack_drops_counts_per_file_and_balances(tmp_path: Path) -> None:
     docs: list[dict[str, Any]] = [
         {"id": "clean", "text": "A clean document about rivers and mountains and the sea."},
         {"id": "he", "text": "return the sum of two integers a and b, and raise a ValueError"},
-        {"id": "gsm", "text": "Natalia sold clips to 48 of her friends in April, and then"},
+        {"id": "gsm", "text": "Natalia sold clips to 48 of her friends in April, and then she"},
         {"id": "chat", "messages": [
             {"role": "user", "content": "Count the vowels in a string, ignoring case, and "
                                         "return the count as an integer value."},
@@ -127,10 +156,170 @@ def test_pack_drops_counts_per_file_and_balances(tmp_path: Path) -> None:
     assert report.dropped == {"contaminated": 3}
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     assert manifest["counts"]["contaminated"] == {HUMANEVAL: 2, GSM: 1}
+    assert manifest["decontamination"] == {
+        HUMANEVAL: {"documents": 2, "items": 2, "top_items": {"Toy/0": 1, "Toy/1": 1}},
+        GSM: {"documents": 1, "items": 1, "top_items": {"q1": 1}},
+    }
     rejects = [orjson.loads(x) for x in (out / "rejects.jsonl").read_bytes().splitlines()]
-    assert [(r["id"], r["item"]) for r in rejects] == [
-        ("he", "Toy/0"), ("gsm", "q1"), ("chat", "Toy/1"),
+    assert [(r["id"], r["item"], r["benchmark_field"], r["field"]) for r in rejects] == [
+        ("he", "Toy/0", "prompt", "text"),
+        ("gsm", "q1", "question", "text"),
+        ("chat", "Toy/1", "prompt", "messages[0].content"),
     ]  # fmt: skip
+    assert rejects[1]["ngram"] == "natalia sold clips to 48 of her friends in april and then she"
+    assert (rejects[1]["benchmark"], rejects[1]["benchmark_line"]) == (GSM, 1)
+    assert (rejects[1]["source"], rejects[1]["line"]) == (str(source), 3)
     card = (out / "README.md").read_text()
-    assert "Decontaminated against" in card and "gsm_like.jsonl.gz" in card
-    assert "contaminated: gsm_like.jsonl.gz" in (out / "report.html").read_text()
+    assert f"`{GSM}` (1 dropped, 1 benchmark item matched)" in card
+    assert f"`{HUMANEVAL}` (2 dropped, 2 benchmark items matched)" in card
+    assert "contaminated: gsm_like.jsonl.gz (1 item)" in (out / "report.html").read_text()
+    assert report.cautions == []
+
+
+def test_a_benchmark_file_with_nothing_to_match_is_named_in_a_warning(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    short = tmp_path / "short.jsonl"
+    short.write_text('{"question": "Too short to match anything."}\n')
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "A clean document about rivers and mountains."}\n')
+    files = [str(empty), HUMANEVAL, str(short)]
+    config = {"quality": {"decontamination": {"files": files}}}
+    report = qudata.pack_dataset(source, tmp_path / "out", config=config)
+    assert report.cautions == [
+        f"quality.decontamination: {path} gives no n-gram to match (it is empty, or no field "
+        "has 8 words): nothing was checked against it"
+        for path in (empty, short)
+    ]
+    # a field name that no record has is the same mistake
+    config = {"quality": {"decontamination": {"files": [GSM], "fields": ["questoin"]}}}
+    report = qudata.pack_dataset(source, tmp_path / "out2", config=config)
+    assert report.cautions == [
+        f"quality.decontamination: {GSM} gives no n-gram to match (it is empty, or no field "
+        "of questoin has 8 words): nothing was checked against it"
+    ]
+
+
+# --- GSM8K-like and code: precision and recall ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gsm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Decontaminator, list[dict[str, str]]]:
+    """A GSM8K-like test split (1,319 items, as GSM8K's) as the benchmark file."""
+    test = [{"id": f"test-{i}", **r} for i, r in enumerate(math_problems(1319, seed=2))]
+    path = tmp_path_factory.mktemp("gsm") / "gsm_test.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in test))
+    return Decontaminator(DecontaminationConfig(files=[str(path)])), test
+
+
+def _row(record: dict[str, str]) -> Document:
+    return Document(text=record["question"] + "\n" + record["answer"])
+
+
+def test_gsm_like_train_keeps_99_percent_against_its_test_split(
+    gsm: tuple[Decontaminator, list[dict[str, str]]],
+) -> None:
+    check, _ = gsm
+    train = list(math_problems(7473, seed=1))  # other problems, the same formulas
+    drops = [d for r in train if (d := check.check(_row(r))) is not None]
+    assert len(drops) <= 0.01 * len(train), [d.detail for d in drops[:5]]
+    # no match is made of arithmetic: every matched n-gram is mostly words
+    for drop in drops:
+        assert drop.extra is not None
+        words = drop.extra["ngram"].split()
+        assert sum(not w.isdigit() for w in words) * 2 >= len(words)
+
+
+def test_with_punctuation_as_words_the_same_fixture_matched_almost_everything(
+    gsm: tuple[Decontaminator, list[dict[str, str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fixture reproduces the failure it guards against (issue 24: 4,014 of 7,473
+    GSM8K train rows dropped when punctuation marks counted as words)."""
+    monkeypatch.setattr(decontaminate, "_WORDS", re.compile(r"\w+|[^\w\s]"))
+    monkeypatch.setattr(decontaminate, "MIN_LETTER_SHARE", 0.0)
+    config = DecontaminationConfig(files=gsm[0].files)
+    old = Decontaminator(config)
+    train = list(math_problems(1000, seed=1))
+    assert sum(old.check(_row(r)) is not None for r in train) > 900
+
+
+def _reworded(record: dict[str, str], how: int) -> str:
+    text = record["question"] + "\n" + record["answer"]
+    if how == 0:  # verbatim inside a longer document
+        return "Here is a practice problem.\n\n" + text + "\n\nGood luck!"
+    if how == 1:  # case and punctuation changed, annotations stripped, re-wrapped
+        text = re.sub(r"<<[^>]*>>", " ", text).upper()
+        return re.sub(r"[,.?!$#]", " ; ", text).replace(" ", "\n", 5)
+    if how == 2:  # the question alone, in other quotes
+        return f"«{record['question']}»"
+    return text.replace(", ", " - ").replace(". ", "... ").lower()
+
+
+def test_planted_test_items_are_all_caught(
+    gsm: tuple[Decontaminator, list[dict[str, str]]],
+) -> None:
+    check, test = gsm
+    planted = test[::13]  # 102 items, every kind of problem
+    for k, record in enumerate(planted):
+        drop = check.check(Document(text=_reworded(record, k % 4)))
+        assert drop is not None, (k % 4, record)
+        assert drop.extra is not None and drop.extra["item"] == record["id"]
+    # in a conversation: the question in the user turn is enough
+    record = planted[0]
+    messages = [
+        {"role": "user", "content": record["question"]},
+        {"role": "assistant", "content": "Let me think."},
+    ]
+    drop = check.check(Document(text="", messages=messages))
+    assert drop is not None and drop.extra is not None
+    assert (drop.extra["field"], drop.extra["benchmark_field"]) == (
+        "messages[0].content",
+        "question",
+    )
+
+
+HUMANEVAL_LIKE = [
+    {"task_id": "Code/0", "prompt": "def sum_of_cubes(n):\n    \"\"\"Return the sum of the "
+     "cubes of the integers from 1 to n inclusive, or 0 when n is not positive.\"\"\"\n",
+     "canonical_solution": "    total = 0\n    for i in range(1, n + 1):\n        total += i ** 3\n"
+     "    return total\n"},
+    {"task_id": "Code/1", "prompt": "def count_divisors(n):\n    \"\"\"Count how many integers "
+     "between 1 and n divide n without a remainder, for a positive n.\"\"\"\n",
+     "canonical_solution": "    count = 0\n    for i in range(1, n + 1):\n        if n % i == 0:\n"
+     "            count += 1\n    return count\n"},
+    {"task_id": "Code/2", "prompt": "import sys\n\n\ndef main():\n    \"\"\"Read numbers from the "
+     "command line and print their product, one line per argument given.\"\"\"\n",
+     "canonical_solution": "    product = 1\n    for arg in sys.argv[1:]:\n        product *= "
+     "int(arg)\n    print(product)\n\n\nif __name__ == \"__main__\":\n    main()\n"},
+]  # fmt: skip
+
+
+def test_code_boilerplate_does_not_match_but_a_copied_prompt_does(tmp_path: Path) -> None:
+    path = tmp_path / "humaneval_like.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in HUMANEVAL_LIKE))
+    check = Decontaminator(DecontaminationConfig(files=[str(path)]))
+    # 500 CodeAlpaca-like answers: the same loops and __main__ blocks, other functions
+    snippets = list(code_snippets(500, seed=3))
+    assert sum("for i in range(1, n + 1):" in s["output"] for s in snippets) > 200
+    drops = [d for s in snippets if (d := check.check(Document(text=s["output"]))) is not None]
+    assert drops == []
+    copied = snippets[0]["output"] + "\n# task:\n" + HUMANEVAL_LIKE[1]["prompt"].upper()
+    drop = check.check(Document(text=copied))
+    assert drop is not None and drop.extra is not None
+    assert (drop.extra["item"], drop.extra["benchmark_field"]) == ("Code/1", "prompt")
+
+
+def test_chinese_items_are_matched_by_characters(tmp_path: Path) -> None:
+    path = tmp_path / "ceval_like.jsonl"
+    item = {
+        "id": "c1",
+        "question": "下列关于光合作用的说法，哪一项是正确的？植物在黑暗中也能进行光合作用。",
+    }
+    path.write_bytes(orjson.dumps(item) + b"\n")
+    check = Decontaminator(DecontaminationConfig(files=[str(path)]))
+    copied = "练习题：下列关于光合作用的说法哪一项是正确的 植物在黑暗中也能进行光合作用"
+    drop = check.check(Document(text=copied))
+    assert drop is not None and drop.extra is not None
+    assert drop.extra["ngram"] == "下 列 关 于 光 合 作 用 的 说 法 哪 一"
+    other = "光合作用是植物利用光能把二氧化碳和水转化为有机物的过程，需要叶绿素参与。"
+    assert check.check(Document(text=other)) is None

@@ -86,3 +86,72 @@ def test_languages_must_be_codes() -> None:
 
     with pytest.raises(ConfigError, match="ISO 639-1"):
         load_config({"quality": {"languages": ["English"]}})
+
+
+# --- ISO 639-1 codes ---------------------------------------------------------------
+
+from qudata.quality.language_codes import iso639_1  # noqa: E402
+
+CHINESE = {
+    # py3langid's own top label for each: wuu, yue, zh (Mandarin in every case but one)
+    "wuu": "侬好，今朝天气老好额。",
+    "yue": "我哋今日去边度食饭？",
+    "zh": "今天天气很好，我们去公园散步吧。",
+}
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        *[(c, "zh") for c in ("wuu", "yue", "cmn", "gan", "hak", "nan", "zho", "chi", "lzh")],
+        ("zh-Hant-TW", "zh"), ("zh_CN", "zh"), ("ZH", "zh"), ("en-US", "en"),
+        ("eng", "en"), ("deu", "de"), ("ger", "de"), ("fre", "fr"), ("jpn", "ja"),
+        ("arz", "ar"), ("ary", "ar"), ("arb", "ar"), ("pes", "fa"), ("zsm", "ms"),
+        ("ltg", "lv"), ("sdh", "ku"), ("uzs", "uz"), ("fuv", "ff"), ("gug", "gn"),
+        ("kik", "ki"), ("nob", "nb"), ("nno", "nn"), ("nor", "no"), ("iw", "he"),
+        ("in", "id"),
+        # no ISO 639-1 code: kept
+        ("kab", "kab"), ("grc", "grc"), ("hbo", "hbo"), ("pcm", "pcm"), ("gom", "gom"),
+        ("und", "und"), ("zxx", "zxx"),
+    ],
+)  # fmt: skip
+def test_codes_are_normalised_to_iso_639_1(code: str, expected: str) -> None:
+    assert iso639_1(code) == expected
+
+
+def test_every_label_of_the_detector_is_iso_639_1_or_has_no_such_code() -> None:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    labels = set(LanguageIdentifier.from_model_file(MODEL_FILE).nb_classes)
+    kept = {iso639_1(label) for label in labels if len(iso639_1(label)) != 2}
+    # languages without an ISO 639-1 code (and zxx, no linguistic content)
+    assert kept == {"ace", "bcl", "crh", "ext", "gcf", "gcr", "gom", "grc", "guw", "hbo",
+                    "kab", "lij", "nso", "pcm", "vec", "zxx"}  # fmt: skip
+
+
+def test_chinese_the_model_calls_wu_or_cantonese_is_zh(detect: LanguageCheck) -> None:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    raw = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    for label, text in CHINESE.items():
+        assert raw.classify(text)[0] == label  # what the model says by itself
+        code, probability = detect.detector.detect(text)
+        assert code == "zh" and probability > 0.99  # zh, wuu and yue added up
+
+
+def test_languages_zh_keeps_every_chinese_record(tmp_path: Path) -> None:
+    docs: list[dict[str, Any]] = [{"id": label, "text": t} for label, t in CHINESE.items()]
+    docs.append({"id": "stated", "text": TEXTS["ja"], "metadata": {"language": "zh-TW"}})
+    docs.append({"id": "english", "text": TEXTS["en"]})
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in docs))
+    for wanted in (["zh"], ["cmn"]):
+        config = {"quality": {"languages": wanted}, "output": {"add_metadata": ["language"]}}
+        out = tmp_path / wanted[0]
+        report = qudata.pack_dataset(source, out, config=config, formats=["jsonl"])
+        assert report.dropped == {"wrong_language": 1}
+        rows = [orjson.loads(x) for x in (out / "jsonl" / "train-00000-of-00001.jsonl")
+                .read_bytes().splitlines()]  # fmt: skip
+        assert [(r["text"], r["metadata"]["language"]) for r in rows] == [
+            *[(t, "zh") for t in CHINESE.values()], (TEXTS["ja"], "zh-TW"),
+        ]  # fmt: skip

@@ -66,7 +66,7 @@ def _killed_run(tmp_path: Path, source: Path, out: Path) -> None:
     deadline = time.monotonic() + 60
     done: list[Path] = []
     while time.monotonic() < deadline and len(done) < 3:
-        done = list(tmp_path.glob(".out.qudata-partial-*/.parts/done/write-*.pickle"))
+        done = list(tmp_path.glob(".out.qudata-partial-*/.parts/done/write-*.json"))
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()

@@ -13,7 +13,7 @@ import gc
 import itertools
 import json
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,10 +28,13 @@ from qudata.dedup.files import (
     partition_file,
 )
 from qudata.dedup.runs import ref, write_run
-from qudata.dedup.text import normalized_key, word_shingles
+from qudata.dedup.text import normalized_key, text_shingles
 from qudata.errors import MissingExtraError
 
-__all__ = ["KeyWriter", "band_keys"]
+__all__ = ["SHINGLES_PER_CALL", "KeyWriter", "band_keys"]
+
+#: Shingles hashed per call of rensa: bounds the shingle lists held at once.
+SHINGLES_PER_CALL = 200_000
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -137,21 +140,35 @@ class KeyWriter:
             self._flush()
 
     def _add_signatures(self, words: list[list[str]], refs: np.ndarray) -> None:
-        import rensa
-
         p = self.params
-        matrix = rensa.RMinHash.digest_matrix_from_token_sets(
-            [word_shingles(w, p.ngram) for w in words], num_perm=p.num_perm, seed=p.seed
-        )
-        values = itertools.chain.from_iterable(matrix.to_rows())
-        count = len(words) * p.num_perm
-        signatures = np.fromiter(values, np.uint32, count).reshape(len(words), p.num_perm)
+        signatures = np.concatenate(list(self._minhashes(words)))
         signatures.tofile(self._files[".sig"])
         bands = np.empty((len(words), p.bands), BAND)
         bands["key"] = band_keys(signatures, p.bands, p.rows)
         bands["ref"] = refs[:, None]
         self._bands.append(bands.ravel())
         self._buffered += bands.nbytes
+
+    def _minhashes(self, words: list[list[str]]) -> Iterator[np.ndarray]:
+        """The MinHash signatures of the texts, ``SHINGLES_PER_CALL`` shingles at a time
+        (a batch of Chinese text has about five times the shingles of one of English:
+        one per character instead of one per word)."""
+        import rensa
+
+        p = self.params
+        chunk: list[list[str]] = []
+        size = 0
+        for i, text in enumerate(words):
+            chunk.append(text_shingles(text, p.ngram))
+            size += len(chunk[-1])
+            if size >= SHINGLES_PER_CALL or i == len(words) - 1:
+                matrix = rensa.RMinHash.digest_matrix_from_token_sets(
+                    chunk, num_perm=p.num_perm, seed=p.seed
+                )
+                values = itertools.chain.from_iterable(matrix.to_rows())
+                count = len(chunk) * p.num_perm
+                yield np.fromiter(values, np.uint32, count).reshape(len(chunk), p.num_perm)
+                chunk, size = [], 0
 
     def _flush(self) -> None:
         for kind, buffer in (("exact", self._exact), ("band", self._bands)):

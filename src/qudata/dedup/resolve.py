@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from qudata.dedup.exact import exact_bits, exact_range
 from qudata.dedup.files import BAND_HASH_BITS, DedupParams, partition_file
@@ -24,10 +24,30 @@ from qudata.dedup.summary import DedupSummary
 from qudata.dedup.verdicts import assemble, cluster_sizes
 from qudata.errors import OutputError
 
-if TYPE_CHECKING:
-    from qudata.plan.execute import Executor, Progress
+__all__ = ["Resolution", "StepExecutor", "StepProgress"]
 
-__all__ = ["Resolution"]
+
+class StepExecutor(Protocol):
+    """What the step needs of the run's executor (the driver's ``Executor`` is one; the
+    step does not import the driver, which imports the stages that import the step)."""
+
+    workers: int
+
+    def map(
+        self,
+        function: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        on_done: Callable[[int, Any], None] | None = None,
+    ) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class StepProgress(Protocol):
+    """Where the step reports its phase (``dedup``, in tasks) and the tasks done."""
+
+    def phase(self, label: str, total: int, unit: str = "bytes") -> None: ...
+    def advance(self, amount: int, records: int = 0) -> None: ...
 
 
 class _Spill:
@@ -77,8 +97,8 @@ class Resolution:
         directory: Path,
         partitions: int,
         params: DedupParams,
-        executor: Executor,
-        progress: Progress | None = None,
+        executor: StepExecutor,
+        progress: StepProgress | None = None,
     ) -> None:
         self.directory, self.partitions = directory, partitions
         self.params, self.executor, self.spill = params, executor, _Spill()

@@ -35,18 +35,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from qudata.config import DedupConfig
 from qudata.dedup import DedupVerdict
 from qudata.dedup.files import DedupParams
 from qudata.dedup.keys import KeyWriter
-from qudata.dedup.resolve import Resolution
+from qudata.dedup.resolve import Resolution, StepExecutor, StepProgress
 from qudata.dedup.summary import DedupSummary
 from qudata.dedup.verdicts import PartitionVerdicts
-
-if TYPE_CHECKING:
-    from qudata.plan.execute import Executor, Progress
 
 __all__ = ["DedupSummary", "KeyWriter", "key_files", "read_verdicts", "resolve"]
 
@@ -57,9 +53,9 @@ def resolve(
     dedup: DedupConfig,
     *,
     memory: int | str | None = None,
-    executor: Executor | None = None,
+    executor: StepExecutor | None = None,
     workers: int = 1,
-    progress: Progress | None = None,
+    progress: StepProgress | None = None,
 ) -> DedupSummary:
     """Every partition's verdicts: the first copy of a cluster in input order is kept.
 

@@ -1,13 +1,19 @@
 """What a document is compared on for duplicates: its text, normalised, hashed, shingled.
 
 The exact key is the xxh3-128 digest of the normalised text (Unicode NFC, case
-folded, whitespace runs to one space); near dedup's shingles are word n-grams of
-the same normalised text.
+folded, whitespace runs to one space). Near dedup's shingles are the word n-grams of
+the same normalised text, or, for a text mostly in scripts written without spaces
+(Chinese, Japanese, Thai: at least :data:`CHAR_SHINGLE_SHARE` of its non-space
+characters, :mod:`qudata.unicode_scripts`), the character n-grams of its non-space
+characters: a Chinese paragraph is one whitespace "word", so word shingles would make
+any one-character edit a different document.
 
     >>> exact_key("Hello  World") == exact_key("hello world")
     True
     >>> shingles("a b c d", 2)
     ['a b', 'b c', 'c d']
+    >>> shingles("今天 天气很好", 3)
+    ['今天天', '天天气', '天气很', '气很好']
 """
 
 from __future__ import annotations
@@ -19,14 +25,23 @@ from typing import Any
 
 import xxhash
 
+from qudata.unicode_scripts import UNSPACED, unspaced_share
+
 __all__ = [
+    "CHAR_SHINGLE_SHARE",
+    "char_shingles",
     "dedup_text",
     "exact_key",
     "normalize_text",
     "normalized_key",
     "shingles",
+    "text_shingles",
     "word_shingles",
 ]
+
+#: A text is shingled by characters when at least this share of its non-space
+#: characters are of unspaced scripts (Chinese, Japanese, Thai, ...).
+CHAR_SHINGLE_SHARE = 0.3
 
 
 def dedup_text(doc: Any, roles: Sequence[str]) -> str:
@@ -67,8 +82,24 @@ def exact_key(text: str) -> bytes:
 
 
 def shingles(normalized: str, ngram: int) -> list[str]:
-    """Word ``ngram``-grams of a normalised text (the whole text when it is shorter)."""
-    return word_shingles(normalized.split(" "), ngram)
+    """The shingles of a normalised text (:func:`text_shingles`)."""
+    return text_shingles(normalized.split(" "), ngram)
+
+
+def text_shingles(words: list[str], ngram: int) -> list[str]:
+    """The shingles of a normalised text already split into words: its character
+    ``ngram``-grams when it is mostly in unspaced scripts, else its word ``ngram``-grams."""
+    joined = "".join(words)
+    if UNSPACED.search(joined) is not None and unspaced_share(joined) >= CHAR_SHINGLE_SHARE:
+        return char_shingles(joined, ngram)
+    return word_shingles(words, ngram)
+
+
+def char_shingles(chars: str, ngram: int) -> list[str]:
+    """Character ``ngram``-grams of ``chars`` (the whole string when it is shorter)."""
+    if len(chars) <= ngram:
+        return [chars]
+    return [chars[i : i + ngram] for i in range(len(chars) - ngram + 1)]
 
 
 def word_shingles(words: list[str], ngram: int) -> list[str]:

@@ -1,12 +1,13 @@
 """Executors of the partitioned plan: ``local`` (a process pool) and ``ray``.
 
 An executor only schedules the stage calls of :mod:`qudata.stages`
-(:class:`qudata.plan.execute.Executor`). Nothing here imports Ray: it is imported when
+(:class:`qudata.executor.Executor`). Nothing here imports Ray: it is imported when
 the Ray engine runs (a missing extra is one line naming ``pip install 'qudata[ray]'``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from qudata.config import EngineConfig
@@ -29,10 +30,18 @@ def ray_engine() -> Any:
     return ray
 
 
-def make_executor(engine: EngineConfig, input_bytes: int, partitions: int) -> Any:
-    """The executor ``engine`` asks for; a small input runs in this process."""
+def make_executor(
+    engine: EngineConfig,
+    input_bytes: int,
+    partitions: int,
+    *,
+    staging: Path | None = None,
+    storage: dict[str, dict[str, Any]] | None = None,
+) -> Any:
+    """The executor ``engine`` asks for; a small input runs in this process. Ray checks
+    that every node sees ``staging`` and sets the ``storage`` options on its workers."""
     if engine.name == "ray":
-        return ray_engine().RayExecutor(engine)
+        return ray_engine().RayExecutor(engine, staging=staging, storage=storage or {})
     from qudata.engines.local import LocalExecutor, usable_cpus
 
     workers = engine.workers or usable_cpus()

@@ -4,29 +4,51 @@ The stages are the local engine's own (:mod:`qudata.stages`), so the output is t
 same, byte for byte; only the ``run`` section of ``manifest.json`` differs. Each call
 is one task: map 1 and map 2 per partition, the commit per format. Tasks read their
 partition themselves (a local path every node sees at the same place, or an fsspec
-URI, copied to the node) and write their part files straight into the staging folder,
-which must therefore be on a file system every node shares. The driver never touches a
-record: it plans the partitions, resolves duplicates on compact keys, plans the mix
+URI, in ranged requests) and write their part files straight into the staging folder,
+which must therefore be on a file system every node shares: :func:`check_shared`
+refuses one that a node does not see, before the first task. The driver never touches
+a record: it plans the partitions, resolves duplicates on compact keys, plans the mix
 and adds up the partitions' accounts.
+
+Stage calls are idempotent, so Ray runs a task again (:data:`RETRIES` times) when its
+worker or node is lost, or when the storage fails; a task that still fails ends the
+run with one error naming it (exit 1).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from qudata.config import EngineConfig, parse_size
-from qudata.errors import ConfigError, MissingExtraError, QudataError, error_state, rebuild_error
+from qudata.errors import (
+    ConfigError,
+    MissingExtraError,
+    OutputError,
+    QudataError,
+    StorageError,
+    WorkerError,
+    error_state,
+    rebuild_error,
+)
+from qudata.io.uri import configure
 
 from .ray_inputs import expand_sources
 
-__all__ = ["RayExecutor", "expand_sources", "ray_session"]
+__all__ = ["RETRIES", "RayExecutor", "expand_sources", "ray_session"]
 
 LOCAL_CPUS = 2
 LOCAL_OBJECT_STORE = 200 * 1024**2
+#: How often a stage task is run again after a system failure (its worker or node
+#: lost, its object lost) or a storage error: stage calls are idempotent (they
+#: rewrite their own part files).
+RETRIES = 3
 
 
 def _import_ray() -> Any:
@@ -37,25 +59,112 @@ def _import_ray() -> Any:
     return ray
 
 
-def _call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
-    """One stage call in a Ray task; a qudata error comes back as data."""
+def _test_hold(function: Callable[..., Any]) -> None:
+    """A test hook: with ``QUDATA_TEST_HOLD`` naming a folder that holds a file ``armed``
+    (empty, or naming a stage function and/or ``node=ID``), the first task (of that
+    function, on that node) to get there writes its process id to ``pid`` and sleeps (so
+    that a test can kill its worker or its node)."""
+    folder = os.environ.get("QUDATA_TEST_HOLD")
+    if not folder:
+        return
+    try:
+        with open(os.path.join(folder, "armed"), encoding="utf-8") as armed:
+            wanted = armed.read().split()
+    except OSError:
+        return
+    for want in wanted:
+        if want.startswith("node="):
+            if want[5:] != _import_ray().get_runtime_context().get_node_id():
+                return
+        elif want != getattr(function, "__name__", ""):
+            return
+    try:
+        fd = os.open(os.path.join(folder, "pid"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    time.sleep(120)
+
+
+def _call(
+    function: Callable[..., Any], args: tuple[Any, ...], storage: dict[str, Any]
+) -> tuple[bool, Any]:
+    """One stage call in a Ray task; a qudata error comes back as data, a storage error
+    is raised (Ray runs the task again)."""
+    configure(storage)
+    _test_hold(function)
     try:
         return True, function(*args)
+    except StorageError:
+        raise
     except (QudataError, OSError) as exc:
         return False, error_state(exc)
 
 
+def _sees(staging: str, token: str, node: str) -> str | None:
+    """On one node: ``None`` if it reads the driver's token in ``staging`` and leaves its
+    own there, else what failed."""
+    hidden = os.environ.get("QUDATA_TEST_HIDE")  # a test hook: a folder this node lacks
+    path = os.path.join(staging, ".node-check")
+    try:
+        if hidden and os.path.abspath(staging).startswith(hidden):
+            raise FileNotFoundError(path)
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() != token:
+                return "sees another folder at the same path"
+        with open(os.path.join(staging, f".node-{node}"), "w", encoding="utf-8") as out:
+            out.write(token)
+    except OSError as exc:
+        return f"cannot read or write it ({exc.strerror or exc})"
+    return None
+
+
+def _failure(exc: BaseException, function: Callable[..., Any], number: int) -> QudataError:
+    """A task that failed for good (retries spent) as one qudata error."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, QudataError):
+        return cause
+    name = getattr(function, "__name__", "a stage")
+    if cause is not None:  # the task raised (not a qudata error): not retried
+        what = " ".join(str(cause).split()) or type(cause).__name__
+        return WorkerError(f"Ray task {name} of call {number} failed: {what}")
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    what = lines[0] if lines else type(exc).__name__
+    return WorkerError(
+        f"Ray task {name} of call {number} failed after {RETRIES} retries: "
+        f"{type(exc).__name__}: {what}"
+    )
+
+
 class RayExecutor:
-    """Runs stage calls as Ray tasks (one CPU each), on the cluster of ``engine``."""
+    """Runs stage calls as Ray tasks (one CPU each), on the cluster of ``engine``;
+    ``staging`` must be a folder every node sees, ``storage``: the fsspec options set
+    on every worker."""
 
     name = "ray"
 
-    def __init__(self, engine: EngineConfig) -> None:
+    def __init__(
+        self,
+        engine: EngineConfig,
+        *,
+        staging: Path | None = None,
+        storage: dict[str, Any] | None = None,
+    ) -> None:
         self._session = ray_session(engine)
         self._session.__enter__()
-        ray = _import_ray()
-        self.workers = int(ray.cluster_resources().get("CPU", 1))
-        self._remote = ray.remote(num_cpus=1, max_retries=0)(_call)
+        try:
+            ray = _import_ray()
+            self.workers = int(ray.cluster_resources().get("CPU", 1))
+            self._storage = storage or {}
+            self._remote = ray.remote(
+                num_cpus=1, max_retries=RETRIES, retry_exceptions=[StorageError]
+            )(_call)
+            if staging is not None:
+                check_shared(staging)
+        except BaseException:
+            self.close()
+            raise
 
     def map(
         self,
@@ -66,7 +175,7 @@ class RayExecutor:
     ) -> list[Any]:
         """As :meth:`qudata.engines.local.LocalExecutor.map`."""
         ray = _import_ray()
-        refs: list[Any] = [self._remote.remote(function, args) for args in calls]
+        refs: list[Any] = [self._remote.remote(function, args, self._storage) for args in calls]
         number = {ref: n for n, ref in enumerate(refs)}
         pending = list(refs)
         finished: dict[int, Any] = {}
@@ -77,7 +186,10 @@ class RayExecutor:
             while pending:  # what is done each half second (a wait per task costs the driver)
                 done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
                 for ref in done:
-                    ok, value = ray.get(ref)
+                    try:
+                        ok, value = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        raise _failure(exc, function, number[ref]) from None
                     if not ok:
                         raise rebuild_error(value)
                     finished[number[ref]] = value
@@ -94,6 +206,41 @@ class RayExecutor:
 
     def close(self) -> None:
         self._session.__exit__(None, None, None)
+
+
+def check_shared(staging: Path) -> None:
+    """Refuse (one line) a staging folder that a node of the cluster does not see: its
+    part files would be lost. The driver leaves a token there; a task on every node with
+    CPUs reads it and leaves its own, which the driver reads back."""
+    ray = _import_ray()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    token = uuid.uuid4().hex
+    check = staging / ".node-check"
+    check.write_text(token, encoding="utf-8")
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU")]
+    sees = ray.remote(num_cpus=0, max_retries=RETRIES)(_sees)
+    try:
+        refs = [
+            sees.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+            ).remote(str(staging), token, n["NodeID"])
+            for n in nodes
+        ]
+        for node, problem in zip(nodes, ray.get(refs), strict=True):
+            mark = staging / f".node-{node['NodeID']}"
+            if problem is None and not mark.exists():
+                problem = "writes where this machine does not see it"
+            mark.unlink(missing_ok=True)
+            if problem is not None:
+                where = f"{node.get('NodeManagerAddress', '?')} ({node['NodeID'][:12]})"
+                raise OutputError(
+                    f"{staging.parent}: the output folder is not shared by the nodes of the "
+                    f"Ray cluster: node {where} {problem}; give -o a folder that every "
+                    "node mounts at the same path (NFS, a shared volume)"
+                )
+    finally:
+        check.unlink(missing_ok=True)
 
 
 @contextmanager

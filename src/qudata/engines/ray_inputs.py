@@ -1,17 +1,18 @@
 """Inputs of the Ray engine: local paths made absolute (workers do not share the driver's
 working folder) and fsspec URIs (``s3://``, ``gs://``, ``file://``), expanded in the local
-engine's order; workers read a URI through a temporary local copy
-(:func:`qudata.io.uri.local_copy`)."""
+engine's order; their listing gives their sizes and ETags (:func:`qudata.io.uri.remember`),
+so remote inputs are partitioned as local ones; workers read them in ranged requests."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from typing import Any
 
-from qudata.errors import ConfigError, InputNotFoundError, MissingExtraError
+from qudata.errors import ConfigError, InputNotFoundError, QudataError
 from qudata.io.sources import InputWalk, Source, kind_of, walk_inputs
-from qudata.io.uri import is_uri
+from qudata.io.uri import filesystem, is_uri, remember, remote_size, storage_error
 
 __all__ = ["expand_sources", "input_bytes"]
 
@@ -42,12 +43,19 @@ def expand_sources(
 
 def _expand_uri(uri: str) -> list[Source]:
     """A file, folder (recursively, sorted as the local walk) or glob of a filesystem URI."""
+    fs, root = filesystem(uri)
     try:
-        import fsspec
-    except ImportError:
-        raise MissingExtraError("ray", "fsspec", feature=f"Reading {uri}") from None
-    fs, root = fsspec.core.url_to_fs(uri)
+        fs.invalidate_cache()  # a listing of an earlier run in this process is stale
+        return _expand(uri, fs, root)
+    except QudataError:
+        raise
+    except FileNotFoundError:
+        raise InputNotFoundError(f"{uri}: no such file or folder") from None
+    except Exception as exc:  # botocore, aiohttp, gcsfs: the storage failed
+        raise storage_error(uri, exc, "cannot list") from None
 
+
+def _expand(uri: str, fs: Any, root: str) -> list[Source]:
     def source(path: str) -> Source | None:
         kind = kind_of(path)
         full = fs.unstrip_protocol(path)
@@ -55,6 +63,7 @@ def _expand_uri(uri: str) -> list[Source]:
 
     def walk(folder: str) -> Iterator[Source]:
         entries = sorted(fs.ls(folder, detail=True), key=lambda e: e["name"])
+        remember(fs, entries)
         for entry in entries:
             base = entry["name"].rstrip("/").rsplit("/", 1)[-1]
             if entry["type"] != "directory" and not base.startswith("."):
@@ -75,12 +84,18 @@ def _expand_uri(uri: str) -> list[Source]:
             )
         return found
     if any(c in root for c in "*?["):
-        matches = sorted(fs.glob(root))
+        matches = fs.glob(root, detail=True)
         if not matches:
             raise InputNotFoundError(f"{uri}: no file matches this pattern")
-        return [s for m in matches for s in _expand_uri(fs.unstrip_protocol(m))]
-    if not fs.isfile(root):
+        remember(fs, matches.values())
+        return [s for m in sorted(matches) for s in _expand_uri(fs.unstrip_protocol(m))]
+    try:
+        entry = fs.info(root)
+    except FileNotFoundError:
+        entry = {}
+    if entry.get("type") != "file":
         raise InputNotFoundError(f"{uri}: no such file or folder")
+    remember(fs, [entry])
     found_file = source(root)
     if found_file is None:
         raise InputNotFoundError(
@@ -92,15 +107,8 @@ def _expand_uri(uri: str) -> list[Source]:
 
 def input_bytes(sources: list[Source]) -> int:
     """The stored size of every input."""
-    size = 0
-    for source in sources:
-        if source.problem is not None:
-            continue
-        if is_uri(source.path):
-            import fsspec
-
-            fs, path = fsspec.core.url_to_fs(source.path)
-            size += fs.size(path)
-        else:
-            size += os.path.getsize(source.path)
-    return size
+    return sum(
+        remote_size(s.path) if is_uri(s.path) else os.path.getsize(s.path)
+        for s in sources
+        if s.problem is None
+    )

@@ -112,7 +112,12 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
     ]
     contaminated = counts.get("contaminated")
     if contaminated is not None:
-        files = ", ".join(f"{code_span(f)} ({n:,} dropped)" for f, n in contaminated.items())
+        found = manifest.get("decontamination", {})
+        files = ", ".join(
+            f"{code_span(f)} ({n:,} dropped"
+            + (f", {_items(found[f]['items'])} matched)" if f in found else ")")
+            for f, n in contaminated.items()
+        )
         ngram = quality["decontamination"]["ngram"]
         lines.append(f"- Decontaminated against {files}: {ngram}-word n-grams.")
     if quality.get("languages"):
@@ -138,6 +143,10 @@ def _filters(manifest: dict[str, Any]) -> list[str]:
             reasons = ", ".join(f"{r} {n:,}" for r, n in fmt["dropped"].items())
             lines.append(f"- `{name}` dropped: {reasons}.")
     return lines
+
+
+def _items(n: int) -> str:
+    return f"{n:,} benchmark item{'' if n == 1 else 's'}"
 
 
 def _input_keys(keys: dict[str, dict[str, int]] | None) -> list[str]:

@@ -3,16 +3,20 @@ manifest last, then the folder into place (see :mod:`qudata.io.output_dir`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from qudata.account import Observations, RunReport
+from qudata.errors import IntegrityError
 from qudata.export.card import card_formats, render_card, render_folder_card
 from qudata.export.report import ReportData, render_report
+from qudata.export.verify import LocalFileSystem, manifest_of, verify_dataset
 from qudata.io.output_dir import publish
 from qudata.io.writers import AtomicFile
+from qudata.pause import pause_at
 
 __all__ = ["publish_dataset"]
 
@@ -27,10 +31,13 @@ def publish_dataset(
     quality_threshold: float | None,
     command: str | None,
     run: dict[str, Any] | None = None,
+    mark: Callable[[], None] | None = None,
 ) -> None:
-    """Card and report, then the manifest last, then the folder into place. ``run``:
+    """Card and report, then the manifest last, the publish gate
+    (:mod:`qudata.export.verify`), then the folder into place. ``run``:
     what ran it (engine, workers), the only part of the manifest that may differ
-    between executors; the card never shows it."""
+    between executors; the card never shows it. ``mark`` is called once the dataset
+    is in place, before any signal held meanwhile is delivered."""
     manifest = report.as_manifest()
     features = {
         name: stats.features for name, stats in report.formats.items() if stats.features is not None
@@ -45,7 +52,15 @@ def publish_dataset(
         manifest["run"] = run
     text = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
     _write_text(staging / "manifest.json", text.decode("utf-8"))
-    publish(staging, output_dir)
+    fs = LocalFileSystem()
+    written = manifest_of(fs, str(staging))
+    if written != orjson.loads(text):
+        raise IntegrityError("manifest.json: not the manifest the run wrote; nothing was published")
+    pause_at("gate")
+    verify_dataset(fs, str(staging), written)  # the publish gate
+    pause_at("publish")
+    publish(staging, output_dir, mark=mark)
+    pause_at("published")
 
 
 def _report_data(
@@ -68,6 +83,7 @@ def _report_data(
         quality_threshold=quality_threshold,
         mix=manifest.get("mix"),
         dedup=manifest.get("dedup"),
+        decontamination=manifest.get("decontamination"),
         unscored=seen.unscored,
         sources=sources,
     )

@@ -49,6 +49,7 @@ class ReportData:
     quality_threshold: float | None = None
     mix: dict[str, Any] | None = None  # the manifest's ``mix`` section
     dedup: dict[str, Any] | None = None  # the manifest's ``dedup`` section
+    decontamination: dict[str, Any] | None = None  # the manifest's ``decontamination``
     unscored: int = 0
     sources: list[tuple[str, int]] = field(default_factory=list)
 
@@ -248,10 +249,18 @@ def _drop_bars(data: ReportData) -> list[Bar]:
     bars = []
     for reason, n in reasons:
         if reason == "contaminated" and per_file and sum(c for _, c in per_file) == n == total:
-            bars += [Bar(f"contaminated: {path.rsplit('/', 1)[-1]}", c) for path, c in per_file]
+            bars += [Bar(_benchmark_label(data, path), c) for path, c in per_file]
         else:
             bars.append(Bar(reason, n))
     return bars
+
+
+def _benchmark_label(data: ReportData, path: str) -> str:
+    """``contaminated: FILE (N items)``: the items matched, from the manifest."""
+    found = (data.decontamination or {}).get(path)
+    n = found["items"] if found else 0
+    items = f" ({n:,} item{'' if n == 1 else 's'})" if found else ""
+    return f"contaminated: {path.rsplit('/', 1)[-1]}{items}"
 
 
 def _dropped_chart(data: ReportData, width: int = 540) -> str:

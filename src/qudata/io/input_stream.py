@@ -3,8 +3,9 @@
 :func:`open_input` opens a file (or standard input), decodes it by its name (gzip,
 zstd: every frame, and a file ending inside a frame is an error, never a quiet end),
 counts the stored bytes read (the offset named in errors) and can hash them on a
-second thread. With ``regular_only`` anything but a regular file is refused without
-being opened for a blocking read (a FIFO would hang).
+second thread; a URI is read in ranged requests (:class:`qudata.io.uri.RangedReader`).
+With ``regular_only`` anything but a regular file is refused without being opened for a
+blocking read (a FIFO would hang).
 """
 
 from __future__ import annotations
@@ -214,13 +215,18 @@ class InputStream:
         self.path = path
         self.name = name or path
         self.codec = "none" if path == "-" else _codec(path)
+        limit = None
         if path == "-":
             raw: BinaryIO = sys.stdin.buffer
+        elif "://" in path:  # a URI: ranged requests of its span (qudata.io.uri)
+            from qudata.io.uri import RangedReader
+
+            raw = RangedReader(path, *(span or (0, None)))  # type: ignore[assignment]
+            span = None
         elif regular_only:
             raw = _open_regular(path, self.name)
         else:
             raw = open(path, "rb")  # noqa: SIM115
-        limit = None
         if span is not None:  # a byte range of an uncompressed file: a partition
             raw.seek(span[0])
             limit = span[1] - span[0]

@@ -26,8 +26,11 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import stat
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -258,18 +261,39 @@ def make_staging(output_dir: Path, previous: Path | None = None) -> Path:
     return staging
 
 
-def publish(staging: Path, output_dir: Path) -> None:
+def publish(staging: Path, output_dir: Path, mark: Callable[[], None] | None = None) -> None:
     """Move the complete ``staging`` folder to ``output_dir``: two renames, the previous
-    dataset first out of the way as ``-old-`` (put back if the second rename fails)."""
+    dataset first out of the way as ``-old-`` (put back if the second rename fails).
+
+    SIGINT and SIGTERM are held during the renames and ``mark()`` (called once the
+    dataset is in place), so an interrupt comes either before them (nothing was
+    published) or after ``mark`` (the dataset is complete and in place)."""
     old = None
-    if output_dir.exists():
-        old = output_dir.with_name(f".{output_dir.name}.qudata-old-{os.getpid()}")
-        os.replace(output_dir, old)
-    try:
-        os.replace(staging, output_dir)
-    except BaseException:
-        if old is not None:  # put the previous complete dataset back
-            os.replace(old, output_dir)
-        raise
+    with held_signals():
+        if output_dir.exists():
+            old = output_dir.with_name(f".{output_dir.name}.qudata-old-{os.getpid()}")
+            os.replace(output_dir, old)
+        try:
+            os.replace(staging, output_dir)
+        except BaseException:
+            if old is not None:  # put the previous complete dataset back
+                os.replace(old, output_dir)
+            raise
+        if mark is not None:
+            mark()
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def held_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM wait (in the main thread) until the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

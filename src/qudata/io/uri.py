@@ -1,22 +1,243 @@
-"""Inputs named by URI (``s3://bucket/x.jsonl``): read through a local copy (fsspec)."""
+"""Inputs named by URI (``s3://bucket/x.jsonl``, ``gs://``, ``file://``), read through fsspec.
+
+A remote input is read where it is, never copied whole first: :class:`RangedReader`
+fetches the bytes ``[start, end)`` of a partition in ranged requests of a few MiB, so
+a run fetches each byte about twice (the two passes), and its sizes come from the
+listing (:func:`remember`, :func:`remote_size`), so a large remote JSON Lines file is
+cut into partitions like a local one. Only Parquet, read by random access through
+pyarrow, still goes through a local copy (:func:`local_copy`).
+
+Storage options (``storage.options`` of the configuration: per protocol, e.g. ``{"s3":
+{"endpoint_url": ...}}``) are fsspec's per-protocol defaults (:func:`configure`); the
+driver and every Ray worker set them before they touch a URI. Storage failures
+(botocore, aiohttp, gcsfs errors) become :class:`~qudata.errors.StorageError` naming
+the URI: a failure of the storage, not of the input, so the run fails (exit 1) rather
+than rejecting the input.
+"""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from typing import Any
 
-from qudata.errors import InputError, MissingExtraError
+from qudata.errors import InputError, MissingExtraError, OutputError, StorageError
 from qudata.io.sources import Source
 
-__all__ = ["is_uri", "local_copy"]
+__all__ = [
+    "RangedReader",
+    "configure",
+    "fetch_many",
+    "filesystem",
+    "is_uri",
+    "local_copy",
+    "open_stored",
+    "refuse_uri_output",
+    "remember",
+    "remote_identity",
+    "remote_size",
+    "storage_error",
+]
+
+#: The bytes one ranged request fetches (a partition's last request stops at its end).
+CHUNK = 8 << 20
+#: Small remote files fetched at once (:func:`fetch_many`).
+CONCURRENT_FETCHES = 16
+
+_EXTRAS = {"s3": ("s3", "s3fs"), "s3a": ("s3", "s3fs"), "gs": ("gcs", "gcsfs"),
+           "gcs": ("gcs", "gcsfs")}  # fmt: skip
+#: Where :func:`configure` leaves the options for worker processes of this one.
+OPTIONS_VARIABLE = "QUDATA_STORAGE_OPTIONS"
+_configured: dict[str, dict[str, Any]] = {}
+_info: dict[str, dict[str, Any]] = {}  # full URI -> its listing entry (size, ETag, ...)
+_prefetched: dict[str, bytes] = {}  # the small files of the slice being read
 
 
 def is_uri(path: str) -> bool:
     """``s3://bucket/x.jsonl``, ``file:///data/x.jsonl``: read through fsspec."""
     return "://" in path
+
+
+def refuse_uri_output(output: str) -> None:
+    """Object-storage output is not written yet: say so (exit 2) rather than making a
+    local folder named ``s3:``."""
+    if is_uri(output):
+        raise OutputError(
+            f"{output}: writing the dataset to object storage is not supported yet; "
+            "give -o a local folder (on a cluster, one every node mounts) and copy it "
+            "to the bucket afterwards"
+        )
+
+
+def configure(options: Mapping[str, Mapping[str, Any]]) -> None:
+    """Make ``options`` (per protocol: ``{"s3": {"endpoint_url": ...}}``) fsspec's
+    defaults in this process and the processes it starts (the variable
+    :data:`OPTIONS_VARIABLE`); filesystems made before with other options are dropped."""
+    wanted = {str(k): dict(v) for k, v in options.items()}
+    if wanted == _configured:
+        return
+    if wanted:  # for the local engine's worker processes, started after this
+        os.environ[OPTIONS_VARIABLE] = json.dumps(wanted)
+    else:
+        os.environ.pop(OPTIONS_VARIABLE, None)
+    import fsspec
+    import fsspec.config
+
+    for protocol in set(_configured) | set(wanted):
+        fsspec.config.conf.pop(protocol, None)
+        if protocol in wanted:
+            fsspec.config.conf[protocol] = wanted[protocol]
+        with suppress(ImportError, ValueError):
+            fsspec.get_filesystem_class(protocol).clear_instance_cache()
+    _configured.clear()
+    _configured.update(wanted)
+    _info.clear()
+
+
+def filesystem(uri: str) -> tuple[Any, str]:
+    """The fsspec filesystem of ``uri`` and the path in it (a missing package is one
+    line naming the extra)."""
+    protocol = uri.split("://", 1)[0]
+    extra, package = _EXTRAS.get(protocol, ("s3", "fsspec"))
+    try:
+        import fsspec
+    except ImportError:
+        raise MissingExtraError(extra, package, feature=f"Reading {uri}") from None
+    if not _configured and OPTIONS_VARIABLE in os.environ:  # a worker of the local engine
+        configure(json.loads(os.environ[OPTIONS_VARIABLE]))
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+    except ImportError:
+        if protocol not in _EXTRAS:
+            extra, package = protocol, protocol + "fs"
+        raise MissingExtraError(extra, package, feature=f"Reading {uri}") from None
+    except ValueError as exc:
+        raise StorageError(f"{uri}: {exc}") from None
+    return fs, str(path)
+
+
+def storage_error(uri: str, exc: BaseException, doing: str = "cannot read") -> StorageError:
+    """``exc`` (botocore, aiohttp, an ``OSError`` of the storage) as one line naming
+    ``uri``."""
+    cause = " ".join(str(exc).split()) or type(exc).__name__
+    return StorageError(f"{uri}: {doing}: {cause}", uri=uri)
+
+
+def remember(fs: Any, entries: Iterable[Mapping[str, Any]]) -> None:
+    """Keep the listing entries (size, ETag, version) of files a walk found."""
+    for entry in entries:
+        if entry.get("type") != "directory":
+            _info[fs.unstrip_protocol(entry["name"])] = dict(entry)
+
+
+def _entry(uri: str) -> dict[str, Any]:
+    found = _info.get(uri)
+    if found is None:
+        fs, path = filesystem(uri)
+        try:
+            found = dict(fs.info(path))
+        except FileNotFoundError:
+            raise InputError("no such file", source=uri, reason="unreadable") from None
+        except Exception as exc:
+            raise storage_error(uri, exc) from None
+        _info[uri] = found
+    return found
+
+
+def remote_size(uri: str) -> int:
+    """The stored size of ``uri`` (from its listing when a walk found it)."""
+    return int(_entry(uri).get("size") or 0)
+
+
+def remote_identity(uri: str) -> dict[str, Any]:
+    """What says that ``uri`` changed: its size and its ETag, version id or generation
+    (what the store gives; ``mtime`` for a ``file://`` URI)."""
+    entry = _entry(uri)
+    identity: dict[str, Any] = {"size": int(entry.get("size") or 0)}
+    for key in ("ETag", "etag", "VersionId", "version_id", "generation", "md5Hash", "mtime"):
+        value = entry.get(key)
+        if value is not None:
+            identity[key.lower()] = value if isinstance(value, int | float | str) else str(value)
+    return identity
+
+
+class RangedReader(io.RawIOBase):
+    """The bytes ``[start, end)`` of a remote file (``end`` None: to its end), fetched
+    in ranged requests of at most :data:`CHUNK` bytes that never pass ``end``."""
+
+    def __init__(self, uri: str, start: int = 0, end: int | None = None) -> None:
+        self.uri = uri
+        self._fs, self._path = filesystem(uri)
+        self._at = start
+        self._end = remote_size(uri) if end is None else end
+        self._buffer = b""
+        self._used = 0
+        self.fetched = 0  # bytes this reader fetched
+        if start == 0 and end is None and uri in _prefetched:  # fetched with its slice
+            self._buffer = _prefetched.pop(uri)
+            self._at = self._end
+
+    def readable(self) -> bool:
+        return True
+
+    def _fetch(self) -> None:
+        stop = min(self._end, self._at + CHUNK)
+        try:
+            data = self._fs.cat_file(self._path, start=self._at, end=stop)
+        except Exception as exc:
+            raise storage_error(self.uri, exc) from None
+        if len(data) != stop - self._at:
+            raise StorageError(
+                f"{self.uri}: the object changed while it was read "
+                f"(got {len(data):,} of {stop - self._at:,} bytes at byte {self._at:,})",
+                uri=self.uri,
+            )
+        self.fetched += len(data)
+        self._at = stop
+        self._buffer, self._used = data, 0
+
+    def readinto(self, buffer: Any) -> int:
+        if self._used >= len(self._buffer):
+            if self._at >= self._end:
+                return 0
+            self._fetch()
+        n = min(len(buffer), len(self._buffer) - self._used)
+        memoryview(buffer)[:n] = self._buffer[self._used : self._used + n]
+        self._used += n
+        return n
+
+
+def open_stored(path: str, span: tuple[int, int] | None = None) -> Any:
+    """A binary reader of ``path`` (a local path or a URI), from ``span``'s start to its
+    end (``None``: the whole file)."""
+    if is_uri(path):
+        return io.BufferedReader(RangedReader(path, *(span or (0, None))), 1 << 20)
+    handle = open(path, "rb")  # noqa: SIM115
+    if span is not None:
+        handle.seek(span[0])
+    return handle
+
+
+def fetch_many(uris: list[str]) -> dict[str, bytes]:
+    """The bytes of many small remote files, fetched :data:`CONCURRENT_FETCHES` at a
+    time (a slice of text files); a file that failed is left out (reading it again
+    alone reports why)."""
+
+    def one(uri: str) -> bytes | None:
+        try:
+            return bytes(RangedReader(uri, 0, None).read() or b"")
+        except (StorageError, InputError):
+            return None
+
+    with ThreadPoolExecutor(min(CONCURRENT_FETCHES, max(1, len(uris)))) as pool:
+        fetched = dict(zip(uris, pool.map(one, uris), strict=True))
+    return {uri: data for uri, data in fetched.items() if data is not None}
 
 
 def _suffixes(path: str) -> str:
@@ -25,23 +246,27 @@ def _suffixes(path: str) -> str:
 
 
 @contextmanager
-def local_copy(source: Source) -> Iterator[Source]:
-    """``source`` itself, or for a URI a temporary local copy that keeps its name."""
-    if not is_uri(source.path):
+def local_copy(source: Source, batch: tuple[Source, ...] = ()) -> Iterator[Source]:
+    """``source`` itself, or for a remote Parquet file (read by random access) a
+    temporary local copy that keeps its name; other remote files are read in ranges.
+
+    ``batch``: the files of the slice ``source`` is read with; when ``source`` is the
+    first of several remote files, they are all fetched now, concurrently."""
+    if not is_uri(source.path) or source.kind != "parquet":
+        if len(batch) > 1 and source is batch[0] and is_uri(source.path):
+            _prefetched.clear()
+            _prefetched.update(fetch_many([s.path for s in batch if s.problem is None]))
         yield source
         return
-    try:
-        import fsspec
-    except ImportError:
-        raise MissingExtraError("ray", "fsspec", feature=f"Reading {source.path}") from None
+    fs, path = filesystem(source.path)
     folder = tempfile.mkdtemp(prefix="qudata-input-")
     try:
         local = os.path.join(folder, "input" + _suffixes(source.path))
         try:
-            with fsspec.open(source.path, "rb") as remote, open(local, "wb") as out:
+            with fs.open(path, "rb") as remote, open(local, "wb") as out:
                 shutil.copyfileobj(remote, out, 1 << 20)
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc}", source=source.name) from None
+        except Exception as exc:
+            raise storage_error(source.path, exc) from None
         yield Source(local, source.kind, source.name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

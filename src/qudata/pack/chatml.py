@@ -28,12 +28,12 @@ from qudata.pack.chatml_options import (
 from qudata.pack.chatml_render import render_chatml
 from qudata.pack.chatml_rules import ChatMLRules, validate_chatml
 from qudata.pack.chatml_turns import DROP_RECORD, MESSAGE_KEYS, ChatMLTurns, default_user_prompt
+from qudata.pack.hf_template import ChatTemplateFile, load_chat_template, template_messages
 from qudata.pack.markup import MarkupGuard, conversation_guard
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.templates import (
     compile_chat_template,
     compile_template,
-    load_template_source,
     render_bounded,
 )
 from qudata.pack.tool_arguments import json_arguments
@@ -149,21 +149,25 @@ class ChatMLFormatter(ChatMLTurns):
 
     @staticmethod
     def _render_chat(
-        template: Any,
+        template: ChatTemplateFile,
         messages: list[dict[str, Any]],
         opts: ChatMLOptions,
         *,
         tools: list[dict[str, Any]] | None = None,
     ) -> str:
+        """``text``: the template's rendering, as ``apply_chat_template`` renders it (the
+        template file's special tokens, tool-call arguments as objects)."""
+        compiled = compile_chat_template(template.for_tools(bool(tools)))
         variables = {
+            **template.tokens,
             **opts.template_vars,
-            "messages": messages,
+            "messages": template_messages(messages),
             "tools": tools,
             "documents": None,
             "add_generation_prompt": False,
         }
         return render_bounded(
-            template, variables, timeout=opts.template_timeout, max_chars=opts.template_max_chars
+            compiled, variables, timeout=opts.template_timeout, max_chars=opts.template_max_chars
         )
 
     def prepare_batch(
@@ -190,7 +194,8 @@ class ChatMLFormatter(ChatMLTurns):
     def _stream_state(self, opts: ChatMLOptions) -> dict[str, Any]:
         template = None
         if opts.chat_template:
-            template = compile_chat_template(load_template_source(opts.chat_template))
+            template = load_chat_template(opts.chat_template)
+            compile_chat_template(template.source)  # a syntax error before any record
         guard = conversation_guard(opts)
         markers = guard.markers
         system = opts.system_message

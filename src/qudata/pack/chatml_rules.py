@@ -15,6 +15,7 @@ from qudata.quality.problems import (
     FileRules,
     FileValidation,
     Problem,
+    add_hints,
     has_surrogate,
     make_problem,
 )
@@ -34,6 +35,40 @@ _MESSAGE_KEYS = frozenset(
 )
 #: Parquet writes null for a message key a message does not have
 _OPTIONAL_KEYS = ("name", "weight", "tool_calls", "tool_call_id")
+
+
+# the problem codes of a ChatML record, with their hints
+add_hints(
+    {
+        "missing_messages": 'add a "messages" list',
+        "chat_markup": "a tokenizer reads chat markup in content as a real turn marker; "
+        "qudata pack escapes it (pack.chatml.markup: escape, strip or drop)",
+        "messages_not_list": '"messages" must be a list of message objects',
+        "empty_conversation": '"messages" must hold at least one message',
+        "message_not_object": 'a message is an object such as {"role": "user", "content": "..."}',
+        "missing_role": 'add "role": one of system, user, assistant, tool',
+        "unknown_role": "use one of the roles system, user, assistant, tool",
+        "missing_content": 'add "content" (a string)',
+        "content_not_string": "content must be a string (null only on an assistant message with "
+        "tool_calls)",
+        "unknown_key": "a message may only have role, content, reasoning_content, name, weight, "
+        "tool_calls, tool_call_id",
+        "bad_reasoning": "reasoning_content must be a string and only appears on assistant "
+        "messages",
+        "bad_weight": "weight must be 0 or 1 and only appears on assistant messages",
+        "bad_name": "name must be a string",
+        "bad_tool_calls": "tool_calls must be a list and only appears on assistant messages",
+        "bad_tool_call_id": "tool_call_id must be a string and only appears on tool messages",
+        "no_assistant_message": "a training conversation needs at least one assistant message",
+        "system_not_first": "a system message comes first, and only there",
+        "broken_alternation": "after the system message, user and assistant take turns; tool "
+        "messages follow an assistant message with tool_calls",
+        "metadata_not_object": '"metadata" must be an object',
+        "bad_tools": 'tools must be a list of {"type": "function", "function": {"name": ...}}',
+        "ends_on_user": "a training conversation ends with an answer, not a user turn",
+        "too_many_tokens": "shorten the message or raise the token limit",
+    }
+)
 
 
 def message_rules(msg: Any, path: str) -> list[Problem]:
@@ -204,6 +239,25 @@ def validate_chatml(
     return check_chatml(record, max_tokens, count_tokens, hygiene=hygiene)[0]
 
 
+def _markup(record: Any) -> list[Problem]:
+    """Message contents holding ChatML markup, which ``qudata pack`` never writes (its
+    ``pack.chatml.markup`` policy escapes, strips or drops them)."""
+    from qudata.pack.markup import CHATML_MARKERS
+
+    messages = record.get("messages") if isinstance(record, dict) else None
+    if not isinstance(messages, list):
+        return []
+    out = []
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str) and "<|" in content:
+            found = [m for m in CHATML_MARKERS if m in content]
+            if found:
+                path, what = f"messages[{i}].content", f"holds {', '.join(found)}"
+                out.append(make_problem("chat_markup", path, what))
+    return out
+
+
 class ChatMLRules(FileRules):
     """``qudata validate --format chatml``: each record's rules, and with a token
     counter the total and the largest message's tokens."""
@@ -219,7 +273,7 @@ class ChatMLRules(FileRules):
         if counts and result.tokens_total is not None:
             result.tokens_total += sum(counts)
             result.max_message_tokens = max(result.max_message_tokens or 0, *counts)
-        return found
+        return found + _markup(record)
 
     def parquet_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """A null optional message key counts as absent."""

@@ -9,9 +9,28 @@ from __future__ import annotations
 from typing import Any
 
 from qudata.models import json_kind
-from qudata.quality.problems import FileRules, FileValidation, Problem, hygiene, make_problem
+from qudata.quality.problems import (
+    FileRules,
+    FileValidation,
+    Problem,
+    add_hints,
+    hygiene,
+    make_problem,
+)
 
 __all__ = ["JSONLRules", "JSONLSchemaTracker", "validate_jsonl"]
+
+
+# the problem codes of a file of JSON Lines records, with their hints
+add_hints(
+    {
+        "missing_key": "every row should have the same keys (write null for a missing value)",
+        "key_missing_on_earlier_rows": "every row should have the same keys (write null for a "
+        "missing value)",
+        "type_changed": "give a key one JSON type in every row (or null); Arrow-based loaders fail "
+        "otherwise",
+    }
+)
 
 
 def validate_jsonl(record: Any) -> list[Problem]:

@@ -25,11 +25,21 @@ from qudata.pack.chatml_rules import message_rules, record_rules
 from qudata.pack.markup import MarkupGuard
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.preference import clean_markup
-from qudata.quality.problems import FileRules, FileValidation, Problem, make_problem
+from qudata.quality.problems import FileRules, FileValidation, Problem, add_hints, make_problem
 from qudata.quality.problems import hygiene as string_hygiene
 from qudata.sections import Section
 
 __all__ = ["KTOFormatter", "KTOOptions", "KTORules", "validate_kto"]
+
+# the problem codes of a KTO record, with their hints (``answer_not_assistant`` is
+# preference's, imported with it)
+add_hints(
+    {
+        "missing_kto_field": 'a KTO record has "prompt" and "completion" (non-empty lists of '
+        'messages) and a boolean "label"',
+        "kto_prompt_not_user_last": "a KTO prompt ends with a user (or tool) turn",
+    }
+)
 
 
 class KTOOptions(Section):

@@ -26,12 +26,14 @@ from typing import Any
 __all__ = [
     "CHATML_MARKERS",
     "MARKUP_EVENTS",
+    "REASONING_TAGS",
     "MarkupGuard",
     "MessageCleaner",
     "conversation_guard",
     "is_markup",
     "markers_in_template",
     "probe_markers",
+    "reasoning_tags",
 ]
 
 #: The ``FormatStats.events`` name of each policy's change.
@@ -41,7 +43,7 @@ CHATML_MARKERS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 
 _BAR = "|\uff5c"  # ASCII and fullwidth (U+FF5C, in DeepSeek markers) vertical bars
 _MARKER = re.compile(
-    rf"<[{_BAR}][^{_BAR}<>\s]{{1,40}}[{_BAR}]>|</?s>|<</?SYS>>|\[/?[A-Z_]{{2,20}}\]|<[a-z_]{{2,30}}>"
+    rf"<[{_BAR}][^{_BAR}<>\s]{{1,40}}[{_BAR}]>|</?s>|<</?SYS>>|\[/?[A-Z_]{{2,20}}\]|</?[a-z_]{{2,30}}>"
 )
 # probe contents: letters only, so that no template filter (trim, capitalize...) changes them
 _PROBE_ROLES = ("system", "user", "assistant")
@@ -200,38 +202,59 @@ class MessageCleaner:
 _DROP = object()
 
 
+#: Reasoning tags: the template's own markers where it renders reasoning (Qwen3,
+#: DeepSeek-R1 split ``content`` at ``</think>``), so they are never escaped there.
+REASONING_TAGS = ("<think>", "</think>")
+
+
 def conversation_guard(chatml: Any) -> MarkupGuard:
     """The guard of ``pack.chatml`` (its ``markup`` policy; the ChatML markers and those of
-    its ``chat_template``), for every format that writes conversations."""
+    its ``chat_template``), for every format that writes conversations. A template that
+    renders reasoning keeps ``<think>`` and ``</think>`` in content as they are."""
     markers = set(CHATML_MARKERS)
     if chatml.chat_template:
-        markers |= _template_markers(
+        found = _template_markers(
             chatml.chat_template,
             tuple(sorted(chatml.template_vars.items())),
             chatml.template_timeout,
             chatml.template_max_chars,
         )
+        markers |= found - set(reasoning_tags(chatml.chat_template))
     return MarkupGuard(markers, policy=chatml.markup)
+
+
+def reasoning_tags(value: str) -> tuple[str, ...]:
+    """:data:`REASONING_TAGS` when the template ``value`` renders reasoning (it names
+    ``</think>`` or ``reasoning_content``), else none."""
+    from qudata.pack.hf_template import load_chat_template
+
+    source = load_chat_template(value)
+    text = "".join([source.source, *source.named.values()])
+    return REASONING_TAGS if "</think>" in text or "reasoning_content" in text else ()
 
 
 @lru_cache(maxsize=8)
 def _template_markers(
     value: str, template_vars: tuple[tuple[str, str], ...], timeout: float, max_chars: int
 ) -> frozenset[str]:
-    from qudata.pack.templates import compile_chat_template, load_template_source, render_bounded
+    from qudata.pack.hf_template import load_chat_template
+    from qudata.pack.templates import compile_chat_template, render_bounded
 
-    source = load_template_source(value)
-    template = compile_chat_template(source)
-    variables = dict(template_vars)
+    loaded = load_chat_template(value)
+    variables = {**loaded.tokens, **dict(template_vars)}
+    found = set(markers_in_template(loaded.source, variables.values()))
+    for source in {loaded.source, *loaded.named.values()}:
+        template = compile_chat_template(source)
+        found |= markers_in_template(source)
 
-    def render(messages: list[dict[str, str]]) -> str:
-        arguments = {"messages": messages, "tools": None, "documents": None}
-        return render_bounded(
-            template,
-            {**variables, **arguments, "add_generation_prompt": False},
-            timeout=timeout,
-            max_chars=max_chars,
-        )
+        def render(messages: list[dict[str, str]], template: Any = template) -> str:
+            arguments = {"messages": messages, "tools": None, "documents": None}
+            return render_bounded(
+                template,
+                {**variables, **arguments, "add_generation_prompt": False},
+                timeout=timeout,
+                max_chars=max_chars,
+            )
 
-    found = markers_in_template(source, variables.values()) | probe_markers(render)
+        found |= probe_markers(render)
     return frozenset(found)

@@ -2,8 +2,8 @@
 
 One sequence per document, in the order of the JSONL output: its text tokenized with
 ``quality.tokenizer``, then the end-of-document token (``<|endoftext|>`` for the
-tiktoken encodings, the tokenizer's own for a ``tokenizer.json``: ``pack.megatron.
-eod_token``). Token ids are ``uint16`` when the vocabulary has fewer than 65,500 entries,
+tiktoken encodings, the tokenizer's own EOS for a ``tokenizer.json``: see
+:mod:`qudata.pack.eod`). Token ids are ``uint16`` when the vocabulary has fewer than 65,500 entries,
 else ``int32`` (Megatron's own rule). The ``.idx`` is the ``MMIDIDX`` version-1 layout that
 ``megatron.core.datasets.indexed_dataset.IndexedDataset`` reads:
 
@@ -13,8 +13,10 @@ else ``int32`` (Megatron's own rule). The ``.idx`` is the ``MMIDIDX`` version-1 
   document boundaries ``int64[n + 1]`` (``0, 1, ..., n``: a document is one sequence).
 
 A conversation is written as its ``text``, or in ChatML markup with ``pack.megatron.text:
-render``. Written with numpy; shards follow ``output.shard_size`` (bytes of ``.bin``) and
-``output.shard_records``.
+render`` (its messages cleaned of chat markup by ``pack.chatml.markup``, as ``-f chatml``
+and ``-f packed`` clean them; the ChatML markers are special ids where the tokenizer has
+them, special-token text in content is ordinary text). Written with numpy; shards follow
+``output.shard_size`` (bytes of ``.bin``) and ``output.shard_records``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ from qudata.errors import ConfigError
 from qudata.io.writers import AtomicFile
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
+from qudata.pack.chatml import chatml_options
 from qudata.pack.chatml_render import render_chatml
+from qudata.pack.eod import EOD_CANDIDATES, end_of_document
+from qudata.pack.markup import CHATML_MARKERS, MarkupGuard, MessageCleaner
+from qudata.pack.masks import Vocabulary
 from qudata.sections import Section
 
 if TYPE_CHECKING:
@@ -58,14 +64,13 @@ class MegatronOptions(Section):
     )
     eod_token: str | None = Field(
         default=None,
-        description="end-of-document token appended to each sequence (none: the tokenizer's, "
-        "`<|endoftext|>`, `</s>`, ...)",
+        description="end-of-document token appended to each sequence (none: the tokenizer's "
+        "own EOS)",
     )
 
 
 INDEX_HEADER = b"MMIDIDX\x00\x00"
 _DTYPE_CODES = {"uint16": 8, "int32": 4}  # Megatron's DType enum
-EOD_CANDIDATES = ("<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<|eot_id|>", "<|im_end|>")
 
 
 def token_dtype(vocab_size: int) -> np.dtype[Any]:
@@ -99,33 +104,43 @@ class MegatronFormatter(Formatter[MegatronOptions]):
                     "-f megatron writes token ids: set quality.tokenizer to cl100k_base, "
                     "o200k_base or a tokenizer.json (not estimate or none)"
                 )
-            names = [self.options.eod_token] if self.options.eod_token else EOD_CANDIDATES
-            found = [base.token_id(n) for n in names]
-            eod = next((i for i in found if i is not None), None)
-            if eod is None:
-                raise ConfigError(
-                    f"pack.megatron.eod_token: the tokenizer has none of {', '.join(names)}; "
-                    "name its end-of-document token"
-                )
+            eod = end_of_document(base, self.options.eod_token, option="pack.megatron.eod_token")
             state.update(eod=eod, dtype=token_dtype(base.vocab_size), counter=counter)
         return state["counter"], state["eod"], state["dtype"]
 
-    def _text(self, doc: Document, opts: MegatronOptions) -> str:
-        if doc.messages is not None and opts.text == "render":
-            return render_chatml(doc.messages, doc.tools)
-        return doc.text
+    def _render(self, doc: Document, state: dict[str, Any]) -> list[int] | Drop:
+        """``text: render``: the ChatML text of a conversation, its markup cleaned by
+        ``pack.chatml.markup`` as ``-f chatml`` and ``-f packed`` clean it, tokenized whole
+        with only the ChatML markers special (where the tokenizer has them)."""
+        if "cleaner" not in state:
+            guard = MarkupGuard(CHATML_MARKERS, policy=chatml_options(self.config).markup)
+            state["cleaner"] = MessageCleaner(guard)
+            state["encode"] = Vocabulary(self.counter).encoder(guard.markers)
+        assert doc.messages is not None
+        cleaned = state["cleaner"].clean_counted(
+            [*doc.messages, {"tools": doc.tools}], self.stats.events
+        )
+        if cleaned is None:
+            return Drop("markup", "a message holds chat markup (markup: drop)")
+        text = render_chatml(cleaned[:-1], cleaned[-1]["tools"] or None)
+        return list(state["encode"](text).ids)
 
     def format_document(
         self, doc: Document, opts: MegatronOptions, state: dict[str, Any]
     ) -> list[Record] | Drop:
-        text = self._text(doc, opts)
-        if not text.strip():
+        render = doc.messages is not None and opts.text == "render"
+        if not render and not doc.text.strip():
             return Drop("empty_text", "the document text is empty")
         counter, eod, _ = self._tokenizer(state)
-        return [[*counter.encode(text), eod]]
+        if render:
+            ids = self._render(doc, state)
+            return ids if isinstance(ids, Drop) else [[*ids, eod]]
+        return [[*counter.encode(doc.text), eod]]
 
     def token_texts(self, record: Record, doc: Document) -> list[str]:
-        return [self._text(doc, self.options)]
+        if doc.messages is not None and self.options.text == "render":
+            return [render_chatml(doc.messages, doc.tools)]
+        return [doc.text]
 
     def record_tokens(self, record: Record) -> int | None:
         """A sequence's tokens are its ids, the end-of-document token included."""

@@ -2,9 +2,13 @@
 
 Per document (:meth:`PackedFormatter.format_document`): a conversation is cleaned of
 chat markup (``pack.chatml.markup``), rendered with ``pack.packed.template`` (``chatml``
-or a chat template), its assistant turns found by prefix rendering and tokenized
-segment by segment (:mod:`qudata.pack.masks`); the result is checked and becomes one
-record ``{"doc", "ids", "spans"}`` (``spans``: token ranges in the loss). A plain
+or a chat template, as ``apply_chat_template`` renders it: tool-call arguments as
+objects, ``reasoning_content`` passed), its assistant spans taken from the template's
+``{% generation %}`` blocks or found by prefix rendering, and its whole text tokenized
+at once (:mod:`qudata.pack.masks`); the result is checked and becomes one record
+``{"doc", "ids", "spans"}`` (``spans``: token ranges in the loss). The tokens inside
+``<think>`` blocks are counted in ``events`` (``reasoning_tokens_trained`` and
+``reasoning_tokens_masked``), a dropped conversation's in ``dropped_tokens``. A plain
 document becomes ``{"doc", "ids"}``: its tokens and the end-of-document token, packed
 as pretraining data (masks all ones). Records are plain JSON values: they may be
 serialised between the steps of a run.
@@ -27,6 +31,7 @@ Packing over the whole split happens in the writer (:mod:`qudata.pack.packed_wri
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar, Literal
@@ -34,17 +39,30 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from qudata.account import Drop
-from qudata.errors import ConfigError, InputError
+from qudata.errors import InputError
 from qudata.io.parquet import import_pyarrow
 from qudata.models import Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml import chatml_options
 from qudata.pack.chatml_render import render_chatml
-from qudata.pack.markup import MessageCleaner, conversation_guard
-from qudata.pack.masks import Rendering, Vocabulary, check, find_turns, tokenize_segments
-from qudata.pack.megatron import EOD_CANDIDATES
+from qudata.pack.eod import end_of_document, tokenizer_tokens
+from qudata.pack.hf_template import load_chat_template, template_messages
+from qudata.pack.markup import MessageCleaner, conversation_guard, reasoning_tags
+from qudata.pack.masks import (
+    Rendering,
+    Vocabulary,
+    check,
+    find_turns,
+    reasoning_counts,
+    token_spans,
+)
 from qudata.pack.packed_writer import PackedWriter
-from qudata.pack.templates import compile_chat_template, load_template_source, render_bounded
+from qudata.pack.templates import (
+    compile_chat_template,
+    marks_generation,
+    render_bounded,
+    render_tracked,
+)
 from qudata.sections import Section
 
 __all__ = ["PackedFormatter", "PackedOptions"]
@@ -56,7 +74,8 @@ class PackedOptions(Section):
     seq_len: int = Field(default=4096, gt=1, description="most tokens of one packed row")
     template: str = Field(
         default="chatml",
-        description="`chatml` (qudata's ChatML rendering), or a chat template (path or string)",
+        description="`chatml` (qudata's ChatML rendering), or a chat template (path, string "
+        "or `tokenizer_config.json`)",
     )
     template_vars: dict[str, str] = Field(
         default_factory=dict, description="variables of that template (`bos_token`, ...)"
@@ -80,7 +99,13 @@ class PackedOptions(Section):
     )
     eod_token: str | None = Field(
         default=None,
-        description="end-of-document token after each plain document (none: the tokenizer's)",
+        description="end-of-document token after each plain document (none: the tokenizer's "
+        "own EOS)",
+    )
+    layout: Literal["trl", "megatron_bridge"] = Field(
+        default="trl",
+        description="the rows: `trl` (TRL's columns) or `megatron_bridge` (Megatron-Bridge's "
+        "packed Parquet and its metadata JSON)",
     )
 
 
@@ -119,44 +144,53 @@ class PackedFormatter(Formatter[PackedOptions]):
                 markup=chatml.markup,
             )
         )
-        specials = {m: i for m in guard.markers if (i := vocab.token_id(m)) is not None}
-        names = [opts.eod_token] if opts.eod_token else list(EOD_CANDIDATES)
-        eod = next((i for n in names if (i := vocab.token_id(n)) is not None), None)
+        loaded = None if template is None else load_chat_template(template)
+        tokens = {} if loaded is None else loaded.tokens
+        tags = () if template is None else reasoning_tags(template)
         state.update(
             vocab=vocab,
             cleaner=MessageCleaner(guard),
             markers=guard.markers,
-            specials=specials,
-            eod=eod,
-            compiled=None
-            if template is None
-            else compile_chat_template(load_template_source(template)),
+            encode=vocab.encoder([*guard.markers, *tags]),
+            count=vocab.counter([*guard.markers, *tags]),
+            loaded=loaded,
+            variables={**tokenizer_tokens(vocab.base), **tokens, **opts.template_vars},
         )
         return state
 
     def _render(self, state: dict[str, Any], opts: PackedOptions, tools: Any) -> Any:
-        compiled = state["compiled"]
+        """``render(messages, generation, spans=None)``: the text of a conversation; with
+        a list ``spans``, the ``{% generation %}`` blocks are added to it."""
+        loaded = state["loaded"]
         chatml = chatml_options(self.config)
 
-        def render(messages: list[dict[str, Any]], generation: bool) -> str:
-            if compiled is None:
+        def render(
+            messages: list[dict[str, Any]],
+            generation: bool,
+            spans: list[tuple[int, int]] | None = None,
+        ) -> str:
+            if loaded is None:
                 text = render_chatml(messages, tools)
                 return text + "<|im_start|>assistant\n" if generation else text
             variables = {
-                **opts.template_vars,
-                "messages": messages,
+                **state["variables"],
+                "messages": template_messages(messages),
                 "tools": tools,
                 "documents": None,
                 "add_generation_prompt": generation,
             }
-            return render_bounded(
-                compiled,
-                variables,
-                timeout=chatml.template_timeout,
-                max_chars=chatml.template_max_chars,
-            )
+            compiled = compile_chat_template(loaded.for_tools(bool(tools)))
+            timeout, size = chatml.template_timeout, chatml.template_max_chars
+            if spans is None:
+                return render_bounded(compiled, variables, timeout=timeout, max_chars=size)
+            text, found = render_tracked(compiled, variables, timeout=timeout, max_chars=size)
+            spans.extend(found)
+            return text
 
         return render
+
+    def _tracks(self, st: dict[str, Any], tools: Any) -> bool:
+        return st["loaded"] is not None and marks_generation(st["loaded"].for_tools(bool(tools)))
 
     def format_document(
         self, doc: Document, opts: PackedOptions, state: dict[str, Any]
@@ -165,10 +199,10 @@ class PackedFormatter(Formatter[PackedOptions]):
         if doc.messages is None:
             if not doc.text.strip():
                 return Drop("empty_text", "the document text is empty")
-            if st["eod"] is None:
-                raise ConfigError(
-                    "pack.packed.eod_token: the tokenizer has no end-of-document token "
-                    f"({', '.join(EOD_CANDIDATES)}); name one"
+            if "eod" not in st:
+                eos = None if st["loaded"] is None else st["loaded"].tokens.get("eos_token")
+                st["eod"] = end_of_document(
+                    st["vocab"], opts.eod_token, eos, option="pack.packed.eod_token"
                 )
             return [{"doc": doc.id, "ids": [*st["vocab"].encode_batch([doc.text])[0], st["eod"]]}]
         cleaned = st["cleaner"].clean_counted(
@@ -179,10 +213,21 @@ class PackedFormatter(Formatter[PackedOptions]):
         messages, tools = cleaned[:-1], cleaned[-1]["tools"] or None
         try:
             render = self._render(st, opts, tools)
+            st["tracked"] = self._tracks(st, tools)
             records = self._conversation(doc.id, messages, render, opts, st)
             overflow = isinstance(records, Drop) and records.reason == "too_long"
             if overflow and opts.on_overflow == "split_turns":
-                return self._split_turns(doc.id, messages, render, opts, st)
+                records = self._split_turns(doc.id, messages, render, opts, st)
+            if isinstance(records, Drop):
+                # the tokens lost with it: its whole rendering's (checks and limits alike)
+                size = st["count"](render(messages, False))
+                self.stats.dropped_tokens[records.reason] += size
+                return records
+            for record in records:
+                trained, masked = record.pop("reasoning", (0, 0))
+                if trained or masked:
+                    self.stats.events["reasoning_tokens_trained"] += trained
+                    self.stats.events["reasoning_tokens_masked"] += masked
             return records
         except InputError as exc:
             if exc.reason != "template_error":
@@ -198,30 +243,62 @@ class PackedFormatter(Formatter[PackedOptions]):
         st: dict[str, Any],
     ) -> list[Record] | Drop:
         """The records of one conversation, checked; ``too_long`` over ``seq_len``."""
-        rendering = find_turns(render, messages, st["markers"])
-        if isinstance(rendering, Drop):
-            return rendering
         # OpenAI's fine-tuning weight: an assistant message of weight 0 is context
         skip = {i for i, m in enumerate(messages) if m.get("weight") == 0}
-        rendering = Rendering(rendering.text, [t for t in rendering.turns if t.message not in skip])
-        pieces = self._pieces(rendering, opts)
+        if opts.reasoning != "per_turn" and not st["tracked"]:
+            # too long as a whole: known after one rendering, before the turns are found
+            # (one rendering per assistant turn: quadratic in a long conversation)
+            text = render(messages, False)
+            size = st["count"](text)
+            if size > opts.seq_len:
+                return Drop("too_long", f"a conversation of {size} tokens > {opts.seq_len}")
+        if st["tracked"]:
+            pieces = self._generation_pieces(messages, render, skip)
+        else:
+            rendering = find_turns(render, messages, st["markers"])
+            if isinstance(rendering, Drop):
+                return rendering
+            kept = [t for t in rendering.turns if t.message not in skip]
+            pieces = self._pieces(Rendering(rendering.text, kept), opts)
         if isinstance(pieces, Drop):
             return pieces
         records: list[Record] = []
         for text, char_spans in pieces:
             if opts.mask == "all":
                 char_spans = [(0, len(text))]
-            cuts = sorted({c for span in char_spans for c in span} - {0, len(text)})
-            ids, marks = tokenize_segments(text, cuts, st["vocab"], st["markers"], st["specials"])
-            at = dict(zip(cuts, marks, strict=True)) | {0: 0, len(text): len(ids)}
-            spans = [(at[start], at[end]) for start, end in char_spans]
-            problem = check(ids, spans, text, char_spans, st["vocab"], whole=opts.mask == "all")
+            encoded = st["encode"](text)
+            if len(encoded.ids) > opts.seq_len:
+                return Drop(
+                    "too_long", f"a conversation of {len(encoded.ids)} tokens > {opts.seq_len}"
+                )
+            spans = token_spans(encoded, char_spans)
+            if isinstance(spans, Drop):
+                return spans
+            problem = check(encoded, spans, text, char_spans, st["vocab"], whole=opts.mask == "all")
             if problem is not None:
                 return problem
-            if len(ids) > opts.seq_len:
-                return Drop("too_long", f"a conversation of {len(ids)} tokens > {opts.seq_len}")
-            records.append({"doc": doc_id, "ids": ids, "spans": [list(s) for s in spans]})
+            records.append(
+                {
+                    "doc": doc_id,
+                    "ids": encoded.ids,
+                    "spans": [list(s) for s in spans],
+                    "reasoning": reasoning_counts(text, encoded, spans),
+                }
+            )
         return records
+
+    @staticmethod
+    def _generation_pieces(
+        messages: list[dict[str, Any]], render: Any, skip: set[int]
+    ) -> list[tuple[str, list[tuple[int, int]]]] | Drop:
+        """The text and the ``{% generation %}`` spans of a template that marks them (the
+        k-th span is the k-th assistant message's, when they are as many)."""
+        spans: list[tuple[int, int]] = []
+        text = render(messages, False, spans)
+        assistants = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
+        if len(assistants) == len(spans):
+            spans = [s for s, i in zip(spans, assistants, strict=True) if i not in skip]
+        return [(text, [(a, b) for a, b in spans if b > a])]
 
     def _pieces(
         self, rendering: Rendering, opts: PackedOptions
@@ -256,26 +333,30 @@ class PackedFormatter(Formatter[PackedOptions]):
         while head < len(messages) and messages[head].get("role") == "system":
             head += 1
         context, exchanges = messages[:head], _exchanges(messages[head:])
+        too_long = Drop("too_long", "one turn with its context is longer than seq_len")
+
+        def fits(part: list[dict[str, Any]]) -> bool:  # one rendering, one tokenization
+            return int(st["count"](render(part, False))) <= opts.seq_len
+
+        # a piece grows while its text fits; its turns are found (one rendering per
+        # assistant turn) only once it is complete: linear in the conversation's length
         records: list[Record] = []
         current: list[dict[str, Any]] = []
-        done: list[Record] | None = None
         for exchange in exchanges:
-            trial = self._conversation(doc_id, [*context, *current, *exchange], render, opts, st)
-            if not isinstance(trial, Drop):
-                current, done = [*current, *exchange], trial
+            if fits([*context, *current, *exchange]):
+                current.extend(exchange)
                 continue
-            if trial.reason != "too_long":
-                return trial
-            if done is None:
-                return Drop("too_long", "one turn with its context is longer than seq_len")
+            if not current or not fits([*context, *exchange]):
+                return too_long
+            done = self._conversation(doc_id, [*context, *current], render, opts, st)
+            if isinstance(done, Drop):
+                return done
             records.extend(done)
-            alone = self._conversation(doc_id, [*context, *exchange], render, opts, st)
-            if isinstance(alone, Drop):
-                if alone.reason == "too_long":
-                    return Drop("too_long", "one turn with its context is longer than seq_len")
-                return alone
-            current, done = list(exchange), alone
-        if done is not None:
+            current = list(exchange)
+        if current:
+            done = self._conversation(doc_id, [*context, *current], render, opts, st)
+            if isinstance(done, Drop):
+                return too_long if done.reason == "too_long" else done
             records.extend(done)
         self.stats.events["split_turns"] += 1
         return records
@@ -289,8 +370,24 @@ class PackedFormatter(Formatter[PackedOptions]):
     def writer(self, directory: Path, split: str, **options: Any) -> Any:
         opts = self.options
         return PackedWriter(
-            directory, split, seq_len=opts.seq_len, strategy=opts.strategy, **options
+            directory,
+            split,
+            seq_len=opts.seq_len,
+            strategy=opts.strategy,
+            layout=opts.layout,
+            identity=self._identity(opts),
+            **options,
         )
+
+    def _identity(self, opts: PackedOptions) -> dict[str, Any]:
+        """For each file's ``packing``: the template, its source's sha256, its special ids."""
+        st = self._setup({}, opts)
+        tags = () if st["loaded"] is None else reasoning_tags(opts.template)
+        ids = {m: i for m in [*st["markers"], *tags] if (i := st["vocab"].token_id(m)) is not None}
+        source = "chatml" if st["loaded"] is None else st["loaded"].source
+        name = "inline" if "{" in opts.template else opts.template
+        sha = hashlib.sha256(source.encode()).hexdigest()
+        return {"template": name, "template_sha256": sha, "special_ids": dict(sorted(ids.items()))}
 
 
 def _exchanges(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

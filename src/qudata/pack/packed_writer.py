@@ -17,6 +17,16 @@ the rows in row order, each with its sequences in input order, to
 (list<int8>) and ``doc_ids`` (list<string>, one per segment). Each file's
 :class:`~qudata.account.FileStats` carries its ``packing`` figures, and the
 split's lower bound on rows (:func:`~qudata.pack.bfd.rows_lower_bound`).
+
+``layout="megatron_bridge"``: Megatron-Bridge's packed Parquet instead
+(``GPTSFTPackedParquetDataset``): ``<split>-NNNNN-of-NNNNN.idx.parquet`` with
+``input_ids`` (list<int32>), ``seq_start_id`` (list<int32>, the start of each sequence,
+from 0) and ``loss_mask`` (list<int8>, rolled by one within each sequence as Bridge's
+packer rolls it: position ``i`` is 1 when token ``i + 1``, its label, is in the loss; a
+sequence's last position is 0), and ``<split>-metadata.json``: a list of one object with
+Bridge's packing figures (``dataset_max_seqlen``, ``max_samples_per_bin``,
+``packing_factor``, ``packing_efficiency`` in percent, ``pack_size``,
+``min_packed_seqlen``), its ``pack_metadata_file_path``.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from qudata.account import FileStats
 from qudata.io.parquet import import_pyarrow
 from qudata.pack.bfd import pack, rows_lower_bound
 
-__all__ = ["FILL_BINS", "PackedWriter", "row_schema"]
+__all__ = ["FILL_BINS", "PackedWriter", "bridge_schema", "row_schema"]
 
 _CODECS = {"none": "none", "gzip": "gzip", "zstd": "zstd"}
 _ROWS_PER_GROUP = 256
@@ -56,6 +66,17 @@ def row_schema() -> Any:
     )
 
 
+def bridge_schema() -> Any:
+    pa = import_pyarrow()
+    return pa.schema(
+        [
+            ("input_ids", pa.list_(pa.int32())),
+            ("seq_start_id", pa.list_(pa.int32())),
+            ("loss_mask", pa.list_(pa.int8())),
+        ]
+    )
+
+
 class PackedWriter:
     """Writes one split of ``-f packed`` (the writer interface of the sharded writers)."""
 
@@ -70,8 +91,16 @@ class PackedWriter:
         codec: str = "none",
         max_bytes: int | None = None,
         max_records: int | None = None,
+        layout: str = "trl",
+        identity: dict[str, Any] | None = None,
     ) -> None:
+        self.identity = identity or {}
         self.pa = import_pyarrow()
+        self.bridge = layout == "megatron_bridge"
+        # Megatron-Bridge's figures: sequences, rows, longest sequence, most sequences
+        # in a row, shortest row, tokens
+        self.figures = {"sequences": 0, "rows": 0, "longest": 0, "most": 0, "tokens": 0}
+        self.shortest: int | None = None
         self.directory, self.split, self.relative_to = directory, split, relative_to
         self.seq_len, self.strategy, self.codec = seq_len, strategy, codec
         self.max_bytes, self.max_records = max_bytes, max_records
@@ -175,8 +204,9 @@ class PackedWriter:
 
     def _finish(self) -> list[FileStats]:
         total, files = len(self._done), []
+        suffix = ".idx.parquet" if self.bridge else ".parquet"
         for number, (path, stats) in enumerate(self._done):
-            final = self.directory / f"{self.split}-{number:05d}-of-{total:05d}.parquet"
+            final = self.directory / f"{self.split}-{number:05d}-of-{total:05d}{suffix}"
             digest = hashlib.sha256()
             with open(path, "rb") as done:
                 for chunk in iter(lambda: done.read(1 << 20), b""):
@@ -187,7 +217,31 @@ class PackedWriter:
             os.replace(path, final)
             stats.path = final.relative_to(self.relative_to).as_posix()
             files.append(stats)
+        if self.bridge and files:
+            files.append(self._bridge_metadata())
         return files
+
+    def _bridge_metadata(self) -> FileStats:
+        """``<split>-metadata.json``: Megatron-Bridge's packing figures of the split."""
+        figures, rows = self.figures, max(1, self.figures["rows"])
+        metadata = [
+            {
+                "dataset_max_seqlen": figures["longest"],
+                "max_samples_per_bin": figures["most"],
+                "packing_factor": round(figures["sequences"] / rows, 2),
+                "packing_efficiency": round(figures["tokens"] / rows / self.seq_len * 100, 2),
+                "pack_size": self.seq_len,
+                "min_packed_seqlen": self.shortest or 0,
+            }
+        ]
+        data = orjson.dumps(metadata, option=orjson.OPT_INDENT_2) + b"\n"
+        path = self.directory / f"{self.split}-metadata.json"
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+        stats = FileStats(path=path.relative_to(self.relative_to).as_posix(), split=self.split)
+        stats.sha256, stats.bytes = hashlib.sha256(data).hexdigest(), len(data)
+        return stats
 
 
 class _Shard:
@@ -199,7 +253,8 @@ class _Shard:
         self.owner = owner
         self.path = owner.directory / f".{owner.split}-{number:05d}.parquet.shard"
         owner._open_path = self.path
-        self.writer = pq.ParquetWriter(self.path, row_schema(), compression=_CODECS[owner.codec])
+        schema = bridge_schema() if owner.bridge else row_schema()
+        self.writer = pq.ParquetWriter(self.path, schema, compression=_CODECS[owner.codec])
         self.stats = FileStats(path="", split=owner.split)
         self.docs: set[str] = set()
         self.fill = [0] * FILL_BINS
@@ -221,11 +276,15 @@ class _Shard:
         lengths: list[int] = []
         docs: list[str] = []
         row_ends, segment_ends = [0], [0]
+        figures = self.owner.figures
         for row in batch:
             for doc, seq, spans in row:
                 mask = np.zeros(len(seq), dtype=np.int8)
                 for low, high in spans:
                     mask[low:high] = 1
+                if self.owner.bridge:  # Bridge's labels: position i trains token i + 1
+                    mask = np.append(mask[1:], np.int8(0))
+                figures["longest"] = max(figures["longest"], len(seq))
                 ids.extend(seq)
                 masks.append(mask)
                 lengths.append(len(seq))
@@ -234,19 +293,38 @@ class _Shard:
             row_ends.append(len(ids))
             segment_ends.append(len(lengths))
             tokens = row_ends[-1] - row_ends[-2]
+            figures["most"] = max(figures["most"], len(row))
+            figures["rows"] += 1
+            figures["sequences"] += len(row)
+            figures["tokens"] += tokens
+            shortest = self.owner.shortest
+            self.owner.shortest = tokens if shortest is None else min(shortest, tokens)
             self.fill[min(FILL_BINS - 1, tokens * FILL_BINS // seq_len)] += 1
         sizes = np.asarray(lengths, dtype=np.int32)
         starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
         positions = np.arange(len(ids), dtype=np.int32) - starts.astype(np.int32)
         by_token = pa.array(np.asarray(row_ends, dtype=np.int32))
         by_segment = pa.array(np.asarray(segment_ends, dtype=np.int32))
+        all_masks = np.concatenate(masks) if masks else np.zeros(0, np.int8)
+        if self.owner.bridge:
+            row_of = np.repeat(np.arange(len(batch)), np.diff(segment_ends))
+            first = np.asarray(row_ends[:-1], dtype=np.int32)[row_of] if lengths else starts[:0]
+            seq_starts = (np.cumsum(sizes) - sizes).astype(np.int32) - first
+            bridge = [
+                pa.ListArray.from_arrays(by_token, pa.array(np.asarray(ids, dtype=np.int32))),
+                pa.ListArray.from_arrays(by_segment, pa.array(seq_starts.astype(np.int32))),
+                pa.ListArray.from_arrays(by_token, pa.array(all_masks)),
+            ]
+            table = pa.Table.from_arrays(bridge, schema=bridge_schema())
+            self.writer.write_table(table, row_group_size=_ROWS_PER_GROUP)
+            self.stats.records += len(batch)
+            self.stats.tokens += len(ids)
+            return
         columns = [
             pa.ListArray.from_arrays(by_token, pa.array(np.asarray(ids, dtype=np.int32))),
             pa.ListArray.from_arrays(by_token, pa.array(positions)),
             pa.ListArray.from_arrays(by_segment, pa.array(sizes)),
-            pa.ListArray.from_arrays(
-                by_token, pa.array(np.concatenate(masks) if masks else np.zeros(0, np.int8))
-            ),
+            pa.ListArray.from_arrays(by_token, pa.array(all_masks)),
             pa.ListArray.from_arrays(by_segment, pa.array(docs, type=pa.string())),
         ]
         table = pa.Table.from_arrays(columns, schema=row_schema())
@@ -264,6 +342,7 @@ class _Shard:
             "strategy": self.owner.strategy,
             "rows": stats.records,
             "fill": self.fill,
+            **self.owner.identity,
         }
         return self.path, stats
 

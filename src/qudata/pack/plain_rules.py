@@ -13,13 +13,29 @@ import re
 from typing import ClassVar
 
 from qudata.pack.plain_syntax import PLAIN_SEPARATOR, split_blocks, unescaped_lines
-from qudata.quality.problems import FileRules, Problem, has_surrogate, make_problem
+from qudata.quality.problems import FileRules, Problem, add_hints, has_surrogate, make_problem
 
 __all__ = ["PlainRules", "check_plain_text", "validate_plain_block", "validate_plain_text"]
 
 _BLOCK_HEADER = re.compile(r"=== Document ([1-9][0-9]*) ===")
 _HEADERS = ("Source: ", "Quality: ", "Topics: ")
 _QUALITY = re.compile(r"-?[0-9]+\.[0-9]{2}")
+
+
+# the problem codes of a plain-text file, with their hints
+add_hints(
+    {
+        "bad_block_header": 'a block starts with a line "=== Document N ==="',
+        "wrong_document_number": "documents are numbered 1, 2, 3, ... in order",
+        "bad_header_line": "header lines are 'Source: ...', 'Quality: 0.85', 'Topics: ...'",
+        "header_out_of_order": "header lines come once each, in the order Source, Quality, Topics",
+        "missing_blank_line": "a blank line separates the header lines from the content",
+        "unescaped_line": "a content line equal to a separator line, a block header or a header "
+        "line needs a leading backslash (a line starting with a backslash gets another)",
+        "missing_final_newline": "end the file with one newline",
+        "extra_final_newline": "end the file with exactly one newline",
+    }
+)
 
 
 def validate_plain_block(

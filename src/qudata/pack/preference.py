@@ -22,7 +22,7 @@ from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml_rules import message_rules, record_rules
 from qudata.pack.markup import MarkupGuard
 from qudata.pack.metadata import MetadataWriter
-from qudata.quality.problems import FileRules, FileValidation, Problem, make_problem
+from qudata.quality.problems import FileRules, FileValidation, Problem, add_hints, make_problem
 from qudata.quality.problems import hygiene as string_hygiene
 from qudata.sections import Section
 
@@ -33,6 +33,17 @@ __all__ = [
     "clean_markup",
     "validate_preference",
 ]
+
+
+# the problem codes of a preference record, with their hints
+add_hints(
+    {
+        "missing_preference_field": 'a preference record has "prompt", "chosen" and "rejected", '
+        "each a non-empty list of messages",
+        "prompt_not_user_last": "the prompt ends with a user turn",
+        "answer_not_assistant": "chosen and rejected start with an assistant message",
+    }
+)
 
 
 class PreferenceOptions(Section):

@@ -8,7 +8,10 @@ Adding a format is one module and one line here:
 
        class KTOOptions(Section):                  # from qudata.sections
            \"\"\"``pack.kto``: ...\"\"\"
-           include_metadata: bool = False          # each option with its default
+           include_metadata: bool = Field(         # each option: its default and
+               default=False,                      # its meaning, which is the line
+               description="add the `metadata` object",  # of docs/configuration.md
+           )
 
        class KTOFormatter(Formatter[KTOOptions]):  # from qudata.pack.base
            name: ClassVar[str] = "kto"             # the name in pack.formats and -f
@@ -18,12 +21,18 @@ Adding a format is one module and one line here:
            def format_document(self, doc, opts, state): ...  # records, or a Drop
            def validate(self, record, state): ...   # the error codes of a record
 
+   For ``qudata validate`` to check files of the format, name a
+   :class:`~qudata.quality.problems.FileRules` class in ``file_rules`` (see
+   ``pack/preference.py``: its rules, and :func:`~qudata.quality.problems.add_hints`
+   for the problem codes they add).
 2. Add one line to :data:`FORMATTERS` below.
+3. Regenerate the references: ``python docs/make_config_reference.py`` (the new
+   ``pack.<format>`` keys) and ``python docs/make_cli_reference.py`` (the ``-f`` choices).
 
 Nothing else changes: the configuration's ``pack.<format>`` section is validated by
-the options model (through :data:`qudata.config.FORMAT_OPTIONS`, filled here), the
-command line's ``--format`` choices and ``pack.formats`` come from this table, and
-``docs/configuration.md`` is generated from it (``python docs/make_config_reference.py``).
+the options model (through :data:`qudata.config.FORMAT_OPTIONS`, filled here), and the
+command line's ``--format`` choices, ``pack.formats`` and ``qudata validate --format``
+(formats with ``file_rules``) come from this table.
 """
 
 from __future__ import annotations
@@ -45,15 +54,16 @@ from qudata.pack.preference import PreferenceFormatter
 
 __all__ = ["FORMATTERS", "get_formatter"]
 
+#: In the order of the configuration's ``pack`` sections (the manifest writes them so).
 FORMATTERS: dict[str, type[Formatter[Any]]] = {
     ChatMLFormatter.name: ChatMLFormatter,
     JSONLFormatter.name: JSONLFormatter,
     PlainTextFormatter.name: PlainTextFormatter,
     ParquetFormatter.name: ParquetFormatter,
     LLMBuilderFormatter.name: LLMBuilderFormatter,
-    PreferenceFormatter.name: PreferenceFormatter,
     MegatronFormatter.name: MegatronFormatter,
     PackedFormatter.name: PackedFormatter,
+    PreferenceFormatter.name: PreferenceFormatter,
     KTOFormatter.name: KTOFormatter,
 }
 

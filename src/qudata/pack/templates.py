@@ -38,10 +38,10 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from qudata.errors import ConfigError, InputError
+from qudata.pack.hf_template import load_template_source
 
 __all__ = [
     "DEFAULT_MAX_CHARS",
@@ -50,8 +50,10 @@ __all__ = [
     "compile_chat_template",
     "compile_template",
     "load_template_source",
+    "marks_generation",
     "render_bounded",
     "render_prompt",
+    "render_tracked",
 ]
 
 #: Seconds one rendering may take (``pack.chatml.template_timeout``).
@@ -69,9 +71,42 @@ class TemplateLimitError(Exception):
 class _Limits(threading.local):
     deadline = float("inf")
     max_chars = DEFAULT_MAX_CHARS
+    size = 0  # characters produced so far by the rendering in progress
+    spans: list[tuple[int, int]] | None = None  # its {% generation %} blocks, when tracked
 
 
 _LIMITS = _Limits()
+_GENERATION = re.compile(r"\{%-?\s*generation\s*-?%\}")
+
+
+def marks_generation(source: str) -> bool:
+    """Whether a chat template marks assistant spans with ``{% generation %}``."""
+    return _GENERATION.search(source) is not None
+
+
+def _generation_extension() -> Any:
+    """``{% generation %}...{% endgeneration %}``, as ``transformers``' ``AssistantTracker``:
+    the block renders its body unchanged and, when tracked, records where that body is
+    in the output (characters from the start)."""
+    from jinja2 import nodes
+    from jinja2.ext import Extension
+
+    class Generation(Extension):
+        tags = {"generation"}  # noqa: RUF012 (jinja2 declares it a set)
+
+        def parse(self, parser: Any) -> Any:
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            call = self.call_method("_generation_support")
+            return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+
+        def _generation_support(self, caller: Any) -> str:
+            text = str(caller())
+            if _LIMITS.spans is not None:
+                _LIMITS.spans.append((_LIMITS.size, _LIMITS.size + len(text)))
+            return text
+
+    return Generation
 
 
 def _tick() -> None:
@@ -223,7 +258,9 @@ def _environment(*, chat: bool) -> Any:
         env = BoundedEnvironment(autoescape=False, keep_trailing_newline=True)
     else:
         env = BoundedEnvironment(
-            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+            trim_blocks=True,
+            lstrip_blocks=True,
+            extensions=["jinja2.ext.loopcontrols", _generation_extension()],
         )
     for name, function in list(env.filters.items()):
         env.filters[name] = _bounded_filter(function, name)
@@ -254,19 +291,6 @@ def _environment(*, chat: bool) -> Any:
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
     return env
-
-
-def load_template_source(value: str) -> str:
-    """A template given inline, or by the path of a file holding it."""
-    if "{" not in value and "\n" not in value:
-        path = Path(value)
-        try:
-            if path.is_file():
-                return path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"chat_template: cannot read {value!r}: {exc}") from None
-        raise ConfigError(f"chat_template: no such file {value!r} (give a path or a template)")
-    return value
 
 
 def _compile(source: str, *, chat: bool, what: str) -> Any:
@@ -304,14 +328,37 @@ def render_bounded(
     Any failure (an overrun, ``raise_exception``, a runtime error of the template)
     is an :class:`InputError` with reason ``template_error``.
     """
-    saved = (_LIMITS.deadline, _LIMITS.max_chars)
+    return _render(template, variables, timeout, max_chars, None)
+
+
+def render_tracked(
+    template: Any,
+    variables: dict[str, Any],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> tuple[str, list[tuple[int, int]]]:
+    """:func:`render_bounded`, and the character ranges of its ``{% generation %}``
+    blocks (``transformers``' ``generation_indices``)."""
+    spans: list[tuple[int, int]] = []
+    return _render(template, variables, timeout, max_chars, spans), spans
+
+
+def _render(
+    template: Any,
+    variables: dict[str, Any],
+    timeout: float,
+    max_chars: int,
+    spans: list[tuple[int, int]] | None,
+) -> str:
+    saved = (_LIMITS.deadline, _LIMITS.max_chars, _LIMITS.size, _LIMITS.spans)
     _LIMITS.deadline, _LIMITS.max_chars = time.monotonic() + timeout, max_chars
+    _LIMITS.size, _LIMITS.spans = 0, spans
     try:
         chunks: list[str] = []
-        size = 0
         for chunk in template.generate(**variables):
-            size += len(chunk)
-            if size > max_chars:
+            _LIMITS.size += len(chunk)
+            if _LIMITS.size > max_chars:
                 raise TemplateLimitError(
                     f"the output exceeds {max_chars:,} characters (template_max_chars)"
                 )
@@ -326,7 +373,7 @@ def render_bounded(
         message = str(exc) or type(exc).__name__
         raise InputError(f"template failed: {message}", reason="template_error") from None
     finally:
-        _LIMITS.deadline, _LIMITS.max_chars = saved
+        _LIMITS.deadline, _LIMITS.max_chars, _LIMITS.size, _LIMITS.spans = saved
 
 
 def render_prompt(

@@ -22,10 +22,10 @@ __all__ = ["Job"]
 class Job:
     """Everything the stages need to know about one run.
 
-    ``first_lines``, ``skip``, ``schema``, ``derived`` and ``mix`` are filled by the
-    driver after map 1 (the line each partition starts at, partitions of an input that
-    stopped before them, the learnt metadata schema as JSON, the repeat counts of
-    derived ids, the mix plan).
+    ``first_lines``, ``skip``, ``schema``, ``derived``, ``content`` and ``mix`` are
+    filled by the driver after map 1 (the line each partition starts at, partitions of
+    an input that stopped before them, the learnt metadata schema as JSON, the repeat
+    counts of derived ids, the hashes of the bytes read, the mix plan).
     """
 
     cfg: Config
@@ -40,6 +40,10 @@ class Job:
     resume: bool = False  # take the records of a killed run (see qudata.stages.resume)
     #: per partition, the derived ids given out before it (of bases it gives out too)
     derived: dict[int, dict[str, int]] = field(default_factory=dict)
+    #: per partition, the sha256 of each of its files' bytes as the scan read them (the
+    #: write pass reads the same bytes or fails), and the sha256 of all of them
+    content: list[list[str]] = field(default_factory=list)
+    content_sha256: str = ""
 
     @property
     def parts(self) -> Path:

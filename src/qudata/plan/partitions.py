@@ -20,7 +20,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qudata.errors import QudataError
 from qudata.io.sources import Source
+from qudata.io.uri import is_uri, open_stored, remote_size
 
 __all__ = ["MAX_PARTITION_BYTES", "Partition", "line_starts", "partition_bytes", "plan_partitions"]
 
@@ -66,18 +68,19 @@ def partition_bytes(total: int) -> int:
 
 
 def _size(source: Source) -> int:
-    """The stored bytes of ``source``: from its file system for a URI (fsspec), 0 when
-    unknown (standard input, a missing or unreadable file: the reader reports it)."""
+    """The stored bytes of ``source``: for a URI from its listing or its metadata
+    (fsspec), 0 when unknown (standard input, a missing or unreadable file: the reader
+    reports it)."""
     if source.path == "-" or source.problem is not None:
         return 0
+    if is_uri(source.path):
+        try:
+            return remote_size(source.path)
+        except QudataError:  # unreadable now: the reader reports it
+            return 0
     try:
-        if "://" in source.path:
-            import fsspec
-
-            fs, path = fsspec.core.url_to_fs(source.path)
-            return int(fs.size(path) or 0)
         return os.path.getsize(source.path)
-    except (OSError, ImportError, ValueError):
+    except OSError:
         return 0
 
 
@@ -91,8 +94,34 @@ def _splittable(source: Source) -> bool:
     )
 
 
+def _remote_cuts(path: str, size: int, step: int) -> list[int]:
+    """:func:`_cuts` of a URI: a ranged read of 64 KiB (more for a longer line) at each
+    cut, never the whole object."""
+    cuts = [0]
+    at = step
+    while at < size:
+        window = 1 << 16
+        while True:  # to the end of the line that holds byte ``at - 1``
+            stop = min(size, at - 1 + window)
+            with open_stored(path, (at - 1, stop)) as handle:
+                found = handle.read().find(b"\n")
+            if found >= 0 or stop >= size:
+                cut = at + found if found >= 0 else size
+                break
+            window *= 4
+        if cut >= size:
+            break
+        if cut > cuts[-1]:
+            cuts.append(cut)
+        at = cut + step
+    cuts.append(size)
+    return cuts
+
+
 def _cuts(path: str, size: int, step: int) -> list[int]:
     """Byte offsets of line starts about ``step`` apart (0 first, ``size`` last)."""
+    if is_uri(path):
+        return _remote_cuts(path, size, step)
     cuts = [0]
     with open(path, "rb") as handle:
         at = step
@@ -146,7 +175,7 @@ def _pieces(source: Source, size: int, step: int, start: int) -> list[Partition]
         return []
     try:
         cuts = _cuts(source.path, size, step)
-    except OSError:  # unreadable now: the reader reports it
+    except (OSError, QudataError):  # unreadable now: the reader reports it
         return []
     pieces = len(cuts) - 1
     return [

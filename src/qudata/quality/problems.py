@@ -23,68 +23,22 @@ __all__ = [
     "FileValidation",
     "Problem",
     "RuleOptions",
+    "add_hints",
     "has_surrogate",
     "hygiene",
     "make_problem",
 ]
 
-#: Every problem code, with the hint that comes with it.
+#: Every problem code, with the hint that comes with it: here the codes of any record and
+#: of files; each format's rules add theirs when their module is imported (:func:`add_hints`;
+#: ``import qudata`` imports every registered format).
 HINTS: dict[str, str] = {
     # any JSON record
     "not_an_object": "each line must hold one JSON object",
     "lone_surrogate": "replace unpaired UTF-16 surrogates (\\ud800-\\udfff); they are not UTF-8",
     "non_finite_number": "JSON has no NaN or Infinity; write null or a finite number",
-    # ChatML
-    "missing_messages": 'add a "messages" list',
-    "messages_not_list": '"messages" must be a list of message objects',
-    "empty_conversation": '"messages" must hold at least one message',
-    "message_not_object": 'a message is an object such as {"role": "user", "content": "..."}',
-    "missing_role": 'add "role": one of system, user, assistant, tool',
-    "unknown_role": "use one of the roles system, user, assistant, tool",
-    "missing_content": 'add "content" (a string)',
-    "content_not_string": "content must be a string (null only on an assistant message with "
-    "tool_calls)",
-    "unknown_key": "a message may only have role, content, reasoning_content, name, weight, "
-    "tool_calls, tool_call_id",
-    "bad_reasoning": "reasoning_content must be a string and only appears on assistant messages",
-    "bad_weight": "weight must be 0 or 1 and only appears on assistant messages",
-    "bad_name": "name must be a string",
-    "bad_tool_calls": "tool_calls must be a list and only appears on assistant messages",
-    "bad_tool_call_id": "tool_call_id must be a string and only appears on tool messages",
-    "no_assistant_message": "a training conversation needs at least one assistant message",
-    "system_not_first": "a system message comes first, and only there",
-    "broken_alternation": "after the system message, user and assistant take turns; tool "
-    "messages follow an assistant message with tool_calls",
-    "metadata_not_object": '"metadata" must be an object',
-    "bad_tools": 'tools must be a list of {"type": "function", "function": {"name": ...}}',
-    "ends_on_user": "a training conversation ends with an answer, not a user turn",
-    # preference
-    "missing_preference_field": 'a preference record has "prompt", "chosen" and "rejected", '
-    "each a non-empty list of messages",
-    "prompt_not_user_last": "the prompt ends with a user turn",
-    "answer_not_assistant": "chosen and rejected start with an assistant message",
-    "missing_kto_field": 'a KTO record has "prompt" and "completion" (lists of messages) and '
-    'a boolean "label"',
-    "kto_prompt_not_user_last": "a KTO prompt ends with a user (or tool) turn",
-    "too_many_tokens": "shorten the message or raise the token limit",
-    # JSONL schema
-    "missing_key": "every row should have the same keys (write null for a missing value)",
-    "key_missing_on_earlier_rows": "every row should have the same keys (write null for a "
-    "missing value)",
-    "type_changed": "give a key one JSON type in every row (or null); Arrow-based loaders fail "
-    "otherwise",
-    # plain text
-    "bad_block_header": 'a block starts with a line "=== Document N ==="',
-    "wrong_document_number": "documents are numbered 1, 2, 3, ... in order",
-    "bad_header_line": "header lines are 'Source: ...', 'Quality: 0.85', 'Topics: ...'",
-    "header_out_of_order": "header lines come once each, in the order Source, Quality, Topics",
-    "missing_blank_line": "a blank line separates the header lines from the content",
     "empty_content": "a message or block needs non-blank content (an assistant message with "
     "tool_calls may have none)",
-    "unescaped_line": "a content line equal to a separator line, a block header or a header "
-    "line needs a leading backslash (a line starting with a backslash gets another)",
-    "missing_final_newline": "end the file with one newline",
-    "extra_final_newline": "end the file with exactly one newline",
     # files
     "blank_line": "remove blank lines; every line holds one record",
     "invalid_json": "each line must be one complete JSON value",
@@ -92,6 +46,14 @@ HINTS: dict[str, str] = {
     "unreadable": "the file is truncated or corrupt (check the compression)",
     "line_too_long": "split the record, or it is not JSON Lines (a line over 64 MB)",
 }
+
+
+def add_hints(hints: dict[str, str]) -> None:
+    """Add the problem codes of a format's rules, with their hints (a code has one hint)."""
+    for code, hint in hints.items():
+        if HINTS.setdefault(code, hint) != hint:
+            raise ValueError(f"problem code {code!r} already has another hint")
+
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

@@ -9,6 +9,8 @@ of formats here.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -34,6 +36,23 @@ def file_rules(fmt: str) -> type[FileRules]:
     return rules
 
 
+def _check_regular(path: str) -> None:
+    """Only a regular file is read: a FIFO or a device would block or never end."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise InputError(
+            f"cannot open: {exc.strerror or exc}", source=path, reason="unreadable"
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise InputError(
+            f"{kind} (a FIFO, socket or device is never read): give a file",
+            source=path,
+            reason="not_a_regular_file",
+        )
+
+
 def validate_file(
     path: str,
     fmt: str,
@@ -50,6 +69,7 @@ def validate_file(
     by row.
     """
     rules = file_rules(fmt)(RuleOptions(max_tokens, count_tokens, separator, headers))
+    _check_regular(path)
     result = FileValidation(path=path, format=fmt)
     if rules.reads == "text":
         if path.endswith(".parquet"):

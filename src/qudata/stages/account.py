@@ -24,7 +24,7 @@ from qudata.io.limits import bounded, bounded_id
 from qudata.normalize.account import add_fields
 from qudata.quality.drop_log import DropLog
 
-__all__ = ["Account", "add_account", "reject_line"]
+__all__ = ["Account", "account_from_plain", "account_plain", "add_account", "reject_line"]
 
 
 @dataclass
@@ -44,6 +44,9 @@ class Account:
     by_format: dict[str, FormatStats] = field(default_factory=dict)
     feature_state: dict[str, dict[str, Any]] = field(default_factory=dict)
     resumed: bool = False  # taken from a killed run's record
+    #: the part files it wrote: kind (a format, ``rejects``) -> sha256
+    parts: dict[str, str] = field(default_factory=dict)
+    recomputed: str | None = None  # why a killed run's record was not taken
     #: the field-level account: disposition -> input key -> records
     #: (:mod:`qudata.normalize.account`)
     input_keys: dict[str, Counter[str]] = field(default_factory=dict)
@@ -149,3 +152,106 @@ def reject_line(
     if extra:
         entry.update(extra)
     return orjson.dumps(entry) + b"\n"
+
+
+def account_plain(account: Account) -> dict[str, Any]:
+    """``account`` as plain JSON data (its record for ``--resume``)."""
+    drops = account.drops
+    return {
+        "formats": account.formats,
+        "read": account.read,
+        "accepted": account.accepted,
+        "dropped": dict(account.dropped),
+        "dropped_tokens": dict(account.dropped_tokens),
+        "inputs": account.inputs,
+        "seen": {
+            "quality_bins": account.seen.quality_bins,
+            "unscored": account.seen.unscored,
+            "sources": dict(account.seen.sources),
+        },
+        "drops": {
+            "counts": dict(drops.counts),
+            "examples": drops.examples,
+            "file_examples": [[o, r, e] for (o, r), e in drops.file_examples.items()],
+            "rejected": dict(drops.rejected),
+            "reasons": {name: dict(c) for name, c in drops.reasons.items()},
+        },
+        "checks": {name: dict(c) for name, c in account.checks.items()},
+        "input_keys": {name: dict(c) for name, c in account.input_keys.items()},
+        "mix": [[source, row] for source, row in account.mix.items()],
+        "by_format": {name: _format_plain(s) for name, s in account.by_format.items()},
+        "feature_state": {
+            name: {k: sorted(v) if isinstance(v, set) else bool(v) for k, v in state.items()}
+            for name, state in account.feature_state.items()
+        },
+        "sets": {
+            name: [k for k, v in state.items() if isinstance(v, set)]
+            for name, state in account.feature_state.items()
+        },
+    }
+
+
+def account_from_plain(data: dict[str, Any]) -> Account:
+    """The :class:`Account` of :func:`account_plain`; a malformed record raises
+    ``KeyError``, ``TypeError`` or ``ValueError`` (the caller computes it again)."""
+    account = Account(formats=int(data["formats"]))
+    account.read, account.accepted = _int(data["read"]), _int(data["accepted"])
+    account.dropped = _counter(data["dropped"])
+    account.dropped_tokens = _counter(data["dropped_tokens"])
+    account.inputs = [dict(entry) for entry in data["inputs"]]
+    for entry in account.inputs:
+        if not isinstance(entry.get("path"), str) or not isinstance(entry.get("records"), int):
+            raise ValueError("an input entry without path or records")
+    seen = data["seen"]
+    account.seen.quality_bins = [_int(n) for n in seen["quality_bins"]]
+    if len(account.seen.quality_bins) != 20:
+        raise ValueError("quality bins")
+    account.seen.unscored = _int(seen["unscored"])
+    account.seen.sources = _counter(seen["sources"])
+    drops, plain = account.drops, data["drops"]
+    drops.counts = _counter(plain["counts"])
+    drops.examples = {str(k): str(v) for k, v in plain["examples"].items()}
+    drops.file_examples = {(str(o), str(r)): str(e) for o, r, e in plain["file_examples"]}
+    drops.rejected = _counter(plain["rejected"])
+    drops.reasons = {str(k): _counter(v) for k, v in plain["reasons"].items()}
+    account.checks = {str(k): _counter(v) for k, v in data["checks"].items()}
+    account.input_keys = {str(k): _counter(v) for k, v in data["input_keys"].items()}
+    account.mix = {_int(source): [_int(n) for n in row] for source, row in data["mix"]}
+    account.by_format = {str(k): _format_from_plain(v) for k, v in data["by_format"].items()}
+    sets = data["sets"]
+    for name, state in data["feature_state"].items():
+        kinds = set(sets.get(name, ()))
+        account.feature_state[str(name)] = {
+            k: set(v) if k in kinds else bool(v) for k, v in state.items()
+        }
+    return account
+
+
+_FORMAT_COUNTERS = ("dropped", "warnings", "dropped_tokens", "sources", "events")
+
+
+def _format_plain(stats: FormatStats) -> dict[str, Any]:
+    """The figures of a format that map 2 counts (its files are the commit's)."""
+    plain: dict[str, Any] = {"documents": stats.documents, "records": stats.records}
+    for name in _FORMAT_COUNTERS:
+        plain[name] = dict(getattr(stats, name))
+    return plain
+
+
+def _format_from_plain(data: dict[str, Any]) -> FormatStats:
+    stats = FormatStats(documents=_int(data["documents"]), records=_int(data["records"]))
+    for name in _FORMAT_COUNTERS:
+        setattr(stats, name, _counter(data[name]))
+    return stats
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError(f"expected an integer, not {type(value).__name__}")
+    return value
+
+
+def _counter(data: Any) -> Counter[str]:
+    if not isinstance(data, dict):
+        raise TypeError("expected an object of counts")
+    return Counter({str(k): _int(v) for k, v in data.items()})

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from qudata.account import FormatStats
+from qudata.errors import IntegrityError
 from qudata.io.writers import AtomicFile
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.output import FormatOutput
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
+from qudata.pause import pause_at
 from qudata.plan.job import Job
 from qudata.stages.context import context
+from qudata.stages.resume import file_sha256
 
-__all__ = ["Committed", "commit_format", "commit_rejects"]
+__all__ = ["Committed", "checked_part", "commit_format", "commit_rejects"]
 
 
 @dataclass
@@ -33,9 +37,32 @@ class Committed:
     histograms: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
 
 
-def commit_format(job: Job, name: str, feature_state: dict[str, Any]) -> Committed:
-    """Write format ``name``'s shards from its parts; ``feature_state``: what map 2
-    learnt of its records' keys (for the card's features)."""
+def checked_part(job: Job, kind: str, index: int, sha256: str | None) -> Path | None:
+    """The part file of ``kind`` that partition ``index`` recorded with ``sha256`` (None:
+    it wrote none); one that is missing or changed is an error, never skipped."""
+    if sha256 is None:
+        return None
+    part = job.part_file(kind, index)
+    what = f"the {kind} part of partition {index} ({part})"
+    try:
+        found = file_sha256(part)
+    except FileNotFoundError:
+        raise IntegrityError(f"{what} is missing at the commit; nothing was published") from None
+    if found != sha256:
+        raise IntegrityError(
+            f"{what} is not the file the partition wrote (its sha256 differs); "
+            "nothing was published"
+        )
+    return part
+
+
+def commit_format(
+    job: Job, name: str, feature_state: dict[str, Any], parts: list[str | None]
+) -> Committed:
+    """Write format ``name``'s shards from its parts (``parts``: per partition, the
+    sha256 of the part it recorded, None when it wrote none); ``feature_state``: what
+    map 2 learnt of its records' keys (for the card's features)."""
+    pause_at("commit")
     cfg = job.cfg
     counter = context(job).counter
     formatter = get_formatter(name, cfg)
@@ -49,10 +76,16 @@ def commit_format(job: Job, name: str, feature_state: dict[str, Any]) -> Committ
         shuffle_buckets=job.shuffle_buckets,
     )
     try:
-        for index in range(len(job.partitions)):
-            part = job.part_file(name, index)
-            if part.exists():
-                out.replay(part)
+        for index, sha256 in enumerate(parts):
+            part = checked_part(job, name, index, sha256)
+            if part is not None:
+                try:
+                    out.replay(part)
+                except (ValueError, TypeError, KeyError) as exc:  # orjson's errors too
+                    raise IntegrityError(
+                        f"the {name} part of partition {index} ({part}) cannot be read "
+                        f"back ({exc}); nothing was published"
+                    ) from None
                 part.unlink()
         out.state.update({k: set(v) if isinstance(v, set) else v for k, v in feature_state.items()})
         if schema is not None:
@@ -72,12 +105,12 @@ def commit_format(job: Job, name: str, feature_state: dict[str, Any]) -> Committ
     return Committed(stats, histograms)
 
 
-def commit_rejects(job: Job) -> None:
+def commit_rejects(job: Job, parts: list[str | None]) -> None:
     """``rejects.jsonl``: every partition's rejects, in partition order."""
     with AtomicFile(job.staging / "rejects.jsonl") as out:
-        for index in range(len(job.partitions)):
-            part = job.part_file("rejects", index)
-            if part.exists():
+        for index, sha256 in enumerate(parts):
+            part = checked_part(job, "rejects", index, sha256)
+            if part is not None:
                 with open(part, "rb") as handle:
                     shutil.copyfileobj(handle, _Writer(out), 1 << 20)
                 part.unlink()

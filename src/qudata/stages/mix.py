@@ -3,7 +3,7 @@ by every check and by deduplication (see :mod:`qudata.plan.mix`)."""
 
 from __future__ import annotations
 
-import pickle
+import orjson
 
 from qudata.plan.job import Job
 from qudata.plan.mix import MixPlanner, SourcePlan
@@ -18,9 +18,9 @@ def survey_partition(job: Job, index: int) -> list[SourcePlan]:
     mix = job.cfg.mix
     assert mix is not None
     planner = MixPlanner([s.weight for s in mix.sources], seed=mix.seed)
-    rows = pickle.loads(job.part_file("mix", index).read_bytes())
+    rows = orjson.loads(job.part_file("mix", index).read_bytes())
     verdicts = read_verdicts(job.dedup_dir, index) if job.cfg.dedup.method != "none" else {}
-    for position, source, doc_id, tokens in rows:
+    for position, source, doc_id, tokens in rows:  # plain JSON written by the scan
         verdict = verdicts.get(position)
         if verdict is None or verdict.duplicate_of is None:
             planner.observe(source, doc_id, tokens)

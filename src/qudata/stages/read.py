@@ -49,7 +49,7 @@ def source_items(
     :class:`~qudata.errors.InputError`, and an input that cannot be read on raises it in
     any case."""
     icfg = cfg.input
-    with local_copy(source) as source:
+    with local_copy(source, partition.sources) as source:
         for raw in read_records(
             source,
             text_key=icfg.text_field,

@@ -11,26 +11,31 @@ accounts for every record.
 from __future__ import annotations
 
 import hashlib
-import pickle
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from qudata import errors
 from qudata.account import Drop
 from qudata.config import Config
 from qudata.dedup.text import dedup_text
 from qudata.errors import InputError
+from qudata.io.uri import open_stored
 from qudata.models import Document, token_texts
 from qudata.normalize.document import DocumentNormalizer
 from qudata.pack.registry import FORMATTERS
 from qudata.pack.schema import MetadataSchema
+from qudata.pause import pause_at
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
 from qudata.quality.checks import first_drop
+from qudata.stages.content import Tee, file_sums, spans_of, unchanged
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items
-from qudata.stages.resume import record, resumed
+from qudata.stages.resume import record, take
 
-__all__ = ["Scan", "needs_schema", "passes_checks", "scan_partition"]
+__all__ = ["Scan", "needs_schema", "passes_checks", "scan_from_plain", "scan_partition"]
 
 BATCH = 512
 
@@ -44,8 +49,72 @@ class Scan:
     schema: dict[str, Any] | None = None
     error: InputError | None = None  # its line counts from the partition's first line
     sha256: str | None = None  # the whole file's, when this partition is its first piece
+    content: list[str] | None = None  # the sha256 of each file's bytes as it read them
+    pieces: list[str] | None = None  # first piece: the sha256 of each piece's bytes
+    size: int = 0  # first piece: the bytes of the whole file
     derived: dict[str, int] | None = None  # derived ids given out, per base
     resumed: bool = False  # taken from a killed run's record
+    recomputed: str | None = None  # why a killed run's record was not taken
+
+    def as_plain(self) -> dict[str, Any]:
+        """Plain JSON data (its record for ``--resume``)."""
+        error = self.error
+        return {
+            "lines": self.lines,
+            "read": self.read,
+            "schema": self.schema,
+            "error": None
+            if error is None
+            else {
+                "kind": type(error).__name__,
+                "detail": error.detail,
+                "source": error.source,
+                "line": error.line,
+                "reason": error.reason,
+            },
+            "sha256": self.sha256,
+            "content": self.content,
+            "pieces": self.pieces,
+            "size": self.size,
+            "derived": self.derived,
+        }
+
+
+def scan_from_plain(data: dict[str, Any]) -> Scan:
+    """The :class:`Scan` of :meth:`Scan.as_plain`; a malformed record raises ``KeyError``,
+    ``TypeError`` or ``ValueError``."""
+    scan = Scan(lines=data["lines"], read=data["read"], sha256=data["sha256"])
+    if type(scan.lines) is not int or type(scan.read) is not int:
+        raise TypeError("lines and read are integers")
+    if scan.sha256 is not None and not isinstance(scan.sha256, str):
+        raise TypeError("sha256 is text")
+    scan.content = _texts(data["content"])
+    scan.pieces = _texts(data["pieces"])
+    scan.size = data["size"]
+    if type(scan.size) is not int:
+        raise TypeError("size is an integer")
+    schema = data["schema"]
+    if schema is not None:
+        MetadataSchema.from_json(schema)  # raises on a malformed schema
+        scan.schema = schema
+    derived = data["derived"]
+    if derived is not None:
+        scan.derived = {str(k): int(v) for k, v in derived.items()}
+    error = data["error"]
+    if error is not None:
+        kind = getattr(errors, str(error["kind"]), None)
+        if not (isinstance(kind, type) and issubclass(kind, InputError)):
+            raise ValueError(f"not an input error: {error['kind']}")
+        line = error["line"]
+        if line is not None and type(line) is not int:
+            raise TypeError("line is an integer")
+        scan.error = kind(
+            str(error["detail"]),
+            source=None if error["source"] is None else str(error["source"]),
+            line=line,
+            reason=str(error["reason"]),
+        )
+    return scan
 
 
 def needs_schema(cfg: Config) -> bool:
@@ -62,16 +131,30 @@ def passes_checks(doc: Document, ctx: StageContext) -> Drop | None:
     return first_drop(ctx.checks, doc)
 
 
+def _texts(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("expected a list of text")
+    return value
+
+
 def scan_partition(job: Job, index: int) -> Scan:
     """Map 1 of partition ``index``."""
     from qudata.dedup.step import KeyWriter, key_files  # numpy: imported when used
 
-    done = resumed(job, "scan", index)
-    if done is not None:
-        return done  # type: ignore[no-any-return]
+    if index == 0:
+        pause_at("scan")
+    partition = job.partitions[index]
+    taken = take(job, "scan", index, scan_from_plain)
+    if taken.result is not None:
+        done: Scan = taken.result
+        if unchanged(job.partitions, partition, done):
+            done.resumed = True
+            return done
+        taken.reason = "its input changed"
     cfg = job.cfg
     ctx = context(job)
-    partition = job.partitions[index]
     scan = Scan()
     schema = MetadataSchema() if needs_schema(cfg) else None
     keys = KeyWriter(job.dedup_dir, index, cfg.dedup) if cfg.dedup.method != "none" else None
@@ -93,9 +176,13 @@ def scan_partition(job: Job, index: int) -> Scan:
 
     position = 0
     normalize = DocumentNormalizer.from_input(cfg.input)
+    scan.content = []
+    count = _LineCount() if partition.span is not None else None  # lines as they are read
     for source in partition.sources:  # one, but for a slice of text files
+        digest = hashlib.sha256()  # of the bytes as read (map 2 checks it reads the same)
         try:
-            for item in source_items(cfg, partition, source, normalize):
+            hashes = Tee(digest, count)
+            for item in source_items(cfg, partition, source, normalize, digest=hashes):
                 scan.read += 1
                 if isinstance(item, Unreadable):
                     continue
@@ -108,23 +195,52 @@ def scan_partition(job: Job, index: int) -> Scan:
                 position += 1
         except InputError as exc:  # the first; a slice's next file is read on
             scan.error = scan.error or exc
+        scan.content.append(digest.hexdigest())
     flush()  # the documents before an error count too (map 2 reads them again)
     if keys is not None:
         keys.close()
     if mix is not None:
         path = job.part_file("mix", index)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(mix, protocol=pickle.HIGHEST_PROTOCOL))
+        path.write_bytes(orjson.dumps(mix))
     if schema is not None:
         scan.schema = schema.to_json()
     scan.derived = normalize.derived or None
     if partition.pieces > 1:  # map 2 hashes whole files as it reads them
-        scan.lines = _lines(partition)
-        if partition.piece == 0:
-            scan.sha256 = _file_sha256(partition.source.path)
+        read_all = (
+            count is not None
+            and partition.span is not None
+            and (count.stored == partition.span[1] - partition.span[0])
+        )
+        scan.lines = count.lines() if count is not None and read_all else _lines(partition)
+        if partition.piece == 0 and partition.span is not None:
+            spans = spans_of(job.partitions, partition)
+            scan.sha256, scan.pieces, scan.size = file_sums(partition.source.path, spans)
+        elif partition.piece == 0:
+            scan.sha256 = scan.content[0]  # Parquet: the reader hashed the whole file
     files = key_files(job.dedup_dir, index) if keys is not None else []
-    record(job, "scan", index, scan, [*files, job.part_file("mix", index)])
+    record(job, "scan", index, scan.as_plain(), [*files, job.part_file("mix", index)])
+    scan.recomputed = taken.reason
     return scan
+
+
+class _LineCount:
+    """The lines of a byte range, counted as its bytes are read (a ``digest`` of
+    :func:`~qudata.stages.read.source_items`): a remote piece is not fetched again."""
+
+    def __init__(self) -> None:
+        self.stored = 0
+        self.newlines = 0
+        self.last = b""
+
+    def update(self, chunk: bytes) -> None:
+        if chunk:
+            self.stored += len(chunk)
+            self.newlines += chunk.count(b"\n")
+            self.last = chunk[-1:]
+
+    def lines(self) -> int:
+        return self.newlines + (1 if self.last not in (b"", b"\n") else 0)
 
 
 def _lines(partition: Partition) -> int:
@@ -135,8 +251,7 @@ def _lines(partition: Partition) -> int:
     assert partition.span is not None
     start, end = partition.span
     count, last = 0, b""
-    with open(partition.source.path, "rb") as handle:
-        handle.seek(start)
+    with open_stored(partition.source.path, (start, end)) as handle:
         left = end - start
         while left > 0:
             chunk = handle.read(min(left, 1 << 22))
@@ -146,11 +261,3 @@ def _lines(partition: Partition) -> int:
             left -= len(chunk)
             last = chunk[-1:]
     return count + (1 if last not in (b"", b"\n") else 0)
-
-
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -26,11 +26,13 @@ from qudata.normalize.document import DocumentNormalizer
 from qudata.pack.output import FormatOutput, count_once
 from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
+from qudata.pause import pause_at
 from qudata.plan.job import Job
-from qudata.stages.account import Account, reject_line
+from qudata.stages.account import Account, account_from_plain, account_plain, reject_line
+from qudata.stages.content import changed
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import Unreadable, source_items
-from qudata.stages.resume import record, resumed
+from qudata.stages.resume import record, take
 from qudata.stages.scan import passes_checks
 
 __all__ = ["write_partition"]
@@ -41,13 +43,26 @@ BATCH_CHARS = 1_000_000
 
 def write_partition(job: Job, index: int) -> Account:
     """Map 2 of partition ``index``: its rejects and format parts, and its account."""
-    done = resumed(job, "write", index)
-    if done is not None:
-        return done  # type: ignore[no-any-return]
+    if index == 0:
+        pause_at("write")
+    taken = take(job, "write", index, account_from_plain, job.content_sha256)
+    if taken.result is not None:
+        done: Account = taken.result
+        done.resumed = True
+        done.parts = _kinds(taken.files or {})
+        return done
     account = _PartitionWriter(job, index).run()
     kinds = ["rejects", *job.cfg.pack.formats]
-    record(job, "write", index, account, [job.part_file(k, index) for k in kinds])
+    parts = [job.part_file(k, index) for k in kinds]
+    files = record(job, "write", index, account_plain(account), parts, job.content_sha256)
+    account.parts = _kinds(files)
+    account.recomputed = taken.reason
     return account
+
+
+def _kinds(files: dict[str, str]) -> dict[str, str]:
+    """The sha256 of each part file of a partition, by its kind (its folder)."""
+    return {name.split("/", 1)[0]: sha for name, sha in files.items()}
 
 
 class _PartitionWriter:
@@ -65,6 +80,7 @@ class _PartitionWriter:
         self.position = 0
         self.ordinal: dict[int, int] = {}  # id(document) -> its record number, for rejects
         self.pending: list[tuple[int, int, bytes]] = []  # rejects not yet written
+        self.digest: Any = None  # of the file being read
 
     def run(self) -> Account:
         job, cfg, ctx = self.job, self.cfg, self.ctx
@@ -146,18 +162,21 @@ class _PartitionWriter:
         first_line = job.first_lines[self.index] if job.first_lines else 1
         normalize = DocumentNormalizer.from_input(self.cfg.input, job.derived.get(self.index))
         self.account.input_keys = normalize.fields.counts  # the field-level account
-        for source in partition.sources:  # one, but for a slice of text files
+        for number, source in enumerate(partition.sources):  # several: a slice of text files
             entry: dict[str, Any] = {"path": source.name, "records": 0, "piece": partition.piece}
             self.account.inputs.append(entry)
             if self.index in job.skip:  # an earlier piece of its file could not be read on
                 return
             yield from self._source_documents(source, entry, normalize, first_line)
+            scanned = job.content[self.index][number] if job.content else None
+            if scanned is not None and self.digest.hexdigest() != scanned:
+                raise changed(source.name)  # a partial or other read is never published
 
     def _source_documents(
         self, source: Source, entry: dict[str, Any], normalize: DocumentNormalizer, first: int
     ) -> Iterator[Document]:
         account, partition = self.account, self.job.partitions[self.index]
-        digest = hashlib.sha256() if partition.pieces == 1 else None
+        digest = self.digest = hashlib.sha256()  # the bytes read: the scan's, or it fails
         try:
             for item in source_items(
                 self.cfg, partition, source, normalize, first_line=first, digest=digest
@@ -185,7 +204,7 @@ class _PartitionWriter:
                 None, exc.source, exc.line, None, exc.reason, exc.detail
             )))  # fmt: skip
         else:
-            if digest is not None:
+            if partition.pieces == 1:
                 entry["sha256"] = digest.hexdigest()
 
     def _checks(self, batch: list[Document], reject: Any) -> tuple[list[Document], list[int]]:
@@ -269,10 +288,11 @@ def _duplicate_drop(verdict: DedupVerdict) -> Drop:
 
 
 def _check_counts(check: Any) -> dict[str, Counter[str]]:
-    """A check's counters (its ``warnings``, decontamination's ``dropped``), copied."""
+    """A check's counters (its ``warnings``, decontamination's ``dropped`` and
+    ``matched``), copied."""
     return {
         name: Counter(getattr(check, name))
-        for name in ("warnings", "dropped")
+        for name in ("warnings", "dropped", "matched")
         if isinstance(getattr(check, name, None), Counter)
     }
 

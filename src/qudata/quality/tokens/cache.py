@@ -21,7 +21,7 @@ class CountCache:
     last text counted on its own), so that a text cut to a budget after its count is not
     tokenized again.
 
-    Across batches it remembers the counts of long texts (``REPEAT_CHARS`` characters or
+    Across batches it remembers the exact counts of long texts (``REPEAT_CHARS`` characters or
     more) by their 128-bit xxh3 digest, up to ``REPEATS`` of them, the oldest forgotten
     first. A text seen again (a license, boilerplate, a copy that exact dedup drops but
     the manifest still counts in ``dropped_tokens``) is then not tokenized again.
@@ -74,7 +74,8 @@ class CountCache:
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         counts = self._counts
         missing = list(dict.fromkeys(t for t in texts if t not in counts))
-        digests = self._recall(missing)  # the long texts not remembered
+        # the long texts not remembered (an estimate costs less than their digest)
+        digests = self._recall(missing) if self.exact else {}
         missing = [t for t in missing if t not in counts]
         if not missing:
             pass

@@ -31,8 +31,8 @@ def estimate_tokens(text: str) -> int:
     return max(1, int(len(text) / 4.25 + 0.45 * extra + 0.5))
 
 
-#: the cost of a character by its extra UTF-8 bytes (0..3)
-_STEPS = np.array([1 / 4.25 + 0.45 * extra for extra in range(4)])
+#: the cost of a character by its extra UTF-8 bytes (0..3); then the start cost
+_STEPS = np.array([*(1 / 4.25 + 0.45 * extra for extra in range(4)), 0.5])
 
 
 class EstimateCounter:
@@ -59,16 +59,21 @@ class EstimateCounter:
             ends = np.minimum(size, np.ceil((np.arange(n) + 0.5) * 4.25)).astype(np.int64)
         else:
             points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
-            extra = (points >= 0x80).view(np.uint8)  # extra UTF-8 bytes of each character
+            # per character, the index of its cost in _STEPS (its extra UTF-8 bytes); the
+            # start cost (0.5) first
+            index = np.empty(size + 1, np.uint8)
+            index[0] = 4
+            extra = index[1:]
+            np.greater_equal(points, 0x80, out=extra.view(np.bool_))
             extra += points >= 0x800
             extra += points >= 0x10000
-            steps = np.empty(size + 1)
-            steps[0] = 0.5
-            np.take(_STEPS, extra, out=steps[1:])
-            # the counts reached after each character (floor(cost) >= k iff cost >= k);
-            # the sum runs left to right, as the loop it replaces
-            reached = np.minimum(np.cumsum(steps), n).astype(np.int64)
-            ends = np.repeat(np.arange(1, size + 1, dtype=np.int64), reached[1:] - reached[:-1])
+            cost = _STEPS[index]
+            np.cumsum(cost, out=cost)  # left to right, as the loop it replaces
+            # the counts reached after each character: floor(cost) >= k iff cost >= k
+            reached: np.ndarray[Any, Any] = cost.astype(np.int32 if size < 2**30 else np.int64)
+            jumps = reached[1:] - reached[:-1]
+            ends = np.repeat(np.arange(1, size + 1, dtype=reached.dtype), jumps)[:n]
+            ends = ends.astype(np.int64)
             if len(ends) < n:  # the running sum fell short of the rounded estimate
                 ends = np.concatenate((ends, np.full(n - len(ends), size, np.int64)))
         ends[-1] = size

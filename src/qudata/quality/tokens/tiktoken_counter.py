@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -128,20 +128,26 @@ class TiktokenCounter:
         out.frombytes(ends.tobytes())
         return out
 
-    @cached_property
+    @property
     def _tables(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """Per token id: how many characters it starts (its bytes that are not UTF-8
-        continuation bytes), and whether its first byte continues a character."""
-        size = self._encoding.max_token_value + 1
-        starts, continues = np.zeros(size, np.int64), np.zeros(size, np.int64)
-        for token in range(size):
-            try:
-                piece = bytes(self._encoding.decode_single_token_bytes(token))
-            except KeyError:  # a gap in the vocabulary
-                continue
-            starts[token] = len(piece.translate(None, _CONTINUATION))
-            continues[token] = 0x80 <= piece[0] < 0xC0 if piece else 0
-        return starts, continues
+        return _token_tables(self._encoding)
+
+
+@cache
+def _token_tables(encoding: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Per token id of ``encoding``: how many characters it starts (its bytes that are not
+    UTF-8 continuation bytes), and whether its first byte continues a character. Built
+    once per process and encoding, whichever counters share it."""
+    size = encoding.max_token_value + 1
+    starts, continues = np.zeros(size, np.int64), np.zeros(size, np.int64)
+    for token in range(size):
+        try:
+            piece = bytes(encoding.decode_single_token_bytes(token))
+        except KeyError:  # a gap in the vocabulary
+            continue
+        starts[token] = len(piece.translate(None, _CONTINUATION))
+        continues[token] = 0x80 <= piece[0] < 0xC0 if piece else 0
+    return starts, continues
 
 
 def _encodable(text: str) -> bool:

@@ -14,51 +14,30 @@ accounts, resolves duplicates on compact keys, plans the mix, and merges statist
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+import orjson
 
 from qudata.account import Observations, RunReport
+from qudata.executor import Executor, Progress
 from qudata.pack.schema import MetadataSchema
+from qudata.pause import pause_at
 from qudata.plan.job import Job
 from qudata.plan.mix import MixPlanner
 from qudata.plan.partitions import line_starts
 from qudata.quality.score import COMPONENTS
 from qudata.stages.account import Account, add_account
 from qudata.stages.commit import Committed, commit_format, commit_rejects
+from qudata.stages.content import check_pieces
 from qudata.stages.mix import merge_surveys, survey_partition
 from qudata.stages.scan import Scan, scan_partition
 from qudata.stages.write import write_partition
 
-__all__ = ["Executor", "Outcome", "Progress", "derived_offsets", "execute"]
-
-
-class Executor(Protocol):
-    """Runs stage calls; results in call order, ``on_done(i, result)`` as call ``i``
-    ends (in any order)."""
-
-    name: str
-    workers: int
-
-    def map(
-        self,
-        function: Callable[..., Any],
-        calls: Sequence[tuple[Any, ...]],
-        on_done: Callable[[int, Any], None] | None = None,
-        consume: Callable[[Any], None] | None = None,
-    ) -> list[Any]: ...
-
-    def close(self) -> None: ...
-
-
-class Progress(Protocol):
-    """Where the driver reports progress: a phase with its total and its unit, then work
-    done (in that unit) and the records it read. Phases: ``scan`` and ``write`` in input
-    bytes, ``dedup`` in tasks, ``mix`` in partitions, ``commit`` in bytes of the parts
-    made into shards (and rejects)."""
-
-    def phase(self, label: str, total: int, unit: str = "bytes") -> None: ...
-    def advance(self, amount: int, records: int = 0) -> None: ...
+__all__ = ["Outcome", "derived_offsets", "execute"]
 
 
 @dataclass
@@ -86,9 +65,14 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
 
     calls = [(job, n) for n in range(count)]
     scans: list[Scan] = executor.map(scan_partition, calls, step("scan"))
+    notes: list[str] = []
+    for number, scan in enumerate(scans):
+        if scan.recomputed is not None:
+            notes.append(f"partition {number} recomputed: {scan.recomputed}")
     _after_scans(job, scans)
     dedup_run: dict[str, Any] | None = None
     if cfg.dedup.method != "none":
+        pause_at("dedup")
         summary = resolve(job.dedup_dir, count, cfg.dedup, executor=executor, progress=progress)
         report.dedup, dedup_run = summary.as_manifest(), summary.as_run()
     if cfg.mix is not None:
@@ -101,21 +85,31 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     resumed = sum(s.resumed for s in scans)
     taken = {"partitions": count, "taken": int(job.resume), "scan": resumed, "write": 0}
 
+    recorded: list[dict[str, str]] = []  # per partition, the sha256 of each part it wrote
+
     def add(account: Account) -> None:  # in partition order, as each is done
         nonlocal resumed
         resumed += account.resumed
         taken["write"] += account.resumed
+        if account.recomputed is not None:
+            notes.append(f"partition {len(recorded)} recomputed: {account.recomputed}")
+        recorded.append(account.parts)
         add_account(report, total, account)
 
     executor.map(write_partition, calls, step("write"), consume=add)
     report.resumed = taken
+    report.notes.extend(dict.fromkeys(notes))
     report.inputs = _inputs(report.inputs, job, scans)
     names = list(cfg.pack.formats)
     parts = [_parts_bytes(job, name) for name in [*names, "rejects"]]
     progress.phase("commit", sum(parts))
     commits: list[Committed | None] = executor.map(
         _commit,
-        [(job, name, total.feature_state.get(name, {})) for name in names] + [(job, None, {})],
+        [
+            (job, name, total.feature_state.get(name, {}), [p.get(name) for p in recorded])
+            for name in names
+        ]
+        + [(job, None, {}, [p.get("rejects") for p in recorded])],
         lambda number, done: progress.advance(parts[number]),
     )
     outcome = Outcome(report, total.seen, total.drops)
@@ -151,17 +145,23 @@ def _parts_bytes(job: Job, kind: str) -> int:
     return sum(p.stat().st_size for p in folder.glob("*.part")) if folder.is_dir() else 0
 
 
-def _commit(job: Job, name: str | None, feature_state: dict[str, Any]) -> Committed | None:
-    """One commit call: a format's shards, or (``name`` None) the rejects."""
+def _commit(
+    job: Job, name: str | None, feature_state: dict[str, Any], parts: list[str | None]
+) -> Committed | None:
+    """One commit call: a format's shards, or (``name`` None) the rejects; ``parts``:
+    the sha256 of each partition's part, as it recorded them."""
     if name is None:
-        commit_rejects(job)
+        commit_rejects(job, parts)
         return None
-    return commit_format(job, name, feature_state)
+    return commit_format(job, name, feature_state, parts)
 
 
 def _after_scans(job: Job, scans: list[Scan]) -> None:
     """Line numbers, the first error in input order, the schema."""
     cfg = job.cfg
+    check_pieces(job.partitions, scans)
+    job.content = [s.content or [] for s in scans]
+    job.content_sha256 = hashlib.sha256(orjson.dumps(job.content)).hexdigest()
     job.first_lines = line_starts(job.partitions, [s.lines for s in scans])
     stopped: set[str] = set()
     for partition, scan, first in zip(job.partitions, scans, job.first_lines, strict=True):
@@ -229,3 +229,8 @@ def _checks_report(report: RunReport, total: Account) -> None:
             report.warnings.update(counts)
         elif check == "decontamination" and counter == "dropped":
             report.contaminated = dict(counts)
+    if report.contaminated is not None:
+        from qudata.quality.decontaminate import benchmark_report
+
+        matched = total.checks.get("decontamination.matched", Counter())
+        report.decontamination = benchmark_report(Counter(report.contaminated), matched)

@@ -1,0 +1,141 @@
+"""The inputs' content: what the scan read, so that the write pass and ``--resume`` can
+tell whether the bytes are still the same.
+
+The scan hashes (sha256) the stored bytes of each file of a partition as it reads them
+(its byte range for a piece of a JSON Lines file); the first piece of a split file also
+hashes the whole file and each piece's range in one read, the sha256 the manifest gives.
+The driver checks that every piece's bytes are the ones that whole-file read saw
+(:func:`check_pieces`); map 2 hashes what it reads and compares; ``--resume`` takes a
+partition's scan only when its bytes hash the same now (:func:`unchanged`). A file that
+changed while the run read it fails the run with one line naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from qudata.errors import IntegrityError, QudataError
+from qudata.io.uri import is_uri, open_stored, remote_identity
+from qudata.plan.partitions import Partition
+
+__all__ = ["Tee", "changed", "check_pieces", "file_sums", "spans_of", "unchanged"]
+
+_CHUNK = 1 << 22
+#: What identifies a remote object's bytes (with its size), when the store gives it.
+_VERSIONS = {"etag", "versionid", "version_id", "generation", "md5hash"}
+
+
+class Tee:
+    """Several digests fed the same bytes (``None`` ones are left out)."""
+
+    def __init__(self, *digests: Any) -> None:
+        self.digests = [d for d in digests if d is not None]
+
+    def update(self, chunk: bytes) -> None:
+        for digest in self.digests:
+            digest.update(chunk)
+
+
+def changed(name: str) -> IntegrityError:
+    """The error of an input whose bytes are not the ones the run read before."""
+    return IntegrityError(f"{name}: changed while the run read it; nothing was published")
+
+
+def file_sums(path: str, spans: Sequence[tuple[int, int]]) -> tuple[str, list[str], int]:
+    """In one read of ``path``: the sha256 of the whole file, of each of ``spans``
+    (consecutive byte ranges from 0), and the bytes read."""
+    whole = hashlib.sha256()
+    sums: list[str] = []
+    size = 0
+    with open_stored(path) as handle:  # a local path or a URI
+        for start, end in spans:
+            piece = hashlib.sha256()
+            left = end - start
+            while left > 0 and (chunk := handle.read(min(left, _CHUNK))):
+                whole.update(chunk)
+                piece.update(chunk)
+                left -= len(chunk)
+                size += len(chunk)
+            sums.append(piece.hexdigest())
+        while chunk := handle.read(_CHUNK):  # bytes after the last range: it grew
+            whole.update(chunk)
+            size += len(chunk)
+    return whole.hexdigest(), sums, size
+
+
+def spans_of(partitions: Sequence[Partition], first: Partition) -> list[tuple[int, int]]:
+    """The byte ranges of the pieces of ``first``'s file, in order."""
+    return [
+        p.span for p in partitions[first.index : first.index + first.pieces] if p.span is not None
+    ]
+
+
+def check_pieces(partitions: Sequence[Partition], scans: Sequence[Any]) -> None:
+    """Every piece of a split file read the bytes the whole-file read of its first piece
+    saw, and the file is the size it was cut at; else the file changed mid-run."""
+    for partition, scan in zip(partitions, scans, strict=True):
+        if partition.pieces < 2:
+            continue
+        first = scans[partition.index - partition.piece]
+        name = partition.source.name
+        if partition.span is None:  # Parquet: each piece hashed the whole file
+            if scan.content != [first.sha256]:
+                raise changed(name)
+            continue
+        if first.pieces is None or len(first.pieces) != partition.pieces:
+            raise changed(name)
+        if scan.content != [first.pieces[partition.piece]]:
+            raise changed(name)
+        if partition.piece == partition.pieces - 1 and first.size != partition.span[1]:
+            raise changed(name)
+
+
+def unchanged(partitions: Sequence[Partition], partition: Partition, scan: Any) -> bool:
+    """The bytes ``scan`` (a killed run's) read are the bytes there now. A remote input
+    is not downloaded again: its size and its ETag, version or generation, part of the
+    run's fingerprint, stand for its bytes (a store that gives none of them is scanned
+    again)."""
+    if scan.content is None or len(scan.content) != len(partition.sources):
+        return False
+    for source, recorded in zip(partition.sources, scan.content, strict=True):
+        if source.path == "-":
+            return False
+        if is_uri(source.path):
+            try:
+                identity = remote_identity(source.path)
+            except QudataError:
+                return False
+            if not set(identity) & _VERSIONS:
+                return False
+            continue
+        try:
+            if partition.span is not None:
+                spans = [partition.span]
+                if partition.piece == 0:  # it holds the whole file's sums too
+                    spans = spans_of(partitions, partition)
+                    whole, sums, size = file_sums(source.path, spans)
+                    if (whole, sums, size) != (scan.sha256, scan.pieces, scan.size):
+                        return False
+                    found = sums[0]
+                else:
+                    found = _range_sha256(source.path, *partition.span)
+            else:
+                found = file_sums(source.path, [])[0]
+        except OSError:
+            return False
+        if found != recorded:
+            return False
+    return True
+
+
+def _range_sha256(path: str, start: int, end: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        left = end - start
+        while left > 0 and (chunk := handle.read(min(left, _CHUNK))):
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
