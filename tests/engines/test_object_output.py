@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -252,6 +253,42 @@ def test_the_command_line_writes_to_the_bucket(s3: S3, tmp_path: Path) -> None:
     assert again.returncode == 2
     assert again.stderr == f"Error: {uri}: prefix is not empty (use --overwrite to replace it)\n"
     assert run("--overwrite").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("point", "said"),
+    [("uploaded", "nothing was published"),
+     ("published", "the complete, verified dataset was published to s3://bucket/sig/out")],
+)  # fmt: skip
+def test_a_signal_during_the_upload(s3: S3, tmp_path: Path, point: str, said: str) -> None:
+    """SIGTERM after the first file is uploaded: the upload is removed, no manifest;
+    after the manifest: the dataset is in place."""
+    source = corpus(tmp_path / "in.jsonl", 60)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(config(s3, tmp_path)), encoding="utf-8")
+    marker = tmp_path / "paused"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "QUDATA_PAUSE_AT": point,
+           "QUDATA_PAUSE_FILE": str(marker)}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qudata", "pack", str(source), "-o", "s3://bucket/sig/out",
+         "-q", "--config", str(path)],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for _ in range(1200):
+        if marker.exists() or process.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert marker.exists(), "the run never paused"
+    process.terminate()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert stderr == f"Interrupted: {said}\n"
+    stored = bucket_tree(s3, "sig/out")
+    if point == "uploaded":
+        assert stored == {}
+    else:
+        assert "manifest.json" in stored and len(stored) == 7
+    assert list((tmp_path / "stage").iterdir()) == []
 
 
 @pytest.mark.cluster

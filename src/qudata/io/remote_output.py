@@ -39,6 +39,7 @@ import orjson
 from qudata.errors import OutputError, QudataError, WriteError
 from qudata.io.output_dir import check_not_an_input, held_signals
 from qudata.io.uri import filesystem, storage_error
+from qudata.pause import pause_at
 
 __all__ = ["RemoteOutput"]
 
@@ -143,6 +144,7 @@ class RemoteOutput:
             for relative in files:
                 written.append(self._key(relative))
                 self._upload(staging / relative, self._key(relative))
+                pause_at("uploaded")
             for gone in sorted(set(replaced) - set(written) - {self._key(_MANIFEST)}):
                 self.fs.rm_file(gone)
                 self._prune(gone)
