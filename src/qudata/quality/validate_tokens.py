@@ -149,7 +149,7 @@ class _Checker:
         more = self._failed.get(path, 0) - _SHOWN
         if more > 0:
             self.report.findings.append((path, f"{more:,} more sequences differ"))
-        self._done(path, checked, held)
+        self.report.checked[path] = (checked, held)
 
     def special_ids(self, path: str, recorded: dict[str, int]) -> None:
         for token, wanted in recorded.items():
@@ -211,9 +211,9 @@ class _Checker:
                         where = f"row {number}, sequence {k + 1}"
                         continues = k == 0 and self._tail is not None and doc == self._tail
                         self._tail = None
-                        if k == len(segments) - 1 and len(row["input_ids"]) == seq_len:
-                            if all(mask) and ids[-1] not in ends and doc:
-                                self._tail = doc  # cut here, continued in the next row
+                        last = k == len(segments) - 1 and len(row["input_ids"]) == seq_len
+                        if last and all(mask) and ids[-1] not in ends and doc:
+                            self._tail = doc  # cut here, continued in the next row
                         merged = continues and self._pending is not None
                         if merged:
                             assert self._pending is not None
