@@ -39,6 +39,7 @@ __all__ = ["TOKEN_BUDGET", "TokenReport", "template_sha256", "token_findings"]
 #: tokens of one file decoded and re-encoded before the check samples
 TOKEN_BUDGET = 2_000_000
 _IDENTITY_KEYS = ("encoding", "rank_file_sha256", "tokenizer_json_sha256")
+_HELD = 64  # cut documents held until their continuation
 _SHOWN = 5  # sequence findings shown per file; the rest are counted
 _HEADER = "<|im_start|>assistant\n"
 _END = "<|im_end|>"
@@ -134,10 +135,19 @@ class _Checker:
         self.fmt, self.vocab, self.counter, self.options = fmt, vocab, counter, options
         self.report = report
         self._encoders: dict[tuple[str, ...], Callable[[str], Any]] = {}
-        self._tail: str | None = None  # the document cut at the end of the last row read
-        #: that document's ids so far, where it starts, its segments
-        self._pending: tuple[str, list[int], str, int] | None = None
+        self._cut: set[str] = set()  # the documents cut at the end of a row, not yet continued
+        #: their ids so far, where they start, their segments (the checked ones)
+        self._pending: dict[str, tuple[list[int], str, int]] = {}
         self._failed: dict[str, int] = {}
+
+    def _hold(self, doc: str, ids: list[int], where: str, parts: int) -> None:
+        """Keep a cut document until its continuation (at most :data:`_HELD` at once: the
+        oldest is then left unchecked)."""
+        self._cut.add(doc)
+        self._pending[doc] = (ids, where, parts)
+        while len(self._pending) > _HELD:
+            self._cut.discard(oldest := next(iter(self._pending)))
+            del self._pending[oldest]
 
     def _finding(self, path: str, what: str) -> None:
         """A sequence's finding: the first :data:`_SHOWN` of a file, then a count."""
@@ -209,25 +219,25 @@ class _Checker:
                     for k, (doc, ids, mask) in enumerate(segments):
                         held += 1
                         where = f"row {number}, sequence {k + 1}"
-                        continues = k == 0 and self._tail is not None and doc == self._tail
-                        self._tail = None
+                        continues = k == 0 and doc in self._cut
+                        self._cut.discard(doc)
                         last = k == len(segments) - 1 and len(row["input_ids"]) == seq_len
-                        if last and all(mask) and ids[-1] not in ends and doc:
-                            self._tail = doc  # cut here, continued in the next row
-                        merged = continues and self._pending is not None
-                        if merged:
-                            assert self._pending is not None
-                            _, before, where, parts = self._pending
-                            ids, parts = before + ids, parts + 1
+                        cut = last and all(mask) and ids[-1] not in ends and bool(doc)
+                        before = self._pending.pop(doc, None) if continues else None
+                        if before is not None:
+                            ids, where, parts = before[0] + ids, before[1], before[2] + 1
                         elif continues:  # a piece whose start was not checked
+                            if cut:
+                                self._cut.add(doc)
                             continue
                         else:
                             parts = 1
-                        self._pending = None
-                        if not sampled and not merged:
+                        if not sampled and before is None:
+                            if cut:
+                                self._cut.add(doc)
                             continue
-                        if self._tail is not None:
-                            self._pending = (doc, ids, where, parts)
+                        if cut:  # continued in a later row (BFD may place it anywhere)
+                            self._hold(doc, ids, where, parts)
                             continue
                         checked += parts
                         self._sequence(path, where, ids, mask if chatml else None, markers)
