@@ -179,8 +179,8 @@ def test_a_wrong_tokenizer_is_named(chats: Path, tokenizer: str, says: str | Non
         for line in lines
     )
     assert any(
-        "megatron/train-00000-of-00001.idx: sequence 1: does not end with the "
-        "end-of-document id 199999" == line
+        line == "megatron/train-00000-of-00001.idx: sequence 1: does not end with the "
+        "end-of-document id 199999"
         for line in lines
     )
 
