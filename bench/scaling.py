@@ -51,7 +51,7 @@ class Phases:
 
 config, source, out, engine = json.loads(sys.argv[1])
 phases = Phases()
-import qudata.pipeline, qudata.plan.execute, qudata.stages.write  # imports: not the job
+import qudata.pipeline, qudata.driver, qudata.stages.write  # imports: not the job
 if engine == "ray":
     import ray
     import qudata.engines.ray

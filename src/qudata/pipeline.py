@@ -2,7 +2,7 @@
 
 The inputs become partitions (:mod:`qudata.plan.partitions`); the stages
 (:mod:`qudata.stages`) run on an executor, the local process pool or Ray
-(:mod:`qudata.engines`), driven by :func:`qudata.plan.execute.execute`. Output goes to
+(:mod:`qudata.engines`), driven by :func:`qudata.driver.execute`. Output goes to
 a hidden staging folder beside ``output_dir``; ``manifest.json`` is written last and
 the folder is renamed into place only when the run completed, so a folder with a
 manifest is a complete dataset.
@@ -20,8 +20,10 @@ from typing import Any
 
 from qudata.account import RunReport
 from qudata.config import Config, load_config, parse_size
+from qudata.driver import Outcome, execute
 from qudata.engines import make_executor, ray_engine
 from qudata.errors import ConfigError, InputError, StorageError, WorkerError
+from qudata.executor import Executor, Progress
 from qudata.export.publish import publish_dataset
 from qudata.io.lines import read_lines
 from qudata.io.output_dir import (
@@ -34,7 +36,6 @@ from qudata.io.output_dir import (
 from qudata.io.sources import InputWalk, Source, walk_arguments, walk_inputs
 from qudata.io.uri import configure, is_uri, refuse_uri_output
 from qudata.normalize.account import input_cautions
-from qudata.plan.execute import Executor, Outcome, Progress, execute
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
 from qudata.stages.context import forget
@@ -58,7 +59,7 @@ def pack_dataset(
 
     ``command`` is shown in the dataset card as the command that made the folder;
     ``progress`` receives each phase with its total and unit, then the work done (see
-    :class:`qudata.plan.execute.Progress`). ``resume``: take up
+    :class:`qudata.executor.Progress`). ``resume``: take up
     the staging folder of a killed run into ``output_dir`` (see
     :mod:`qudata.stages.resume`); the output is the same as an uninterrupted run's.
 

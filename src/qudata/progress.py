@@ -1,6 +1,6 @@
 """The progress bar of the command line: a phase with its total, the work done, speed, ETA.
 
-Each phase has its own unit (see :class:`qudata.plan.execute.Progress`): bytes are
+Each phase has its own unit (see :class:`qudata.executor.Progress`): bytes are
 shown as sizes (``12.3/58.8 MB``, ``4.1 MB/s``), other units as counts
 (``37/120 tasks``, ``12.5 tasks/s``).
 """

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from qudata.config import Config, load_config
+from qudata.driver import derived_offsets
 from qudata.engines import make_executor
 from qudata.io.sources import expand_inputs
-from qudata.plan.execute import derived_offsets
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
 from qudata.quality.tokens import get_token_counter

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 import qudata
-import qudata.plan.execute as execute
+import qudata.driver as execute
 from qudata.errors import IntegrityError
 from qudata.io.sources import Source
 from qudata.plan.partitions import plan_partitions

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 import qudata
-import qudata.plan.execute as execute
+import qudata.driver as execute
 from qudata.errors import IntegrityError
 
 CONFIG = {
@@ -72,7 +72,7 @@ def test_the_cli_says_it_in_one_line(tmp_path: Path) -> None:
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
         "import glob, os\n"
-        "import qudata.plan.execute as e\n"
+        "import qudata.driver as e\n"
         "original = e.add_account\n"
         "def add_account(report, total, part):\n"
         "    original(report, total, part)\n"

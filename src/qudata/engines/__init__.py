@@ -1,7 +1,7 @@
 """Executors of the partitioned plan: ``local`` (a process pool) and ``ray``.
 
 An executor only schedules the stage calls of :mod:`qudata.stages`
-(:class:`qudata.plan.execute.Executor`). Nothing here imports Ray: it is imported when
+(:class:`qudata.executor.Executor`). Nothing here imports Ray: it is imported when
 the Ray engine runs (a missing extra is one line naming ``pip install 'qudata[ray]'``).
 """
 

@@ -2,7 +2,7 @@
 
 ``scan`` (map 1, per partition), ``mix`` (the mix's survey, per partition), ``write``
 (map 2, per partition) and ``commit`` (per format); ``read`` and ``context`` are what
-they share, ``account`` what map 2 counts. :mod:`qudata.plan.execute` drives them.
+they share, ``account`` what map 2 counts. :mod:`qudata.driver` drives them.
 """
 
 __all__: list[str] = []

@@ -16,13 +16,15 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from qudata.errors import IntegrityError
-from qudata.io.uri import is_uri, open_stored
+from qudata.errors import IntegrityError, QudataError
+from qudata.io.uri import is_uri, open_stored, remote_identity
 from qudata.plan.partitions import Partition
 
 __all__ = ["Tee", "changed", "check_pieces", "file_sums", "spans_of", "unchanged"]
 
 _CHUNK = 1 << 22
+#: What identifies a remote object's bytes (with its size), when the store gives it.
+_VERSIONS = {"etag", "versionid", "version_id", "generation", "md5hash"}
 
 
 class Tee:
@@ -91,13 +93,23 @@ def check_pieces(partitions: Sequence[Partition], scans: Sequence[Any]) -> None:
 
 
 def unchanged(partitions: Sequence[Partition], partition: Partition, scan: Any) -> bool:
-    """The bytes ``scan`` (a killed run's) read are the bytes there now; never for a
-    remote input (its bytes would be downloaded again: it is scanned again)."""
+    """The bytes ``scan`` (a killed run's) read are the bytes there now. A remote input
+    is not downloaded again: its size and its ETag, version or generation, part of the
+    run's fingerprint, stand for its bytes (a store that gives none of them is scanned
+    again)."""
     if scan.content is None or len(scan.content) != len(partition.sources):
         return False
     for source, recorded in zip(partition.sources, scan.content, strict=True):
-        if source.path == "-" or is_uri(source.path):
+        if source.path == "-":
             return False
+        if is_uri(source.path):
+            try:
+                identity = remote_identity(source.path)
+            except QudataError:
+                return False
+            if not set(identity) & _VERSIONS:
+                return False
+            continue
         try:
             if partition.span is not None:
                 spans = [partition.span]

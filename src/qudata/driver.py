@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from qudata.account import Observations, RunReport
+from qudata.executor import Executor, Progress
 from qudata.pack.schema import MetadataSchema
 from qudata.pause import pause_at
 from qudata.plan.job import Job
@@ -36,35 +37,7 @@ from qudata.stages.mix import merge_surveys, survey_partition
 from qudata.stages.scan import Scan, scan_partition
 from qudata.stages.write import write_partition
 
-__all__ = ["Executor", "Outcome", "Progress", "derived_offsets", "execute"]
-
-
-class Executor(Protocol):
-    """Runs stage calls; results in call order, ``on_done(i, result)`` as call ``i``
-    ends (in any order)."""
-
-    name: str
-    workers: int
-
-    def map(
-        self,
-        function: Callable[..., Any],
-        calls: Sequence[tuple[Any, ...]],
-        on_done: Callable[[int, Any], None] | None = None,
-        consume: Callable[[Any], None] | None = None,
-    ) -> list[Any]: ...
-
-    def close(self) -> None: ...
-
-
-class Progress(Protocol):
-    """Where the driver reports progress: a phase with its total and its unit, then work
-    done (in that unit) and the records it read. Phases: ``scan`` and ``write`` in input
-    bytes, ``dedup`` in tasks, ``mix`` in partitions, ``commit`` in bytes of the parts
-    made into shards (and rejects)."""
-
-    def phase(self, label: str, total: int, unit: str = "bytes") -> None: ...
-    def advance(self, amount: int, records: int = 0) -> None: ...
+__all__ = ["Outcome", "derived_offsets", "execute"]
 
 
 @dataclass

@@ -1,0 +1,42 @@
+"""What the driver and the global steps need of an executor and of a progress display.
+
+The protocols sit below :mod:`qudata.driver` (which drives the stages), the pipeline
+and the engines: the engines implement :class:`Executor`, the command line's progress
+bar :class:`Progress` (the dedup step declares the part of both it uses in
+:mod:`qudata.dedup.resolve`). Nothing here imports qudata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+__all__ = ["Executor", "Progress"]
+
+
+class Executor(Protocol):
+    """Runs stage calls; results in call order, ``on_done(i, result)`` as call ``i``
+    ends (in any order)."""
+
+    name: str
+    workers: int
+
+    def map(
+        self,
+        function: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        on_done: Callable[[int, Any], None] | None = None,
+        consume: Callable[[Any], None] | None = None,
+    ) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class Progress(Protocol):
+    """Where the driver reports progress: a phase with its total and its unit, then work
+    done (in that unit) and the records it read. Phases: ``scan`` and ``write`` in input
+    bytes, ``dedup`` in tasks, ``mix`` in partitions, ``commit`` in bytes of the parts
+    made into shards (and rejects)."""
+
+    def phase(self, label: str, total: int, unit: str = "bytes") -> None: ...
+    def advance(self, amount: int, records: int = 0) -> None: ...
