@@ -407,3 +407,32 @@ def test_a_hugging_face_tokenizer_and_template(tmp_path: Path) -> None:
         result.output
     )
     assert os.path.isfile(out / "manifest.json")
+
+
+def test_beyond_the_budget_an_even_sample_is_checked(
+    sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qudata.quality import validate_tokens
+    from qudata.quality.validate_dataset import validate_dataset
+
+    monkeypatch.setattr(validate_tokens, "TOKEN_BUDGET", 10_000)
+    result = validate_dataset(str(sample), tokenizer="cl100k_base", template="chatml")
+    assert result.ok, result.problems
+    checked = {f.path: f.sequences for f in result.files if f.sequences is not None}
+    stride = -(-128_512 // 10_000)  # the files' tokens over the budget, rounded up
+    assert checked["megatron/train-00000-of-00001.idx"] == (-(-309 // stride), 309)
+    packed_checked, packed_held = checked["packed/train-00000-of-00001.parquet"]
+    assert 0 < packed_checked < packed_held
+
+
+def test_megatron_bridge_layout_validates_clean(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    config = {
+        "engine": {"workers": 1},
+        "pack": {"packed": {"seq_len": 256, "layout": "megatron_bridge"}},
+    }
+    pack_dataset([_conversations(tmp_path / "conv.jsonl")], out, formats=["packed"], config=config)
+    code, payload = _json(str(out), "--tokenizer", "cl100k_base", "--template", "chatml")
+    assert code == 0, payload
+    (item,) = [f for f in payload["files"] if f["path"].endswith(".idx.parquet")]
+    assert item["sequences"]["checked"] > 0

@@ -195,9 +195,10 @@ class _Checker:
             low = high + 1
         return True
 
-    def _stride(self, entry: dict[str, Any], sequences: int) -> int:
-        tokens = int(entry.get("tokens") or 0)
-        return max(1, math.ceil(tokens / TOKEN_BUDGET)) if sequences else 1
+    @staticmethod
+    def _stride(tokens: int) -> int:
+        """Every sequence up to :data:`TOKEN_BUDGET` tokens, else every k-th."""
+        return max(1, math.ceil(tokens / TOKEN_BUDGET))
 
     def packed(self, full: str, path: str, entry: dict[str, Any], packing: dict[str, Any]) -> None:
         """Every (or every k-th) sequence of a packed Parquet file."""
@@ -207,7 +208,7 @@ class _Checker:
         ends = {*markers.values(), *getattr(self._base(), "special_tokens", {}).values()}
         chatml = packing.get("template") == "chatml" and self.options.get("mask") != "all"
         seq_len = int(packing.get("seq_len") or 0)
-        stride = self._stride(entry, int(entry.get("records") or 0))
+        stride = self._stride(int(entry.get("tokens") or 0))
         checked = held = 0
         try:
             number = 0
@@ -219,10 +220,11 @@ class _Checker:
                     for k, (doc, ids, mask) in enumerate(segments):
                         held += 1
                         where = f"row {number}, sequence {k + 1}"
-                        continues = k == 0 and doc in self._cut
+                        plain = all(mask[1:])  # a document (Bridge: its first token unknown)
+                        continues = k == 0 and doc in self._cut and plain
                         self._cut.discard(doc)
                         last = k == len(segments) - 1 and len(row["input_ids"]) == seq_len
-                        cut = last and all(mask) and ids[-1] not in ends and bool(doc)
+                        cut = last and plain and ids[-1] not in ends
                         before = self._pending.pop(doc, None) if continues else None
                         if before is not None:
                             ids, where, parts = before[0] + ids, before[1], before[2] + 1
@@ -260,7 +262,7 @@ class _Checker:
         if found is False:
             self._finding(path, f"{where}: its ids do not re-encode from their decoded text")
             return
-        if mask is None or found is True or all(mask):
+        if mask is None or found is True or all(mask[1:]):
             return
         outside = _outside_assistant(found, self.vocab.decode(ids), mask)
         if outside is not None:
@@ -295,7 +297,7 @@ class _Checker:
             offsets = np.frombuffer(handle.read(8 * count), dtype="<i8")
         dtype = np.dtype("<u2" if code == 8 else "<i4")
         data = np.memmap(full[: -len(".idx")] + ".bin", dtype=dtype, mode="r")
-        stride = self._stride(entry, count)
+        stride = self._stride(int(sizes.sum(dtype=np.int64)))
         checked = 0
         for k in range(0, count, stride):
             start = int(offsets[k]) // dtype.itemsize
