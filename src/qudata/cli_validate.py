@@ -3,6 +3,7 @@ or a published dataset folder against its manifest (and a tokenizer and template
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -76,6 +77,12 @@ def validate(
     if len(files) == 1 and is_dataset(files[0]):
         source = click.get_current_context().get_parameter_source("tokenizer")
         given = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+        with clean_end():
+            if fmt is not None or max_tokens is not None:
+                raise ConfigError(
+                    "--format and --max-tokens apply to files: a dataset folder is checked "
+                    "with the rules of each of its formats"
+                )
         _validate_folder(files[0], tokenizer if given else None, template, as_json)
         return
     from qudata.console import print_validation
@@ -83,6 +90,12 @@ def validate(
     from qudata.quality.validate import validate_file
 
     with clean_end():
+        folders = [path for path in files if os.path.isdir(path)]
+        if folders:
+            raise ConfigError(
+                f"{folders[0]}: a folder without manifest.json is not a qudata dataset "
+                "(give one dataset folder, or files with --format)"
+            )
         if fmt is None:
             raise ConfigError(
                 "--format is required for files (or give one dataset folder holding manifest.json)"

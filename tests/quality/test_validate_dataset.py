@@ -365,7 +365,31 @@ def test_files_still_need_a_format(sample: Path) -> None:
 
 def test_a_folder_without_a_manifest_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["validate", str(tmp_path)])
-    assert result.exit_code != 0 and "--format is required" in result.output
+    assert result.exit_code == 2
+    assert result.output == (
+        f"Error: {tmp_path}: a folder without manifest.json is not a qudata dataset "
+        "(give one dataset folder, or files with --format)\n"
+    )
+
+
+def test_a_manifest_that_is_not_one_is_one_line(sample: Path, tmp_path: Path) -> None:
+    root = _copy(sample, tmp_path)
+    (root / "manifest.json").write_text("{not json")
+    result = CliRunner().invoke(cli, ["validate", str(root)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {root}/manifest.json: not JSON: ")
+    assert len(result.output.splitlines()) == 1
+    (root / "manifest.json").write_text('{"formats": {"jsonl": {"files": [{"path": "x"}]}}}')
+    result = CliRunner().invoke(cli, ["validate", str(root)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {root}/manifest.json: not a qudata manifest (KeyError: 'records')\n"
+    )
+
+
+def test_format_options_are_refused_with_a_folder(sample: Path) -> None:
+    result = CliRunner().invoke(cli, ["validate", str(sample), "--format", "chatml"])
+    assert result.exit_code == 2 and "--format and --max-tokens apply to files" in result.output
 
 
 @pytest.mark.skipif(
