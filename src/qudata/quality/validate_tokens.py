@@ -18,8 +18,9 @@ template, :func:`token_findings` checks:
   its ``<|im_end|>``), whitespace aside. Other templates' masks are not re-derived here
   (the messages are not in the file).
 
-All sequences are checked up to :data:`TOKEN_BUDGET` tokens a file; beyond it an even
-sample (every k-th sequence). Each finding is ``(file, what)``.
+All sequences are checked up to :data:`TOKEN_BUDGET` tokens a format; beyond it an even
+sample (every k-th row or sequence of each file, k the format's tokens over the budget).
+Each finding is ``(file, what)``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from qudata.errors import ConfigError
 
 __all__ = ["TOKEN_BUDGET", "TokenReport", "template_sha256", "token_findings"]
 
-#: tokens of one file decoded and re-encoded before the check samples
+#: tokens of one format decoded and re-encoded before the check samples
 TOKEN_BUDGET = 2_000_000
 _IDENTITY_KEYS = ("encoding", "rank_file_sha256", "tokenizer_json_sha256")
 _HELD = 64  # cut documents held until their continuation
@@ -102,6 +103,7 @@ def token_findings(
                     )
                 )
         checker = _Checker(name, vocab, counter, config.get(name) or {}, report)
+        checker.stride = max(1, math.ceil(int(stats.get("tokens") or 0) / TOKEN_BUDGET))
         for entry in stats.get("files", []):
             path = entry["path"]
             packing = entry.get("packing") or {}
@@ -120,9 +122,9 @@ def token_findings(
                         )
                 if vocab is not None:
                     checker.special_ids(path, packing.get("special_ids") or {})
-                    checker.packed(os.path.join(root, path), path, entry, packing)
+                    checker.packed(os.path.join(root, path), path, packing)
             elif name == "megatron" and path.endswith(".idx") and vocab is not None:
-                checker.megatron(os.path.join(root, path), path, entry)
+                checker.megatron(os.path.join(root, path), path)
     return report
 
 
@@ -139,6 +141,7 @@ class _Checker:
         #: their ids so far, where they start, their segments (the checked ones)
         self._pending: dict[str, tuple[list[int], str, int]] = {}
         self._failed: dict[str, int] = {}
+        self.stride = 1  # every k-th row or sequence (see TOKEN_BUDGET)
 
     def _hold(self, doc: str, ids: list[int], where: str, parts: int) -> None:
         """Keep a cut document until its continuation (at most :data:`_HELD` at once: the
@@ -195,12 +198,7 @@ class _Checker:
             low = high + 1
         return True
 
-    @staticmethod
-    def _stride(tokens: int) -> int:
-        """Every sequence up to :data:`TOKEN_BUDGET` tokens, else every k-th."""
-        return max(1, math.ceil(tokens / TOKEN_BUDGET))
-
-    def packed(self, full: str, path: str, entry: dict[str, Any], packing: dict[str, Any]) -> None:
+    def packed(self, full: str, path: str, packing: dict[str, Any]) -> None:
         """Every (or every k-th) sequence of a packed Parquet file."""
         import pyarrow.parquet as pq
 
@@ -208,7 +206,7 @@ class _Checker:
         ends = {*markers.values(), *getattr(self._base(), "special_tokens", {}).values()}
         chatml = packing.get("template") == "chatml" and self.options.get("mask") != "all"
         seq_len = int(packing.get("seq_len") or 0)
-        stride = self._stride(int(entry.get("tokens") or 0))
+        stride = self.stride
         checked = held = 0
         try:
             number = 0
@@ -270,7 +268,7 @@ class _Checker:
                 path, f"{where}: a token in the loss is outside the assistant turns: {outside!r}"
             )
 
-    def megatron(self, full: str, path: str, entry: dict[str, Any]) -> None:
+    def megatron(self, full: str, path: str) -> None:
         """Every (or every k-th) sequence of a ``.bin`` / ``.idx`` pair."""
         import numpy as np
 
@@ -297,7 +295,7 @@ class _Checker:
             offsets = np.frombuffer(handle.read(8 * count), dtype="<i8")
         dtype = np.dtype("<u2" if code == 8 else "<i4")
         data = np.memmap(full[: -len(".idx")] + ".bin", dtype=dtype, mode="r")
-        stride = self._stride(int(sizes.sum(dtype=np.int64)))
+        stride = self.stride
         checked = 0
         for k in range(0, count, stride):
             start = int(offsets[k]) // dtype.itemsize
