@@ -68,6 +68,7 @@ def _as_json(result: DatasetValidation) -> bytes:
         "tokenizer": result.tokenizer,
         "template": result.template,
         "problems": result.problems,
+        "notes": result.notes,
         "files": files,
     }
     return orjson.dumps(payload, option=orjson.OPT_INDENT_2)
@@ -96,6 +97,8 @@ def print_dataset_validation(
             _tokens(item),
         )
     console.print(table)
+    for note in result.notes:
+        click.echo(f"note: {note}")
     for line in result.problems:
         click.echo(line)
     for item in result.files:

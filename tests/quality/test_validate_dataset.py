@@ -460,3 +460,13 @@ def test_megatron_bridge_layout_validates_clean(tmp_path: Path) -> None:
     assert code == 0, payload
     (item,) = [f for f in payload["files"] if f["path"].endswith(".idx.parquet")]
     assert item["sequences"]["checked"] > 0
+
+
+def test_a_tokenizer_given_for_a_dataset_without_token_files_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    pack_dataset([SAMPLE], out, formats=["jsonl"], config={"engine": {"workers": 1}})
+    code, payload = _json(str(out), "--tokenizer", "o200k_base")
+    assert code == 0
+    assert payload["notes"] == [
+        "no packed or megatron files: --tokenizer and --template check nothing here"
+    ]

@@ -58,6 +58,7 @@ class DatasetValidation:
     root: str
     files: list[DatasetFile] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # "where: what"
+    notes: list[str] = field(default_factory=list)  # what was not checked, and why
     tokenizer: str | None = None
     template: str | None = None
 
@@ -109,6 +110,10 @@ def validate_dataset(
         _place(result, by_path, mismatch.path, mismatch.what)
     _validate_records(root, manifest, result)
     if tokenizer is not None or template is not None:
+        if not {"packed", "megatron"} & set(manifest["formats"]):
+            result.notes.append(
+                "no packed or megatron files: --tokenizer and --template check nothing here"
+            )
         report = token_findings(root, manifest, tokenizer, template)
         for path, what in report.findings:
             _place(result, by_path, path, what)

@@ -109,23 +109,27 @@ def token_findings(
             packing = entry.get("packing") or {}
             if name == "packed" and path.endswith(".parquet"):
                 if template is not None:
-                    want = template_sha256(template)
-                    if packing.get("template_sha256") != want:
-                        recorded_name = packing.get("template", "?")
-                        report.findings.append(
-                            (
-                                path,
-                                f"made with template {recorded_name} (sha256 "
-                                f"{str(packing.get('template_sha256'))[:12]}…), --template "
-                                f"has sha256 {want[:12]}…",
-                            )
-                        )
+                    _check_template(report, path, packing, template_sha256(template))
                 if vocab is not None:
                     checker.special_ids(path, packing.get("special_ids") or {})
                     checker.packed(os.path.join(root, path), path, packing)
             elif name == "megatron" and path.endswith(".idx") and vocab is not None:
                 checker.megatron(os.path.join(root, path), path)
     return report
+
+
+def _check_template(report: TokenReport, path: str, packing: dict[str, Any], want: str) -> None:
+    recorded = packing.get("template_sha256")
+    if recorded is None:
+        report.findings.append((path, "the manifest records no template"))
+    elif recorded != want:
+        report.findings.append(
+            (
+                path,
+                f"made with template {packing.get('template', '?')} (sha256 "
+                f"{str(recorded)[:12]}…), --template has sha256 {want[:12]}…",
+            )
+        )
 
 
 class _Checker:
