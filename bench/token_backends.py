@@ -24,10 +24,10 @@ from qudata.quality.tokens import TiktokenCounter
 from qudata.quality.tokens.encodings import load_encoding, load_tiktoken_encoding
 
 LOAD = (
-    "import time; t = time.perf_counter();"
+    "import time; t = time.process_time();"
     "from qudata.quality.tokens import get_token_counter;"
     "c = get_token_counter({name!r}); c.count('x'); c.token_ends('x');"
-    "print(c.backend, time.perf_counter() - t)"
+    "print(c.backend, time.process_time() - t)"
 )
 
 
@@ -86,22 +86,30 @@ def main() -> None:
         for backend in ("tiktoken", "quicktok")
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
     for r in range(args.rounds):
         order = list(cases.items())
         for name, (counter, op) in order if r % 2 == 0 else order[::-1]:
             call = getattr(counter, op)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for batch in work:
                 call(batch)
             times[name].append(time.perf_counter() - start)
-    for name, seconds in times.items():
-        base = statistics.median(times[name.replace("quicktok", "tiktoken")])
-        median = statistics.median(seconds)
-        print(f"  {name:<28} {median:7.2f} s   {median / base:5.2f}x tiktoken")
+            cpu[name].append(time.process_time() - start_cpu)
+    print(f"  {'':<28} {'wall':>7}     {'ratio':>5}        {'CPU':>7}     {'ratio':>5}")
+    for name in cases:
+        base = name.replace("quicktok", "tiktoken")
+        wall, cpu_s = statistics.median(times[name]), statistics.median(cpu[name])
+        wall_ratio = wall / statistics.median(times[base])
+        cpu_ratio = cpu_s / statistics.median(cpu[base])
+        print(
+            f"  {name:<28} {wall:7.2f} s {wall_ratio:5.2f}x tiktoken"
+            f" {cpu_s:7.2f} s {cpu_ratio:5.2f}x tiktoken"
+        )
     for fast in (False, True):
         loads = [load_seconds(args.encoding, fast) for _ in range(args.rounds)]
         label = "quicktok" if fast else "tiktoken"
-        print(f"  load in a fresh process, {label:<9} {statistics.median(loads):7.2f} s")
+        print(f"  load in a fresh process, {label:<9} {statistics.median(loads):7.2f} CPU-s")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if mismatches:
         sys.exit(1)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import qudata
-from qudata.pack.kto import KTOFormatter
+from qudata.pack.kto import KTOFormatter, validate_kto
 
 SHAPES = Path(__file__).parents[1] / "data" / "shapes"
 FAST = {"quality": {"tokenizer": "none"}, "pack": {"chatml": {"max_tokens_per_message": None}}}
@@ -136,3 +136,29 @@ def test_a_format_that_wrote_nothing_is_stated(tmp_path: Path) -> None:
     _, report = pack(tmp_path, formats=["chatml", "preference"])
     assert report.formats["preference"].documents == 0
     assert any("format 'preference' wrote nothing" in c for c in report.cautions)
+
+
+USER = {"role": "user", "content": "Q"}
+ANSWER = {"role": "assistant", "content": "A"}
+#: one broken KTO record per code, and the code ``qudata validate -f kto`` reports
+BROKEN_KTO = [
+    ({"prompt": [USER], "completion": [ANSWER]}, "missing_kto_field"),
+    ({"prompt": [USER, ANSWER], "completion": [ANSWER], "label": True},
+     "kto_prompt_not_user_last"),
+    ({"prompt": [USER], "completion": [USER], "label": False}, "answer_not_assistant"),
+]  # fmt: skip
+
+
+def test_validate_kto_finds_every_planted_problem(tmp_path: Path) -> None:
+    from qudata.quality.validate import validate_file
+
+    good = {"prompt": [USER], "completion": [ANSWER], "label": True}
+    assert validate_kto(good) == []
+    for record, code in BROKEN_KTO:
+        assert [p.code for p in validate_kto(record)] == [code]
+    path = tmp_path / "kto.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r, _ in BROKEN_KTO) + json.dumps(good) + "\n")
+    result = validate_file(str(path), "kto")
+    assert [(p.line, p.code) for p in result.problems] == [
+        (n, code) for n, (_, code) in enumerate(BROKEN_KTO, 1)
+    ]

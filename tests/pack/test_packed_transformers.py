@@ -320,3 +320,46 @@ def test_manifest_names_the_template_and_its_special_ids(qwen: Any, tmp_path: Pa
     assert ids["<|im_start|>"] == qwen.convert_tokens_to_ids("<|im_start|>")
     assert ids["<|im_end|>"] == qwen.convert_tokens_to_ids("<|im_end|>")
     assert ids["<tool_call>"] == qwen.convert_tokens_to_ids("<tool_call>")
+
+
+TRAINING = sorted(p.name for p in TEMPLATES.glob("*_training.jinja"))
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_every_trl_training_template_equals_transformers_or_is_a_named_drop(
+    qwen: Any, name: str
+) -> None:
+    """Every ``*_training.jinja`` TRL ships, with the Qwen2.5 tokenizer: the ids and the
+    mask equal transformers'. A template whose markers this tokenizer does not have as
+    special tokens can put a token across a span's edge (``|><|`` of two text markers):
+    transformers masks it whole, qudata drops the conversation as ``mask_mismatch``; the
+    Qwen templates never do."""
+    source = (TEMPLATES / name).read_text()
+    for messages in (REASONING, CONVERSATIONS[1][0]):
+        try:
+            expected = qwen.apply_chat_template(
+                messages,
+                chat_template=source,
+                tokenize=True,
+                return_dict=True,
+                return_assistant_tokens_mask=True,
+            )
+        except Exception:  # a template that refuses this conversation (roles, images)
+            continue
+        assert QWEN is not None
+        config = {
+            "quality": {"tokenizer": str(QWEN / "tokenizer.json")},
+            "pack": {"packed": {"template": str(TEMPLATES / name), "seq_len": 100_000}},
+        }
+        formatter = PackedFormatter(config)
+        doc = Document(text="", id="c", messages=messages)
+        result = formatter.format_document(doc, formatter.options, {})
+        if not isinstance(result, list):
+            assert result.reason == "mask_mismatch" and not name.startswith("qwen")
+            continue
+        (record,) = result
+        mask = [0] * len(record["ids"])
+        for low, high in record["spans"]:
+            mask[low:high] = [1] * (high - low)
+        assert record["ids"] == list(expected["input_ids"])
+        assert mask == list(expected["assistant_masks"])

@@ -165,7 +165,10 @@ def test_every_code_is_planted_somewhere() -> None:
     chatml = {code for _, code in BROKEN_CHATML} | {"unreadable", "line_too_long", "chat_markup"}
     jsonl = {"missing_key", "key_missing_on_earlier_rows", "type_changed"}
     preference = {code for _, code in BROKEN_PREFERENCE}
-    plain = {c for c in HINTS if c not in chatml | jsonl | preference}
+    from tests.pack.test_kto import BROKEN_KTO
+
+    kto = {code for _, code in BROKEN_KTO}
+    plain = {c for c in HINTS if c not in chatml | jsonl | preference | kto}
     assert plain == {
         "bad_block_header",
         "wrong_document_number",
@@ -541,7 +544,7 @@ def test_a_format_with_rules_is_validated_with_no_other_edit(
         file_rules: ClassVar[type[FileRules] | None] = ShoutRules
 
     monkeypatch.setitem(FORMATTERS, "shout", ShoutFormatter)
-    assert validated_formats() == ["chatml", "jsonl", "plain", "preference", "shout"]
+    assert validated_formats() == ["chatml", "jsonl", "plain", "preference", "kto", "shout"]
     path = tmp_path / "s.jsonl"
     path.write_text('{"text": "HI"}\n{"text": "hi"}\n', encoding="utf-8")
     result = validate_file(str(path), "shout")

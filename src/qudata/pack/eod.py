@@ -15,27 +15,38 @@ from typing import Any
 
 from qudata.errors import ConfigError
 
-__all__ = ["EOD_CANDIDATES", "end_of_document", "tokenizer_eos"]
+__all__ = ["EOD_CANDIDATES", "end_of_document", "tokenizer_eos", "tokenizer_tokens"]
 
 EOD_CANDIDATES = ("<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<|eot_id|>", "<|im_end|>")
 
 
-def tokenizer_eos(base: Any) -> str | None:
-    """The EOS text of a token counter's tokenizer, where it says so."""
-    if getattr(base, "_encoding", None) is not None:
-        return "<|endoftext|>"
+def tokenizer_tokens(base: Any) -> dict[str, str]:
+    """The special tokens (``bos_token``, ``eos_token``, ``unk_token``, ``pad_token``) of
+    the ``tokenizer_config.json`` beside a counter's ``tokenizer.json``, as
+    ``transformers`` gives them to a chat template; none for a tiktoken encoding."""
     path = getattr(base, "name", None)
-    if not isinstance(path, str):
-        return None
+    if not isinstance(path, str) or not os.path.isfile(path):
+        return {}
     config = os.path.join(os.path.dirname(path), "tokenizer_config.json")
     try:
         with open(config, encoding="utf-8") as handle:
-            value = json.load(handle).get("eos_token")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if isinstance(value, dict):
-        value = value.get("content")
-    return value if isinstance(value, str) else None
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    found = {}
+    for key in ("bos_token", "eos_token", "unk_token", "pad_token"):
+        value = data.get(key) if isinstance(data, dict) else None
+        value = value.get("content") if isinstance(value, dict) else value
+        if isinstance(value, str):
+            found[key] = value
+    return found
+
+
+def tokenizer_eos(base: Any) -> str | None:
+    """The EOS text of a token counter's tokenizer, where it says so."""
+    if getattr(base, "name", None) in ("cl100k_base", "o200k_base"):
+        return "<|endoftext|>"
+    return tokenizer_tokens(base).get("eos_token")
 
 
 def end_of_document(

@@ -18,15 +18,28 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from qudata.account import Drop
-from qudata.models import Document
+from qudata.models import Document, json_kind
 from qudata.normalize.problems import conversation_problems
 from qudata.pack.base import Formatter, Record
+from qudata.pack.chatml_rules import message_rules, record_rules
 from qudata.pack.markup import MarkupGuard
 from qudata.pack.metadata import MetadataWriter
 from qudata.pack.preference import clean_markup
+from qudata.quality.problems import FileRules, FileValidation, Problem, add_hints, make_problem
+from qudata.quality.problems import hygiene as string_hygiene
 from qudata.sections import Section
 
-__all__ = ["KTOFormatter", "KTOOptions"]
+__all__ = ["KTOFormatter", "KTOOptions", "KTORules", "validate_kto"]
+
+# the problem codes of a KTO record, with their hints (``answer_not_assistant`` is
+# preference's, imported with it)
+add_hints(
+    {
+        "missing_kto_field": 'a KTO record has "prompt" and "completion" (non-empty lists of '
+        'messages) and a boolean "label"',
+        "kto_prompt_not_user_last": "a KTO prompt ends with a user (or tool) turn",
+    }
+)
 
 
 class KTOOptions(Section):
@@ -62,6 +75,44 @@ def _split(messages: list[dict[str, Any]]) -> int:
     return start
 
 
+def validate_kto(record: Any, *, hygiene: bool = True) -> list[Problem]:
+    """The rules of a TRL conversational KTO record: ``prompt`` (ending with a user or
+    tool turn), ``completion`` (starting with an assistant message), a boolean ``label``."""
+    if not isinstance(record, dict):
+        return [make_problem("not_an_object", "$", f"the record is {json_kind(record)}")]
+    out: list[Problem] = []
+    for key in ("prompt", "completion"):
+        value = record.get(key)
+        if not isinstance(value, list) or not value:
+            shown = json_kind(value) if key in record else "missing"
+            out.append(make_problem("missing_kto_field", key, f'"{key}" is {shown}'))
+            continue
+        for i, msg in enumerate(value):
+            out.extend(message_rules(msg, f"{key}[{i}]"))
+        edge = value[-1] if key == "prompt" else value[0]
+        role = edge.get("role") if isinstance(edge, dict) else None
+        if key == "prompt" and role not in ("user", "tool"):
+            out.append(
+                make_problem("kto_prompt_not_user_last", key, f"the prompt ends with {role!r}")
+            )
+        elif key == "completion" and role != "assistant":
+            out.append(make_problem("answer_not_assistant", key, f'"{key}" starts with {role!r}'))
+    if not isinstance(record.get("label"), bool):
+        shown = json_kind(record.get("label")) if "label" in record else "missing"
+        out.append(make_problem("missing_kto_field", "label", f'"label" is {shown}'))
+    out.extend(record_rules(record))
+    if hygiene:
+        out.extend(string_hygiene(record))
+    return out
+
+
+class KTORules(FileRules):
+    """``qudata validate --format kto``: each record's rules."""
+
+    def check(self, record: Any, line: int, result: FileValidation) -> list[Problem]:
+        return validate_kto(record)
+
+
 class KTOFormatter(Formatter[KTOOptions]):
     """``{"prompt", "completion", "label"}`` records (TRL ``KTOTrainer`` datasets).
 
@@ -80,6 +131,7 @@ class KTOFormatter(Formatter[KTOOptions]):
     options_model: ClassVar[type[KTOOptions]] = KTOOptions
     learns_schema: ClassVar[bool] = True
     reads_kto_labels: ClassVar[bool] = True
+    file_rules: ClassVar[type[FileRules] | None] = KTORules
 
     def format_document(
         self, doc: Document, opts: KTOOptions, state: dict[str, Any]
@@ -167,11 +219,4 @@ class KTOFormatter(Formatter[KTOOptions]):
         return out
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
-        problems = []
-        for key in ("prompt", "completion"):
-            value = record.get(key)
-            if not isinstance(value, list) or not value:
-                problems.append(f"kto_{key}_not_messages")
-        if not isinstance(record.get("label"), bool):
-            problems.append("kto_label_not_boolean")
-        return problems
+        return [p.code for p in validate_kto(record, hygiene=False)]

@@ -127,6 +127,11 @@ class Vocabulary:
         self._ids = getattr(base, "ids", None)
         self.vocab_size: int = base.vocab_size
 
+    @property
+    def base(self) -> Any:
+        """The token counter underneath (its ``name``: a ``tokenizer.json`` path)."""
+        return self._base
+
     def token_id(self, token: str) -> int | None:
         found = self._base.token_id(token)
         return None if found is None else int(found)

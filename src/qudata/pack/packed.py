@@ -45,7 +45,7 @@ from qudata.models import Document
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml import chatml_options
 from qudata.pack.chatml_render import render_chatml
-from qudata.pack.eod import end_of_document
+from qudata.pack.eod import end_of_document, tokenizer_tokens
 from qudata.pack.hf_template import load_chat_template, template_messages
 from qudata.pack.markup import MessageCleaner, conversation_guard, reasoning_tags
 from qudata.pack.masks import (
@@ -145,6 +145,7 @@ class PackedFormatter(Formatter[PackedOptions]):
             )
         )
         loaded = None if template is None else load_chat_template(template)
+        tokens = {} if loaded is None else loaded.tokens
         tags = () if template is None else reasoning_tags(template)
         state.update(
             vocab=vocab,
@@ -153,7 +154,7 @@ class PackedFormatter(Formatter[PackedOptions]):
             encode=vocab.encoder([*guard.markers, *tags]),
             count=vocab.counter([*guard.markers, *tags]),
             loaded=loaded,
-            variables={} if loaded is None else {**loaded.tokens, **opts.template_vars},
+            variables={**tokenizer_tokens(vocab.base), **tokens, **opts.template_vars},
         )
         return state
 

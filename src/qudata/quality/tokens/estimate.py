@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["EstimateCounter", "estimate_tokens"]
 
@@ -32,7 +34,11 @@ def estimate_tokens(text: str) -> int:
 
 
 #: the cost of a character by its extra UTF-8 bytes (0..3); then the start cost
-_STEPS = np.array([*(1 / 4.25 + 0.45 * extra for extra in range(4)), 0.5])
+@cache
+def _steps() -> np.ndarray[Any, Any]:
+    import numpy as np
+
+    return np.array([*(1 / 4.25 + 0.45 * extra for extra in range(4)), 0.5])
 
 
 class EstimateCounter:
@@ -54,12 +60,14 @@ class EstimateCounter:
         n = estimate_tokens(text)
         if not n:
             return array("q")
+        import numpy as np
+
         size = len(text)
         if text.isascii():  # the estimate of a prefix of L characters is int(L/4.25 + 0.5)
             ends = np.minimum(size, np.ceil((np.arange(n) + 0.5) * 4.25)).astype(np.int64)
         else:
             points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
-            # per character, the index of its cost in _STEPS (its extra UTF-8 bytes); the
+            # per character, the index of its cost in _steps() (its extra UTF-8 bytes); the
             # start cost (0.5) first
             index = np.empty(size + 1, np.uint8)
             index[0] = 4
@@ -67,7 +75,7 @@ class EstimateCounter:
             np.greater_equal(points, 0x80, out=extra.view(np.bool_))
             extra += points >= 0x800
             extra += points >= 0x10000
-            cost = _STEPS[index]
+            cost = _steps()[index]
             np.cumsum(cost, out=cost)  # left to right, as the loop it replaces
             # the counts reached after each character: floor(cost) >= k iff cost >= k
             reached: np.ndarray[Any, Any] = cost.astype(np.int32 if size < 2**30 else np.int64)

@@ -6,14 +6,15 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from qudata.quality.tokens.base import proportional_ends
 from qudata.quality.tokens.encodings import ENCODINGS
 from qudata.quality.tokens.fast import without_surrogates
 from qudata.quality.tokens.threads import batch_threads
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["TiktokenCounter"]
 
@@ -52,7 +53,8 @@ class TiktokenCounter:
 
     def ids(self, tokens: Any) -> list[int]:
         """The token ids of what :meth:`encode_batch` gave for a text."""
-        return tokens.tolist() if isinstance(tokens, np.ndarray) else list(tokens)
+        tolist = getattr(tokens, "tolist", None)  # quicktok's numpy arrays
+        return list(tokens) if tolist is None else tolist()
 
     @property
     def special_tokens(self) -> dict[str, int]:
@@ -85,6 +87,8 @@ class TiktokenCounter:
 
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         if self._quick and len(texts) > 1:
+            import numpy as np
+
             return np.diff(self._quick_batch(texts)[1]).tolist()  # type: ignore[no-any-return]
         return [len(tokens) for tokens in self.encode_batch(texts)]
 
@@ -115,6 +119,8 @@ class TiktokenCounter:
         return flat, offsets
 
     def token_ends(self, text: str, tokens: Any = None) -> Sequence[int]:
+        import numpy as np
+
         ids = np.asarray(self.encode_ordinary(text) if tokens is None else tokens, np.int64)
         starts, continues = self._tables
         # the characters each token starts, summed: where it ends, unless the next token
@@ -138,6 +144,8 @@ def _token_tables(encoding: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, 
     """Per token id of ``encoding``: how many characters it starts (its bytes that are not
     UTF-8 continuation bytes), and whether its first byte continues a character. Built
     once per process and encoding, whichever counters share it."""
+    import numpy as np
+
     size = encoding.max_token_value + 1
     starts, continues = np.zeros(size, np.int64), np.zeros(size, np.int64)
     for token in range(size):
