@@ -8,7 +8,8 @@ shuffle when ``output.shuffle`` is on.
 
 In the partitioned plan the two halves run apart: map 2 formats and checks with a
 ``part`` file (every kept document's records, one JSON line each, in input order; or a
-header line and the bytes of its encoded records, when the writer takes those), and the
+header line and the bytes of its encoded records, when the writer takes those; or a header
+line and each text record's UTF-8 bytes, for plain text), and the
 commit :meth:`FormatOutput.replay` s the parts of all partitions, in order,
 into the shards.
 """
@@ -81,6 +82,8 @@ class FormatOutput:
             )
         )
         self._encoder = formatter.encoder(self.opts) if self.raw else None
+        # text records: parts hold each record's UTF-8 bytes (no JSON round trip)
+        self.text_bytes = not output.shuffle and formatter.writes_text_bytes
         self._part: BinaryIO | None = None
         if part is not None:
             part.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +131,8 @@ class FormatOutput:
                     data = b"".join([self._encoder.encode(r) for r in result])
                     head = orjson.dumps([split, doc.id, tokens, len(data)])
                     self._part.write(head + b"\n" + data)
+                elif self._part is not None and self.text_bytes:
+                    self._part.write(_text_part(split, doc.id, result, tokens))
                 elif self._part is not None:
                     self._part.write(orjson.dumps([split, doc.id, result, tokens]) + b"\n")
                 elif self.output.shuffle:
@@ -215,6 +220,11 @@ class FormatOutput:
                     split, _, tokens, size = orjson.loads(line)
                     self._emit_encoded(split, handle.read(size), tokens)
                 return
+            if self.text_bytes:
+                while line := handle.readline():
+                    split, _, tokens, sizes = orjson.loads(line)
+                    self._emit(split, [handle.read(size) for size in sizes], tokens)
+                return
             for line in handle:
                 split, doc_id, records, tokens = orjson.loads(line)
                 if self.output.shuffle:
@@ -257,3 +267,15 @@ class FormatOutput:
             shuffler.cleanup()
         for writer in self.writers.values():
             writer.abort()
+
+
+def _text_part(split: str, doc_id: str, records: list[Any], tokens: list[int]) -> bytes:
+    """A document's entry in a part of text records: a header line (split, id, tokens and
+    each record's size), then the records' UTF-8 bytes."""
+    try:
+        blocks = [str(r).encode("utf-8") for r in records]
+    except UnicodeEncodeError:  # a lone surrogate: refused as the JSON part refused it
+        orjson.dumps(records)
+        raise
+    head = orjson.dumps([split, doc_id, tokens, [len(b) for b in blocks]])
+    return head + b"\n" + b"".join(blocks)
