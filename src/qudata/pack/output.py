@@ -128,7 +128,11 @@ class FormatOutput:
                 result, tokens = result * repeat, tokens * repeat
             try:
                 if self._part is not None and self._encoder is not None:
-                    data = b"".join([self._encoder.encode(r) for r in result])
+                    try:
+                        data = b"".join([self._encoder.encode(r) for r in result])
+                    except UnicodeEncodeError:  # a lone surrogate: orjson's refusal, as
+                        orjson.dumps(result)  # a JSON part reports it
+                        raise
                     head = orjson.dumps([split, doc.id, tokens, len(data)])
                     self._part.write(head + b"\n" + data)
                 elif self._part is not None and self.text_bytes:
