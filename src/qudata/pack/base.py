@@ -180,6 +180,11 @@ class Formatter(ABC, Generic[Opts]):
         """The encoder for one output file."""
         return Encoder()
 
+    def arrow_schema(self) -> Any:
+        """The Arrow schema of its rows when its writer takes Arrow tables (``write_rows``):
+        map 2's parts then hold Arrow IPC batches, not JSON (``None``: it does not)."""
+        return None
+
     def writer(self, directory: Path, split: str, **options: Any) -> Any:
         """The writer of one split: sharded files of encoded records (Parquet has its own)."""
         from qudata.io.shards import ShardedWriter

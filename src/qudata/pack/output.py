@@ -84,6 +84,8 @@ class FormatOutput:
         self._encoder = formatter.encoder(self.opts) if self.raw else None
         # text records: parts hold each record's UTF-8 bytes (no JSON round trip)
         self.text_bytes = not output.shuffle and formatter.writes_text_bytes
+        # rows for Arrow (Parquet): parts hold Arrow IPC batches, made in map 2
+        self.arrow = None if output.shuffle else formatter.arrow_schema()
         self._part: BinaryIO | None = None
         if part is not None:
             part.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +116,8 @@ class FormatOutput:
                 for t in self.formatter.token_texts(rec, doc)
             ]
             counts = count_once(self.counter, texts)
+        arrow_docs: list[list[Any]] = []  # split, id, tokens, rows, text size
+        arrow_rows: list[Any] = []
         for number, (doc, split, result) in enumerate(zip(docs, splits, results, strict=True)):
             if not isinstance(result, Drop):
                 result = self._check(doc, result, counts)
@@ -135,6 +139,11 @@ class FormatOutput:
                         raise
                     head = orjson.dumps([split, doc.id, tokens, len(data)])
                     self._part.write(head + b"\n" + data)
+                elif self._part is not None and self.arrow is not None:
+                    orjson.dumps(result)  # what a JSON part refused is refused (dropped) still
+                    size = sum(len(r.get("text") or "") for r in result)
+                    arrow_docs.append([split, doc.id, tokens, len(result), size])
+                    arrow_rows.extend(result)
                 elif self._part is not None and self.text_bytes:
                     self._part.write(_text_part(split, doc.id, result, tokens))
                 elif self._part is not None:
@@ -150,6 +159,8 @@ class FormatOutput:
                 continue
             self.stats.documents += 1
             self.stats.records += len(result)
+        if self._part is not None and arrow_docs:
+            self._part.write(_arrow_part(self.arrow, arrow_docs, arrow_rows))
 
     def _tokens(self, record: Record, doc: Document, counts: dict[int, int]) -> int:
         known = self.formatter.record_tokens(record)
@@ -224,6 +235,11 @@ class FormatOutput:
                     split, _, tokens, size = orjson.loads(line)
                     self._emit_encoded(split, handle.read(size), tokens)
                 return
+            if self.arrow is not None:
+                while line := handle.readline():
+                    docs, size = orjson.loads(line)
+                    self._replay_rows(docs, handle.read(size))
+                return
             if self.text_bytes:
                 while line := handle.readline():
                     split, _, tokens, sizes = orjson.loads(line)
@@ -235,6 +251,20 @@ class FormatOutput:
                     self._shuffler(split).add(doc_id, [records, tokens])
                 else:
                     self._emit(split, records, tokens)
+
+    def _replay_rows(self, docs: list[list[Any]], data: bytes) -> None:
+        """One batch of an Arrow part: each document's rows, sliced from the batch's table."""
+        from qudata.io.parquet import import_pyarrow
+
+        table = import_pyarrow().ipc.open_stream(data).read_all()
+        offset = 0
+        for split, _, tokens, rows, size in docs:
+            rows_of = table.slice(offset, rows)
+            self._writer(split).write_rows(rows_of, size=size, tokens=sum(tokens))
+            self._histogram(split, tokens)
+            offset += rows
+        if offset != table.num_rows:
+            raise ValueError(f"{table.num_rows} rows, but the documents have {offset}")
 
     def close_part(self) -> FormatStats:
         """Map 2's end: the part file complete, the statistics of its documents."""
@@ -283,3 +313,17 @@ def _text_part(split: str, doc_id: str, records: list[Any], tokens: list[int]) -
         raise
     head = orjson.dumps([split, doc_id, tokens, [len(b) for b in blocks]])
     return head + b"\n" + b"".join(blocks)
+
+
+def _arrow_part(schema: Any, docs: list[list[Any]], rows: list[Any]) -> bytes:
+    """A batch's entry in an Arrow part: a header line (each document's split, id,
+    tokens, row count and text size; the batch's bytes), then its rows as an Arrow IPC
+    stream of ``schema``."""
+    from qudata.io.parquet import import_pyarrow
+
+    pa = import_pyarrow()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as stream:
+        stream.write_table(pa.Table.from_pylist(rows, schema=schema))
+    data: bytes = sink.getvalue().to_pybytes()
+    return orjson.dumps([docs, len(data)]) + b"\n" + data
