@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import re
 import signal
 import sys
@@ -64,7 +65,7 @@ def clean_end(output_dir: str | None = None) -> Iterator[None]:
         path = f" ({_short(str(exc.filename))})" if exc.filename else ""
         what = exc.strerror or str(exc) or type(exc).__name__
         if exc.errno == errno.ENOSPC or _SHORT_WRITE.fullmatch(what):  # numpy: no errno
-            what = "no space left on device"
+            what = os.strerror(errno.ENOSPC)  # No space left on device
             if not path and output_dir is not None:
                 path = f" (writing in {_short(str(Path(output_dir).absolute().parent))})"
         fail(WriteError(f"cannot complete{where}: {what}{path}"))

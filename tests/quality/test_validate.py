@@ -161,7 +161,8 @@ def test_every_planted_chatml_problem_is_found_on_its_line(tmp_path: Path, suffi
 
 def test_every_code_is_planted_somewhere() -> None:
     # line_too_long is planted in tests/hostile/test_line_limits.py
-    chatml = {code for _, code in BROKEN_CHATML} | {"unreadable", "line_too_long"}
+    # chat_markup is planted in tests/hostile/test_small_attacks.py
+    chatml = {code for _, code in BROKEN_CHATML} | {"unreadable", "line_too_long", "chat_markup"}
     jsonl = {"missing_key", "key_missing_on_earlier_rows", "type_changed"}
     preference = {code for _, code in BROKEN_PREFERENCE}
     from tests.pack.test_kto import BROKEN_KTO

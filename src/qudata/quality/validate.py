@@ -37,17 +37,19 @@ def file_rules(fmt: str) -> type[FileRules]:
 
 
 def _check_regular(path: str) -> None:
-    """Only a regular file is read: a FIFO or a device would block or never end."""
+    """A FIFO or socket is never opened (it could block forever); a device such as
+    ``/dev/zero`` is read within the line limit like a file."""
     try:
         info = os.stat(path)
     except OSError as exc:
         raise InputError(
             f"cannot open: {exc.strerror or exc}", source=path, reason="unreadable"
         ) from None
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+    mode = info.st_mode
+    if stat.S_ISDIR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO or socket, which could block"
         raise InputError(
-            f"{kind} (a FIFO, socket or device is never read): give a file",
+            f"{kind}: give a file",
             source=path,
             reason="not_a_regular_file",
         )
