@@ -21,10 +21,9 @@ from qudata.account import Drop
 from qudata.models import Document, json_kind
 from qudata.normalize.problems import conversation_problems
 from qudata.pack.base import Formatter, Record
-from qudata.pack.chatml_rules import message_rules, record_rules
+from qudata.pack.chatml_rules import record_rules
 from qudata.pack.markup import MarkupGuard
-from qudata.pack.metadata import MetadataWriter
-from qudata.pack.preference import clean_markup
+from qudata.pack.preference import clean_markup, conversation_columns, finish_records
 from qudata.quality.problems import FileRules, FileValidation, Problem, add_hints, make_problem
 from qudata.quality.problems import hygiene as string_hygiene
 from qudata.sections import Section
@@ -60,7 +59,6 @@ class KTOOptions(Section):
 
 
 _MESSAGE_KEYS = ("role", "content", "reasoning_content", "name", "tool_calls", "tool_call_id")
-_MARKUP_EVENT = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}
 
 
 def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -80,23 +78,13 @@ def validate_kto(record: Any, *, hygiene: bool = True) -> list[Problem]:
     tool turn), ``completion`` (starting with an assistant message), a boolean ``label``."""
     if not isinstance(record, dict):
         return [make_problem("not_an_object", "$", f"the record is {json_kind(record)}")]
-    out: list[Problem] = []
-    for key in ("prompt", "completion"):
-        value = record.get(key)
-        if not isinstance(value, list) or not value:
-            shown = json_kind(value) if key in record else "missing"
-            out.append(make_problem("missing_kto_field", key, f'"{key}" is {shown}'))
-            continue
-        for i, msg in enumerate(value):
-            out.extend(message_rules(msg, f"{key}[{i}]"))
-        edge = value[-1] if key == "prompt" else value[0]
-        role = edge.get("role") if isinstance(edge, dict) else None
-        if key == "prompt" and role not in ("user", "tool"):
-            out.append(
-                make_problem("kto_prompt_not_user_last", key, f"the prompt ends with {role!r}")
-            )
-        elif key == "completion" and role != "assistant":
-            out.append(make_problem("answer_not_assistant", key, f'"{key}" starts with {role!r}'))
+    out = conversation_columns(
+        record,
+        ("prompt", "completion"),
+        missing="missing_kto_field",
+        prompt_roles=("user", "tool"),
+        prompt_code="kto_prompt_not_user_last",
+    )
     if not isinstance(record.get("label"), bool):
         shown = json_kind(record.get("label")) if "label" in record else "missing"
         out.append(make_problem("missing_kto_field", "label", f'"label" is {shown}'))
@@ -166,22 +154,9 @@ class KTOFormatter(Formatter[KTOOptions]):
                     return Drop("markup", f"{key} holds chat markup (markup: drop)")
             record["label"] = label
             records.append(record)
-        tools = clean_markup(doc.tools, guard) if doc.tools else None
-        if doc.tools and tools is None:
-            return Drop("markup", "a tool schema holds chat markup (markup: drop)")
-        if guard.hits > before:
-            self.stats.events[_MARKUP_EVENT[opts.markup]] += 1
-        keys = state.setdefault("message_keys", set())
-        for record in records:
-            for message in record["prompt"] + record["completion"]:
-                keys.update(message)
-            if tools:
-                record["tools"] = tools
-                state["tools"] = True
-            if opts.include_metadata:
-                if "metadata" not in state:
-                    state["metadata"] = MetadataWriter(self.stats.warnings, schema=self.schema)
-                record["metadata"] = state["metadata"].build(doc)
+        dropped = finish_records(self, records, ("prompt", "completion"), doc, opts, state, before)
+        if dropped is not None:
+            return dropped
         self.stats.sources[doc.conversation_kind or "messages"] += 1
         self.stats.events["kto_desirable"] += sum(1 for r in records if r["label"])
         self.stats.events["kto_undesirable"] += sum(1 for r in records if not r["label"])

@@ -20,7 +20,7 @@ from qudata.models import Document, json_kind
 from qudata.normalize.problems import conversation_problems
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml_rules import message_rules, record_rules
-from qudata.pack.markup import MarkupGuard
+from qudata.pack.markup import MARKUP_EVENTS, MarkupGuard
 from qudata.pack.metadata import MetadataWriter
 from qudata.quality.problems import FileRules, FileValidation, Problem, add_hints, make_problem
 from qudata.quality.problems import hygiene as string_hygiene
@@ -31,6 +31,8 @@ __all__ = [
     "PreferenceOptions",
     "PreferenceRules",
     "clean_markup",
+    "conversation_columns",
+    "finish_records",
     "validate_preference",
 ]
 
@@ -67,9 +69,6 @@ _MESSAGE_KEYS = (
     "tool_calls",
     "tool_call_id",
 )
-
-
-_MARKUP_EVENT = {"escape": "markup_escaped", "strip": "markup_stripped", "drop": "markup_dropped"}
 
 
 def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -117,26 +116,47 @@ def _is_json(text: str) -> bool:
     return True
 
 
-def validate_preference(record: Any, *, hygiene: bool = True) -> list[Problem]:
-    """The rules of a TRL conversational preference record: ``prompt`` (ending with a
-    user turn), ``chosen`` and ``rejected`` (starting with an assistant message)."""
-    if not isinstance(record, dict):
-        return [make_problem("not_an_object", "$", f"the record is {json_kind(record)}")]
+def conversation_columns(
+    record: dict[str, Any],
+    columns: tuple[str, ...],
+    *,
+    missing: str,
+    prompt_roles: tuple[str, ...],
+    prompt_code: str,
+) -> list[Problem]:
+    """The problems of a record's message-list ``columns``: each a non-empty list of
+    messages (else ``missing``), ``prompt`` ending with one of ``prompt_roles`` (else
+    ``prompt_code``), the others starting with an assistant message."""
     out: list[Problem] = []
-    for key in ("prompt", "chosen", "rejected"):
+    for key in columns:
         value = record.get(key)
         if not isinstance(value, list) or not value:
             shown = json_kind(value) if key in record else "missing"
-            out.append(make_problem("missing_preference_field", key, f'"{key}" is {shown}'))
+            out.append(make_problem(missing, key, f'"{key}" is {shown}'))
             continue
         for i, msg in enumerate(value):
             out.extend(message_rules(msg, f"{key}[{i}]"))
         edge = value[-1] if key == "prompt" else value[0]
         role = edge.get("role") if isinstance(edge, dict) else None
-        if key == "prompt" and role != "user":
-            out.append(make_problem("prompt_not_user_last", key, f"the prompt ends with {role!r}"))
+        if key == "prompt" and role not in prompt_roles:
+            out.append(make_problem(prompt_code, key, f"the prompt ends with {role!r}"))
         elif key != "prompt" and role != "assistant":
             out.append(make_problem("answer_not_assistant", key, f'"{key}" starts with {role!r}'))
+    return out
+
+
+def validate_preference(record: Any, *, hygiene: bool = True) -> list[Problem]:
+    """The rules of a TRL conversational preference record: ``prompt`` (ending with a
+    user turn), ``chosen`` and ``rejected`` (starting with an assistant message)."""
+    if not isinstance(record, dict):
+        return [make_problem("not_an_object", "$", f"the record is {json_kind(record)}")]
+    out = conversation_columns(
+        record,
+        ("prompt", "chosen", "rejected"),
+        missing="missing_preference_field",
+        prompt_roles=("user",),
+        prompt_code="prompt_not_user_last",
+    )
     out.extend(record_rules(record))
     if hygiene:
         out.extend(string_hygiene(record))
@@ -148,6 +168,41 @@ class PreferenceRules(FileRules):
 
     def check(self, record: Any, line: int, result: FileValidation) -> list[Problem]:
         return validate_preference(record)
+
+
+def finish_records(
+    formatter: Formatter[Any],
+    records: list[Record],
+    columns: tuple[str, ...],
+    doc: Document,
+    opts: Any,
+    state: dict[str, Any],
+    before: int,
+) -> Drop | None:
+    """Add the document's tools (markup cleaned) and metadata to its ``records``, count a
+    markup event if the guard in ``state`` cleaned anything since ``before`` hits, and
+    note the message keys of ``columns``; a ``Drop`` if the tools hold markup to drop."""
+    guard = state["guard"]
+    tools = clean_markup(doc.tools, guard) if doc.tools else None
+    if doc.tools and tools is None:
+        return Drop("markup", "a tool schema holds chat markup (markup: drop)")
+    if guard.hits > before:
+        formatter.stats.events[MARKUP_EVENTS[opts.markup]] += 1
+    keys = state.setdefault("message_keys", set())
+    for record in records:
+        for column in columns:
+            for message in record[column]:
+                keys.update(message)
+        if tools:
+            record["tools"] = tools
+            state["tools"] = True
+        if opts.include_metadata:
+            if "metadata" not in state:
+                state["metadata"] = MetadataWriter(
+                    formatter.stats.warnings, schema=formatter.schema
+                )
+            record["metadata"] = state["metadata"].build(doc)
+    return None
 
 
 class PreferenceFormatter(Formatter[PreferenceOptions]):
@@ -192,21 +247,10 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
             record[key] = clean_markup(value, guard)
             if record[key] is None:
                 return Drop("markup", f"{key} holds chat markup (markup: drop)")
-        tools = clean_markup(doc.tools, guard) if doc.tools else None
-        if doc.tools and tools is None:
-            return Drop("markup", "a tool schema holds chat markup (markup: drop)")
-        if guard.hits > before:
-            self.stats.events[_MARKUP_EVENT[opts.markup]] += 1
-        keys = state.setdefault("message_keys", set())
-        for message in record["prompt"] + record["chosen"] + record["rejected"]:
-            keys.update(message)
-        if tools:
-            record["tools"] = tools
-            state["tools"] = True
-        if opts.include_metadata:
-            if "metadata" not in state:
-                state["metadata"] = MetadataWriter(self.stats.warnings, schema=self.schema)
-            record["metadata"] = state["metadata"].build(doc)
+        columns = ("prompt", "chosen", "rejected")
+        dropped = finish_records(self, [record], columns, doc, opts, state, before)
+        if dropped is not None:
+            return dropped
         self.stats.sources[doc.conversation_kind or "preference"] += 1
         return [record]
 
