@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -17,7 +17,14 @@ if TYPE_CHECKING:
     from qudata.quality.problems import FileValidation
     from qudata.stats import InputStats
 
-__all__ = ["print_stats", "print_summary", "print_validation", "resume_line", "summary_lines"]
+__all__ = [
+    "print_stats",
+    "print_summary",
+    "print_validation",
+    "resume_line",
+    "summary_lines",
+    "validation_json",
+]
 
 
 def _reasons(dropped: dict[str, int]) -> str:
@@ -151,28 +158,23 @@ def print_stats(stats: InputStats, console: Console | None = None) -> None:
     )
 
 
+def validation_json(result: FileValidation) -> dict[str, Any]:
+    """One file's rule check as JSON: records, ok, problems by code, every problem."""
+    return {
+        "records": result.records,
+        "ok": result.ok,
+        "by_code": result.by_code(),
+        "problems": [
+            {"line": p.line, "code": p.code, "path": p.path, "message": p.message, "hint": p.hint}
+            for p in result.problems
+        ],
+    }
+
+
 def print_validation(results: Sequence[FileValidation], *, as_json: bool = False) -> None:
     """Every problem (line, code, path, message, hint), then a summary by code per file."""
     if as_json:
-        payload = [
-            {
-                "path": r.path,
-                "records": r.records,
-                "ok": r.ok,
-                "by_code": r.by_code(),
-                "problems": [
-                    {
-                        "line": p.line,
-                        "code": p.code,
-                        "path": p.path,
-                        "message": p.message,
-                        "hint": p.hint,
-                    }
-                    for p in r.problems
-                ],
-            }
-            for r in results
-        ]
+        payload = [{"path": r.path, **validation_json(r)} for r in results]
         click.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
         return
     for r in results:

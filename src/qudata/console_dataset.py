@@ -8,6 +8,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from qudata.console import validation_json
 from qudata.quality.validate_dataset import DatasetFile, DatasetValidation
 
 __all__ = ["print_dataset_validation"]
@@ -40,23 +41,7 @@ def _as_json(result: DatasetValidation) -> bytes:
                 "bytes": item.bytes,
                 "ok": item.ok,
                 "problems": item.problems,
-                "rules": None
-                if rules is None
-                else {
-                    "records": rules.records,
-                    "ok": rules.ok,
-                    "by_code": rules.by_code(),
-                    "problems": [
-                        {
-                            "line": p.line,
-                            "code": p.code,
-                            "path": p.path,
-                            "message": p.message,
-                            "hint": p.hint,
-                        }
-                        for p in rules.problems
-                    ],
-                },
+                "rules": None if rules is None else validation_json(rules),
                 "sequences": None
                 if item.sequences is None
                 else {"checked": item.sequences[0], "held": item.sequences[1]},
