@@ -2,8 +2,8 @@
 
 The protocols sit below :mod:`qudata.driver` (which drives the stages), the pipeline
 and the engines: the engines implement :class:`Executor`, the command line's progress
-bar :class:`Progress` (the dedup step declares the part of both it uses in
-:mod:`qudata.dedup.resolve`). Nothing here imports qudata.
+bar :class:`Progress` (the dedup step uses both too). Nothing here imports qudata, so
+any module may import it without a cycle.
 """
 
 from __future__ import annotations

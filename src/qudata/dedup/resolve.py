@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from qudata.dedup.exact import exact_bits, exact_range
 from qudata.dedup.files import BAND_HASH_BITS, DedupParams, partition_file
@@ -23,31 +23,9 @@ from qudata.dedup.runs import key_ranges
 from qudata.dedup.summary import DedupSummary
 from qudata.dedup.verdicts import assemble, cluster_sizes
 from qudata.errors import OutputError
+from qudata.executor import Executor, Progress
 
-__all__ = ["Resolution", "StepExecutor", "StepProgress"]
-
-
-class StepExecutor(Protocol):
-    """What the step needs of the run's executor (the driver's ``Executor`` is one; the
-    step does not import the driver, which imports the stages that import the step)."""
-
-    workers: int
-
-    def map(
-        self,
-        function: Callable[..., Any],
-        calls: Sequence[tuple[Any, ...]],
-        on_done: Callable[[int, Any], None] | None = None,
-    ) -> list[Any]: ...
-
-    def close(self) -> None: ...
-
-
-class StepProgress(Protocol):
-    """Where the step reports its phase (``dedup``, in tasks) and the tasks done."""
-
-    def phase(self, label: str, total: int, unit: str = "bytes") -> None: ...
-    def advance(self, amount: int, records: int = 0) -> None: ...
+__all__ = ["Resolution"]
 
 
 class _Spill:
@@ -97,8 +75,8 @@ class Resolution:
         directory: Path,
         partitions: int,
         params: DedupParams,
-        executor: StepExecutor,
-        progress: StepProgress | None = None,
+        executor: Executor,
+        progress: Progress | None = None,
     ) -> None:
         self.directory, self.partitions = directory, partitions
         self.params, self.executor, self.spill = params, executor, _Spill()

@@ -40,9 +40,10 @@ from qudata.config import DedupConfig
 from qudata.dedup import DedupVerdict
 from qudata.dedup.files import DedupParams
 from qudata.dedup.keys import KeyWriter
-from qudata.dedup.resolve import Resolution, StepExecutor, StepProgress
+from qudata.dedup.resolve import Resolution
 from qudata.dedup.summary import DedupSummary
 from qudata.dedup.verdicts import PartitionVerdicts
+from qudata.executor import Executor, Progress
 
 __all__ = ["DedupSummary", "KeyWriter", "key_files", "read_verdicts", "resolve"]
 
@@ -53,9 +54,9 @@ def resolve(
     dedup: DedupConfig,
     *,
     memory: int | str | None = None,
-    executor: StepExecutor | None = None,
+    executor: Executor | None = None,
     workers: int = 1,
-    progress: StepProgress | None = None,
+    progress: Progress | None = None,
 ) -> DedupSummary:
     """Every partition's verdicts: the first copy of a cluster in input order is kept.
 
