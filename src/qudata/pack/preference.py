@@ -20,6 +20,7 @@ from qudata.models import Document, json_kind
 from qudata.normalize.problems import conversation_problems
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml_rules import message_rules, record_rules
+from qudata.pack.chatml_turns import MESSAGE_KEYS
 from qudata.pack.markup import MARKUP_EVENTS, MarkupGuard
 from qudata.pack.metadata import MetadataWriter
 from qudata.quality.problems import FileRules, FileValidation, Problem, add_hints, make_problem
@@ -60,19 +61,8 @@ class PreferenceOptions(Section):
     )
 
 
-_MESSAGE_KEYS = (
-    "role",
-    "content",
-    "reasoning_content",
-    "name",
-    "weight",
-    "tool_calls",
-    "tool_call_id",
-)
-
-
 def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: m[k] for k in _MESSAGE_KEYS if k in m} for m in messages]
+    return [{k: m[k] for k in MESSAGE_KEYS if k in m} for m in messages]
 
 
 def clean_markup(value: Any, guard: MarkupGuard) -> Any:
@@ -267,7 +257,7 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
         from qudata.pack.metadata import metadata_features
 
         dtypes = {"weight": "float64", "tool_calls": "json"}
-        keys = [k for k in _MESSAGE_KEYS if k in state.get("message_keys", ())]
+        keys = [k for k in MESSAGE_KEYS if k in state.get("message_keys", ())]
         out: list[dict[str, Any]] = [
             {  # a list per column: a shared one would become a YAML alias in the card
                 "name": column,
