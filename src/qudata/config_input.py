@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -13,6 +14,14 @@ __all__ = ["InputConfig", "Role"]
 
 #: The role of a conversation turn.
 Role = Literal["system", "user", "assistant", "tool"]
+
+
+def _known(value: dict[str, str], names: Collection[str], what: str) -> dict[str, str]:
+    """``value`` if its keys are all in ``names``; else the error naming the first unknown."""
+    unknown = sorted(set(value) - set(names))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown[0]!r} (allowed: {', '.join(names)})")
+    return value
 
 
 class InputConfig(Section):
@@ -107,20 +116,14 @@ class InputConfig(Section):
     def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
         from qudata.normalize.columns import COLUMN_NAMES
 
-        unknown = sorted(set(value) - set(COLUMN_NAMES))
-        if unknown:
-            raise ValueError(f"unknown column {unknown[0]!r} (allowed: {', '.join(COLUMN_NAMES)})")
-        return value
+        return _known(value, COLUMN_NAMES, "column")
 
     @field_validator("tags")
     @classmethod
     def _known_tags(cls, value: dict[str, str]) -> dict[str, str]:
         from qudata.normalize.columns import TAG_NAMES
 
-        unknown = sorted(set(value) - set(TAG_NAMES))
-        if unknown:
-            raise ValueError(f"unknown tag {unknown[0]!r} (allowed: {', '.join(TAG_NAMES)})")
-        return value
+        return _known(value, TAG_NAMES, "tag")
 
     @field_validator("max_line_bytes")
     @classmethod
