@@ -23,7 +23,13 @@ from qudata.normalize.problems import conversation_problems
 from qudata.pack.base import Formatter, Record
 from qudata.pack.chatml_rules import record_rules
 from qudata.pack.markup import MarkupGuard
-from qudata.pack.preference import clean_markup, conversation_columns, finish_records
+from qudata.pack.preference import (
+    clean_markup,
+    column_texts,
+    conversation_columns,
+    finish_records,
+    record_features,
+)
 from qudata.quality.problems import FileRules, FileValidation, Problem, add_hints, make_problem
 from qudata.quality.problems import hygiene as string_hygiene
 from qudata.sections import Section
@@ -164,34 +170,11 @@ class KTOFormatter(Formatter[KTOOptions]):
 
     def token_texts(self, record: Record, doc: Document) -> list[str]:
         """Every message's content (prompt and completion)."""
-        return [
-            m["content"]
-            for key in ("prompt", "completion")
-            for m in record[key]
-            if isinstance(m.get("content"), str)
-        ]
+        return column_texts(record, ("prompt", "completion"))
 
     def features(self, state: dict[str, Any]) -> list[dict[str, Any]] | None:
-        from qudata.pack.metadata import metadata_features
-
-        dtypes = {"tool_calls": "json"}
-        keys = [k for k in _MESSAGE_KEYS if k in state.get("message_keys", ())]
-        out: list[dict[str, Any]] = [
-            {
-                "name": column,
-                "list": [
-                    {"name": k, "dtype": dtypes.get(k, "string")}
-                    for k in keys or ["role", "content"]
-                ],
-            }
-            for column in ("prompt", "completion")
-        ]
-        out.append({"name": "label", "dtype": "bool"})
-        if state.get("tools"):
-            out.append({"name": "tools", "dtype": "json"})
-        if self.options.include_metadata:
-            out.append({"name": "metadata", "struct": metadata_features(state.get("metadata"))})
-        return out
+        label = {"name": "label", "dtype": "bool"}
+        return record_features(self, state, ("prompt", "completion"), _MESSAGE_KEYS, (label,))
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
         return [p.code for p in validate_kto(record, hygiene=False)]

@@ -32,8 +32,10 @@ __all__ = [
     "PreferenceOptions",
     "PreferenceRules",
     "clean_markup",
+    "column_texts",
     "conversation_columns",
     "finish_records",
+    "record_features",
     "validate_preference",
 ]
 
@@ -195,6 +197,43 @@ def finish_records(
     return None
 
 
+def column_texts(record: Record, columns: tuple[str, ...]) -> list[str]:
+    """Every string content of the messages in ``columns``."""
+    return [
+        m["content"] for key in columns for m in record[key] if isinstance(m.get("content"), str)
+    ]
+
+
+def record_features(
+    formatter: Formatter[Any],
+    state: dict[str, Any],
+    columns: tuple[str, ...],
+    message_keys: tuple[str, ...],
+    middle: tuple[dict[str, Any], ...] = (),
+) -> list[dict[str, Any]]:
+    """The features of records of message-list ``columns`` (the ``message_keys`` seen,
+    in that order), then ``middle``, then ``tools`` and ``metadata`` when written."""
+    from qudata.pack.metadata import metadata_features
+
+    dtypes = {"weight": "float64", "tool_calls": "json"}
+    keys = [k for k in message_keys if k in state.get("message_keys", ())]
+    out: list[dict[str, Any]] = [
+        {  # a list per column: a shared one would become a YAML alias in the card
+            "name": column,
+            "list": [
+                {"name": k, "dtype": dtypes.get(k, "string")} for k in keys or ["role", "content"]
+            ],
+        }
+        for column in columns
+    ]
+    out.extend(middle)
+    if state.get("tools"):
+        out.append({"name": "tools", "dtype": "json"})
+    if formatter.options.include_metadata:
+        out.append({"name": "metadata", "struct": metadata_features(state.get("metadata"))})
+    return out
+
+
 class PreferenceFormatter(Formatter[PreferenceOptions]):
     """``{"prompt", "chosen", "rejected"}`` records (TRL ``DPOTrainer`` datasets).
 
@@ -246,33 +285,10 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
 
     def token_texts(self, record: Record, doc: Document) -> list[str]:
         """Every message's content (prompt, chosen and rejected)."""
-        return [
-            m["content"]
-            for key in ("prompt", "chosen", "rejected")
-            for m in record[key]
-            if isinstance(m.get("content"), str)
-        ]
+        return column_texts(record, ("prompt", "chosen", "rejected"))
 
     def features(self, state: dict[str, Any]) -> list[dict[str, Any]] | None:
-        from qudata.pack.metadata import metadata_features
-
-        dtypes = {"weight": "float64", "tool_calls": "json"}
-        keys = [k for k in MESSAGE_KEYS if k in state.get("message_keys", ())]
-        out: list[dict[str, Any]] = [
-            {  # a list per column: a shared one would become a YAML alias in the card
-                "name": column,
-                "list": [
-                    {"name": k, "dtype": dtypes.get(k, "string")}
-                    for k in keys or ["role", "content"]
-                ],
-            }
-            for column in ("prompt", "chosen", "rejected")
-        ]
-        if state.get("tools"):
-            out.append({"name": "tools", "dtype": "json"})
-        if self.options.include_metadata:
-            out.append({"name": "metadata", "struct": metadata_features(state.get("metadata"))})
-        return out
+        return record_features(self, state, ("prompt", "chosen", "rejected"), MESSAGE_KEYS)
 
     def validate(self, record: Record, state: dict[str, Any]) -> list[str]:
         return [p.code for p in validate_preference(record, hygiene=False)]
