@@ -24,6 +24,7 @@ import orjson
 
 from qudata.account import Observations, RunReport
 from qudata.dedup.summary import DedupSummary
+from qudata.errors import InputError
 from qudata.executor import Executor, Progress
 from qudata.pack.schema import MetadataSchema
 from qudata.pause import pause_at
@@ -202,8 +203,11 @@ def _after_scans(job: Job, scans: list[Scan]) -> None:
             continue
         if scan.error is not None:
             error = scan.error
-            if error.line is not None and partition.piece > 0:
-                error.line += first - 1
+            if error.line is not None and partition.piece > 0:  # its line in the file
+                line = error.line + first - 1
+                InputError.__init__(
+                    error, error.detail, source=error.source, line=line, reason=error.reason
+                )
             if cfg.input.on_error == "fail":
                 raise error
             stopped.add(partition.source.path)
