@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qudata.config import Config, load_config
+from qudata.config import Config, load_config, parse_size
 from qudata.driver import tally
 from qudata.engines import make_executor
 from qudata.executor import Quiet
@@ -82,7 +82,9 @@ def collect_stats(
     folder = Path(tempfile.mkdtemp(prefix="qudata-stats-"))
     executor = None
     try:
-        job = Job(cfg, folder, plan_partitions(expand_inputs(inputs)))
+        size = cfg.engine.partition_size  # pack's partitions
+        pieces = plan_partitions(expand_inputs(inputs), None if size is None else parse_size(size))
+        job = Job(cfg, folder, pieces)
         size = sum(p.size for p in job.partitions)
         executor = make_executor(cfg.engine, size, len(job.partitions))
         total = tally(job, executor, Quiet())
