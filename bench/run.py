@@ -450,7 +450,8 @@ def build(
         ),
     ]  # fmt: skip
 
-    return tokenizer_rows + [
+    return [
+        *tokenizer_rows,
         Comparison(
             job="pack", label="pack", qudata=[q_pack], ref=[r_loop07], r_name="orjson loop",
             metric="time", limit=1.5, stretch=1.2, target="time <= 1.5x (stretch 1.2x)",

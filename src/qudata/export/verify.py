@@ -9,7 +9,8 @@ dropped``, per format ``accepted == documents + dropped``, the inputs' records a
 to ``read``); that ``rejects.jsonl`` holds one line per drop; and that no format folder
 holds a file the manifest does not list. Any difference raises
 :class:`~qudata.errors.IntegrityError` naming the file and what differs, and nothing
-is published.
+is published. :func:`differences` gives every difference (a :class:`Mismatch`: the
+file and what differs): ``qudata validate OUT_DIR`` checks a published dataset with it.
 
 It reads through a small file-system interface (:class:`FileSystem`: ``open``,
 ``isfile``, ``isdir``, ``ls``, the names of ``fsspec``'s), so the same gate serves a
@@ -42,7 +43,14 @@ import orjson
 
 from qudata.errors import IntegrityError
 
-__all__ = ["FileSystem", "LocalFileSystem", "manifest_of", "verify_dataset"]
+__all__ = [
+    "FileSystem",
+    "LocalFileSystem",
+    "Mismatch",
+    "differences",
+    "manifest_of",
+    "verify_dataset",
+]
 
 _CHUNK = 1 << 22
 _NOT_DATA = {"README.md"}  # a format folder's own files, not in its file list
@@ -81,30 +89,55 @@ class LocalFileSystem:
         return sorted(f"{path}/{name}" for name in os.listdir(path))
 
 
+class Mismatch(IntegrityError):
+    """One difference between a dataset and its manifest: the file (or ``manifest.json``,
+    or a format's name) and what differs."""
+
+    def __init__(self, path: str, what: str) -> None:
+        super().__init__(f"{path}: {what}")
+        self.path, self.what = path, what
+
+
 def verify_dataset(fs: FileSystem, root: str, manifest: dict[str, Any]) -> None:
     """Reconcile the dataset under ``root`` with ``manifest`` (the run's account, as
     it will be published); raise :class:`IntegrityError` at the first difference."""
-    _balance(manifest)
+    for found in differences(fs, root, manifest):
+        raise IntegrityError(f"{found}; nothing was published")
+
+
+def differences(fs: FileSystem, root: str, manifest: dict[str, Any]) -> Iterator[Mismatch]:
+    """Every difference between the dataset under ``root`` and ``manifest``, in the order
+    the gate checks them (the account, then each format's files, then the rejects):
+    what the publish gate refuses and ``qudata validate OUT_DIR`` reports. A file's
+    checks stop at its first difference; the other files are still checked."""
+    yield from _caught(_balance, manifest)
     config = manifest.get("config", {}).get("pack", {})
     for name, stats in manifest["formats"].items():
         listed = set()
         for entry in stats["files"]:
             listed.add(entry["path"])
-            _check_file(fs, root, name, entry, config.get(name) or {})
-        _check_format(name, stats)
+            yield from _caught(_check_file, fs, root, name, entry, config.get(name) or {})
+        yield from _caught(_check_format, name, stats)
         folder = f"{root}/{name}"
         if stats["files"] and not fs.isdir(folder):
-            raise _fail(f"{name}/", f"the {name} folder is missing")
+            yield _fail(f"{name}/", f"the {name} folder is missing")
         if fs.isdir(folder):
             for path in fs.ls(folder):
                 base = path.rsplit("/", 1)[-1]
                 if f"{name}/{base}" not in listed and base not in _NOT_DATA:
-                    raise _fail(f"{name}/{base}", "a file the manifest does not list")
-    _check_rejects(fs, root, manifest)
+                    yield _fail(f"{name}/{base}", "a file the manifest does not list")
+    yield from _caught(_check_rejects, fs, root, manifest)
 
 
-def _fail(path: str, what: str) -> IntegrityError:
-    return IntegrityError(f"{path}: {what}; nothing was published")
+def _caught(check: Callable[..., None], *args: Any) -> Iterator[Mismatch]:
+    try:
+        check(*args)
+    except Mismatch as found:
+        yield found
+
+
+def _fail(path: str, what: str) -> Mismatch:
+    return Mismatch(path, what)
 
 
 def _balance(manifest: dict[str, Any]) -> None:
