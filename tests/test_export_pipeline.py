@@ -428,7 +428,7 @@ def _final_shards_outside_staging(parent: Path) -> list[str]:
 CRASH_POINTS = [
     ("qudata.pack.jsonl", "JSONLFormatter", "format_document", 150),
     ("qudata.io.shards", "ShardedWriter", "write_encoded", 120),
-    ("qudata.io.parquet", "ParquetShardWriter", "write_document", 100),
+    ("qudata.io.parquet", "ParquetShardWriter", "write_rows", 100),
 ]
 
 

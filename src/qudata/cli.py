@@ -53,7 +53,8 @@ def cli() -> None:
     "output_dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="Dataset folder to write (refused if not empty, unless --overwrite).",
+    help="Dataset folder, or object-storage URI (s3://bucket/out), to write (refused if "
+    "not empty, unless --overwrite).",
 )
 @click.option(
     "-c",

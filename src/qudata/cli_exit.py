@@ -82,7 +82,10 @@ def _short(text: str, most: int = 120) -> str:
 
 
 def check_output_parent(output_dir: str) -> None:
-    """``-o`` must be able to become a folder: its nearest existing ancestor is one."""
+    """``-o`` must be able to become a folder: its nearest existing ancestor is one (a
+    URI, ``s3://bucket/out``, is a prefix on object storage)."""
+    if "://" in output_dir:
+        return
     path = Path(output_dir).absolute()
     for ancestor in path.parents:
         if ancestor.exists():

@@ -166,11 +166,18 @@ class EngineConfig(Section):
 
 
 class StorageConfig(Section):
-    """``storage``: how inputs named by URI are reached (see ``docs/scaling.md``)."""
+    """``storage``: how inputs and outputs named by URI are reached (see ``docs/scaling.md``)."""
 
     options: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="per fsspec protocol, the options of its filesystem (`s3: {endpoint_url: "
         "..., key: ..., secret: ...}`), set on the driver and every worker; never written "
         "into the manifest or the card",
+    )
+    staging: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the local folder where a run whose `-o` is a URI stages the dataset "
+        "before the upload (default: the system's temporary folder; on a Ray cluster, a "
+        "folder every node mounts at the same path)",
     )

@@ -5,7 +5,8 @@ With ``QUDATA_PAUSE_AT=<point>`` (``scan``, ``dedup``, ``write``, ``commit``, ``
 named by ``QUDATA_PAUSE_FILE`` and sleeps (at most 60 seconds) until a signal ends
 it. Without the variable :func:`pause_at` does nothing. ``scan``, ``write`` and
 ``commit`` pause in the stage of partition 0 (a worker process); the others in the
-run's own process.
+run's own process. ``uploaded``: an object-storage output (``-o s3://...``) after its
+first file is uploaded (not in :data:`POINTS`: a local ``-o`` never reaches it).
 """
 
 from __future__ import annotations

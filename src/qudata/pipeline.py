@@ -5,7 +5,9 @@ The inputs become partitions (:mod:`qudata.plan.partitions`); the stages
 (:mod:`qudata.engines`), driven by :func:`qudata.driver.execute`. Output goes to
 a hidden staging folder beside ``output_dir``; ``manifest.json`` is written last and
 the folder is renamed into place only when the run completed, so a folder with a
-manifest is a complete dataset.
+manifest is a complete dataset. A URI ``output_dir`` (``s3://bucket/out``) is staged
+in a local folder and uploaded, ``manifest.json`` last
+(:mod:`qudata.io.remote_output`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ from qudata.account import RunReport
 from qudata.config import Config, load_config, parse_size
 from qudata.driver import Outcome, execute
 from qudata.engines import make_executor, ray_engine
-from qudata.errors import ConfigError, InputError, StorageError, WorkerError
+from qudata.errors import ConfigError, InputError, OutputError, StorageError, WorkerError
 from qudata.executor import Executor, Progress, Quiet
 from qudata.export.publish import publish_dataset
 from qudata.io.lines import read_lines
@@ -33,8 +36,9 @@ from qudata.io.output_dir import (
     make_staging,
     recover,
 )
+from qudata.io.remote_output import RemoteOutput
 from qudata.io.sources import InputWalk, Source, walk_arguments, walk_inputs
-from qudata.io.uri import configure, is_uri, refuse_uri_output
+from qudata.io.uri import configure, is_uri
 from qudata.normalize.account import input_cautions
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
@@ -74,9 +78,10 @@ def pack_dataset(
     if overwrite is not None:
         overrides["output"] = {"overwrite": overwrite}
     cfg = load_config(config, overrides=overrides)
-    refuse_uri_output(os.fspath(output_dir))  # before Path() makes s3://b a folder "s3:/b"
     configure(cfg.storage.options)
-    out = Path(output_dir)
+    target = _target(os.fspath(output_dir), cfg)  # before Path() makes s3://b a folder "s3:/b"
+    # a URI output: a local folder that is never created stands for it (lock, staging)
+    out = Path(output_dir) if target is None else target.shadow
     if cfg.mix is not None:
         if inputs not in ((), [], None):
             raise ConfigError("give the inputs either as INPUT arguments or as mix.sources")
@@ -86,6 +91,8 @@ def pack_dataset(
     arguments = [os.fspath(item) for item in inputs]
     # never write over, into or around an input (files found in folders are checked next)
     check_not_an_input(out, [a for a in arguments if not glob.has_magic(a)], [])
+    if target is not None:
+        target.check_inputs(arguments)
     expand = _walk
     if cfg.engine.name == "ray":
         expand = ray_engine().expand_sources
@@ -95,11 +102,15 @@ def pack_dataset(
     report = _new_report(cfg)
     report.skipped.update(found.skipped)
     published: list[str] = []  # the output folder, once the dataset is in place
+    where = str(out) if target is None else target.uri
     try:
         with OutputLock(out):
             # before the checks: a restored dataset is not replaced unasked
             previous = recover(out, keep=resume)
-            check_output_dir(out, overwrite=cfg.output.overwrite)
+            if target is None:
+                check_output_dir(out, overwrite=cfg.output.overwrite)
+            else:
+                target.check(overwrite=cfg.output.overwrite)
             staging = make_staging(out, previous).resolve()  # absolute: workers may run elsewhere
             resumable = False
             try:
@@ -110,7 +121,7 @@ def pack_dataset(
                 job.shuffle_buckets = _shuffle_buckets(job)
                 if cfg.mix is not None:
                     job.mix_source.update(argument_of)
-                outcome = _run(job, report, progress or Quiet())
+                outcome = _run(job, report, progress or Quiet(), target)
                 if not resume:
                     report.resumed = None  # the summary says what --resume took, when asked
                 _check_written(outcome)
@@ -124,8 +135,12 @@ def pack_dataset(
                     quality_threshold=cfg.quality.min_quality_score,
                     command=command,
                     run=outcome.run,
-                    mark=lambda: published.append(str(out)),
+                    mark=lambda: published.append(where),
+                    remote=target,
+                    overwrite=cfg.output.overwrite,
                 )
+                if target is not None:  # uploaded: the local staging goes
+                    shutil.rmtree(staging, ignore_errors=True)
             except (StorageError, WorkerError) as exc:
                 if not resumable:  # failed before any stage ran: nothing to take up
                     shutil.rmtree(staging, ignore_errors=True)
@@ -144,8 +159,17 @@ def pack_dataset(
         if published:
             exc.published = published[0]  # type: ignore[attr-defined]
         raise
-    report.output_dir = str(out)
+    finally:
+        if target is not None:
+            with suppress(OSError):
+                out.parent.rmdir()  # the lock's folder, when empty (no run, nothing kept)
+    report.output_dir = where
     return report
+
+
+def _target(output: str, cfg: Config) -> RemoteOutput | None:
+    """The object-storage output ``output`` names, or None for a local folder."""
+    return RemoteOutput(output, cfg.storage.staging) if is_uri(output) else None
 
 
 def _check_mix_sources(sources: list[Source]) -> None:
@@ -184,8 +208,8 @@ def _new_report(cfg: Config) -> RunReport:
     return RunReport(qudata_version=__version__, config=config)
 
 
-def _run(job: Job, report: RunReport, progress: Progress) -> Outcome:
-    executor = _executor(job)
+def _run(job: Job, report: RunReport, progress: Progress, target: RemoteOutput | None) -> Outcome:
+    executor = _executor(job, target)
     try:
         outcome = execute(job, report, executor, progress)
     finally:
@@ -194,12 +218,23 @@ def _run(job: Job, report: RunReport, progress: Progress) -> Outcome:
     return outcome
 
 
-def _executor(job: Job) -> Executor:
+def _executor(job: Job, target: RemoteOutput | None) -> Executor:
     size = sum(p.size for p in job.partitions)
-    executor: Executor = make_executor(
-        job.cfg.engine, size, len(job.partitions), staging=job.staging,
-        storage=job.cfg.storage.options,
-    )  # fmt: skip
+    try:
+        executor: Executor = make_executor(
+            job.cfg.engine, size, len(job.partitions), staging=job.staging,
+            storage=job.cfg.storage.options,
+        )  # fmt: skip
+    except OutputError as exc:  # Ray: a staging folder some node does not see
+        said = str(exc)
+        if target is None or "Ray cluster: " not in said:
+            raise
+        problem = said.split("Ray cluster: ", 1)[1].split("; give -o", 1)[0]
+        raise OutputError(
+            f"{target.uri}: the staging folder {job.staging.parent} (storage.staging) is not "
+            f"shared by the nodes of the Ray cluster: {problem}; set storage.staging to a "
+            "folder that every node mounts at the same path (NFS, a shared volume)"
+        ) from None
     return executor
 
 

@@ -4,8 +4,8 @@ server (moto's) on 127.0.0.1 (see ``conftest.py``).
 Remote inputs are read in ranged requests and partitioned as local ones (each byte
 fetched about twice: the two passes); the output equals the local engine's on the same
 files; a killed worker is retried and the run ends as if nothing happened; a staging
-folder one node cannot see, an unreachable store and an object-storage ``-o`` are one
-``Error:`` line each.
+folder one node cannot see and an unreachable store are one ``Error:`` line each
+(object-storage output: ``test_object_output.py``).
 """
 
 from __future__ import annotations
@@ -218,19 +218,6 @@ def test_unreachable_storage_is_one_line(two_nodes: TwoNodes, tmp_path: Path) ->
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: {uri}: cannot list"), run.stderr
     assert not (tmp_path / "out").exists()
-
-
-def test_object_storage_output_is_refused(tmp_path: Path) -> None:
-    source = tmp_path / "in.jsonl"
-    big_jsonl(source, 20)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    run = subprocess.run(
-        [sys.executable, "-m", "qudata", "pack", str(source), "-o", "s3://bucket/out", "-q"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
-    )  # fmt: skip
-    assert run.returncode == 2
-    assert run.stderr.startswith("Error: s3://bucket/out: writing the dataset to object")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # no folder "s3:"
 
 
 def test_remote_identity_follows_a_rewrite(s3: S3) -> None:

@@ -1,5 +1,6 @@
 """Publishing a packed dataset: card, report and manifest into the staging folder, the
-manifest last, then the folder into place (see :mod:`qudata.io.output_dir`)."""
+manifest last, then the folder into place (see :mod:`qudata.io.output_dir`), or
+uploaded to object storage (:mod:`qudata.io.remote_output`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from qudata.export.card import card_formats, render_card, render_folder_card
 from qudata.export.report import ReportData, render_report
 from qudata.export.verify import LocalFileSystem, manifest_of, verify_dataset
 from qudata.io.output_dir import publish
+from qudata.io.remote_output import RemoteOutput
 from qudata.io.writers import AtomicFile
 from qudata.pause import pause_at
 
@@ -32,12 +34,16 @@ def publish_dataset(
     command: str | None,
     run: dict[str, Any] | None = None,
     mark: Callable[[], None] | None = None,
+    remote: RemoteOutput | None = None,
+    overwrite: bool = False,
 ) -> None:
     """Card and report, then the manifest last, the publish gate
     (:mod:`qudata.export.verify`), then the folder into place. ``run``:
     what ran it (engine, workers), the only part of the manifest that may differ
     between executors; the card never shows it. ``mark`` is called once the dataset
-    is in place, before any signal held meanwhile is delivered."""
+    is in place, before any signal held meanwhile is delivered. ``remote``: upload
+    the verified folder there instead, ``manifest.json`` last (``overwrite``: it may
+    replace a qudata dataset)."""
     manifest = report.as_manifest()
     features = {
         name: stats.features for name, stats in report.formats.items() if stats.features is not None
@@ -59,7 +65,10 @@ def publish_dataset(
     pause_at("gate")
     verify_dataset(fs, str(staging), written)  # the publish gate
     pause_at("publish")
-    publish(staging, output_dir, mark=mark)
+    if remote is not None:
+        remote.publish(staging, overwrite=overwrite, mark=mark)
+    else:
+        publish(staging, output_dir, mark=mark)
     pause_at("published")
 
 

@@ -20,7 +20,10 @@ from qudata.io.writers import AtomicFile
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["NpyWriter", "npy_header"]
+__all__ = ["NPY_DTYPE", "NpyWriter", "npy_header"]
+
+#: The ids' type unless told otherwise (LLMBuilder's ``TextDataset`` reads int32).
+NPY_DTYPE = "<i4"
 
 _CHUNK = 1 << 20
 
@@ -49,7 +52,7 @@ class NpyWriter:
     """
 
     def __init__(
-        self, directory: Path, split: str, *, relative_to: Path, dtype: str = "<i4"
+        self, directory: Path, split: str, *, relative_to: Path, dtype: str = NPY_DTYPE
     ) -> None:
         import numpy as np
 
@@ -75,6 +78,20 @@ class NpyWriter:
         self._stats.documents += 1
         self._stats.records += len(records)
         self._stats.tokens += tokens
+
+    def write_encoded(self, data: bytes, *, tokens: Sequence[int]) -> None:
+        """Append a document's ids already as bytes of the dtype (map 2's part);
+        ``tokens``: each record's ids."""
+        if sum(tokens) * self.dtype.itemsize != len(data):
+            raise ValueError(f"{len(data)} bytes are not records of {sum(tokens)} ids")
+        if self._ids is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._ids = open(self._ids_path, "wb")  # noqa: SIM115 - closed in close()/abort()
+        self._ids.write(data)
+        self._length += len(data) // self.dtype.itemsize
+        self._stats.documents += 1
+        self._stats.records += len(tokens)
+        self._stats.tokens += sum(tokens)
 
     def abort(self) -> None:
         """Remove what was written (the run failed)."""

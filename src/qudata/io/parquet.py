@@ -53,6 +53,8 @@ class ParquetShardWriter:
         self.relative_to, self.codec = relative_to, codec
         self.max_bytes, self.max_records = max_bytes, max_records
         self._rows: list[dict[str, Any]] = []
+        self._tables: list[Any] = []  # or slices of Arrow tables (write_rows), not both
+        self._table_rows = 0
         self._writer: Any = None
         self._stats: FileStats | None = None
         self._size = 0
@@ -73,6 +75,10 @@ class ParquetShardWriter:
             table = self.pa.Table.from_pylist(self._rows, schema=self.schema)
             self._writer.write_table(table, row_group_size=_ROWS_PER_GROUP)
             self._rows = []
+        if self._tables:  # the same rows, already Arrow: one chunk, as from_pylist makes
+            table = self.pa.concat_tables(self._tables).combine_chunks()
+            self._writer.write_table(table, row_group_size=_ROWS_PER_GROUP)
+            self._tables, self._table_rows = [], 0
 
     def _finish_shard(self) -> None:
         assert self._stats is not None
@@ -82,13 +88,7 @@ class ParquetShardWriter:
         self._writer = self._stats = None
 
     def write_document(self, records: Sequence[dict[str, Any]], *, tokens: int = 0) -> None:
-        if self._stats is not None and (
-            (self.max_bytes is not None and self._size >= self.max_bytes)
-            or (self.max_records is not None and self._stats.records >= self.max_records)
-        ):
-            self._finish_shard()
-        if self._stats is None:
-            self._open()
+        self._start()
         assert self._stats is not None
         self._rows.extend(records)
         self._size += sum(len(r.get("text") or "") for r in records)
@@ -97,6 +97,30 @@ class ParquetShardWriter:
         self._stats.tokens += tokens
         if len(self._rows) >= _ROWS_PER_GROUP:
             self._flush()
+
+    def write_rows(self, table: Any, *, size: int, tokens: int = 0) -> None:
+        """One document's rows as an Arrow table of :attr:`schema` (map 2's part);
+        ``size``: the characters of their ``text`` (what :meth:`write_document` counts)."""
+        self._start()
+        assert self._stats is not None
+        self._tables.append(table)
+        self._table_rows += table.num_rows
+        self._size += size
+        self._stats.documents += 1
+        self._stats.records += table.num_rows
+        self._stats.tokens += tokens
+        if self._table_rows >= _ROWS_PER_GROUP:
+            self._flush()
+
+    def _start(self) -> None:
+        """A new shard when the current one is full, or none is open."""
+        if self._stats is not None and (
+            (self.max_bytes is not None and self._size >= self.max_bytes)
+            or (self.max_records is not None and self._stats.records >= self.max_records)
+        ):
+            self._finish_shard()
+        if self._stats is None:
+            self._open()
 
     def abort(self) -> None:
         if self._writer is not None:

@@ -57,6 +57,17 @@ class SplitFileWriter:
         self._stats.records += len(records)
         self._stats.tokens += tokens
 
+    def write_encoded(self, data: bytes, *, tokens: Sequence[int]) -> None:
+        """Write one document's records as the encoder made them (map 2's part);
+        ``tokens``: each record's."""
+        if self._file is None:
+            self._file = AtomicFile(self.path)
+            self._file.__enter__()
+        self._file.write(data)
+        self._stats.documents += 1
+        self._stats.records += len(tokens)
+        self._stats.tokens += sum(tokens)
+
     def abort(self) -> None:
         """Remove the partial file (the run failed)."""
         if self._file is not None:

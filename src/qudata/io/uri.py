@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from qudata.errors import InputError, MissingExtraError, OutputError, StorageError
+from qudata.errors import InputError, MissingExtraError, StorageError
 from qudata.io.sources import Source
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "is_uri",
     "local_copy",
     "open_stored",
-    "refuse_uri_output",
     "remember",
     "remote_identity",
     "remote_size",
@@ -62,17 +61,6 @@ _prefetched: dict[str, bytes] = {}  # the small files of the slice being read
 def is_uri(path: str) -> bool:
     """``s3://bucket/x.jsonl``, ``file:///data/x.jsonl``: read through fsspec."""
     return "://" in path
-
-
-def refuse_uri_output(output: str) -> None:
-    """Object-storage output is not written yet: say so (exit 2) rather than making a
-    local folder named ``s3:``."""
-    if is_uri(output):
-        raise OutputError(
-            f"{output}: writing the dataset to object storage is not supported yet; "
-            "give -o a local folder (on a cluster, one every node mounts) and copy it "
-            "to the bucket afterwards"
-        )
 
 
 def configure(options: Mapping[str, Mapping[str, Any]]) -> None:

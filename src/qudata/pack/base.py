@@ -73,6 +73,10 @@ class Formatter(ABC, Generic[Opts]):
     #: map 2's parts hold those bytes and the commit copies them (the default JSON Lines
     #: writer always does; a token-id format says so to skip a JSON round trip)
     writes_encoded: ClassVar[bool] = False
+    #: its records are text whose UTF-8 bytes its encoder also takes (plain text: the
+    #: numbering and separators depend on the shard), so map 2's parts hold each record's
+    #: bytes and the commit hands them to the writer without a JSON round trip
+    writes_text_bytes: ClassVar[bool] = False
     #: it writes KTO labels: it takes records labelled undesirable (every other format
     #: drops them as ``undesirable_completion``, see :mod:`qudata.pack.undesirable`)
     reads_kto_labels: ClassVar[bool] = False
@@ -175,6 +179,11 @@ class Formatter(ABC, Generic[Opts]):
     def encoder(self, opts: Opts) -> Encoder:
         """The encoder for one output file."""
         return Encoder()
+
+    def arrow_schema(self) -> Any:
+        """The Arrow schema of its rows when its writer takes Arrow tables (``write_rows``):
+        map 2's parts then hold Arrow IPC batches, not JSON (``None``: it does not)."""
+        return None
 
     def writer(self, directory: Path, split: str, **options: Any) -> Any:
         """The writer of one split: sharded files of encoded records (Parquet has its own)."""

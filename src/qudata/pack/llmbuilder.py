@@ -31,7 +31,7 @@ from pydantic import Field, field_validator
 from qudata.account import Drop
 from qudata.config import Config
 from qudata.errors import ConfigError, MissingExtraError
-from qudata.io.npy import NpyWriter
+from qudata.io.npy import NPY_DTYPE, NpyWriter
 from qudata.io.split_file import SplitFileWriter
 from qudata.models import Document
 from qudata.pack.base import Encoder, Formatter, Record
@@ -111,6 +111,15 @@ class _SeparatorEncoder(Encoder):
         return (str(record) + self._tail).encode("utf-8")
 
 
+class _IdsEncoder(Encoder):
+    """A record's token ids as :class:`~qudata.io.npy.NpyWriter` stores them."""
+
+    def encode(self, record: Record) -> bytes:
+        import numpy as np
+
+        return np.asarray(record, dtype=NPY_DTYPE).tobytes()
+
+
 class LLMBuilderFormatter(Formatter[LLMBuilderOptions]):
     """LLMBuilder training files, one per split: token ids with a tokenizer, else text.
 
@@ -125,6 +134,7 @@ class LLMBuilderFormatter(Formatter[LLMBuilderOptions]):
     name: ClassVar[str] = "llmbuilder"
     extension: ClassVar[str] = ".txt"
     options_model: ClassVar[type[LLMBuilderOptions]] = LLMBuilderOptions
+    writes_encoded: ClassVar[bool] = True  # parts hold the file's bytes (text or ids)
 
     def __init__(
         self,
@@ -178,6 +188,10 @@ class LLMBuilderFormatter(Formatter[LLMBuilderOptions]):
         return len(record) if isinstance(record, list) else None
 
     def encoder(self, opts: LLMBuilderOptions) -> Encoder:
+        """The bytes of a record in its split's file: text and the separator line, or
+        (with a tokenizer) the ids as the ``.npy`` holds them."""
+        if self.processor is not None:
+            return _IdsEncoder()
         return _SeparatorEncoder(opts.separator)
 
     def writer(self, directory: Path, split: str, **options: Any) -> Any:

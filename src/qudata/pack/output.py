@@ -8,7 +8,8 @@ shuffle when ``output.shuffle`` is on.
 
 In the partitioned plan the two halves run apart: map 2 formats and checks with a
 ``part`` file (every kept document's records, one JSON line each, in input order; or a
-header line and the bytes of its encoded records, when the writer takes those), and the
+header line and the bytes of its encoded records, when the writer takes those; or a header
+line and each text record's UTF-8 bytes, for plain text), and the
 commit :meth:`FormatOutput.replay` s the parts of all partitions, in order,
 into the shards.
 """
@@ -81,6 +82,10 @@ class FormatOutput:
             )
         )
         self._encoder = formatter.encoder(self.opts) if self.raw else None
+        # text records: parts hold each record's UTF-8 bytes (no JSON round trip)
+        self.text_bytes = not output.shuffle and formatter.writes_text_bytes
+        # rows for Arrow (Parquet): parts hold Arrow IPC batches, made in map 2
+        self.arrow = None if output.shuffle else formatter.arrow_schema()
         self._part: BinaryIO | None = None
         if part is not None:
             part.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +116,8 @@ class FormatOutput:
                 for t in self.formatter.token_texts(rec, doc)
             ]
             counts = count_once(self.counter, texts)
+        arrow_docs: list[list[Any]] = []  # split, id, tokens, rows, text size
+        arrow_rows: list[Any] = []
         for number, (doc, split, result) in enumerate(zip(docs, splits, results, strict=True)):
             if not isinstance(result, Drop):
                 result = self._check(doc, result, counts)
@@ -125,9 +132,20 @@ class FormatOutput:
                 result, tokens = result * repeat, tokens * repeat
             try:
                 if self._part is not None and self._encoder is not None:
-                    data = b"".join([self._encoder.encode(r) for r in result])
+                    try:
+                        data = b"".join([self._encoder.encode(r) for r in result])
+                    except UnicodeEncodeError:  # a lone surrogate: orjson's refusal, as
+                        orjson.dumps(result)  # a JSON part reports it
+                        raise
                     head = orjson.dumps([split, doc.id, tokens, len(data)])
                     self._part.write(head + b"\n" + data)
+                elif self._part is not None and self.arrow is not None:
+                    orjson.dumps(result)  # what a JSON part refused is refused (dropped) still
+                    size = sum(len(r.get("text") or "") for r in result)
+                    arrow_docs.append([split, doc.id, tokens, len(result), size])
+                    arrow_rows.extend(result)
+                elif self._part is not None and self.text_bytes:
+                    self._part.write(_text_part(split, doc.id, result, tokens))
                 elif self._part is not None:
                     self._part.write(orjson.dumps([split, doc.id, result, tokens]) + b"\n")
                 elif self.output.shuffle:
@@ -141,6 +159,8 @@ class FormatOutput:
                 continue
             self.stats.documents += 1
             self.stats.records += len(result)
+        if self._part is not None and arrow_docs:
+            self._part.write(_arrow_part(self.arrow, arrow_docs, arrow_rows))
 
     def _tokens(self, record: Record, doc: Document, counts: dict[int, int]) -> int:
         known = self.formatter.record_tokens(record)
@@ -215,12 +235,36 @@ class FormatOutput:
                     split, _, tokens, size = orjson.loads(line)
                     self._emit_encoded(split, handle.read(size), tokens)
                 return
+            if self.arrow is not None:
+                while line := handle.readline():
+                    docs, size = orjson.loads(line)
+                    self._replay_rows(docs, handle.read(size))
+                return
+            if self.text_bytes:
+                while line := handle.readline():
+                    split, _, tokens, sizes = orjson.loads(line)
+                    self._emit(split, [handle.read(size) for size in sizes], tokens)
+                return
             for line in handle:
                 split, doc_id, records, tokens = orjson.loads(line)
                 if self.output.shuffle:
                     self._shuffler(split).add(doc_id, [records, tokens])
                 else:
                     self._emit(split, records, tokens)
+
+    def _replay_rows(self, docs: list[list[Any]], data: bytes) -> None:
+        """One batch of an Arrow part: each document's rows, sliced from the batch's table."""
+        from qudata.io.parquet import import_pyarrow
+
+        table = import_pyarrow().ipc.open_stream(data).read_all()
+        offset = 0
+        for split, _, tokens, rows, size in docs:
+            rows_of = table.slice(offset, rows)
+            self._writer(split).write_rows(rows_of, size=size, tokens=sum(tokens))
+            self._histogram(split, tokens)
+            offset += rows
+        if offset != table.num_rows:
+            raise ValueError(f"{table.num_rows} rows, but the documents have {offset}")
 
     def close_part(self) -> FormatStats:
         """Map 2's end: the part file complete, the statistics of its documents."""
@@ -257,3 +301,29 @@ class FormatOutput:
             shuffler.cleanup()
         for writer in self.writers.values():
             writer.abort()
+
+
+def _text_part(split: str, doc_id: str, records: list[Any], tokens: list[int]) -> bytes:
+    """A document's entry in a part of text records: a header line (split, id, tokens and
+    each record's size), then the records' UTF-8 bytes."""
+    try:
+        blocks = [str(r).encode("utf-8") for r in records]
+    except UnicodeEncodeError:  # a lone surrogate: refused as the JSON part refused it
+        orjson.dumps(records)
+        raise
+    head = orjson.dumps([split, doc_id, tokens, [len(b) for b in blocks]])
+    return head + b"\n" + b"".join(blocks)
+
+
+def _arrow_part(schema: Any, docs: list[list[Any]], rows: list[Any]) -> bytes:
+    """A batch's entry in an Arrow part: a header line (each document's split, id,
+    tokens, row count and text size; the batch's bytes), then its rows as an Arrow IPC
+    stream of ``schema``."""
+    from qudata.io.parquet import import_pyarrow
+
+    pa = import_pyarrow()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as stream:
+        stream.write_table(pa.Table.from_pylist(rows, schema=schema))
+    data: bytes = sink.getvalue().to_pybytes()
+    return orjson.dumps([docs, len(data)]) + b"\n" + data

@@ -179,6 +179,9 @@ class ParquetFormatter(Formatter[ParquetOptions]):
         """String hygiene: Arrow writes whole batches, so a bad string must not reach it."""
         return [p.code for p in validate_jsonl(record)]
 
+    def arrow_schema(self) -> Any:
+        return parquet_schema()
+
     def writer(self, directory: Path, split: str, **options: Any) -> Any:
         return ParquetShardWriter(directory, split, schema=parquet_schema(), **options)
 

@@ -75,10 +75,11 @@ class PlainEncoder(Encoder):
         self._number = 0
 
     def encode(self, record: Record) -> bytes:
-        block = str(record)
+        """A block's bytes; ``record``: its text, or the text's UTF-8 bytes (map 2's part)."""
+        # raises on a lone surrogate, before the count moves
+        data = record if isinstance(record, bytes) else str(record).encode("utf-8")
         if self._numbered:
-            block = f"=== Document {self._number + 1} ===\n{block}"
-        data = block.encode("utf-8")  # raises on a lone surrogate, before the count moves
+            data = f"=== Document {self._number + 1} ===\n".encode() + data
         self._number += 1
         return data if self._number == 1 else self._between + data
 
@@ -98,6 +99,7 @@ class PlainTextFormatter(Formatter[PlainOptions]):
 
     name: ClassVar[str] = "plain"
     extension: ClassVar[str] = ".txt"
+    writes_text_bytes: ClassVar[bool] = True
     options_model: ClassVar[type[PlainOptions]] = PlainOptions
     file_rules: ClassVar[type[FileRules] | None] = PlainRules
 

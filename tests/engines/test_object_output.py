@@ -1,0 +1,324 @@
+"""A dataset written to object storage (``-o s3://bucket/out``) on moto's S3 server
+(``conftest.py``): the same files, byte for byte, as a local ``-o`` (the manifest but its
+``run`` section); ``manifest.json`` last, as the commit marker; ``--overwrite`` replaces
+only a qudata dataset; an outage during the upload is one line and leaves no manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+import qudata
+from qudata.errors import OutputError, WriteError
+from qudata.io.remote_output import RemoteOutput
+
+S3 = TwoNodes = Any  # the fixtures of conftest.py
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+]
+
+WORDS = [f"{stem}{n}" for stem in ("shard", "bucket", "commit", "marker") for n in range(10)]
+
+
+def corpus(path: Path, rows: int, seed: int = 3) -> Path:
+    rng = random.Random(seed)
+    lines = []
+    for n in range(rows):
+        text = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(10, 80)))
+        lines.append(orjson.dumps({"id": f"d{n}", "text": text}) + b"\n")
+        if n % 50 == 9:
+            lines.append(b"{broken\n")  # a reject
+            lines.append(lines[-2])  # a duplicate
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+def local_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def bucket_tree(s3: S3, prefix: str) -> dict[str, bytes]:
+    fs = s3.fs()
+    base = f"{s3.bucket}/{prefix}/"
+    return {key[len(base) :]: fs.cat_file(key) for key in fs.find(base)}
+
+
+def assert_same(local: dict[str, bytes], remote: dict[str, bytes]) -> dict[str, Any]:
+    """Every file byte for byte; the manifests equal but for their ``run`` section."""
+    assert sorted(local) == sorted(remote)
+    assert [n for n in local if local[n] != remote[n]] in ([], ["manifest.json"])
+    a, b = orjson.loads(local["manifest.json"]), orjson.loads(remote["manifest.json"])
+    a.pop("run"), b.pop("run")
+    assert a == b
+    return b  # type: ignore[no-any-return]
+
+
+def config(s3: S3, tmp_path: Path, **more: Any) -> dict[str, Any]:
+    return {"storage": {"options": s3.options, "staging": str(tmp_path / "stage")}, **more}
+
+
+FORMATS = ["chatml", "jsonl"]
+
+
+def test_s3_output_equals_a_local_output(
+    s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = corpus(tmp_path / "in.jsonl", 300)
+    monkeypatch.chdir(tmp_path)
+    qudata.pack_dataset([source], tmp_path / "local", formats=FORMATS)
+    uri = f"s3://{s3.bucket}/same/out"
+    report = qudata.pack_dataset([source], uri, formats=FORMATS, config=config(s3, tmp_path))
+    assert report.output_dir == uri
+    remote = bucket_tree(s3, "same/out")
+    manifest = assert_same(local_tree(tmp_path / "local"), remote)
+    assert {"rejects.jsonl", "README.md", "report.html"} <= set(remote)
+    assert remote["rejects.jsonl"].count(b"\n") >= 6 and any(n.startswith("jsonl/") for n in remote)
+    assert manifest["counts"]
+    secret = s3.options["s3"]["secret"].encode()
+    assert not any(secret in body for body in remote.values())  # credentials never written
+    # no local folder named after the URI, and the staging folder is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "local", "stage"]
+    assert list((tmp_path / "stage").iterdir()) == []
+
+
+def test_overwrite_replaces_only_a_qudata_dataset(s3: S3, tmp_path: Path) -> None:
+    source = corpus(tmp_path / "in.jsonl", 120)
+    uri = f"s3://{s3.bucket}/over/out"
+    cfg = config(s3, tmp_path)
+    qudata.pack_dataset([source], uri, formats=FORMATS, config=cfg)
+    before = bucket_tree(s3, "over/out")
+    with pytest.raises(OutputError, match=r"^s3://bucket/over/out: prefix is not empty \(use"):
+        qudata.pack_dataset([source], uri, formats=["chatml"], config=cfg)
+    assert bucket_tree(s3, "over/out") == before  # untouched
+    # replaced by a dataset of one format: the other format's keys are gone
+    qudata.pack_dataset([source], uri, formats=["chatml"], config=cfg, overwrite=True)
+    qudata.pack_dataset([source], tmp_path / "local", formats=["chatml"])
+    after = bucket_tree(s3, "over/out")
+    assert_same(local_tree(tmp_path / "local"), after)
+    assert not any(name.startswith("jsonl/") for name in after)
+    # a prefix that is not a qudata dataset is never replaced
+    fs = s3.fs()
+    fs.pipe(f"{s3.bucket}/foreign/notes.txt", b"someone else's")
+    with pytest.raises(OutputError, match="replaces only a qudata dataset"):
+        qudata.pack_dataset(
+            [source], f"s3://{s3.bucket}/foreign", formats=["chatml"], config=cfg, overwrite=True
+        )
+    assert bucket_tree(s3, "foreign") == {"notes.txt": b"someone else's"}
+
+
+def test_an_input_under_the_output_prefix_is_refused(s3: S3, tmp_path: Path) -> None:
+    s3.fs().pipe(f"{s3.bucket}/mixed/in.jsonl", b'{"text": "a"}\n')
+    with pytest.raises(OutputError, match="the output prefix is or contains an input"):
+        qudata.pack_dataset(
+            [f"s3://{s3.bucket}/mixed/in.jsonl"], f"s3://{s3.bucket}/mixed",
+            config=config(s3, tmp_path),
+        )  # fmt: skip
+
+
+class Proxy:
+    """A TCP relay to the S3 server whose :meth:`down` is an outage: open connections
+    cut, new ones refused."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.target = int(endpoint.rsplit(":", 1)[1])
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        with suppress(OSError):
+            while data := a.recv(1 << 16):
+                b.sendall(data)
+        for end in (a, b):
+            with suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def down(self) -> None:
+        with suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(): no more connections
+        self.listener.close()
+        for end in self.sockets:
+            with suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+
+def test_an_outage_during_the_upload_is_one_line_and_no_manifest(
+    s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = Proxy(s3.endpoint)
+    options = {
+        "s3": {
+            **s3.options["s3"],
+            "endpoint_url": f"http://127.0.0.1:{proxy.port}",
+            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2},
+        }
+    }
+    cfg = {"storage": {"options": options, "staging": str(tmp_path / "stage")}}  # fmt: skip
+    upload = RemoteOutput._upload
+    calls: list[str] = []
+
+    def failing(self: RemoteOutput, local: Path, key: str) -> None:
+        calls.append(key)
+        if len(calls) == 3:  # two files are in the bucket: the store goes away
+            proxy.down()
+        upload(self, local, key)
+
+    monkeypatch.setattr(RemoteOutput, "_upload", failing)
+    source = corpus(tmp_path / "in.jsonl", 120)
+    uri = f"s3://{s3.bucket}/outage/out"
+    with pytest.raises(WriteError) as caught:
+        qudata.pack_dataset([source], uri, formats=FORMATS, config=cfg)
+    message = str(caught.value)
+    assert "\n" not in message and caught.value.exit_code == 1
+    assert message.startswith(f"{uri}: cannot upload the dataset: ")
+    assert message.endswith(f"objects could not be removed: delete {uri} yourself)")
+    left = bucket_tree(s3, "outage/out")  # read directly, not through the relay
+    assert "manifest.json" not in left and len(left) == 2  # no manifest: no dataset
+    assert list((tmp_path / "stage").iterdir()) == []  # the local staging is gone too
+
+
+def test_a_failed_upload_removes_what_it_wrote(
+    s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure the store survives (here: a read-back that differs): nothing is left."""
+    sha = RemoteOutput._sha256
+    calls: list[str] = []
+
+    def corrupt(self: RemoteOutput, key: str) -> str:
+        calls.append(key)
+        return "0" * 64 if len(calls) == 4 else sha(self, key)
+
+    monkeypatch.setattr(RemoteOutput, "_sha256", corrupt)
+    source = corpus(tmp_path / "in.jsonl", 60)
+    uri = f"s3://{s3.bucket}/readback/out"
+    with pytest.raises(
+        WriteError,
+        match=r"the stored bytes differ from the uploaded ones "
+        r"\(sha256\); nothing was published \(the partial upload was removed\)",
+    ):
+        qudata.pack_dataset([source], uri, formats=FORMATS, config=config(s3, tmp_path))
+    assert bucket_tree(s3, "readback/out") == {}
+    # the prefix is free for the next run
+    qudata.pack_dataset([source], uri, formats=FORMATS, config=config(s3, tmp_path))
+    assert "manifest.json" in bucket_tree(s3, "readback/out")
+
+
+def test_the_command_line_writes_to_the_bucket(s3: S3, tmp_path: Path) -> None:
+    source = corpus(tmp_path / "in.jsonl", 40)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(config(s3, tmp_path)), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    uri = f"s3://{s3.bucket}/cli/out"
+
+    def run(*more: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "qudata", "pack", str(source), "-o", uri, "-q",
+                   "--config", str(path), *more]  # fmt: skip
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path,
+                              timeout=240)  # fmt: skip
+
+    first = run()
+    assert first.returncode == 0, first.stderr
+    assert "manifest.json" in bucket_tree(s3, "cli/out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml", "in.jsonl", "stage"]
+    again = run()
+    assert again.returncode == 2
+    assert again.stderr == f"Error: {uri}: prefix is not empty (use --overwrite to replace it)\n"
+    assert run("--overwrite").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("point", "said"),
+    [("uploaded", "nothing was published"),
+     ("published", "the complete, verified dataset was published to s3://bucket/sig/out")],
+)  # fmt: skip
+def test_a_signal_during_the_upload(s3: S3, tmp_path: Path, point: str, said: str) -> None:
+    """SIGTERM after the first file is uploaded: the upload is removed, no manifest;
+    after the manifest: the dataset is in place."""
+    source = corpus(tmp_path / "in.jsonl", 60)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(config(s3, tmp_path)), encoding="utf-8")
+    marker = tmp_path / "paused"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "QUDATA_PAUSE_AT": point,
+           "QUDATA_PAUSE_FILE": str(marker)}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qudata", "pack", str(source), "-o", "s3://bucket/sig/out",
+         "-q", "--config", str(path)],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for _ in range(1200):
+        if marker.exists() or process.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert marker.exists(), "the run never paused"
+    process.terminate()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert stderr == f"Interrupted: {said}\n"
+    stored = bucket_tree(s3, "sig/out")
+    if point == "uploaded":
+        assert stored == {}
+    else:
+        assert "manifest.json" in stored and len(stored) == 7
+    assert list((tmp_path / "stage").iterdir()) == []
+
+
+@pytest.mark.cluster
+def test_ray_on_two_nodes_writes_the_same_dataset(
+    s3: S3, two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    source = corpus(tmp_path / "in.jsonl", 400)
+    qudata.pack_dataset([source], tmp_path / "local", formats=FORMATS)
+    cfg = config(s3, tmp_path, engine={"name": "ray", "address": two_nodes.address,
+                                       "partition_size": "8KiB"})  # fmt: skip
+    uri = f"s3://{s3.bucket}/ray/out"
+    qudata.pack_dataset([source], uri, formats=FORMATS, config=cfg)
+    remote = bucket_tree(s3, "ray/out")
+    assert_same(local_tree(tmp_path / "local"), remote)
+    assert orjson.loads(remote["manifest.json"])["run"]["engine"] == "ray"
+
+
+@pytest.mark.cluster
+def test_a_staging_folder_one_node_does_not_see_is_refused(
+    s3: S3, two_nodes: TwoNodes, tmp_path: Path
+) -> None:
+    source = corpus(tmp_path / "in.jsonl", 100)
+    cfg = config(s3, tmp_path, engine={"name": "ray", "address": two_nodes.address})
+    cfg["storage"]["staging"] = str(two_nodes.hidden)
+    uri = f"s3://{s3.bucket}/hidden/out"
+    with pytest.raises(OutputError) as caught:
+        qudata.pack_dataset([source], uri, formats=FORMATS, config=cfg)
+    message = str(caught.value)
+    assert message.startswith(f"{uri}: the staging folder {two_nodes.hidden}/qudata-")
+    assert "(storage.staging) is not shared by the nodes of the Ray cluster: node " in message
+    assert two_nodes.nodes[1][:12] in message and message.endswith("(NFS, a shared volume)")
+    assert bucket_tree(s3, "hidden/out") == {}
+    assert list(two_nodes.hidden.iterdir()) == []
