@@ -23,6 +23,8 @@ from typing import Any
 import orjson
 
 from qudata.account import Observations, RunReport
+from qudata.dedup.summary import DedupSummary
+from qudata.errors import InputError
 from qudata.executor import Executor, Progress
 from qudata.pack.schema import MetadataSchema
 from qudata.pause import pause_at
@@ -35,9 +37,10 @@ from qudata.stages.commit import Committed, commit_format, commit_rejects
 from qudata.stages.content import check_pieces
 from qudata.stages.mix import merge_surveys, survey_partition
 from qudata.stages.scan import Scan, scan_partition
+from qudata.stages.tally import Tally, tally_partition
 from qudata.stages.write import write_partition
 
-__all__ = ["Outcome", "derived_offsets", "execute"]
+__all__ = ["Outcome", "derived_offsets", "execute", "tally"]
 
 
 @dataclass
@@ -53,27 +56,13 @@ class Outcome:
 
 def execute(job: Job, report: RunReport, executor: Executor, progress: Progress) -> Outcome:
     """Run ``job`` with ``executor``; fill and return its account."""
-    from qudata.dedup.step import resolve  # numpy: imported when used
-
     cfg = job.cfg
     count = len(job.partitions)
-    sizes = [p.size or 1 for p in job.partitions]
-
-    def step(label: str) -> Callable[[int, Any], None]:
-        progress.phase(label, sum(sizes))
-        return lambda number, done: progress.advance(sizes[number], getattr(done, "read", 0))
-
     calls = [(job, n) for n in range(count)]
-    scans: list[Scan] = executor.map(scan_partition, calls, step("scan"))
-    notes: list[str] = []
-    for number, scan in enumerate(scans):
-        if scan.recomputed is not None:
-            notes.append(f"partition {number} recomputed: {scan.recomputed}")
-    _after_scans(job, scans)
+    step = _steps(job, progress)
+    scans, notes, summary = _scan_and_dedup(job, executor, progress)
     dedup_run: dict[str, Any] | None = None
-    if cfg.dedup.method != "none":
-        pause_at("dedup")
-        summary = resolve(job.dedup_dir, count, cfg.dedup, executor=executor, progress=progress)
+    if summary is not None:
         report.dedup, dedup_run = summary.as_manifest(), summary.as_run()
     if cfg.mix is not None:
         progress.phase("mix", count, "partitions")
@@ -139,6 +128,50 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     return outcome
 
 
+def tally(job: Job, executor: Executor, progress: Progress) -> Tally:
+    """``qudata stats``: map 1 and the global dedup step as :func:`execute` runs them,
+    then a tally of each partition instead of map 2 (its figures added up)."""
+    _scan_and_dedup(job, executor, progress)
+    total = Tally()
+    calls = [(job, n) for n in range(len(job.partitions))]
+    executor.map(tally_partition, calls, _steps(job, progress)("tally"), consume=total.add)
+    return total
+
+
+def _steps(job: Job, progress: Progress) -> Callable[[str], Callable[[int, Any], None]]:
+    """A map over the partitions as a phase of ``progress`` in input bytes."""
+    sizes = [p.size or 1 for p in job.partitions]
+
+    def step(label: str) -> Callable[[int, Any], None]:
+        progress.phase(label, sum(sizes))
+        return lambda number, done: progress.advance(sizes[number], getattr(done, "read", 0))
+
+    return step
+
+
+def _scan_and_dedup(
+    job: Job, executor: Executor, progress: Progress
+) -> tuple[list[Scan], list[str], DedupSummary | None]:
+    """Map 1, what the driver learns from the scans, and the global dedup step (on
+    ``executor``): the scans, notes of recomputed partitions, and dedup's summary."""
+    from qudata.dedup.step import resolve  # numpy: imported when used
+
+    cfg = job.cfg
+    count = len(job.partitions)
+    calls = [(job, n) for n in range(count)]
+    scans: list[Scan] = executor.map(scan_partition, calls, _steps(job, progress)("scan"))
+    notes: list[str] = []
+    for number, scan in enumerate(scans):
+        if scan.recomputed is not None:
+            notes.append(f"partition {number} recomputed: {scan.recomputed}")
+    _after_scans(job, scans)
+    if cfg.dedup.method == "none":
+        return scans, notes, None
+    pause_at("dedup")
+    summary = resolve(job.dedup_dir, count, cfg.dedup, executor=executor, progress=progress)
+    return scans, notes, summary
+
+
 def _parts_bytes(job: Job, kind: str) -> int:
     """The bytes of ``kind``'s part files (a format, ``rejects``): the commit's work."""
     folder = job.parts / kind
@@ -170,8 +203,11 @@ def _after_scans(job: Job, scans: list[Scan]) -> None:
             continue
         if scan.error is not None:
             error = scan.error
-            if error.line is not None and partition.piece > 0:
-                error.line += first - 1
+            if error.line is not None and partition.piece > 0:  # its line in the file
+                line = error.line + first - 1
+                InputError.__init__(
+                    error, error.detail, source=error.source, line=line, reason=error.reason
+                )
             if cfg.input.on_error == "fail":
                 raise error
             stopped.add(partition.source.path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-__all__ = ["Executor", "Progress"]
+__all__ = ["Executor", "Progress", "Quiet"]
 
 
 class Executor(Protocol):
@@ -40,3 +40,13 @@ class Progress(Protocol):
 
     def phase(self, label: str, total: int, unit: str = "bytes") -> None: ...
     def advance(self, amount: int, records: int = 0) -> None: ...
+
+
+class Quiet:
+    """A :class:`Progress` that shows nothing."""
+
+    def phase(self, label: str, total: int, unit: str = "bytes") -> None:
+        pass
+
+    def advance(self, amount: int, records: int = 0) -> None:
+        pass

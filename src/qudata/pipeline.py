@@ -26,7 +26,7 @@ from qudata.config import Config, load_config, parse_size
 from qudata.driver import Outcome, execute
 from qudata.engines import make_executor, ray_engine
 from qudata.errors import ConfigError, InputError, OutputError, StorageError, WorkerError
-from qudata.executor import Executor, Progress
+from qudata.executor import Executor, Progress, Quiet
 from qudata.export.publish import publish_dataset
 from qudata.io.lines import read_lines
 from qudata.io.output_dir import (
@@ -121,7 +121,7 @@ def pack_dataset(
                 job.shuffle_buckets = _shuffle_buckets(job)
                 if cfg.mix is not None:
                     job.mix_source.update(argument_of)
-                outcome = _run(job, report, progress or _Quiet(), target)
+                outcome = _run(job, report, progress or Quiet(), target)
                 if not resume:
                     report.resumed = None  # the summary says what --resume took, when asked
                 _check_written(outcome)
@@ -323,11 +323,3 @@ def _shuffle_buckets(job: Job) -> int:
     buckets = max(16, min(1024, size // (32 << 20) + 1))
     shufflers = len(cfg.pack.formats) * len(cfg.output.split)
     return max(4, min(buckets, 512 // shufflers))
-
-
-class _Quiet:
-    def phase(self, label: str, total: int, unit: str = "bytes") -> None:
-        pass
-
-    def advance(self, amount: int, records: int = 0) -> None:
-        pass

@@ -1,7 +1,7 @@
 """``qudata stats`` and ``pack --dry-run``: what survives at several quality thresholds.
 
-Runs ``pack``'s own stages (:mod:`qudata.stages`): map 1 (read, normalise, checks,
-dedup keys), the global dedup step, then a tally per partition of the documents and
+Runs ``pack``'s own driver (:func:`qudata.driver.tally`): map 1 (read, normalise,
+checks, dedup keys), the global dedup step, then a tally per partition of the documents and
 tokens that a ``min_quality_score`` of each threshold would keep; so ``stats`` and
 ``pack`` never disagree. Writes nothing but its spill files, in a temporary folder.
 """
@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qudata.config import Config, load_config
-from qudata.driver import derived_offsets
+from qudata.config import Config, load_config, parse_size
+from qudata.driver import tally
 from qudata.engines import make_executor
+from qudata.executor import Quiet
 from qudata.io.sources import expand_inputs
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
 from qudata.quality.tokens import get_token_counter
 from qudata.stages.context import forget
-from qudata.stages.scan import scan_partition
-from qudata.stages.tally import THRESHOLDS, Tally, tally_partition
+from qudata.stages.tally import THRESHOLDS
 
 __all__ = ["THRESHOLDS", "InputStats", "collect_stats"]
 
@@ -69,8 +69,6 @@ def collect_stats(
     config: Config | dict[str, Any] | str | None = None,
 ) -> InputStats:
     """Figures for ``inputs`` under ``config`` (its input, quality and dedup sections)."""
-    from qudata.dedup.step import resolve  # numpy: imported when used
-
     cfg = load_config(config)
     # the tally applies each threshold itself
     cfg = cfg.model_copy(
@@ -84,19 +82,12 @@ def collect_stats(
     folder = Path(tempfile.mkdtemp(prefix="qudata-stats-"))
     executor = None
     try:
-        job = Job(cfg, folder, plan_partitions(expand_inputs(inputs)))
+        size = cfg.engine.partition_size  # pack's partitions
+        pieces = plan_partitions(expand_inputs(inputs), None if size is None else parse_size(size))
+        job = Job(cfg, folder, pieces)
         size = sum(p.size for p in job.partitions)
         executor = make_executor(cfg.engine, size, len(job.partitions))
-        calls = [(job, n) for n in range(len(job.partitions))]
-        scans = executor.map(scan_partition, calls)
-        for scan in scans:
-            if scan.error is not None and cfg.input.on_error == "fail":
-                raise scan.error
-        job.derived = derived_offsets(job, scans)
-        if cfg.dedup.method != "none":
-            resolve(job.dedup_dir, len(job.partitions), cfg.dedup)
-        total = Tally()
-        executor.map(tally_partition, calls, consume=total.add)
+        total = tally(job, executor, Quiet())
     finally:
         if executor is not None:
             executor.close()

@@ -1,13 +1,15 @@
 """Read one partition: normalised documents and unreadable records, in input order.
 
-Both maps read each file of a partition through :func:`source_items`, so they see the
-same documents at the same positions (a document's position is its ordinal among the
-readable documents of the partition: the key of dedup verdicts).
+Every stage that reads a partition (map 1's scan, map 2's write, ``stats``' tally)
+reads it through :class:`PartitionReader`, so they see the same documents at the same
+positions (a document's position is its ordinal among the readable documents of the
+partition: the key of dedup verdicts) and count records, errors and bytes alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,19 +22,108 @@ from qudata.io.uri import local_copy
 from qudata.models import Document
 from qudata.normalize.document import DocumentNormalizer
 from qudata.plan.partitions import Partition
+from qudata.stages.content import Tee, changed
 
-__all__ = ["Unreadable", "source_items"]
+__all__ = ["FileRead", "PartitionReader", "Unreadable", "source_items"]
 
 
 @dataclass(frozen=True, slots=True)
 class Unreadable:
-    """A record that is not a document: where it is, its id if it has one, and why."""
+    """A record that is not a document: where it is, its id if it has one, and why;
+    ``stopped``: the error that stopped reading its file (nothing after it was read)."""
 
-    origin: str
+    origin: str | None
     line: int | None
     row_id: Any
     reason: str
     detail: str
+    stopped: InputError | None = None
+
+
+@dataclass(slots=True)
+class FileRead:
+    """One file of a partition (its piece of it), as it was read."""
+
+    name: str
+    records: int = 0  # readable or not, and the error that stopped it
+    sha256: str | None = None  # of the bytes read (when the reader hashes)
+    error: InputError | None = None  # what stopped it
+
+
+class PartitionReader:
+    """The records of a partition, file after file: iterate for ``(position, item)``,
+    ``position`` the ordinal of the next readable document (a document's own); the
+    figures (:attr:`read`, :attr:`files`, :attr:`error`) grow as it reads.
+
+    An error that stops a file (one that cannot be read on, or any unreadable record
+    under ``input.on_error: fail``) is raised when ``fail``, else it comes as an
+    :class:`Unreadable` with ``stopped`` set, and the next file of a slice is read on.
+    ``hash_bytes``: the sha256 of each file's bytes as read (:attr:`FileRead.sha256`);
+    ``expect``: the ones an earlier read saw (the scan's), a file that differs raises
+    :func:`~qudata.stages.content.changed`; ``tee``: another digest fed the same bytes
+    (the scan counts a piece's lines with it).
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        partition: Partition,
+        normalize: DocumentNormalizer,
+        *,
+        first_line: int = 1,
+        fail: bool = False,
+        hash_bytes: bool = False,
+        expect: Sequence[str] | None = None,
+        tee: Any = None,
+    ) -> None:
+        self.cfg, self.partition, self.normalize = cfg, partition, normalize
+        self.first_line, self.fail, self.expect, self.tee = first_line, fail, expect, tee
+        self.hash = hash_bytes or expect is not None
+        self.read = 0  # records, readable or not, and each error that stopped a file
+        self.documents = 0  # readable documents
+        self.error: InputError | None = None  # the first error that stopped a file
+        self.files: list[FileRead] = []
+
+    def __iter__(self) -> Iterator[tuple[int, Document | Unreadable]]:
+        for number, source in enumerate(self.partition.sources):  # several: a slice
+            read = FileRead(source.name)
+            self.files.append(read)
+            yield from self._file(source, read)
+            if self.expect is not None and read.sha256 != self.expect[number]:
+                raise changed(source.name)  # a partial or other read is never published
+
+    def _file(self, source: Source, read: FileRead) -> Iterator[tuple[int, Document | Unreadable]]:
+        digest = hashlib.sha256() if self.hash else None
+        feed = Tee(digest, self.tee) if digest is not None or self.tee is not None else None
+        items = source_items(
+            self.cfg,
+            self.partition,
+            source,
+            self.normalize,
+            first_line=self.first_line,
+            digest=feed,
+        )
+        try:
+            for item in items:
+                self.read += 1
+                read.records += 1
+                yield self.documents, item
+                if not isinstance(item, Unreadable):
+                    self.documents += 1
+        except InputError as exc:
+            if self.fail:
+                raise
+            self.read += 1
+            read.records += 1
+            read.error = exc
+            self.error = self.error or exc
+            yield (
+                self.documents,
+                Unreadable(exc.source, exc.line, None, exc.reason, exc.detail, stopped=exc),
+            )
+        finally:
+            if digest is not None:
+                read.sha256 = digest.hexdigest()
 
 
 def source_items(

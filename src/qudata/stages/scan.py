@@ -10,7 +10,6 @@ accounts for every record.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +29,9 @@ from qudata.pause import pause_at
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
 from qudata.quality.checks import first_drop
-from qudata.stages.content import Tee, file_sums, spans_of, unchanged
+from qudata.stages.content import file_sums, spans_of, unchanged
 from qudata.stages.context import StageContext, context
-from qudata.stages.read import Unreadable, source_items
+from qudata.stages.read import PartitionReader, Unreadable
 from qudata.stages.resume import record, take
 
 __all__ = ["Scan", "needs_schema", "passes_checks", "scan_from_plain", "scan_partition"]
@@ -174,28 +173,20 @@ def scan_partition(job: Job, index: int) -> Scan:
                 mix.append((n, job.mix_source[d.origin or ""], d.id, tokens))
         passed.clear()
 
-    position = 0
     normalize = DocumentNormalizer.from_input(cfg.input)
-    scan.content = []
     count = _LineCount() if partition.span is not None else None  # lines as they are read
-    for source in partition.sources:  # one, but for a slice of text files
-        digest = hashlib.sha256()  # of the bytes as read (map 2 checks it reads the same)
-        try:
-            hashes = Tee(digest, count)
-            for item in source_items(cfg, partition, source, normalize, digest=hashes):
-                scan.read += 1
-                if isinstance(item, Unreadable):
-                    continue
-                if schema is not None:
-                    schema.observe(item)
-                if (keys is not None or mix is not None) and passes_checks(item, ctx) is None:
-                    passed.append((position, item))
-                    if len(passed) >= BATCH:
-                        flush()
-                position += 1
-        except InputError as exc:  # the first; a slice's next file is read on
-            scan.error = scan.error or exc
-        scan.content.append(digest.hexdigest())
+    reader = PartitionReader(cfg, partition, normalize, hash_bytes=True, tee=count)
+    for position, item in reader:  # an error stops its file; a slice's next is read on
+        if isinstance(item, Unreadable):
+            continue
+        if schema is not None:
+            schema.observe(item)
+        if (keys is not None or mix is not None) and passes_checks(item, ctx) is None:
+            passed.append((position, item))
+            if len(passed) >= BATCH:
+                flush()
+    scan.read, scan.error = reader.read, reader.error
+    scan.content = [file.sha256 or "" for file in reader.files]  # map 2 reads the same
     flush()  # the documents before an error count too (map 2 reads them again)
     if keys is not None:
         keys.close()
@@ -226,7 +217,7 @@ def scan_partition(job: Job, index: int) -> Scan:
 
 class _LineCount:
     """The lines of a byte range, counted as its bytes are read (a ``digest`` of
-    :func:`~qudata.stages.read.source_items`): a remote piece is not fetched again."""
+    :class:`~qudata.stages.read.PartitionReader`): a remote piece is not fetched again."""
 
     def __init__(self) -> None:
         self.stored = 0

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from qudata.errors import InputError
 from qudata.models import Document
 from qudata.normalize.document import DocumentNormalizer
 from qudata.plan.job import Job
 from qudata.stages.context import context
-from qudata.stages.read import Unreadable, source_items
+from qudata.stages.read import PartitionReader, Unreadable
 from qudata.stages.scan import passes_checks
 
 __all__ = ["THRESHOLDS", "Tally", "tally_partition"]
@@ -50,7 +49,6 @@ def tally_partition(job: Job, index: int) -> Tally:
     verdicts = read_verdicts(job.dedup_dir, index) if cfg.dedup.method != "none" else {}
     normalize = DocumentNormalizer.from_input(cfg.input, job.derived.get(index))
     kept: list[Document] = []
-    position = 0
     if index in job.skip:  # an earlier piece of its file could not be read on
         return tally
 
@@ -69,31 +67,29 @@ def tally_partition(job: Job, index: int) -> Tally:
                     tally.tokens[number] += n
         kept.clear()
 
-    partition = job.partitions[index]
-    for source in partition.sources:  # one, but for a slice of text files
-        try:
-            for item in source_items(cfg, partition, source, normalize):
-                tally.read += 1
-                if isinstance(item, Unreadable):
-                    tally.invalid += 1
-                    continue
-                position += 1
-                drop = passes_checks(item, ctx)
-                if drop is None and verdicts:
-                    verdict = verdicts[position - 1]
-                    if verdict.duplicate_of is not None:
-                        tally.duplicates[verdict.reason or "duplicate"] += 1
-                        continue
-                if drop is not None:
-                    tally.dropped[drop.reason] += 1
-                    continue
-                kept.append(item)
-                if len(kept) >= 512:
-                    flush()
-        except InputError:
-            if cfg.input.on_error == "fail":
-                raise
-            tally.read += 1
+    reader = PartitionReader(
+        cfg,
+        job.partitions[index],
+        normalize,
+        first_line=job.first_lines[index] if job.first_lines else 1,
+        fail=cfg.input.on_error == "fail",
+    )
+    for position, item in reader:
+        if isinstance(item, Unreadable):
             tally.invalid += 1
+            continue
+        drop = passes_checks(item, ctx)
+        if drop is None and verdicts:
+            verdict = verdicts[position]
+            if verdict.duplicate_of is not None:
+                tally.duplicates[verdict.reason or "duplicate"] += 1
+                continue
+        if drop is not None:
+            tally.dropped[drop.reason] += 1
+            continue
+        kept.append(item)
+        if len(kept) >= 512:
+            flush()
+    tally.read = reader.read
     flush()
     return tally

@@ -10,7 +10,6 @@ comes back as a :class:`~qudata.stages.account.Account` for the driver to add up
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -18,9 +17,7 @@ from typing import Any, BinaryIO
 from qudata.account import Drop
 from qudata.dedup import DedupVerdict
 from qudata.dedup.text import exact_key
-from qudata.errors import InputError
 from qudata.export.splits import SplitAssigner
-from qudata.io.sources import Source
 from qudata.models import Document, token_texts
 from qudata.normalize.document import DocumentNormalizer
 from qudata.pack.output import FormatOutput, count_once
@@ -29,9 +26,8 @@ from qudata.pack.schema import MetadataSchema
 from qudata.pause import pause_at
 from qudata.plan.job import Job
 from qudata.stages.account import Account, account_from_plain, account_plain, reject_line
-from qudata.stages.content import changed
 from qudata.stages.context import StageContext, context
-from qudata.stages.read import Unreadable, source_items
+from qudata.stages.read import PartitionReader, Unreadable
 from qudata.stages.resume import record, take
 from qudata.stages.scan import passes_checks
 
@@ -80,7 +76,6 @@ class _PartitionWriter:
         self.position = 0
         self.ordinal: dict[int, int] = {}  # id(document) -> its record number, for rejects
         self.pending: list[tuple[int, int, bytes]] = []  # rejects not yet written
-        self.digest: Any = None  # of the file being read
 
     def run(self) -> Account:
         job, cfg, ctx = self.job, self.cfg, self.ctx
@@ -157,55 +152,42 @@ class _PartitionWriter:
 
     def _documents(self) -> Iterator[Document]:
         """Readable documents; every other record is counted and rejected."""
-        job = self.job
+        job, account = self.job, self.account
         partition = job.partitions[self.index]
-        first_line = job.first_lines[self.index] if job.first_lines else 1
         normalize = DocumentNormalizer.from_input(self.cfg.input, job.derived.get(self.index))
-        self.account.input_keys = normalize.fields.counts  # the field-level account
-        for number, source in enumerate(partition.sources):  # several: a slice of text files
-            entry: dict[str, Any] = {"path": source.name, "records": 0, "piece": partition.piece}
-            self.account.inputs.append(entry)
-            if self.index in job.skip:  # an earlier piece of its file could not be read on
-                return
-            yield from self._source_documents(source, entry, normalize, first_line)
-            scanned = job.content[self.index][number] if job.content else None
-            if scanned is not None and self.digest.hexdigest() != scanned:
-                raise changed(source.name)  # a partial or other read is never published
-
-    def _source_documents(
-        self, source: Source, entry: dict[str, Any], normalize: DocumentNormalizer, first: int
-    ) -> Iterator[Document]:
-        account, partition = self.account, self.job.partitions[self.index]
-        digest = self.digest = hashlib.sha256()  # the bytes read: the scan's, or it fails
-        try:
-            for item in source_items(
-                self.cfg, partition, source, normalize, first_line=first, digest=digest
-            ):
-                account.read += 1
-                entry["records"] += 1
-                if isinstance(item, Unreadable):
-                    account.dropped[item.reason] += 1
-                    account.drops.add(item.origin, item.line, item.reason, item.detail, fmt=None)
-                    self.pending.append((account.read, 0, reject_line(
-                        None, item.origin, item.line, item.row_id, item.reason, item.detail
-                    )))  # fmt: skip
-                    continue
-                self.ordinal[id(item)] = account.read
-                yield item
-        except InputError as exc:
-            if self.cfg.input.on_error == "fail":
-                raise
-            account.read += 1
-            entry["records"] += 1
-            entry["failed"] = True
-            account.dropped[exc.reason] += 1
-            account.drops.add(exc.source, exc.line, exc.reason, exc.detail, fmt=None)
-            self.pending.append((account.read, 0, reject_line(
-                None, exc.source, exc.line, None, exc.reason, exc.detail
-            )))  # fmt: skip
-        else:
-            if partition.pieces == 1:
-                entry["sha256"] = digest.hexdigest()
+        account.input_keys = normalize.fields.counts  # the field-level account
+        if self.index in job.skip:  # an earlier piece of its file could not be read on
+            source = partition.sources[0].name
+            account.inputs.append({"path": source, "records": 0, "piece": partition.piece})
+            return
+        reader = PartitionReader(
+            self.cfg,
+            partition,
+            normalize,
+            first_line=job.first_lines[self.index] if job.first_lines else 1,
+            fail=self.cfg.input.on_error == "fail",
+            hash_bytes=True,  # the bytes read: the scan's, or it fails
+            expect=job.content[self.index] if job.content else None,
+        )
+        for _, item in reader:
+            if isinstance(item, Unreadable):
+                account.dropped[item.reason] += 1
+                account.drops.add(item.origin, item.line, item.reason, item.detail, fmt=None)
+                self.pending.append((reader.read, 0, reject_line(
+                    None, item.origin, item.line, item.row_id, item.reason, item.detail
+                )))  # fmt: skip
+                continue
+            self.ordinal[id(item)] = reader.read
+            yield item
+        account.read = reader.read
+        for read in reader.files:
+            entry: dict[str, Any] = {"path": read.name, "records": read.records}
+            entry["piece"] = partition.piece
+            if read.error is not None:
+                entry["failed"] = True
+            elif partition.pieces == 1:
+                entry["sha256"] = read.sha256
+            account.inputs.append(entry)
 
     def _checks(self, batch: list[Document], reject: Any) -> tuple[list[Document], list[int]]:
         """Quality, checks, duplicates, the mix; dropped documents leave the account here
