@@ -116,3 +116,32 @@ def test_metadata_has_the_same_keys_in_every_record(tmp_path: Any) -> None:
     # the library call learns the schema from its documents too
     records = fmt(include_metadata=True).format_documents(rows)
     assert [list(r["metadata"]) for r in records] == [list(records[0]["metadata"])] * 2
+
+
+def test_message_keys_it_leaves_out_are_named_not_dropped_silently() -> None:
+    """A message key a preference record cannot carry is counted and named, as ChatML
+    does (``message_key_dropped:<key>``); the kept keys are written unchanged."""
+    from qudata.pack.registry import get_formatter
+
+    pair = {
+        "prompt": [{"role": "user", "content": "Q", "lang": "en"}],
+        "chosen": [{"role": "assistant", "content": "A", "score": 1}],
+        "rejected": [{"role": "assistant", "content": "B"}],
+    }
+    formatter = get_formatter("preference")
+    (record,) = formatter.format_documents([pair])
+    assert record["chosen"] == [{"role": "assistant", "content": "A"}]
+    assert dict(formatter.stats.warnings) == {
+        "message_key_dropped": 1,
+        "message_key_dropped:lang": 1,
+        "message_key_dropped:score": 1,
+    }
+    kto = get_formatter("kto")
+    labelled = {"prompt": pair["prompt"], "completion": pair["chosen"], "label": True}
+    (row,) = kto.format_documents([labelled])
+    assert row["label"] is True
+    assert dict(kto.stats.warnings) == {
+        "message_key_dropped": 1,
+        "message_key_dropped:lang": 1,
+        "message_key_dropped:score": 1,
+    }

@@ -28,6 +28,7 @@ from qudata.pack.preference import (
     column_texts,
     conversation_columns,
     finish_records,
+    note_dropped_keys,
     record_features,
 )
 from qudata.quality.problems import FileRules, FileValidation, Problem, add_hints, make_problem
@@ -142,6 +143,9 @@ class KTOFormatter(Formatter[KTOOptions]):
             pairs.append((prompt, doc.rejected, False))
         else:
             return Drop("not_kto", "the record has no KTO label (label / kto_tag)")
+        note_dropped_keys(
+            self.stats.warnings, [m for _, c, _ in pairs for m in c] + pairs[0][0], _MESSAGE_KEYS
+        )
         guard = state.setdefault("guard", MarkupGuard(policy=opts.markup))
         before = guard.hits
         records = []

@@ -11,6 +11,8 @@ chosen conversation.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -65,6 +67,19 @@ class PreferenceOptions(Section):
 
 def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: m[k] for k in MESSAGE_KEYS if k in m} for m in messages]
+
+
+def note_dropped_keys(
+    warnings: Counter[str], messages: Iterable[dict[str, Any]], keys: Iterable[str]
+) -> None:
+    """Say (once per record, and per key) which message keys the output leaves out,
+    as ChatML does: nothing is dropped silently."""
+    kept = set(keys)
+    extra = {k for m in messages for k in m if k not in kept}
+    if extra:
+        warnings["message_key_dropped"] += 1
+        for key in sorted(extra):
+            warnings[f"message_key_dropped:{key}"] += 1
 
 
 def clean_markup(value: Any, guard: MarkupGuard) -> Any:
@@ -258,6 +273,7 @@ class PreferenceFormatter(Formatter[PreferenceOptions]):
     ) -> list[Record] | Drop:
         if doc.messages is None or doc.rejected is None or doc.prompt_turns is None:
             return Drop("not_preference", "the record is not a chosen/rejected pair")
+        note_dropped_keys(self.stats.warnings, [*doc.messages, *doc.rejected], MESSAGE_KEYS)
         prompt = _messages(doc.messages[: doc.prompt_turns])
         chosen = _messages(doc.messages[doc.prompt_turns :])
         rejected = _messages(doc.rejected)
