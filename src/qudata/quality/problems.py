@@ -170,8 +170,9 @@ class FileRules:
         return []
 
     def check_text(self, text: str) -> tuple[list[Problem], int]:
-        """The problems of a whole text, and how many records it holds."""
-        raise NotImplementedError
+        """The problems of a whole text, and how many records it holds (rules with
+        ``reads = "text"`` define it; record rules are never given a whole text)."""
+        raise TypeError(f"{type(self).__name__} reads records, not a whole text")
 
     def parquet_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """A Parquet row as the record it stands for (default: as it is)."""
