@@ -26,6 +26,7 @@ from qudata.account import Observations, RunReport
 from qudata.dedup.summary import DedupSummary
 from qudata.errors import InputError
 from qudata.executor import Executor, Progress
+from qudata.export.inputs import input_entries
 from qudata.pack.schema import MetadataSchema
 from qudata.pause import pause_at
 from qudata.plan.job import Job
@@ -34,7 +35,7 @@ from qudata.plan.partitions import line_starts
 from qudata.quality.score import COMPONENTS
 from qudata.stages.account import Account, add_account
 from qudata.stages.commit import Committed, commit_format, commit_rejects
-from qudata.stages.content import check_pieces
+from qudata.stages.content import check_pieces, check_remote
 from qudata.stages.mix import merge_surveys, survey_partition
 from qudata.stages.scan import Scan, scan_partition
 from qudata.stages.tally import Tally, tally_partition
@@ -88,7 +89,8 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     executor.map(write_partition, calls, step("write"), consume=add)
     report.resumed = taken
     report.notes.extend(dict.fromkeys(notes))
-    report.inputs = _inputs(report.inputs, job, scans)
+    check_remote(job.partitions)  # a split remote file: still the object listed
+    report.inputs = input_entries(report.inputs, job.partitions, scans)
     names = list(cfg.pack.formats)
     parts = [_parts_bytes(job, name) for name in [*names, "rejects"]]
     progress.phase("commit", sum(parts))
@@ -239,22 +241,6 @@ def derived_offsets(job: Job, scans: list[Scan]) -> dict[int, dict[str, int]]:
         for base, count in scan.derived.items():
             given[base] = given.get(base, 0) + count
     return offsets
-
-
-def _inputs(entries: list[dict[str, Any]], job: Job, scans: list[Scan]) -> list[dict[str, Any]]:
-    """One entry per input file: its records, and its sha256 unless it stopped."""
-    first_sha = {
-        p.source.name: s.sha256
-        for p, s in zip(job.partitions, scans, strict=True)
-        if p.pieces > 1 and p.piece == 0
-    }
-    out = []
-    for entry in entries:
-        sha = entry.get("sha256", first_sha.get(entry["path"]))
-        if entry.get("failed"):
-            sha = None
-        out.append({"path": entry["path"], "sha256": sha, "records": entry["records"]})
-    return out
 
 
 def _checks_report(report: RunReport, total: Account) -> None:

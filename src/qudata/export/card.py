@@ -252,11 +252,12 @@ def _sources(
     if inputs:
         lines += ["", "| input | records | sha256 |", "|---|---:|---|"]
         for entry in inputs[:MAX_INPUTS]:
-            sha = entry.get("sha256")
+            sha, pieces = entry.get("sha256"), entry.get("pieces")
+            shown = code_span(sha[:16]) if sha else "-"
+            if not sha and pieces:  # a remote file hashed range by range
+                shown = f"{len(pieces):,} ranges (`manifest.json`)"
             lines.append(
-                f"| {code_span(entry['path'])} | {int(entry['records']):,} | "
-                + (code_span(sha[:16]) if sha else "-")
-                + " |"
+                f"| {code_span(entry['path'])} | {int(entry['records']):,} | {shown} |"
             )
         if len(inputs) > MAX_INPUTS:
             lines.append(f"| and {len(inputs) - MAX_INPUTS:,} more (see `manifest.json`) | | |")

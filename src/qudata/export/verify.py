@@ -6,7 +6,8 @@ records it is said to hold (tokens too where the file itself says how many: Mega
 ``.idx``); that the files of each format add up to the documents and records the
 run's account gives the format; that the account balances (``read == accepted +
 dropped``, per format ``accepted == documents + dropped``, the inputs' records add up
-to ``read``); that ``rejects.jsonl`` holds one line per drop; and that no format folder
+to ``read``, and their entries are well formed: :func:`qudata.export.inputs.input_problem`);
+that ``rejects.jsonl`` holds one line per drop; and that no format folder
 holds a file the manifest does not list. Any difference raises
 :class:`~qudata.errors.IntegrityError` naming the file and what differs, and nothing
 is published. :func:`differences` gives every difference (a :class:`Mismatch`: the
@@ -42,6 +43,7 @@ from typing import IO, Any, Protocol
 import orjson
 
 from qudata.errors import IntegrityError
+from qudata.export.inputs import input_problem
 
 __all__ = [
     "FileSystem",
@@ -111,6 +113,9 @@ def differences(fs: FileSystem, root: str, manifest: dict[str, Any]) -> Iterator
     what the publish gate refuses and ``qudata validate OUT_DIR`` reports. A file's
     checks stop at its first difference; the other files are still checked."""
     yield from _caught(_balance, manifest)
+    problem = input_problem(manifest["inputs"])
+    if problem is not None:
+        yield _fail("manifest.json", problem)
     config = manifest.get("config", {}).get("pack", {})
     for name, stats in manifest["formats"].items():
         listed = set()

@@ -33,6 +33,7 @@ from qudata.io.sources import Source
 __all__ = [
     "RangedReader",
     "configure",
+    "current_identity",
     "fetch_many",
     "filesystem",
     "is_uri",
@@ -143,15 +144,40 @@ def remote_size(uri: str) -> int:
     return int(_entry(uri).get("size") or 0)
 
 
+#: The keys of a listing entry that identify an object's bytes (with its size), and
+#: their names in :func:`remote_identity` (S3: ETag, VersionId; GCS: generation, md5Hash;
+#: Azure: etag; ``file://``: mtime).
+IDENTITY_KEYS = {"ETag": "etag", "etag": "etag", "VersionId": "version_id",
+                 "version_id": "version_id", "generation": "generation",
+                 "md5Hash": "md5_hash", "mtime": "mtime"}  # fmt: skip
+
+
 def remote_identity(uri: str) -> dict[str, Any]:
     """What says that ``uri`` changed: its size and its ETag, version id or generation
-    (what the store gives; ``mtime`` for a ``file://`` URI)."""
-    entry = _entry(uri)
+    (what the store gives; ``mtime`` for a ``file://`` URI), as its listing gave them
+    when the run started (the fingerprint of ``--resume``, the manifest's input entry)."""
+    return _identity(_entry(uri))
+
+
+def current_identity(uri: str) -> dict[str, Any]:
+    """:func:`remote_identity` as the store gives it now (a metadata request, no
+    bytes; the listing the run started from is kept)."""
+    fs, path = filesystem(uri)
+    try:
+        fs.invalidate_cache(path)
+        return _identity(dict(fs.info(path)))
+    except FileNotFoundError:
+        return {}  # gone: equal to no identity it had
+    except Exception as exc:
+        raise storage_error(uri, exc) from None
+
+
+def _identity(entry: Mapping[str, Any]) -> dict[str, Any]:
     identity: dict[str, Any] = {"size": int(entry.get("size") or 0)}
-    for key in ("ETag", "etag", "VersionId", "version_id", "generation", "md5Hash", "mtime"):
+    for key, name in IDENTITY_KEYS.items():
         value = entry.get(key)
-        if value is not None:
-            identity[key.lower()] = value if isinstance(value, int | float | str) else str(value)
+        if value is not None and name not in identity:
+            identity[name] = value if isinstance(value, int | float | str) else str(value)
     return identity
 
 

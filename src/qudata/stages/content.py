@@ -2,12 +2,18 @@
 tell whether the bytes are still the same.
 
 The scan hashes (sha256) the stored bytes of each file of a partition as it reads them
-(its byte range for a piece of a JSON Lines file); the first piece of a split file also
-hashes the whole file and each piece's range in one read, the sha256 the manifest gives.
-The driver checks that every piece's bytes are the ones that whole-file read saw
-(:func:`check_pieces`); map 2 hashes what it reads and compares; ``--resume`` takes a
-partition's scan only when its bytes hash the same now (:func:`unchanged`). A file that
-changed while the run read it fails the run with one line naming it.
+(its byte range for a piece of a JSON Lines file); map 2 hashes what it reads and
+compares; ``--resume`` takes a partition's scan only when its bytes hash the same now
+(:func:`unchanged`). A file that changed while the run read it fails the run with one
+line naming it.
+
+The pieces of a split local file are tied together by one more read: the first piece
+also hashes the whole file and each piece's range (the sha256 the manifest gives), and
+the driver checks every piece against it (:func:`check_pieces`). A split remote file is
+not fetched a third time for it: the store's identity of the object (size and ETag,
+version id or generation, from the listing the run started from) is asked again after
+the write pass, and must not have changed (:func:`check_remote`); the manifest gives the
+sha256 of each piece's range instead of the whole file's.
 """
 
 from __future__ import annotations
@@ -17,14 +23,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from qudata.errors import IntegrityError, QudataError
-from qudata.io.uri import is_uri, open_stored, remote_identity
+from qudata.io.uri import current_identity, is_uri, open_stored, remote_identity
 from qudata.plan.partitions import Partition
 
-__all__ = ["Tee", "changed", "check_pieces", "file_sums", "spans_of", "unchanged"]
+__all__ = [
+    "Tee",
+    "changed",
+    "check_pieces",
+    "check_remote",
+    "file_sums",
+    "remote_pieces",
+    "spans_of",
+    "unchanged",
+]
 
 _CHUNK = 1 << 22
 #: What identifies a remote object's bytes (with its size), when the store gives it.
-_VERSIONS = {"etag", "versionid", "version_id", "generation", "md5hash"}
+_VERSIONS = {"etag", "version_id", "generation", "md5_hash"}
 
 
 class Tee:
@@ -76,9 +91,10 @@ def check_pieces(partitions: Sequence[Partition], scans: Sequence[Any]) -> None:
     """Every piece of a split file read the bytes the whole-file read of its first piece
     saw, and the file is the size it was cut at; else the file changed mid-run. A piece
     whose scan stopped at an error read only part of its bytes: map 2 checks that it
-    reads the same part."""
+    reads the same part. A split remote file has no whole-file read: see
+    :func:`check_remote`."""
     for partition, scan in zip(partitions, scans, strict=True):
-        if partition.pieces < 2:
+        if partition.pieces < 2 or remote_pieces(partition):
             continue
         first = scans[partition.index - partition.piece]
         name = partition.source.name
@@ -92,6 +108,27 @@ def check_pieces(partitions: Sequence[Partition], scans: Sequence[Any]) -> None:
             raise changed(name)
         if partition.piece == partition.pieces - 1 and first.size != partition.span[1]:
             raise changed(name)
+
+
+def remote_pieces(partition: Partition) -> bool:
+    """A byte range of a remote file (hashed piece by piece, never whole)."""
+    return partition.span is not None and is_uri(partition.source.path)
+
+
+def check_remote(partitions: Sequence[Partition]) -> None:
+    """Each split remote file is the object its listing gave when the run started (its
+    size, and its ETag, version id or generation where both the listing and the store's
+    metadata give them): one metadata request per file, no bytes. With the comparison
+    of each piece's sha256 between the passes, the bytes published are those of one
+    object (short of an object rewritten and then put back with the same ETag)."""
+    for partition in partitions:
+        if partition.piece != 0 or partition.pieces < 2 or not remote_pieces(partition):
+            continue
+        uri = partition.source.path
+        before, now = remote_identity(uri), current_identity(uri)
+        shared = set(before) & set(now)
+        if "size" not in shared or any(before[key] != now[key] for key in shared):
+            raise changed(partition.source.name)
 
 
 def unchanged(partitions: Sequence[Partition], partition: Partition, scan: Any) -> bool:

@@ -29,7 +29,7 @@ from qudata.pause import pause_at
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
 from qudata.quality.checks import first_drop
-from qudata.stages.content import file_sums, spans_of, unchanged
+from qudata.stages.content import file_sums, remote_pieces, spans_of, unchanged
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import PartitionReader, Unreadable
 from qudata.stages.resume import record, take
@@ -47,7 +47,7 @@ class Scan:
     read: int = 0  # records, readable or not (for the progress bar)
     schema: dict[str, Any] | None = None
     error: InputError | None = None  # its line counts from the partition's first line
-    sha256: str | None = None  # the whole file's, when this partition is its first piece
+    sha256: str | None = None  # the whole file's, when this is its first piece (local)
     content: list[str] | None = None  # the sha256 of each file's bytes as it read them
     pieces: list[str] | None = None  # first piece: the sha256 of each piece's bytes
     size: int = 0  # first piece: the bytes of the whole file
@@ -204,7 +204,9 @@ def scan_partition(job: Job, index: int) -> Scan:
             and (count.stored == partition.span[1] - partition.span[0])
         )
         scan.lines = count.lines() if count is not None and read_all else _lines(partition)
-        if partition.piece == 0 and partition.span is not None:
+        if remote_pieces(partition):  # its range's sha256 only (see check_remote)
+            pass
+        elif partition.piece == 0 and partition.span is not None:
             spans = spans_of(job.partitions, partition)
             scan.sha256, scan.pieces, scan.size = file_sums(partition.source.path, spans)
         elif partition.piece == 0:

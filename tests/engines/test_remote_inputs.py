@@ -1,0 +1,139 @@
+"""The manifest's entries of remote inputs (moto's S3 server on 127.0.0.1, the local
+engine): the store's size and ETag, the sha256 of each range of a split file (never
+fetched a third time for the whole file's), a changed object noticed, and the publish
+gate's checks of the entries."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import qudata
+import qudata.driver as execute
+from qudata.errors import IntegrityError
+from qudata.export.inputs import input_problem
+
+S3 = Any  # the fixture of conftest.py
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+]
+
+
+def _rows(count: int, word: str = "stone") -> bytes:
+    rows = [{"id": f"d{n}", "text": f"{word} {n} " + "river " * (n % 40)} for n in range(count)]
+    return b"".join(orjson.dumps(r) + b"\n" for r in rows)
+
+
+def _config(s3: S3, size: int) -> dict[str, Any]:
+    return {
+        "engine": {"workers": 1, "partition_size": size},
+        "storage": {"options": s3.options},
+        "quality": {"tokenizer": "none"},
+        "pack": {"formats": ["jsonl"]},
+    }
+
+
+def _inputs(out: Path) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = orjson.loads((out / "manifest.json").read_bytes())["inputs"]
+    return entries
+
+
+def test_entries_give_size_and_etag_and_follow_a_rewrite(s3: S3, tmp_path: Path) -> None:
+    fs = s3.fs()
+    big, small = _rows(3000), _rows(40, "leaf")
+    big_uri, small_uri = f"s3://{s3.bucket}/entry/big.jsonl", f"s3://{s3.bucket}/entry/small.jsonl"
+    fs.pipe(big_uri, big)
+    fs.pipe(small_uri, small)
+    config = _config(s3, len(big) // 4)
+    s3.reset()
+    qudata.pack_dataset([big_uri, small_uri], tmp_path / "one", config=config)
+    fetched, _ = s3.fetched()
+    assert fetched <= 2 * len(big) + 2 * len(small) + 4 * 65536  # the two passes, the cuts
+    first, second = _inputs(tmp_path / "one")
+    assert first["path"] == big_uri and first["records"] == 3000
+    assert (first["size"], first["etag"]) == (len(big), fs.info(big_uri)["ETag"])
+    assert first["sha256"] is None and len(first["pieces"]) >= 4
+    assert first["pieces"][0]["start"] == 0 and first["pieces"][-1]["end"] == len(big)
+    for piece in first["pieces"]:
+        expected = hashlib.sha256(big[piece["start"] : piece["end"]]).hexdigest()
+        assert piece["sha256"] == expected
+    assert second == {
+        "path": small_uri,
+        "sha256": hashlib.sha256(small).hexdigest(),
+        "records": 40,
+        "size": len(small),
+        "etag": fs.info(small_uri)["ETag"],
+    }
+    secret = s3.options["s3"]["secret"].encode()
+    assert all(secret not in p.read_bytes() for p in (tmp_path / "one").rglob("*") if p.is_file())
+    card = (tmp_path / "one" / "README.md").read_text(encoding="utf-8")
+    assert f"| `{big_uri}` | 3,000 | {len(first['pieces'])} ranges (`manifest.json`) |" in card
+
+    other = small.replace(b"leaf 1 ", b"leaf Z ")  # the same size, other bytes
+    assert len(other) == len(small) and other != small
+    fs.pipe(small_uri, other)
+    qudata.pack_dataset([big_uri, small_uri], tmp_path / "two", config=config)
+    again, changed = _inputs(tmp_path / "two")
+    assert again == first  # the same object: the same entry
+    assert changed["size"] == second["size"]
+    assert changed["etag"] != second["etag"] and changed["etag"] == fs.info(small_uri)["ETag"]
+    assert changed["sha256"] == hashlib.sha256(other).hexdigest() != second["sha256"]
+
+
+@pytest.mark.parametrize("change", ["grown", "rewritten"])
+def test_a_split_remote_file_changed_mid_run_fails(
+    s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Grown after the scans: every range reads the same bytes in both passes, and the
+    store's size and ETag at the end say it changed; rewritten: the write pass reads
+    other bytes than the scan. One line, nothing published."""
+    fs = s3.fs()
+    data = _rows(2000)
+    uri = f"s3://{s3.bucket}/changed/{change}.jsonl"
+    fs.pipe(uri, data)
+    new = data + _rows(5, "late") if change == "grown" else data.replace(b"stone 7 ", b"stone Q ")
+    original = execute._after_scans
+
+    def after(job: Any, scans: Any) -> None:
+        original(job, scans)
+        fs.pipe(uri, new)
+
+    monkeypatch.setattr(execute, "_after_scans", after)
+    out = tmp_path / "out"
+    with pytest.raises(IntegrityError) as caught:
+        qudata.pack_dataset([uri], out, config=_config(s3, len(data) // 3))
+    assert str(caught.value).endswith(
+        f"{uri}: changed while the run read it; nothing was published"
+    )
+    assert not out.exists()
+
+
+def _piece(start: int, end: int, sha: str = "a" * 64) -> dict[str, Any]:
+    return {"start": start, "end": end, "sha256": sha}
+
+
+def test_the_gate_checks_the_input_entries() -> None:
+    good = {"path": "s3://b/x.jsonl", "sha256": None, "records": 3, "size": 30, "etag": '"e"'}
+    local = {"path": "x.jsonl", "sha256": "0" * 64, "records": 3}
+    assert input_problem([local, {**good, "pieces": [_piece(0, 10), _piece(10, 30)]}]) is None
+    assert input_problem([good]) is None
+    cases = {
+        "its pieces do not follow each other from byte 0 (at byte 10)": [
+            _piece(0, 10),
+            _piece(12, 30),
+        ],
+        "its pieces end at byte 20, its size is 30": [_piece(0, 10), _piece(10, 20)],
+        "the piece at byte 10 has no sha256": [_piece(0, 10), _piece(10, 30, "nope")],
+        "its pieces are not a list of byte ranges": [],
+    }
+    for problem, pieces in cases.items():
+        assert input_problem([{**good, "pieces": pieces}]) == f"input s3://b/x.jsonl: {problem}"
+    assert input_problem([{**local, "sha256": "xyz"}]) == "input x.jsonl: its sha256 is not one"
+    assert input_problem([{**local, "records": -1}]) == "input x.jsonl: its records are not a count"
+    assert input_problem([{"records": 1}]) == "an input entry without a path"
