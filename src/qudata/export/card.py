@@ -256,9 +256,7 @@ def _sources(
             shown = code_span(sha[:16]) if sha else "-"
             if not sha and pieces:  # a remote file hashed range by range
                 shown = f"{len(pieces):,} ranges (`manifest.json`)"
-            lines.append(
-                f"| {code_span(entry['path'])} | {int(entry['records']):,} | {shown} |"
-            )
+            lines.append(f"| {code_span(entry['path'])} | {int(entry['records']):,} | {shown} |")
         if len(inputs) > MAX_INPUTS:
             lines.append(f"| and {len(inputs) - MAX_INPUTS:,} more (see `manifest.json`) | | |")
     accepted = int(manifest["counts"]["accepted"])
