@@ -58,15 +58,21 @@ class S3:
         options = self.options["s3"]
         return s3fs.S3FileSystem(skip_instance_cache=True, **options)
 
-    def _control(self, path: str, method: str = "GET") -> tuple[int, int]:
+    def _control(self, path: str, method: str = "GET") -> list[int]:
         request = urllib.request.Request(self.endpoint + path, method=method)
         with urllib.request.urlopen(request, timeout=10) as answer:
-            fetched, requests = answer.read().split()
-        return int(fetched), int(requests)
+            return [int(n) for n in answer.read().split()]
 
     def fetched(self) -> tuple[int, int]:
         """Object bytes sent, object requests answered, since the last reset."""
-        return self._control("/_qudata/fetched")
+        fetched, requests, _, _ = self._control("/_qudata/fetched")
+        return fetched, requests
+
+    def requests(self) -> dict[str, int]:
+        """The requests answered since the last reset: object reads (``get``), metadata
+        requests (``head``) and listings (``list``)."""
+        _, gets, heads, listings = self._control("/_qudata/fetched")
+        return {"get": gets, "head": heads, "list": listings}
 
     def reset(self) -> None:
         self._control("/_qudata/reset", "POST")

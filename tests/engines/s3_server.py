@@ -3,9 +3,10 @@ it sends.
 
     python s3_server.py PORT
 
-``GET /_qudata/fetched`` answers the body bytes of the object reads (``GET`` of a key,
-ranged or not) since the start or the last ``POST /_qudata/reset``; listings and
-``HEAD`` requests are not counted.
+``GET /_qudata/fetched`` answers, since the start or the last ``POST /_qudata/reset``,
+the body bytes of the object reads (``GET`` of a key, ranged or not), the number of
+those reads, of ``HEAD`` requests (an object's metadata: fsspec's ``info``) and of
+listings (``GET`` of a bucket or with a query), separated by spaces.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Counting:
         self.app = app
         self.fetched = 0
         self.requests = 0
+        self.heads = 0
+        self.listings = 0
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start: Start) -> Iterable[bytes]:
@@ -35,15 +38,21 @@ class Counting:
         if path.startswith("/_qudata/"):
             if path == "/_qudata/reset":
                 with self.lock:
-                    self.fetched = self.requests = 0
-            body = f"{self.fetched} {self.requests}".encode()
+                    self.fetched = self.requests = self.heads = self.listings = 0
+            body = f"{self.fetched} {self.requests} {self.heads} {self.listings}".encode()
             start("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
             return [body]
+        method = environ.get("REQUEST_METHOD")
         is_object = (
-            environ.get("REQUEST_METHOD") == "GET"
+            method == "GET"
             and len([p for p in path.split("/") if p]) >= 2
             and not environ.get("QUERY_STRING")
         )
+        with self.lock:
+            if method == "HEAD":
+                self.heads += 1
+            elif method == "GET" and not is_object:
+                self.listings += 1
         body = self.app(environ, start)
         return self._count(body) if is_object else body
 

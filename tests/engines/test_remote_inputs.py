@@ -137,3 +137,19 @@ def test_the_gate_checks_the_input_entries() -> None:
     assert input_problem([{**local, "sha256": "xyz"}]) == "input x.jsonl: its sha256 is not one"
     assert input_problem([{**local, "records": -1}]) == "input x.jsonl: its records are not a count"
     assert input_problem([{"records": 1}]) == "an input entry without a path"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_small_remote_files_cost_one_read_per_pass(s3: S3, tmp_path: Path, workers: int) -> None:
+    """A folder of small text files: the listing gives every size and ETag, so each file
+    costs one GET per pass and no metadata request of its own."""
+    fs = s3.fs()
+    for n in range(30):
+        fs.pipe(f"s3://{s3.bucket}/small/d{n % 3}/n{n:02d}.txt", f"note {n} ".encode() * (n + 1))
+    config = _config(s3, 4096)
+    config["engine"]["workers"] = workers
+    s3.reset()
+    report = qudata.pack_dataset([f"s3://{s3.bucket}/small"], tmp_path / "out", config=config)
+    assert report.read == 30
+    print(s3.requests())
+    assert s3.requests()["get"] == 60 and s3.requests()["head"] == 0

@@ -37,9 +37,11 @@ __all__ = [
     "fetch_many",
     "filesystem",
     "is_uri",
+    "listed",
     "local_copy",
     "open_stored",
     "remember",
+    "remember_listed",
     "remote_identity",
     "remote_size",
     "storage_error",
@@ -123,6 +125,27 @@ def remember(fs: Any, entries: Iterable[Mapping[str, Any]]) -> None:
     for entry in entries:
         if entry.get("type") != "directory":
             _info[fs.unstrip_protocol(entry["name"])] = dict(entry)
+
+
+def listed(uris: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The listing entries this process holds of ``uris``, cut to their size and
+    identity (small and picklable: a job carries them to its workers, which
+    :func:`remember_listed` them)."""
+    out = {}
+    for uri in uris:
+        entry = _info.get(uri)
+        if entry is not None:
+            kept = {k: entry[k] for k in ("size", *IDENTITY_KEYS) if entry.get(k) is not None}
+            out[uri] = {
+                k: v if isinstance(v, int | float | str) else str(v) for k, v in kept.items()
+            }
+    return out
+
+
+def remember_listed(entries: Mapping[str, Mapping[str, Any]]) -> None:
+    """Keep the entries of :func:`listed` (the driver's listing, in a worker)."""
+    for uri, entry in entries.items():
+        _info.setdefault(uri, dict(entry))
 
 
 def _entry(uri: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from qudata.config import Config
+from qudata.io.uri import is_uri, listed
 from qudata.plan.mix import MixPlan
 from qudata.plan.partitions import Partition
 
@@ -44,6 +45,14 @@ class Job:
     #: write pass reads the same bytes or fails), and the sha256 of all of them
     content: list[list[str]] = field(default_factory=list)
     content_sha256: str = ""
+    #: the listing's entry (size, ETag, ...) of each remote input, for the workers: a
+    #: task never asks the store for a file's metadata (see qudata.io.uri.listed)
+    remote: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.remote:
+            uris = [s.path for p in self.partitions for s in p.sources if is_uri(s.path)]
+            self.remote = listed(uris)
 
     @property
     def parts(self) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from qudata.io.uri import remember_listed
 from qudata.plan.job import Job
 from qudata.quality.checks import Check, build_checks
 from qudata.quality.tokens import CountCache, get_token_counter
@@ -33,6 +34,7 @@ def context(job: Job) -> StageContext:
     found = _CONTEXTS.get(key)
     if found is None:
         _CONTEXTS.clear()  # one job at a time per process
+        remember_listed(job.remote)  # no metadata request per remote file
         cfg = job.cfg
         base: Any = get_token_counter(cfg.quality.tokenizer, cfg.quality.token_threads)
         found = _CONTEXTS[key] = StageContext(
