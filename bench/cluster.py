@@ -46,11 +46,16 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
     return process, endpoint
 
 
-def fetched(endpoint: str, reset: bool = False) -> int:
+def counts(endpoint: str, reset: bool = False) -> list[int]:
+    """The server's counts: object bytes sent, object GETs, HEADs, listings."""
     path = "/_qudata/reset" if reset else "/_qudata/fetched"
     request = urllib.request.Request(endpoint + path, method="POST" if reset else "GET")
     with urllib.request.urlopen(request, timeout=10) as answer:
-        return int(answer.read().split()[0])
+        return [int(n) for n in answer.read().split()]
+
+
+def fetched(endpoint: str, reset: bool = False) -> int:
+    return counts(endpoint, reset)[0]
 
 
 LOG = Path(tempfile.gettempdir()) / f"qudata-cluster-bench-{os.getpid()}.log"
@@ -159,11 +164,15 @@ def main() -> None:
             fs.pipe(f"bench/notes/d{i % 10}/n{i:04d}.txt", body)
         times = {}
         for label, where in (("local", str(notes)), ("s3", "s3://bench/notes")):
+            counts(endpoint, reset=True)
             wall, driver, shares = run([where], root / f"notes-{label}", config)
+            _, gets, heads, listings = counts(endpoint)
             times[label] = wall
             total = sum(shares.values())
             print(f"{args.files} small text files, {label}: wall {wall:.1f} s, "
-                  f"worker CPU {total:.1f} s, driver CPU {driver:.1f} s")  # fmt: skip
+                  f"worker CPU {total:.1f} s, driver CPU {driver:.1f} s"
+                  + (f", per file: {gets / args.files:.2f} GET, {heads / args.files:.2f} HEAD"
+                     f" ({listings} listings)" if label == "s3" else ""))  # fmt: skip
         print(f"small files remote / local: {times['s3'] / times['local']:.2f}x")
     ray.shutdown()
     cluster.shutdown()
