@@ -6,6 +6,11 @@ gate's checks of the entries."""
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +158,73 @@ def test_small_remote_files_cost_one_read_per_pass(s3: S3, tmp_path: Path, worke
     assert report.read == 30
     print(s3.requests())
     assert s3.requests()["get"] == 60 and s3.requests()["head"] == 0
+
+
+STUCK = """\
+import functools, time
+import qudata.stages.write as write
+original = write.write_partition
+
+@functools.wraps(original)
+def write_partition(job, index):
+    if index >= 3:
+        time.sleep(600)
+    return original(job, index)
+
+write.write_partition = write_partition
+"""
+
+
+def _killed_run(tmp_path: Path, uri: str, out: Path, config: dict[str, Any]) -> None:
+    """``qudata pack`` killed once three partitions are written (sitecustomize hook)."""
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(STUCK)
+    path = tmp_path / "config.json"
+    path.write_bytes(orjson.dumps(config))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([*sys.path, str(site)]))
+    command = [sys.executable, "-m", "qudata", "pack", uri, "-o", str(out), "-c", str(path)]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    done: list[Path] = []
+    while time.monotonic() < deadline and len(done) < 3:
+        done = list(tmp_path.glob(f".{out.name}.qudata-partial-*/.parts/done/write-*.json"))
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(done) == 3, "the run did not get to three partitions"
+
+
+@pytest.mark.parametrize("rewritten", [False, True])
+def test_resume_of_a_split_remote_file(s3: S3, tmp_path: Path, rewritten: bool) -> None:
+    """A killed run over a split remote file is taken up when the object is the same
+    (its manifest entry, ranges and all, is an uninterrupted run's), and starts afresh
+    when it was rewritten between the runs (the same size, another ETag)."""
+    fs = s3.fs()
+    data = _rows(2500)
+    uri = f"s3://{s3.bucket}/resume/{rewritten}.jsonl"
+    fs.pipe(uri, data)
+    config = _config(s3, len(data) // 6)
+    config["engine"]["workers"] = 2
+    config["dedup"] = {"method": "none"}  # the dedup step consumes the scans' key files
+    out = tmp_path / "out"
+    _killed_run(tmp_path, uri, out, config)
+    if rewritten:
+        data = data.replace(b"stone 1 ", b"stone X ")
+        fs.pipe(uri, data)
+    assert qudata.pack_dataset([uri], out, config=config, resume=True).balanced()
+    fresh = tmp_path / "fresh"
+    qudata.pack_dataset([uri], fresh, config=config)
+    a = {p.relative_to(fresh): p.read_bytes() for p in fresh.rglob("*") if p.is_file()}
+    b = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    ma, mb = orjson.loads(a.pop(Path("manifest.json"))), orjson.loads(b.pop(Path("manifest.json")))
+    assert a == b
+    assert ma.pop("run")["resumed"] == 0
+    assert (mb.pop("run")["resumed"] == 0) is rewritten
+    assert ma == mb
+    [entry] = mb["inputs"]
+    assert entry["etag"] == fs.info(uri)["ETag"]
+    for piece in entry["pieces"]:
+        assert piece["sha256"] == hashlib.sha256(data[piece["start"] : piece["end"]]).hexdigest()
