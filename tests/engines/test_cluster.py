@@ -175,7 +175,6 @@ def test_small_remote_files_and_a_text_folder(s3: S3, two_nodes: TwoNodes, tmp_p
     uris = {str(root / f"sub{n}"): f"s3://{s3.bucket}/notes/sub{n}" for n in range(3)}
     manifest = same_dataset(tmp_path / "local", tmp_path / "ray", uris)
     assert manifest["counts"]["read"] == 60
-    print(requests)
     # each file once per pass, never a listing or a metadata request per file (the
     # driver's listing gave every size and ETag)
     assert requests["get"] == 120 and requests["head"] == 0 and requests["list"] <= 8

@@ -156,7 +156,6 @@ def test_small_remote_files_cost_one_read_per_pass(s3: S3, tmp_path: Path, worke
     s3.reset()
     report = qudata.pack_dataset([f"s3://{s3.bucket}/small"], tmp_path / "out", config=config)
     assert report.read == 30
-    print(s3.requests())
     assert s3.requests()["get"] == 60 and s3.requests()["head"] == 0
 
 
