@@ -89,7 +89,8 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     executor.map(write_partition, calls, step("write"), consume=add)
     report.resumed = taken
     report.notes.extend(dict.fromkeys(notes))
-    check_remote(job.partitions)  # a split remote file: still the object listed
+    failed = {entry["path"] for entry in report.inputs if entry.get("failed")}
+    check_remote(job.partitions, failed)  # each remote input: still the object listed
     report.inputs = input_entries(report.inputs, job.partitions, scans)
     names = list(cfg.pack.formats)
     parts = [_parts_bytes(job, name) for name in [*names, "rejects"]]

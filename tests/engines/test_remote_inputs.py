@@ -91,32 +91,44 @@ def test_entries_give_size_and_etag_and_follow_a_rewrite(s3: S3, tmp_path: Path)
     assert changed["sha256"] == hashlib.sha256(other).hexdigest() != second["sha256"]
 
 
+@pytest.mark.parametrize("where", ["split", "whole", "folder"])
 @pytest.mark.parametrize("change", ["grown", "rewritten"])
-def test_a_split_remote_file_changed_mid_run_fails(
-    s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+def test_a_remote_file_changed_mid_run_fails(
+    s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str, where: str
 ) -> None:
-    """Grown after the scans: every range reads the same bytes in both passes, and the
-    store's size and ETag at the end say it changed; rewritten: the write pass reads
-    other bytes than the scan. One line, nothing published."""
+    """Grown after the scans: each file or range reads the bytes its listing gave in
+    both passes, and the store's size at the end says it changed (a metadata request,
+    or one listing of a folder of many inputs); rewritten: the write pass reads other
+    bytes than the scan. One line, nothing published."""
     fs = s3.fs()
     data = _rows(2000)
-    uri = f"s3://{s3.bucket}/changed/{change}.jsonl"
+    folder = f"s3://{s3.bucket}/changed-{change}-{where}"
+    uri = f"{folder}/in.jsonl"
     fs.pipe(uri, data)
+    if where == "folder":  # one listing checks them all
+        for n in range(9):
+            fs.pipe(f"{folder}/more{n}.jsonl", _rows(3, f"more{n}"))
     new = data + _rows(5, "late") if change == "grown" else data.replace(b"stone 7 ", b"stone Q ")
     original = execute._after_scans
 
     def after(job: Any, scans: Any) -> None:
         original(job, scans)
         fs.pipe(uri, new)
+        s3.reset()  # then: the write pass, and the check of the inputs
 
     monkeypatch.setattr(execute, "_after_scans", after)
     out = tmp_path / "out"
+    size = len(data) // 3 if where == "split" else 64 << 20
     with pytest.raises(IntegrityError) as caught:
-        qudata.pack_dataset([uri], out, config=_config(s3, len(data) // 3))
+        qudata.pack_dataset([uri if where != "folder" else folder], out, config=_config(s3, size))
     assert str(caught.value).endswith(
         f"{uri}: changed while the run read it; nothing was published"
     )
     assert not out.exists()
+    if change == "grown":
+        requests = s3.requests()
+        listed = where == "folder"
+        assert (requests["head"], requests["list"]) == (int(not listed), int(listed)), requests
 
 
 def _piece(start: int, end: int, sha: str = "a" * 64) -> dict[str, Any]:

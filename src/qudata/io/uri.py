@@ -33,6 +33,7 @@ from qudata.io.sources import Source
 __all__ = [
     "RangedReader",
     "configure",
+    "current_identities",
     "current_identity",
     "fetch_many",
     "filesystem",
@@ -51,6 +52,9 @@ __all__ = [
 CHUNK = 8 << 20
 #: Small remote files fetched at once (:func:`fetch_many`).
 CONCURRENT_FETCHES = 16
+#: The inputs in one folder from which :func:`current_identities` lists the folder
+#: rather than asking for each file's metadata.
+LIST_AT = 8
 
 _EXTRAS = {"s3": ("s3", "s3fs"), "s3a": ("s3", "s3fs"), "gs": ("gcs", "gcsfs"),
            "gcs": ("gcs", "gcsfs")}  # fmt: skip
@@ -193,6 +197,34 @@ def current_identity(uri: str) -> dict[str, Any]:
         return {}  # gone: equal to no identity it had
     except Exception as exc:
         raise storage_error(uri, exc) from None
+
+
+def current_identities(uris: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """:func:`current_identity` of many files: one listing of each folder that holds
+    :data:`LIST_AT` of them or more, a metadata request (:data:`CONCURRENT_FETCHES` at
+    a time) for each of the others; a file not found has ``{}``."""
+    folders: dict[str, list[str]] = {}
+    for uri in dict.fromkeys(uris):
+        folders.setdefault(uri.rsplit("/", 1)[0], []).append(uri)
+    found: dict[str, dict[str, Any]] = {}
+    alone: list[str] = []
+    for folder, inside in folders.items():
+        if len(inside) < LIST_AT:
+            alone.extend(inside)
+            continue
+        fs, path = filesystem(inside[0])
+        root = path.rsplit("/", 1)[0]
+        try:
+            fs.invalidate_cache(root)
+            listing = fs.ls(root, detail=True)
+        except Exception as exc:
+            raise storage_error(folder, exc, "cannot list") from None
+        now = {fs.unstrip_protocol(e["name"]): e for e in listing if e.get("type") != "directory"}
+        found.update({uri: _identity(now[uri]) if uri in now else {} for uri in inside})
+    if alone:
+        with ThreadPoolExecutor(min(CONCURRENT_FETCHES, len(alone))) as pool:
+            found.update(zip(alone, pool.map(current_identity, alone), strict=True))
+    return found
 
 
 def _identity(entry: Mapping[str, Any]) -> dict[str, Any]:

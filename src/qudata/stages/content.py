@@ -10,20 +10,20 @@ line naming it.
 The pieces of a split local file are tied together by one more read: the first piece
 also hashes the whole file and each piece's range (the sha256 the manifest gives), and
 the driver checks every piece against it (:func:`check_pieces`). A split remote file is
-not fetched a third time for it: the store's identity of the object (size and ETag,
+not fetched a third time for it: the manifest gives the sha256 of each piece's range
+instead of the whole file's. The store's identity of every remote input (size and ETag,
 version id or generation, from the listing the run started from) is asked again after
-the write pass, and must not have changed (:func:`check_remote`); the manifest gives the
-sha256 of each piece's range instead of the whole file's.
+the write pass, and must not have changed (:func:`check_remote`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from qudata.errors import IntegrityError, QudataError
-from qudata.io.uri import current_identity, is_uri, open_stored, remote_identity
+from qudata.io.uri import current_identities, is_uri, open_stored, remote_identity
 from qudata.plan.partitions import Partition
 
 __all__ = [
@@ -115,20 +115,28 @@ def remote_pieces(partition: Partition) -> bool:
     return partition.span is not None and is_uri(partition.source.path)
 
 
-def check_remote(partitions: Sequence[Partition]) -> None:
-    """Each split remote file is the object its listing gave when the run started (its
-    size, and its ETag, version id or generation where both the listing and the store's
-    metadata give them): one metadata request per file, no bytes. With the comparison
-    of each piece's sha256 between the passes, the bytes published are those of one
-    object (short of an object rewritten and then put back with the same ETag)."""
+def check_remote(partitions: Sequence[Partition], failed: Collection[str] = ()) -> None:
+    """Each remote input is still the object its listing gave when the run started: its
+    size, and its ETag, version id or generation where both the listing and the store
+    now give them (no bytes: one listing per folder of many inputs, else a metadata
+    request per file). With the comparison of each file's (each range's) sha256 between
+    the passes, the bytes published are those of the object the manifest names (short
+    of an object rewritten and put back with the same ETag during the run); a file grown
+    after its listing is found too. ``failed``: the names of inputs an error stopped
+    (reported as such, not checked)."""
+    uris: dict[str, str] = {}  # each remote input read -> its name
     for partition in partitions:
-        if partition.piece != 0 or partition.pieces < 2 or not remote_pieces(partition):
-            continue
-        uri = partition.source.path
-        before, now = remote_identity(uri), current_identity(uri)
-        shared = set(before) & set(now)
-        if "size" not in shared or any(before[key] != now[key] for key in shared):
-            raise changed(partition.source.name)
+        for source in partition.sources:
+            if is_uri(source.path) and source.problem is None and source.name not in failed:
+                uris.setdefault(source.path, source.name)
+    if not uris:
+        return
+    now = current_identities(uris)
+    for uri, name in uris.items():
+        before, current = remote_identity(uri), now.get(uri, {})
+        shared = set(before) & set(current)
+        if "size" not in shared or any(before[key] != current[key] for key in shared):
+            raise changed(name)
 
 
 def unchanged(partitions: Sequence[Partition], partition: Partition, scan: Any) -> bool:
