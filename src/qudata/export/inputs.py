@@ -4,12 +4,12 @@ Every entry has the file's ``path`` (its name in the run), its ``records`` (read
 not) and its ``sha256`` (``null`` when an error stopped it). A local file's entry is
 that and nothing more, the sha256 of the whole file. A remote input's (an fsspec URI)
 adds what the store identifies the object by, from the listing the run started from:
-its ``size`` and its ``etag``, ``version_id``, ``generation`` or ``md5_hash`` (what the
-store gives; ``mtime`` for a ``file://`` URI), never a credential. A remote JSON Lines
-file cut into byte ranges is not fetched a third time to hash it whole: its ``sha256``
-is ``null`` and ``pieces`` gives the sha256 of each range as both passes read it, in
-order (``{"start", "end", "sha256"}``, from 0 to ``size``); anyone can check them with
-ranged reads, one range at a time.
+its ``size`` and its ``etag``, ``version_id``, ``generation``, ``md5_hash`` or
+``blob_id`` (what the store gives; ``mtime`` for a ``file://`` URI), never a
+credential. A remote JSON Lines file cut into byte ranges is not fetched a third time
+to hash it whole: its ``sha256`` is ``null`` and ``pieces`` gives the sha256 of each
+range as both passes read it, in order (``{"start", "end", "sha256"}``, from 0 to
+``size``); anyone can check them with ranged reads, one range at a time.
 
     {"path": "s3://b/big.jsonl", "sha256": null, "records": 6015, "size": 1048576,
      "etag": "\\"9b2c...\\"", "pieces": [{"start": 0, "end": 262201, "sha256": "5d1f..."},

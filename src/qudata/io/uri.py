@@ -173,10 +173,10 @@ def remote_size(uri: str) -> int:
 
 #: The keys of a listing entry that identify an object's bytes (with its size), and
 #: their names in :func:`remote_identity` (S3: ETag, VersionId; GCS: generation, md5Hash;
-#: Azure: etag; ``file://``: mtime).
+#: Azure: etag; Hugging Face: blob_id; ``file://``: mtime).
 IDENTITY_KEYS = {"ETag": "etag", "etag": "etag", "VersionId": "version_id",
                  "version_id": "version_id", "generation": "generation",
-                 "md5Hash": "md5_hash", "mtime": "mtime"}  # fmt: skip
+                 "md5Hash": "md5_hash", "blob_id": "blob_id", "mtime": "mtime"}  # fmt: skip
 
 
 def remote_identity(uri: str) -> dict[str, Any]:

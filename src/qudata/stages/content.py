@@ -39,7 +39,7 @@ __all__ = [
 
 _CHUNK = 1 << 22
 #: What identifies a remote object's bytes (with its size), when the store gives it.
-_VERSIONS = {"etag", "version_id", "generation", "md5_hash"}
+_VERSIONS = {"etag", "version_id", "generation", "md5_hash", "blob_id"}
 
 
 class Tee:
