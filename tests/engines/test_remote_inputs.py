@@ -239,3 +239,42 @@ def test_resume_of_a_split_remote_file(s3: S3, tmp_path: Path, rewritten: bool) 
     assert entry["etag"] == fs.info(uri)["ETag"]
     for piece in entry["pieces"]:
         assert piece["sha256"] == hashlib.sha256(data[piece["start"] : piece["end"]]).hexdigest()
+
+
+def test_a_glob_of_remote_files_costs_no_request_per_file(s3: S3, tmp_path: Path) -> None:
+    """``s3://bucket/docs/*.jsonl``: the glob's listing gives every file's size and ETag;
+    the driver asks nothing more per file, the workers one GET per pass."""
+    fs = s3.fs()
+    for n in range(20):
+        fs.pipe(f"s3://{s3.bucket}/glob/part{n:02d}.jsonl", _rows(3, f"g{n}"))
+    fs.pipe(f"s3://{s3.bucket}/glob/notes.txt", b"not matched\n")
+    s3.reset()
+    report = qudata.pack_dataset(
+        [f"s3://{s3.bucket}/glob/*.jsonl"], tmp_path / "out", config=_config(s3, 64 << 20)
+    )
+    assert report.read == 60
+    requests = s3.requests()
+    assert requests["get"] == 40 and requests["head"] == 0, requests
+    assert requests["list"] <= 4, requests  # the glob, and the check at the end
+    paths = [entry["path"] for entry in _inputs(tmp_path / "out")]
+    assert paths == [f"s3://{s3.bucket}/glob/part{n:02d}.jsonl" for n in range(20)]
+
+
+def test_a_glob_that_matches_a_folder_walks_it(s3: S3) -> None:
+    from qudata.engines.ray_inputs import expand_sources
+    from qudata.io.uri import configure
+
+    fs = s3.fs()
+    base = f"s3://{s3.bucket}/globdir"
+    for name in ("a.jsonl", "b/c.jsonl", "b/d/e.txt", "b/.hidden.jsonl", "f.csv"):
+        fs.pipe(f"{base}/{name}", b'{"text": "x"}\n')
+    configure(s3.options)
+    try:
+        sources = expand_sources([f"{base}/[ab]*"]).sources
+    finally:
+        configure({})
+    assert [(s.path, s.name) for s in sources] == [
+        (f"{base}/a.jsonl", f"{base}/a.jsonl"),
+        (f"{base}/b/c.jsonl", f"{base}/b/c.jsonl"),
+        (f"{base}/b/d/e.txt", "d/e.txt"),
+    ]

@@ -55,12 +55,13 @@ def _expand_uri(uri: str) -> list[Source]:
         raise storage_error(uri, exc, "cannot list") from None
 
 
-def _expand(uri: str, fs: Any, root: str) -> list[Source]:
-    def source(path: str) -> Source | None:
-        kind = kind_of(path)
-        full = fs.unstrip_protocol(path)
-        return None if kind is None else Source(full, kind, full)
+def _source(fs: Any, path: str) -> Source | None:
+    kind = kind_of(path)
+    full = fs.unstrip_protocol(path)
+    return None if kind is None else Source(full, kind, full)
 
+
+def _expand(uri: str, fs: Any, root: str) -> list[Source]:
     def walk(folder: str) -> Iterator[Source]:
         entries = sorted(fs.ls(folder, detail=True), key=lambda e: e["name"])
         remember(fs, entries)
@@ -68,7 +69,7 @@ def _expand(uri: str, fs: Any, root: str) -> list[Source]:
             base = entry["name"].rstrip("/").rsplit("/", 1)[-1]
             if entry["type"] != "directory" and not base.startswith("."):
                 relative = entry["name"][len(root.rstrip("/")) + 1 :]
-                found = source(entry["name"])
+                found = _source(fs, entry["name"])
                 if found is not None:
                     yield found if found.kind != "text" else Source(found.path, "text", relative)
         for entry in entries:
@@ -88,15 +89,28 @@ def _expand(uri: str, fs: Any, root: str) -> list[Source]:
         if not matches:
             raise InputNotFoundError(f"{uri}: no file matches this pattern")
         remember(fs, matches.values())
-        return [s for m in sorted(matches) for s in _expand_uri(fs.unstrip_protocol(m))]
+        out = []
+        for name in sorted(matches):  # a file from its listing entry: no request of its own
+            full, entry = fs.unstrip_protocol(name), matches[name]
+            out += (
+                _expand(full, fs, name)
+                if entry["type"] == "directory"
+                else _file(full, fs, name, entry)
+            )
+        return out
     try:
         entry = fs.info(root)
     except FileNotFoundError:
         entry = {}
+    remember(fs, [entry] if entry.get("type") == "file" else [])
+    return _file(uri, fs, root, entry)
+
+
+def _file(uri: str, fs: Any, root: str, entry: dict[str, Any]) -> list[Source]:
+    """The source of one file (its listing ``entry``), named by ``uri``."""
     if entry.get("type") != "file":
         raise InputNotFoundError(f"{uri}: no such file or folder")
-    remember(fs, [entry])
-    found_file = source(root)
+    found_file = _source(fs, root)
     if found_file is None:
         raise InputNotFoundError(
             f"{uri}: unknown input type (expected .jsonl[.gz|.zst], .json, ...)"
