@@ -1,7 +1,8 @@
-"""The manifest's entries of remote inputs (moto's S3 server on 127.0.0.1, the local
-engine): the store's size and ETag, the sha256 of each range of a split file (never
-fetched a third time for the whole file's), a changed object noticed, and the publish
-gate's checks of the entries."""
+"""Remote inputs on the local engine (moto's S3 server on 127.0.0.1): the manifest's
+entries (the store's size and ETag, the sha256 of each range of a split file, never
+fetched a third time for the whole file's), an object changed mid-run or between a
+killed run and ``--resume``, the publish gate's checks of the entries, and the requests
+small files and globs cost (one GET per file and pass, no metadata request per file)."""
 
 from __future__ import annotations
 
