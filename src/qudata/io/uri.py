@@ -147,9 +147,9 @@ def listed(uris: Iterable[str]) -> dict[str, dict[str, Any]]:
 
 
 def remember_listed(entries: Mapping[str, Mapping[str, Any]]) -> None:
-    """Keep the entries of :func:`listed` (the driver's listing, in a worker)."""
-    for uri, entry in entries.items():
-        _info.setdefault(uri, dict(entry))
+    """Keep the entries of :func:`listed` (the driver's listing, in a worker): they
+    replace what an earlier job run by this worker process knew of the same files."""
+    _info.update((uri, dict(entry)) for uri, entry in entries.items())
 
 
 def _entry(uri: str) -> dict[str, Any]:

@@ -30,11 +30,11 @@ _CONTEXTS: dict[str, StageContext] = {}
 
 def context(job: Job) -> StageContext:
     """The context of ``job`` in this process (made on first use)."""
+    remember_listed(job.remote)  # this run's listing: no metadata request per remote file
     key = str(job.staging)
     found = _CONTEXTS.get(key)
     if found is None:
         _CONTEXTS.clear()  # one job at a time per process
-        remember_listed(job.remote)  # no metadata request per remote file
         cfg = job.cfg
         base: Any = get_token_counter(cfg.quality.tokenizer, cfg.quality.token_threads)
         found = _CONTEXTS[key] = StageContext(
