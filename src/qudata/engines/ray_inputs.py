@@ -64,7 +64,7 @@ def _source(fs: Any, path: str) -> Source | None:
 def _expand(uri: str, fs: Any, root: str) -> list[Source]:
     def walk(folder: str) -> Iterator[Source]:
         entries = sorted(fs.ls(folder, detail=True), key=lambda e: e["name"])
-        remember(fs, entries)
+        remember(fs, entries, ("ls", folder))
         for entry in entries:
             base = entry["name"].rstrip("/").rsplit("/", 1)[-1]
             if entry["type"] != "directory" and not base.startswith("."):
@@ -88,7 +88,7 @@ def _expand(uri: str, fs: Any, root: str) -> list[Source]:
         matches = fs.glob(root, detail=True)
         if not matches:
             raise InputNotFoundError(f"{uri}: no file matches this pattern")
-        remember(fs, matches.values())
+        remember(fs, matches.values(), ("glob", root))
         out = []
         for name in sorted(matches):  # a file from its listing entry: no request of its own
             full, entry = fs.unstrip_protocol(name), matches[name]

@@ -52,8 +52,8 @@ __all__ = [
 CHUNK = 8 << 20
 #: Small remote files fetched at once (:func:`fetch_many`).
 CONCURRENT_FETCHES = 16
-#: The inputs in one folder from which :func:`current_identities` lists the folder
-#: rather than asking for each file's metadata.
+#: The inputs one listing found from which :func:`current_identities` makes that
+#: listing again rather than asking for each file's metadata.
 LIST_AT = 8
 
 _EXTRAS = {"s3": ("s3", "s3fs"), "s3a": ("s3", "s3fs"), "gs": ("gcs", "gcsfs"),
@@ -63,6 +63,8 @@ OPTIONS_VARIABLE = "QUDATA_STORAGE_OPTIONS"
 _configured: dict[str, dict[str, Any]] = {}
 _info: dict[str, dict[str, Any]] = {}  # full URI -> its listing entry (size, ETag, ...)
 _prefetched: dict[str, bytes] = {}  # the small files of the slice being read
+#: full URI -> the listing that found it: ("ls", folder) or ("glob", pattern)
+_found_by: dict[str, tuple[str, str]] = {}
 
 
 def is_uri(path: str) -> bool:
@@ -93,6 +95,7 @@ def configure(options: Mapping[str, Mapping[str, Any]]) -> None:
     _configured.clear()
     _configured.update(wanted)
     _info.clear()
+    _found_by.clear()
 
 
 def filesystem(uri: str) -> tuple[Any, str]:
@@ -124,11 +127,18 @@ def storage_error(uri: str, exc: BaseException, doing: str = "cannot read") -> S
     return StorageError(f"{uri}: {doing}: {cause}", uri=uri)
 
 
-def remember(fs: Any, entries: Iterable[Mapping[str, Any]]) -> None:
-    """Keep the listing entries (size, ETag, version) of files a walk found."""
+def remember(
+    fs: Any, entries: Iterable[Mapping[str, Any]], found_by: tuple[str, str] | None = None
+) -> None:
+    """Keep the listing entries (size, ETag, version) of files a walk found; ``found_by``:
+    the listing that gave them (``("ls", folder)``, ``("glob", pattern)``), which
+    :func:`current_identities` makes again."""
     for entry in entries:
         if entry.get("type") != "directory":
-            _info[fs.unstrip_protocol(entry["name"])] = dict(entry)
+            uri = fs.unstrip_protocol(entry["name"])
+            _info[uri] = dict(entry)
+            if found_by is not None:
+                _found_by[uri] = found_by
 
 
 def listed(uris: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -200,26 +210,28 @@ def current_identity(uri: str) -> dict[str, Any]:
 
 
 def current_identities(uris: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """:func:`current_identity` of many files: one listing of each folder that holds
-    :data:`LIST_AT` of them or more, a metadata request (:data:`CONCURRENT_FETCHES` at
-    a time) for each of the others; a file not found has ``{}``."""
-    folders: dict[str, list[str]] = {}
+    """:func:`current_identity` of many files: the listing that found :data:`LIST_AT` of
+    them or more (a folder's, a glob's: what the run's start paid for already) is made
+    again; each of the others is one metadata request (:data:`CONCURRENT_FETCHES` at a
+    time). A file not found has ``{}``."""
+    groups: dict[tuple[str, str] | None, list[str]] = {}
     for uri in dict.fromkeys(uris):
-        folders.setdefault(uri.rsplit("/", 1)[0], []).append(uri)
+        groups.setdefault(_found_by.get(uri), []).append(uri)
     found: dict[str, dict[str, Any]] = {}
     alone: list[str] = []
-    for folder, inside in folders.items():
-        if len(inside) < LIST_AT:
+    for how, inside in groups.items():
+        if how is None or len(inside) < LIST_AT:
             alone.extend(inside)
             continue
-        fs, path = filesystem(inside[0])
-        root = path.rsplit("/", 1)[0]
+        fs, _ = filesystem(inside[0])
+        kind, where = how
         try:
-            fs.invalidate_cache(root)
-            listing = fs.ls(root, detail=True)
+            fs.invalidate_cache()
+            listing = fs.ls(where, detail=True) if kind == "ls" else fs.glob(where, detail=True)
         except Exception as exc:
-            raise storage_error(folder, exc, "cannot list") from None
-        now = {fs.unstrip_protocol(e["name"]): e for e in listing if e.get("type") != "directory"}
+            raise storage_error(fs.unstrip_protocol(where), exc, "cannot list") from None
+        entries = listing.values() if isinstance(listing, dict) else listing
+        now = {fs.unstrip_protocol(e["name"]): e for e in entries if e.get("type") != "directory"}
         found.update({uri: _identity(now[uri]) if uri in now else {} for uri in inside})
     if alone:
         with ThreadPoolExecutor(min(CONCURRENT_FETCHES, len(alone))) as pool:

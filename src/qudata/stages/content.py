@@ -118,12 +118,12 @@ def remote_pieces(partition: Partition) -> bool:
 def check_remote(partitions: Sequence[Partition], failed: Collection[str] = ()) -> None:
     """Each remote input is still the object its listing gave when the run started: its
     size, and its ETag, version id or generation where both the listing and the store
-    now give them (no bytes: one listing per folder of many inputs, else a metadata
-    request per file). With the comparison of each file's (each range's) sha256 between
-    the passes, the bytes published are those of the object the manifest names (short
-    of an object rewritten and put back with the same ETag during the run); a file grown
-    after its listing is found too. ``failed``: the names of inputs an error stopped
-    (reported as such, not checked)."""
+    now give them (no bytes: :func:`~qudata.io.uri.current_identities` makes the
+    run's listings again, or asks for a file's metadata). With the comparison of each
+    file's (each range's) sha256 between the passes, the bytes published are those of
+    the object the manifest names (short of an object rewritten and put back with the
+    same ETag during the run); a file grown after its listing is found too.
+    ``failed``: the names of inputs an error stopped (reported as such, not checked)."""
     uris: dict[str, str] = {}  # each remote input read -> its name
     for partition in partitions:
         for source in partition.sources:
