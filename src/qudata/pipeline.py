@@ -121,7 +121,7 @@ def pack_dataset(
                 job.shuffle_buckets = _shuffle_buckets(job)
                 if cfg.mix is not None:
                     job.mix_source.update(argument_of)
-                outcome = _run(job, report, progress or Quiet(), target)
+                outcome = _run(job, report, progress or Quiet(), target, resume, where)
                 if not resume:
                     report.resumed = None  # the summary says what --resume took, when asked
                 _check_written(outcome)
@@ -142,7 +142,7 @@ def pack_dataset(
                 if target is not None:  # uploaded: the local staging goes
                     shutil.rmtree(staging, ignore_errors=True)
             except (StorageError, WorkerError) as exc:
-                if not resumable:  # failed before any stage ran: nothing to take up
+                if not resumable or not getattr(exc, "kept", True):  # nothing to take up
                     shutil.rmtree(staging, ignore_errors=True)
                     raise
                 # the storage or a worker failed: the partitions done stay for --resume
@@ -208,22 +208,49 @@ def _new_report(cfg: Config) -> RunReport:
     return RunReport(qudata_version=__version__, config=config)
 
 
-def _run(job: Job, report: RunReport, progress: Progress, target: RemoteOutput | None) -> Outcome:
-    executor = _executor(job, target)
+def _run(
+    job: Job,
+    report: RunReport,
+    progress: Progress,
+    target: RemoteOutput | None,
+    resume: bool,
+    where: str,
+) -> Outcome:
+    executor = _executor(job, target, where)
     try:
-        outcome = execute(job, report, executor, progress)
+        if getattr(executor, "files", None) is not None:
+            if resume:
+                raise ConfigError(
+                    "--resume cannot take up a run whose staging is on object storage "
+                    "(storage.staging, or a staging folder the Ray nodes do not share); "
+                    "run the command without --resume"
+                )
+            try:
+                outcome = execute(job, report, executor, progress)
+            except (StorageError, WorkerError) as exc:
+                exc.kept = False  # type: ignore[union-attr]  # the prefix goes: no --resume
+                raise
+        else:
+            outcome = execute(job, report, executor, progress)
     finally:
         executor.close()
     outcome.run = {"engine": executor.name, "workers": executor.workers, **outcome.run}
     return outcome
 
 
-def _executor(job: Job, target: RemoteOutput | None) -> Executor:
+def _executor(job: Job, target: RemoteOutput | None, where: str) -> Executor:
     size = sum(p.size for p in job.partitions)
+    cfg = job.cfg
+    prefix = None
+    if cfg.engine.name == "ray":  # where the staging goes when the nodes share no folder
+        from qudata.engines.ray_staging import staging_prefix
+
+        prefix = staging_prefix(where if target else os.path.abspath(where), cfg.storage.staging)
     try:
         executor: Executor = make_executor(
-            job.cfg.engine, size, len(job.partitions), staging=job.staging,
-            storage=job.cfg.storage.options,
+            cfg.engine, size, len(job.partitions), staging=job.staging,
+            storage=cfg.storage.options, prefix=prefix,
+            always=is_uri(cfg.storage.staging or ""),
         )  # fmt: skip
     except OutputError as exc:  # Ray: a staging folder some node does not see
         said = str(exc)
@@ -233,7 +260,8 @@ def _executor(job: Job, target: RemoteOutput | None) -> Executor:
         raise OutputError(
             f"{target.uri}: the staging folder {job.staging.parent} (storage.staging) is not "
             f"shared by the nodes of the Ray cluster: {problem}; set storage.staging to a "
-            "folder that every node mounts at the same path (NFS, a shared volume)"
+            "folder that every node mounts at the same path (NFS, a shared volume), or to "
+            "an object-storage prefix (s3://bucket/tmp)"
         ) from None
     return executor
 

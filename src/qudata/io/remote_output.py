@@ -58,6 +58,8 @@ class RemoteOutput:
         self.path = path.rstrip("/")
         protocols = self.fs.protocol
         self._local = "file" in (protocols if isinstance(protocols, tuple) else (protocols,))
+        if staging_root is not None and "://" in staging_root:  # staged on object storage
+            staging_root = None
         root = Path(staging_root or tempfile.gettempdir()).absolute()
         digest = hashlib.sha256(self.uri.encode("utf-8")).hexdigest()[:16]
         #: never created: its parent holds the lock and the staging folders of runs into uri
