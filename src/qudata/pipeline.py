@@ -217,8 +217,9 @@ def _run(
     where: str,
 ) -> Outcome:
     executor = _executor(job, target, where)
+    mirror = getattr(executor, "files", None)  # Ray: the staging on object storage
     try:
-        if getattr(executor, "files", None) is not None:
+        if mirror is not None:
             if resume:
                 raise ConfigError(
                     "--resume cannot take up a run whose staging is on object storage "
@@ -230,6 +231,7 @@ def _run(
             except (StorageError, WorkerError) as exc:
                 exc.kept = False  # type: ignore[union-attr]  # the prefix goes: no --resume
                 raise
+            outcome.run["staging"] = {"uri": mirror.prefix, **mirror.moved}  # bytes moved
         else:
             outcome = execute(job, report, executor, progress)
     finally:
