@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -306,19 +307,86 @@ def test_ray_on_two_nodes_writes_the_same_dataset(
     assert orjson.loads(remote["manifest.json"])["run"]["engine"] == "ray"
 
 
+def _bucket_keys(s3: S3) -> list[str]:
+    return sorted(s3.fs().find(s3.bucket))
+
+
 @pytest.mark.cluster
-def test_a_staging_folder_one_node_does_not_see_is_refused(
+def test_a_staging_folder_one_node_does_not_see_goes_through_the_store(
     s3: S3, two_nodes: TwoNodes, tmp_path: Path
 ) -> None:
-    source = corpus(tmp_path / "in.jsonl", 100)
-    cfg = config(s3, tmp_path, engine={"name": "ray", "address": two_nodes.address})
+    """Nodes that share nothing but the store: the staging folder (``storage.staging``)
+    is one the second node does not see, so the tasks work in scratch folders of their
+    nodes and keep the staging under a prefix beside the output; S3 in and out, the
+    local engine's dataset, and neither the prefix nor the staging folder is left."""
+    source = corpus(tmp_path / "in.jsonl", 400)
+    s3.fs().put_file(str(source), f"{s3.bucket}/mirror/in/in.jsonl")
+    uri_in = f"s3://{s3.bucket}/mirror/in/*.jsonl"
+    cfg = config(s3, tmp_path, dedup={"method": "near"})
+    qudata.pack_dataset([uri_in], tmp_path / "local", formats=FORMATS, config=cfg)
     cfg["storage"]["staging"] = str(two_nodes.hidden)
-    uri = f"s3://{s3.bucket}/hidden/out"
-    with pytest.raises(OutputError) as caught:
-        qudata.pack_dataset([source], uri, formats=FORMATS, config=cfg)
-    message = str(caught.value)
-    assert message.startswith(f"{uri}: the staging folder {two_nodes.hidden}/qudata-")
-    assert "(storage.staging) is not shared by the nodes of the Ray cluster: node " in message
-    assert two_nodes.nodes[1][:12] in message and message.endswith("(NFS, a shared volume)")
-    assert bucket_tree(s3, "hidden/out") == {}
+    cfg["engine"] = {"name": "ray", "address": two_nodes.address, "partition_size": "8KiB"}
+    uri = f"s3://{s3.bucket}/mirror/out"
+    qudata.pack_dataset([uri_in], uri, formats=FORMATS, config=cfg)
+    remote = bucket_tree(s3, "mirror/out")
+    manifest = assert_same(local_tree(tmp_path / "local"), remote)
+    assert manifest["counts"]["dropped"]["duplicate_exact"] > 0
+    run = orjson.loads(remote["manifest.json"])["run"]
+    assert run["engine"] == "ray" and run["workers"] == 2
+    staging = run["staging"]
+    assert staging["uri"] == f"s3://{s3.bucket}/mirror/.out.qudata-staging"
+    assert staging["fetched"] > 0 and staging["uploaded"] > staging["pulled"] > 0
+    assert [k for k in _bucket_keys(s3) if "qudata-staging" in k] == []
+    assert list(two_nodes.hidden.iterdir()) == []
+
+
+@pytest.mark.cluster
+def test_an_outage_while_staged_on_the_store_is_one_line(
+    two_nodes: TwoNodes, new_s3: Any, tmp_path: Path
+) -> None:
+    """The store goes away while a map-2 task runs (its worker killed too): the retries
+    fail to fetch or upload, one line naming the URI, exit 1, nothing published, no
+    ``--resume`` offered (the staging on the store cannot be taken up), nothing left in
+    the staging folder."""
+    server = new_s3()
+    source = corpus(tmp_path / "in.jsonl", 600)
+    options = server.options
+    options["s3"]["config_kwargs"] = {"retries": {"max_attempts": 1}, "connect_timeout": 2}
+    cfg = {
+        "storage": {"options": options, "staging": str(two_nodes.hidden)},
+        "engine": {"name": "ray", "address": two_nodes.address, "partition_size": "8KiB"},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    uri = f"s3://{server.bucket}/outage/out"
+    (two_nodes.hold / "armed").write_text("write_partition")
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "qudata", "pack", str(source), "-o", uri, "-q",
+             "--config", str(path)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )  # fmt: skip
+        pid_file = two_nodes.hold / "pid"
+        for _ in range(1200):
+            if (pid_file.exists() and pid_file.read_text()) or run.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not pid_file.exists():
+            run.kill()
+            pytest.fail("no task reached the hook: " + run.communicate()[1])
+        server.process.kill()
+        server.process.wait()
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        err = run.communicate(timeout=240)[1]
+    finally:
+        (two_nodes.hold / "armed").unlink()
+        (two_nodes.hold / "pid").unlink(missing_ok=True)
+        server.process.kill()
+    assert run.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    prefix = f"s3://{server.bucket}/outage/.out.qudata-staging/.parts/"
+    assert lines[0].startswith(f"Error: {prefix}") and ": cannot " in lines[0], err
+    assert "resume" not in lines[0] and "published" not in lines[0].split("cannot", 1)[0]
     assert list(two_nodes.hidden.iterdir()) == []

@@ -305,6 +305,8 @@ def check_shared(staging: Path) -> None:
                 )
     finally:
         check.unlink(missing_ok=True)
+        for node in nodes:  # those after a node that failed too
+            (staging / f".node-{node['NodeID']}").unlink(missing_ok=True)
 
 
 @contextmanager
