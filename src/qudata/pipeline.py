@@ -121,7 +121,7 @@ def pack_dataset(
                 job.shuffle_buckets = _shuffle_buckets(job)
                 if cfg.mix is not None:
                     job.mix_source.update(argument_of)
-                outcome = _run(job, report, progress or Quiet(), target, resume, where)
+                outcome = _run(job, report, progress or Quiet(), target, where)
                 if not resume:
                     report.resumed = None  # the summary says what --resume took, when asked
                 _check_written(outcome)
@@ -142,7 +142,7 @@ def pack_dataset(
                 if target is not None:  # uploaded: the local staging goes
                     shutil.rmtree(staging, ignore_errors=True)
             except (StorageError, WorkerError) as exc:
-                if not resumable or not getattr(exc, "kept", True):  # nothing to take up
+                if not resumable:  # failed before any stage ran: nothing to take up
                     shutil.rmtree(staging, ignore_errors=True)
                     raise
                 # the storage or a worker failed: the partitions done stay for --resume
@@ -209,33 +209,20 @@ def _new_report(cfg: Config) -> RunReport:
 
 
 def _run(
-    job: Job,
-    report: RunReport,
-    progress: Progress,
-    target: RemoteOutput | None,
-    resume: bool,
-    where: str,
+    job: Job, report: RunReport, progress: Progress, target: RemoteOutput | None, where: str
 ) -> Outcome:
     executor = _executor(job, target, where)
     mirror = getattr(executor, "files", None)  # Ray: the staging on object storage
     try:
+        outcome = execute(job, report, executor, progress)
+    except (StorageError, WorkerError):
         if mirror is not None:
-            if resume:
-                raise ConfigError(
-                    "--resume cannot take up a run whose staging is on object storage "
-                    "(storage.staging, or a staging folder the Ray nodes do not share); "
-                    "run the command without --resume"
-                )
-            try:
-                outcome = execute(job, report, executor, progress)
-            except (StorageError, WorkerError) as exc:
-                exc.kept = False  # type: ignore[union-attr]  # the prefix goes: no --resume
-                raise
-            outcome.run["staging"] = {"uri": mirror.prefix, **mirror.moved}  # bytes moved
-        else:
-            outcome = execute(job, report, executor, progress)
+            mirror.keep = True  # what the tasks staged there, for --resume
+        raise
     finally:
         executor.close()
+    if mirror is not None:
+        outcome.run["staging"] = {"uri": mirror.prefix, **mirror.moved}  # bytes moved
     outcome.run = {"engine": executor.name, "workers": executor.workers, **outcome.run}
     return outcome
 
@@ -252,7 +239,7 @@ def _executor(job: Job, target: RemoteOutput | None, where: str) -> Executor:
         executor: Executor = make_executor(
             cfg.engine, size, len(job.partitions), staging=job.staging,
             storage=cfg.storage.options, prefix=prefix,
-            always=is_uri(cfg.storage.staging or ""),
+            always=is_uri(cfg.storage.staging or ""), resume=job.resume,
         )  # fmt: skip
     except OutputError as exc:  # Ray: a staging folder some node does not see
         said = str(exc)

@@ -341,31 +341,36 @@ def test_a_staging_folder_one_node_does_not_see_goes_through_the_store(
 
 
 @pytest.mark.cluster
-def test_an_outage_while_staged_on_the_store_is_one_line(
-    two_nodes: TwoNodes, new_s3: Any, tmp_path: Path
+def test_an_outage_while_staged_on_the_store_is_one_line_and_resumes(
+    s3: S3, two_nodes: TwoNodes, tmp_path: Path
 ) -> None:
-    """The store goes away while a map-2 task runs (its worker killed too): the retries
-    fail to fetch or upload, one line naming the URI, exit 1, nothing published, no
-    ``--resume`` offered (the staging on the store cannot be taken up), nothing left in
-    the staging folder."""
-    server = new_s3()
+    """The store goes away (a relay cut) while a map-2 task runs, its worker killed too:
+    the retries fail, one line naming the staged file's URI, exit 1, nothing published,
+    the staging prefix and folder kept; with the store back, ``--resume`` takes up the
+    partitions the killed run staged there and publishes the undisturbed dataset."""
+    proxy = Proxy(s3.endpoint)
     source = corpus(tmp_path / "in.jsonl", 600)
-    options = server.options
-    options["s3"]["config_kwargs"] = {"retries": {"max_attempts": 1}, "connect_timeout": 2}
-    cfg = {
-        "storage": {"options": options, "staging": str(two_nodes.hidden)},
-        "engine": {"name": "ray", "address": two_nodes.address, "partition_size": "8KiB"},
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    uri = f"s3://{server.bucket}/outage/out"
+
+    def config_file(port: int) -> str:
+        options = {"s3": {**s3.options["s3"], "endpoint_url": f"http://127.0.0.1:{port}",
+                          "config_kwargs": {"retries": {"max_attempts": 1}}}}  # fmt: skip
+        cfg = {
+            "storage": {"options": options, "staging": str(two_nodes.hidden)},
+            "engine": {"name": "ray", "address": two_nodes.address, "partition_size": "8KiB"},
+        }
+        path = tmp_path / f"config-{port}.yaml"
+        path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+        return str(path)
+
+    uri = f"s3://{s3.bucket}/outage/out"
+    args = [sys.executable, "-m", "qudata", "pack", str(source), "-o", uri, "-q",
+            "--dedup", "none", "-f", "chatml", "-f", "jsonl"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     (two_nodes.hold / "armed").write_text("write_partition")
     try:
         run = subprocess.Popen(
-            [sys.executable, "-m", "qudata", "pack", str(source), "-o", uri, "-q",
-             "--config", str(path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            [*args, "--config", config_file(proxy.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
         pid_file = two_nodes.hold / "pid"
         for _ in range(1200):
@@ -375,18 +380,31 @@ def test_an_outage_while_staged_on_the_store_is_one_line(
         if not pid_file.exists():
             run.kill()
             pytest.fail("no task reached the hook: " + run.communicate()[1])
-        server.process.kill()
-        server.process.wait()
+        proxy.down()
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
         err = run.communicate(timeout=240)[1]
     finally:
         (two_nodes.hold / "armed").unlink()
         (two_nodes.hold / "pid").unlink(missing_ok=True)
-        server.process.kill()
     assert run.returncode == 1, err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    prefix = f"s3://{server.bucket}/outage/.out.qudata-staging/.parts/"
-    assert lines[0].startswith(f"Error: {prefix}") and ": cannot " in lines[0], err
-    assert "resume" not in lines[0] and "published" not in lines[0].split("cannot", 1)[0]
+    staged = f"s3://{s3.bucket}/outage/.out.qudata-staging"
+    assert lines[0].startswith(f"Error: {staged}/.parts/") and ": cannot " in lines[0], err
+    assert lines[0].endswith("the partitions done are kept: run again with --resume")
+    assert bucket_tree(s3, "outage/out") == {}  # nothing published
+    kept = bucket_tree(s3, "outage/.out.qudata-staging")
+    assert any(name.startswith(".parts/done/scan-") for name in kept)
+    port = int(s3.endpoint.rsplit(":", 1)[1])
+    resumed = subprocess.run(
+        [*args, "--resume", "--config", config_file(port)],
+        capture_output=True, text=True, env=env, timeout=240,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    qudata.pack_dataset([source], tmp_path / "local", formats=FORMATS,
+                        config={"dedup": {"method": "none"}})  # fmt: skip
+    remote = bucket_tree(s3, "outage/out")
+    assert_same(local_tree(tmp_path / "local"), remote)
+    assert orjson.loads(remote["manifest.json"])["run"]["resumed"] > 0
+    assert bucket_tree(s3, "outage/.out.qudata-staging") == {}
     assert list(two_nodes.hidden.iterdir()) == []

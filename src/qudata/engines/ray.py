@@ -43,7 +43,8 @@ from qudata.errors import (
 from qudata.io.uri import configure
 
 from .ray_inputs import expand_sources
-from .ray_staging import Mirror, Sync, mirrored, remove_scratch
+from .ray_scratch import Sync, mirrored, remove_scratch
+from .ray_staging import Mirror
 
 __all__ = ["RETRIES", "RayExecutor", "expand_sources", "ray_session"]
 
@@ -151,7 +152,8 @@ class RayExecutor:
     """Runs stage calls as Ray tasks (one CPU each), on the cluster of ``engine``;
     ``storage``: the fsspec options set on every worker. ``staging`` must be a folder
     every node sees, unless ``prefix`` (an object-storage prefix) is given: then the
-    staging is kept there when ``always`` or when ``staging`` is not shared."""
+    staging is kept there when ``always`` or when ``staging`` is not shared (``resume``:
+    what a killed run left there is taken up)."""
 
     name = "ray"
 
@@ -163,6 +165,7 @@ class RayExecutor:
         storage: dict[str, Any] | None = None,
         prefix: str | None = None,
         always: bool = False,
+        resume: bool = False,
     ) -> None:
         self.mirror: Mirror | None = None
         self._session = ray_session(engine)
@@ -175,14 +178,14 @@ class RayExecutor:
                 num_cpus=1, max_retries=RETRIES, retry_exceptions=[StorageError]
             )(_call)
             if staging is not None and prefix is not None and always:
-                self.mirror = Mirror(prefix, staging)
+                self.mirror = Mirror(prefix, staging, resume=resume)
             elif staging is not None:
                 try:
                     check_shared(staging)
                 except OutputError:
                     if prefix is None:
                         raise
-                    self.mirror = Mirror(prefix, staging)
+                    self.mirror = Mirror(prefix, staging, resume=resume)
         except BaseException:
             self.close()
             raise

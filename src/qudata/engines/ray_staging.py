@@ -20,33 +20,36 @@ works in a scratch folder of its node:
 The driver's own steps over the staging (the dedup step's sizes, ``meta.json`` files and
 removals, the commit's progress total) use the same index (:class:`Mirror` is their
 file view). Nothing read back is unpickled. A storage failure in a task is a
-:class:`~qudata.errors.StorageError` naming the URI (Ray runs the task again); the prefix
-is removed when the executor closes (the run ended: published or failed; ``--resume``
-cannot take up such a run) and every node's scratch with it.
+:class:`~qudata.errors.StorageError` naming the URI (Ray runs the task again). When the
+executor closes, every node's scratch goes, and the prefix too unless the run failed
+for a storage or a worker (:attr:`Mirror.keep`): ``--resume`` then rebuilds the index
+from the killed run's records (each names its files with their sha256) and fetches a
+record and its files for the stage that takes it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from qudata.dedup.files import partition_file
 from qudata.errors import StorageError
 from qudata.io.uri import filesystem, storage_error
 from qudata.plan.job import Job
 
-__all__ = ["Changes", "Mirror", "Sync", "mirrored", "remove_scratch", "staging_prefix"]
+from .ray_scratch import Changes, Sync, download, remove, run_folder
 
-_BLOCK = 8 << 20
+__all__ = ["Mirror", "staging_prefix"]
+
 _VERDICTS = (".pos", ".keys", ".verdicts.npz")
+_STAGES = {"scan_partition": "scan", "write_partition": "write"}  # what --resume takes
 
 
 def staging_prefix(output: str, staging: str | None) -> str | None:
@@ -64,170 +67,56 @@ def staging_prefix(output: str, staging: str | None) -> str | None:
     return f"{head}/.{name}.qudata-staging"
 
 
-@dataclass(frozen=True)
-class Sync:
-    """What one task needs to work in a scratch folder: the prefix, the driver's staging
-    folder (replaced by the scratch in the call's arguments), the run (its node cache)
-    and the files to fetch (path under the staging -> sha256)."""
-
-    prefix: str
-    root: str
-    run: str
-    fetch: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Changes:
-    """What a task's call left: files written or changed (path -> [size, sha256]) and
-    the fetched files it removed."""
-
-    written: dict[str, tuple[int, str]] = field(default_factory=dict)
-    removed: list[str] = field(default_factory=list)
-    fetched: int = 0  # bytes downloaded (not found in the node's cache)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _download(fs: Any, key: str, uri: str, dest: Path, sha256: str) -> None:
-    """``key`` to ``dest`` (by rename), its sha256 checked while it is fetched."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    temp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    digest = hashlib.sha256()
-    try:
-        with fs.open(key, "rb", block_size=_BLOCK) as stream, open(temp, "wb") as out:
-            while block := stream.read(_BLOCK):
-                digest.update(block)
-                out.write(block)
-    except FileNotFoundError:
-        temp.unlink(missing_ok=True)
-        raise StorageError(f"{uri}: missing from the staging prefix", uri=uri) from None
-    except OSError as exc:  # this node's disk, or the store through fsspec
-        temp.unlink(missing_ok=True)
-        raise storage_error(uri, exc, "cannot fetch") from None
-    except Exception as exc:  # botocore, aiohttp, gcsfs
-        temp.unlink(missing_ok=True)
-        raise storage_error(uri, exc, "cannot fetch") from None
-    if digest.hexdigest() != sha256:
-        temp.unlink(missing_ok=True)
-        raise StorageError(
-            f"{uri}: the staged file is not the one its task wrote (sha256 differs)", uri=uri
-        )
-    os.replace(temp, dest)
-
-
-def _upload(fs: Any, local: Path, key: str, uri: str, folders: bool) -> None:
-    try:
-        if folders:  # a file:// prefix: its folders first (a store has none)
-            fs.makedirs(key.rsplit("/", 1)[0], exist_ok=True)
-        fs.put_file(str(local), key)
-    except Exception as exc:
-        raise storage_error(uri, exc, "cannot upload") from None
-
-
-def _is_local(fs: Any) -> bool:
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return "file" in protocols
-
-
-def _run_folder(run: str) -> Path:
-    return Path(tempfile.gettempdir()) / f"qudata-mirror-{run}"
-
-
-def _rewrite(value: Any, root: Path, scratch: Path) -> Any:
-    """``value`` with every path under ``root`` moved under ``scratch``."""
-    if isinstance(value, Job):
-        return replace(value, staging=_rewrite(value.staging, root, scratch))
-    if isinstance(value, Path):
-        return scratch / value.relative_to(root) if value.is_relative_to(root) else value
-    if isinstance(value, tuple | list):
-        return type(value)(_rewrite(v, root, scratch) for v in value)
-    return value
-
-
-def mirrored(
-    function: Callable[..., Any], args: tuple[Any, ...], sync: Sync
-) -> tuple[Any, Changes]:
-    """In a Ray task: ``function(*args)`` in a scratch folder of this node, its inputs
-    fetched from ``sync.prefix`` and its outputs uploaded there."""
-    fs, base = filesystem(sync.prefix)
-    base = base.rstrip("/")
-    run = _run_folder(sync.run)
-    scratch = run / f"w{os.getpid()}"  # one task at a time per worker process
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    try:
-        fetched: dict[str, tuple[int, int]] = {}
-        changes = Changes()
-        for relative, sha in sorted(sync.fetch.items()):
-            cached = run / "cache" / sha
-            if not cached.is_file():
-                _download(fs, f"{base}/{relative}", f"{sync.prefix}/{relative}", cached, sha)
-                changes.fetched += cached.stat().st_size
-            dest = scratch / relative
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(cached, dest)
-            stat = dest.stat()
-            fetched[relative] = (stat.st_size, stat.st_mtime_ns)
-        result = function(*_rewrite(args, Path(sync.root), scratch))
-        folders = _is_local(fs)
-        for path in sorted(_files(scratch)):
-            relative = path.relative_to(scratch).as_posix()
-            stat = path.stat()
-            if fetched.get(relative) == (stat.st_size, stat.st_mtime_ns):
-                continue  # fetched and left as it was
-            uri = f"{sync.prefix}/{relative}"
-            sha = _sha256(path)
-            _upload(fs, path, f"{base}/{relative}", uri, folders)
-            changes.written[relative] = (stat.st_size, sha)
-        for relative in fetched:
-            if not (scratch / relative).exists():
-                changes.removed.append(relative)
-                _remove(fs, f"{base}/{relative}", f"{sync.prefix}/{relative}")
-        return result, changes
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _files(folder: Path) -> Iterator[Path]:
-    for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            yield path
-
-
-def _remove(fs: Any, key: str, uri: str) -> None:
-    try:
-        fs.rm_file(key)
-    except FileNotFoundError:
-        pass
-    except Exception as exc:
-        raise storage_error(uri, exc, "cannot delete") from None
-
-
-def remove_scratch(run: str) -> None:
-    """On one node: what the run's tasks left there (their cache of fetched files)."""
-    shutil.rmtree(_run_folder(run), ignore_errors=True)
-
-
 class Mirror:
     """The driver's side: the index of the prefix (path under the staging -> size and
     sha256), the files each call fetches, and the file view of the driver's own steps
     (``size``, ``read_bytes``, ``remove``: as :class:`qudata.executor.LocalFiles`)."""
 
-    def __init__(self, prefix: str, root: Path) -> None:
+    def __init__(self, prefix: str, root: Path, *, resume: bool = False) -> None:
         self.prefix = prefix.rstrip("/")
         self.root = root
         self.run = uuid.uuid4().hex[:16]
         self.fs, base = filesystem(self.prefix)
         self.base = base.rstrip("/")
         self.index: dict[str, tuple[int, str]] = {}
+        self.small: dict[str, bytes] = {}  # small files' bytes, as their tasks sent them
+        self.records: dict[str, list[str]] = {}  # a killed run's records: the files named
         self.moved = {"fetched": 0, "uploaded": 0, "pulled": 0}  # bytes, for the figures
-        self.clear()  # a killed run's leftovers
+        self.keep = False  # on close: keep the prefix (a failed run, for --resume)
+        if resume:
+            self._recover()
+        else:
+            self.clear()  # a killed run's leftovers
+
+    def _recover(self) -> None:
+        """``--resume``: the index of what a killed run left, from its records (their
+        first line is the sha256 of the rest, which names each file's sha256); a file
+        no record names is not taken."""
+        done = f"{self.base}/.parts/done/"
+        try:
+            self.fs.invalidate_cache(self.base)
+            found = self.fs.find(self.base, detail=True) if self.fs.exists(self.base) else {}
+            sizes = {k[len(self.base) + 1 :]: int(v.get("size") or 0) for k, v in found.items()}
+            keys = [k for k in found if k.startswith(done) and k.endswith(".json")]
+            bodies = self.fs.cat(keys) if keys else {}
+        except Exception as exc:
+            raise storage_error(self.prefix, exc, "cannot read the staging prefix") from None
+        for key, data in sorted(bodies.items()):
+            head, _, body = data.partition(b"\n")
+            if head != hashlib.sha256(body).hexdigest().encode("ascii"):
+                continue
+            try:
+                named = {str(k): str(v) for k, v in orjson.loads(body)["files"].items()}
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+                continue
+            relative = key[len(self.base) + 1 :]
+            self.index[relative] = (len(data), hashlib.sha256(data).hexdigest())
+            self.records[relative] = []
+            for name, sha in named.items():
+                path = f".parts/{name}"
+                if path in sizes and ".." not in name.split("/"):
+                    self.index[path] = (sizes[path], sha)
+                    self.records[relative].append(path)
 
     def clear(self) -> None:
         """Remove the prefix and all under it (where it exists)."""
@@ -240,6 +129,7 @@ class Mirror:
         except Exception as exc:
             raise storage_error(self.prefix, exc, "cannot clear the staging prefix") from None
         self.index.clear()
+        self.small.clear()
 
     def _relative(self, path: Path) -> str | None:
         return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else None
@@ -253,8 +143,15 @@ class Mirror:
             if relative is not None:
                 wanted.add(relative)
         wanted.update(self._table(getattr(function, "__name__", ""), args))
+        optional: set[str] = set()
+        job = args[0] if args and isinstance(args[0], Job) else None
+        stage = _STAGES.get(getattr(function, "__name__", ""))
+        if job is not None and job.resume and stage is not None:  # the killed run's record
+            record = f".parts/done/{stage}-{int(args[1]):06d}.json"
+            optional.update([record, *self.records.get(record, [])])
+            wanted.update(optional)
         fetch = {r: self.index[r][1] for r in sorted(wanted) if r in self.index}
-        return Sync(self.prefix, str(self.root), self.run, fetch)
+        return Sync(self.prefix, str(self.root), self.run, fetch, frozenset(optional))
 
     def _table(self, name: str, args: tuple[Any, ...]) -> Iterator[str]:
         """Per stage function, the files it reads that its arguments do not name."""
@@ -288,13 +185,17 @@ class Mirror:
         self.moved["fetched"] += changes.fetched
         for relative in changes.removed:
             self.index.pop(relative, None)
+            self.small.pop(relative, None)
             (self.root / relative).unlink(missing_ok=True)
         for relative, (size, sha) in changes.written.items():
             self.index[relative] = (int(size), str(sha))
             self.moved["uploaded"] += int(size)
+            body = changes.small.get(relative)
+            if body is not None and hashlib.sha256(body).hexdigest() == sha:
+                self.small[relative] = body
             if not relative.startswith(".parts/"):
                 uri = f"{self.prefix}/{relative}"
-                _download(self.fs, f"{self.base}/{relative}", uri, self.root / relative, sha)
+                download(self.fs, f"{self.base}/{relative}", uri, self.root / relative, sha)
                 self.moved["pulled"] += int(size)
 
     # the file view of the driver's own steps
@@ -306,9 +207,11 @@ class Mirror:
         relative = self._name(path)
         if relative not in self.index:
             raise FileNotFoundError(path)
-        local = _run_folder(self.run) / "driver" / relative
+        if relative in self.small:
+            return self.small[relative]
+        local = run_folder(self.run) / "driver" / relative
         uri = f"{self.prefix}/{relative}"
-        _download(self.fs, f"{self.base}/{relative}", uri, local, self.index[relative][1])
+        download(self.fs, f"{self.base}/{relative}", uri, local, self.index[relative][1])
         try:
             return local.read_bytes()
         finally:
@@ -316,16 +219,18 @@ class Mirror:
 
     def remove(self, path: Path) -> None:
         relative = self._relative(path)
+        self.small.pop(relative or "", None)
         if relative is not None and self.index.pop(relative, None) is not None:
-            _remove(self.fs, f"{self.base}/{relative}", f"{self.prefix}/{relative}")
+            remove(self.fs, f"{self.base}/{relative}", f"{self.prefix}/{relative}")
         path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        """The prefix goes (the run is over); where the store fails, it stays (the next
-        run into the same output removes it)."""
-        with suppress(StorageError):
-            self.clear()
-        shutil.rmtree(_run_folder(self.run), ignore_errors=True)
+        """The prefix goes (the run is over), unless :attr:`keep` (for ``--resume``);
+        where the store fails, it stays (the next run into the same output removes it)."""
+        if not self.keep:
+            with suppress(StorageError):
+                self.clear()
+        shutil.rmtree(run_folder(self.run), ignore_errors=True)
 
 
 def _paths(value: Any) -> Iterator[Path]:
