@@ -358,13 +358,14 @@ def test_an_outage_while_staged_on_the_store_is_one_line_and_resumes(
             "storage": {"options": options, "staging": str(two_nodes.hidden)},
             "engine": {"name": "ray", "address": two_nodes.address, "partition_size": "8KiB"},
         }
-        path = tmp_path / f"config-{port}.yaml"
+        path = tmp_path / "config.yaml"  # one path: the cards' commands name it
         path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
         return str(path)
 
     uri = f"s3://{s3.bucket}/outage/out"
-    args = [sys.executable, "-m", "qudata", "pack", str(source), "-o", uri, "-q",
-            "--dedup", "none", "-f", "chatml", "-f", "jsonl"]  # fmt: skip
+    pack = [sys.executable, "-m", "qudata", "pack", str(source), "-q", "--dedup", "none",
+            "-f", "chatml", "-f", "jsonl"]  # fmt: skip
+    args = [*pack, "-o", uri]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     (two_nodes.hold / "armed").write_text("write_partition")
     try:
@@ -401,8 +402,11 @@ def test_an_outage_while_staged_on_the_store_is_one_line_and_resumes(
         capture_output=True, text=True, env=env, timeout=240,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
-    qudata.pack_dataset([source], tmp_path / "local", formats=FORMATS,
-                        config={"dedup": {"method": "none"}})  # fmt: skip
+    local = subprocess.run(
+        [*pack, "-o", str(tmp_path / "local"), "--engine", "local", "--config", config_file(port)],
+        capture_output=True, text=True, env=env, timeout=240,
+    )  # fmt: skip
+    assert local.returncode == 0, local.stderr
     remote = bucket_tree(s3, "outage/out")
     assert_same(local_tree(tmp_path / "local"), remote)
     assert orjson.loads(remote["manifest.json"])["run"]["resumed"] > 0

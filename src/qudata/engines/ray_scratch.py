@@ -4,8 +4,9 @@ The task side of :mod:`qudata.engines.ray_staging` (see there): :func:`mirrored`
 the files a call reads from the prefix (each checked against the sha256 its writer
 computed; a node keeps what it fetched, by sha256, until the run ends), runs the call
 with the driver's staging path replaced by the scratch folder, and uploads what the
-call wrote or changed (with its size and sha256), deleting from the prefix what it
-deleted. Storage failures are :class:`~qudata.errors.StorageError` naming the URI.
+call wrote or changed (with its size and sha256); what it deleted, the driver deletes
+from the prefix once it has the result (a task run again still finds its inputs).
+Storage failures are :class:`~qudata.errors.StorageError` naming the URI.
 """
 
 from __future__ import annotations
@@ -170,10 +171,9 @@ def mirrored(
             changes.written[relative] = (stat.st_size, sha)
             if relative.endswith(".json") and stat.st_size <= _SMALL:
                 changes.small[relative] = path.read_bytes()
-        for relative in fetched:
-            if not (scratch / relative).exists():
-                changes.removed.append(relative)
-                remove(fs, f"{base}/{relative}", f"{sync.prefix}/{relative}")
+        # what the call deleted is deleted by the driver, once it has the result: a task
+        # run again (its node lost before it replied) still finds its inputs
+        changes.removed = [r for r in fetched if not (scratch / r).exists()]
         return result, changes
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

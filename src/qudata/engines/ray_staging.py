@@ -13,8 +13,8 @@ works in a scratch folder of its node:
    fetched (by sha256) for the run, so a file is fetched at most once per node;
 2. the call runs with the driver's staging path replaced by the scratch folder;
 3. after it, the task uploads every file the call wrote or changed (with its size and
-   sha256) and deletes from the prefix what the call deleted; the driver adds these to
-   its index of the prefix and downloads (verified) what is not a part file: the
+   sha256); the driver adds these to its index of the prefix, deletes there what the
+   call deleted, and downloads (verified) what is not a part file: the
    committed shards and the rejects, which it publishes as from a local staging.
 
 The driver's own steps over the staging (the dedup step's sizes, ``meta.json`` files and
@@ -187,6 +187,13 @@ class Mirror:
             self.index.pop(relative, None)
             self.small.pop(relative, None)
             (self.root / relative).unlink(missing_ok=True)
+        if changes.removed:
+            try:
+                self.fs.rm([f"{self.base}/{r}" for r in changes.removed])
+            except FileNotFoundError:
+                pass
+            except Exception as exc:
+                raise storage_error(self.prefix, exc, "cannot delete staged files") from None
         for relative, (size, sha) in changes.written.items():
             self.index[relative] = (int(size), str(sha))
             self.moved["uploaded"] += int(size)
