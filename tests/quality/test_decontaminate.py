@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import qudata
 from qudata.config import DecontaminationConfig
@@ -235,7 +237,10 @@ def test_with_punctuation_as_words_the_same_fixture_matched_almost_everything(
 ) -> None:
     """The fixture reproduces the failure it guards against (issue 24: 4,014 of 7,473
     GSM8K train rows dropped when punctuation marks counted as words)."""
-    monkeypatch.setattr(decontaminate, "_WORDS", re.compile(r"\w+|[^\w\s]"))
+    punctuated = re.compile(r"\w+|[^\w\s]")
+    monkeypatch.setattr(
+        decontaminate, "normalized_words", lambda t: punctuated.findall(t.casefold())
+    )
     monkeypatch.setattr(decontaminate, "MIN_LETTER_SHARE", 0.0)
     config = DecontaminationConfig(files=gsm[0].files)
     old = Decontaminator(config)
@@ -323,3 +328,60 @@ def test_chinese_items_are_matched_by_characters(tmp_path: Path) -> None:
     assert drop.extra["ngram"] == "下 列 关 于 光 合 作 用 的 说 法 哪 一"
     other = "光合作用是植物利用光能把二氧化碳和水转化为有机物的过程，需要叶绿素参与。"
     assert check.check(Document(text=other)) is None
+
+
+# --- the fast paths give the words, n-grams and matches of the plain definitions -----
+
+_ALPHABET = (
+    "aZ09_ -.,;\n\t<>=/+'\"ÉéßİıΣσςДд"  # ASCII, Latin, casefold changes, Greek, Cyrillic
+    "\u0301\u0308\u05b0\u064b\u0915\u093f\u0964"  # combining marks, Devanagari, danda
+    "\u4e2d\u6587\u3042\u0e01\uff21\u00a0\u2003\u00b2\u2460"  # unspaced scripts, spaces, digits
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=_ALPHABET, max_size=60) | st.text(max_size=60))
+def test_normalized_words_equal_the_single_pattern(text: str) -> None:
+    """The ASCII and spaced-script paths find what the one full pattern finds."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFC", text).casefold()
+    assert normalized_words(text) == decontaminate._WORDS.findall(folded)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 2**64 - 1), max_size=40),
+    st.lists(st.integers(1, 12), min_size=1, max_size=4, unique=True),
+)
+def test_ngrams_grown_from_shorter_ones_equal_the_direct_polynomial(
+    words: list[int], lengths: list[int]
+) -> None:
+    import numpy as np
+
+    hashed = np.array(words, np.uint64)
+    grams, done = np.zeros(len(words), np.uint64), 0
+    for n in sorted(lengths):
+        grams = decontaminate._longer(grams, hashed, done, n)
+        done = n
+        assert grams.tolist() == decontaminate._grams(hashed, n).tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=300, unique=True),
+    st.lists(st.integers(0, 2**64 - 1), max_size=200),
+    st.randoms(use_true_random=False),
+)
+def test_the_index_filter_never_hides_a_match(keys: list[int], others: list[int], rnd: Any) -> None:
+    """``first`` finds the first n-gram that is a key, as a plain search does, whatever
+    the keys' low bits (the filter only rules out)."""
+    import numpy as np
+
+    grams = others + rnd.sample(keys, min(len(keys), 3))
+    rnd.shuffle(grams)
+    owners = np.arange(len(keys), dtype=np.int32)
+    index = decontaminate._Index([np.array(keys, np.uint64)], [owners])
+    found = index.first(np.array(grams, np.uint64))
+    want = next(((i, keys.index(g)) for i, g in enumerate(grams) if g in keys), None)
+    assert found == want

@@ -40,6 +40,8 @@ class LocalExecutor:
         self.workers = max(1, workers)
         self._pool: ProcessPool | None = None
         self._threads: ThreadPoolExecutor | None = None
+        if self.workers > 1:  # they import qudata while this process plans and scans
+            self._start()
 
     def map(
         self,

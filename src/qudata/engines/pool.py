@@ -44,6 +44,8 @@ from qudata.errors import QudataError, WorkerError, error_state, rebuild_error
 __all__ = ["ProcessPool", "serve"]
 
 _HEADER = struct.Struct("<Q")
+#: what a worker imports as it starts, before its first request (the map stages)
+_WARM = ("qudata.stages.scan", "qudata.stages.write")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -224,6 +226,8 @@ def serve() -> None:
     _die_with(parent)
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the replies
+    for module in _WARM:  # while the parent plans: the stages' imports, done ahead
+        importlib.import_module(module)
     while True:
         try:
             module, name, args = _read(requests)

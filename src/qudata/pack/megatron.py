@@ -131,11 +131,14 @@ class MegatronFormatter(Formatter[MegatronOptions]):
         render = doc.messages is not None and opts.text == "render"
         if not render and not doc.text.strip():
             return Drop("empty_text", "the document text is empty")
-        counter, eod, _ = self._tokenizer(state)
+        counter, eod, dtype = self._tokenizer(state)
         if render:
             ids = self._render(doc, state)
             return ids if isinstance(ids, Drop) else [[*ids, eod]]
-        return [[*counter.encode(doc.text), eod]]
+        encode_ids = getattr(counter, "encode_ids", None)
+        if encode_ids is None:
+            return [[*counter.encode(doc.text), eod]]
+        return [_with_eod(encode_ids(doc.text), eod, dtype)]
 
     def token_texts(self, record: Record, doc: Document) -> list[str]:
         if doc.messages is not None and self.options.text == "render":
@@ -155,6 +158,19 @@ class MegatronFormatter(Formatter[MegatronOptions]):
     def writer(self, directory: Path, split: str, **options: Any) -> Any:
         options.pop("codec", None)  # memory-mapped by Megatron: never compressed
         return MegatronWriter(directory, split, dtype=self._dtype(), **options)
+
+
+def _with_eod(ids: Any, eod: int, dtype: np.dtype[Any]) -> Any:
+    """``ids`` and the end-of-document id: an array of the ``.bin``'s dtype when ``ids``
+    is one (no list of Python ints on the way), else a list."""
+    if not hasattr(ids, "dtype"):
+        return [*ids, eod]
+    import numpy as np
+
+    out = np.empty(len(ids) + 1, dtype)
+    out[:-1] = ids
+    out[-1] = eod
+    return out
 
 
 class TokenEncoder(Encoder):

@@ -31,6 +31,9 @@ from qudata.quality.checks import first_drop
 
 __all__ = ["FormatOutput", "count_once"]
 
+#: megatron records may be numpy arrays of ids: written as the same JSON lists
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
 RejectSink = Callable[[Document, Drop, "str | None"], None]
 
 
@@ -147,7 +150,8 @@ class FormatOutput:
                 elif self._part is not None and self.text_bytes:
                     self._part.write(_text_part(split, doc.id, result, tokens))
                 elif self._part is not None:
-                    self._part.write(orjson.dumps([split, doc.id, result, tokens]) + b"\n")
+                    line = orjson.dumps([split, doc.id, result, tokens], option=_NUMPY)
+                    self._part.write(line + b"\n")
                 elif self.output.shuffle:
                     self._shuffler(split).add(doc.id, [result, tokens])
                 else:

@@ -42,7 +42,7 @@ from qudata.account import Drop
 from qudata.config import DecontaminationConfig
 from qudata.errors import ConfigError, InputError
 from qudata.models import Document
-from qudata.unicode_scripts import UNSPACED_RANGES
+from qudata.unicode_scripts import UNSPACED, UNSPACED_RANGES
 
 __all__ = [
     "MIN_LETTER_SHARE",
@@ -68,12 +68,22 @@ _MARKS = (
     "\u0900-\u0963\u0966-\u0dff"
 )
 _WORDS = re.compile(f"[{UNSPACED_RANGES}]|(?:[^\\W_{UNSPACED_RANGES}]|[{_MARKS}])+")
+# the same words, faster, where they can be: an ASCII text's; a text without unspaced
+# scripts', as runs of one character class once "_" (a word character to \w) is a space
+_ASCII_WORDS = re.compile(r"[a-z0-9]+")
+_SPACED_WORDS = re.compile(f"[\\w{_MARKS}]+")
 _BASE = np.uint64(0x100000001B3)  # the n-gram hash: a polynomial of the word hashes
+_FILTER_MAX_BITS = 24  # the index's filter: at most 16 MB
 
 
 def normalized_words(text: str) -> list[str]:
     """``text`` as the words compared: NFC, casefolded, letters and digits only."""
-    return _WORDS.findall(unicodedata.normalize("NFC", text).casefold())
+    folded = unicodedata.normalize("NFC", text).casefold()
+    if folded.isascii():
+        return _ASCII_WORDS.findall(folded)
+    if UNSPACED.search(folded) is None:
+        return _SPACED_WORDS.findall(folded.replace("_", " "))
+    return _WORDS.findall(folded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,17 +104,27 @@ class _Index:
         fields = np.concatenate(owners) if owners else np.empty(0, np.int32)
         order = np.argsort(keys, kind="stable")
         self.keys, self.owners = keys[order], fields[order]
+        # a filter on the keys' low bits (about 1 in 32 of other n-grams passes it), so
+        # that most of a document's n-grams are ruled out by one look-up each
+        bits = min(_FILTER_MAX_BITS, max(10, (32 * len(keys)).bit_length()))
+        self._mask = np.uint64((1 << bits) - 1)
+        self._filter = np.zeros(1 << bits, np.bool_)
+        self._filter[(self.keys & self._mask).astype(np.intp)] = True
 
     def first(self, grams: Any) -> tuple[int, int] | None:
         """``(position in grams, field)`` of the first of ``grams`` in the index."""
         if not len(grams) or not len(self.keys):
             return None
-        at = np.minimum(np.searchsorted(self.keys, grams), len(self.keys) - 1)
-        hit = self.keys[at] == grams
+        maybe = np.flatnonzero(self._filter[(grams & self._mask).astype(np.intp)])
+        if not len(maybe):
+            return None
+        candidates = grams[maybe]
+        at = np.minimum(np.searchsorted(self.keys, candidates), len(self.keys) - 1)
+        hit = self.keys[at] == candidates
         if not hit.any():
             return None
-        position = int(np.argmax(hit))
-        return position, int(self.owners[at[position]])
+        first = int(np.argmax(hit))
+        return int(maybe[first]), int(self.owners[at[first]])
 
 
 class Decontaminator:
@@ -161,8 +181,11 @@ class Decontaminator:
         for where, text in texts:
             words = normalized_words(text)
             hashed = _hashes(words)
-            for length, index in self._indexes.items():
-                found = index.first(_grams(hashed, length))
+            grams, done = np.zeros(len(words), np.uint64), 0
+            for length, index in self._indexes.items():  # shortest first
+                grams = _longer(grams, hashed, done, length)
+                done = length
+                found = index.first(grams)
                 if found is not None:
                     position, owner = found
                     return self._drop(self._owners[owner], where, words[position:][:length])
@@ -267,7 +290,7 @@ def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
 
 
 def _hashes(words: list[str]) -> Any:
-    return np.fromiter((hash(w) for w in words), np.int64, len(words)).view(np.uint64)
+    return np.fromiter(map(hash, words), np.int64, len(words)).view(np.uint64)
 
 
 def _grams(words: Any, n: int) -> Any:
@@ -279,6 +302,20 @@ def _grams(words: Any, n: int) -> Any:
     with np.errstate(over="ignore"):
         for k in range(n):
             grams = grams * _BASE + words[k : k + count]
+    return grams
+
+
+def _longer(grams: Any, words: Any, done: int, n: int) -> Any:
+    """:func:`_grams` of ``n`` words from those of ``done`` words (``done`` < ``n``): each
+    run's polynomial continued over its next words (in place)."""
+    count = len(words) - n + 1
+    if count <= 0:
+        return np.empty(0, np.uint64)
+    grams = grams[:count]
+    with np.errstate(over="ignore"):
+        for k in range(done, n):
+            np.multiply(grams, _BASE, out=grams)
+            np.add(grams, words[k : k + count], out=grams)
     return grams
 
 

@@ -120,6 +120,19 @@ class CountCache:
         ids = getattr(self.counter, "ids", None)
         return list(tokens) if ids is None else list(ids(tokens))
 
+    def encode_ids(self, text: str) -> Any:
+        """The token ids of ``text`` as the counter gives them (quicktok: a numpy array,
+        else a list), for code that only needs their values in order (a ``.bin``)."""
+        tokens = self._tokens.get(text)
+        if tokens is None and self._last is not None and self._last[0] is text:
+            tokens = self._last[1]
+        if tokens is None:
+            tokens = self.counter.encode_batch([text])[0]  # type: ignore[attr-defined]
+        if hasattr(tokens, "dtype"):
+            return tokens
+        ids = getattr(self.counter, "ids", None)
+        return list(tokens) if ids is None else list(ids(tokens))
+
     def token_ends(self, text: str, tokens: Any = None) -> Sequence[int]:
         known = self._ends.get(text)
         if known is not None:
