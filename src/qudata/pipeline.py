@@ -93,6 +93,7 @@ def pack_dataset(
     check_not_an_input(out, [a for a in arguments if not glob.has_magic(a)], [])
     if target is not None:
         target.check_inputs(arguments)
+    _check_staging(cfg.storage.staging, arguments)
     expand = _walk
     if cfg.engine.name == "ray":
         expand = ray_engine().expand_sources
@@ -170,6 +171,20 @@ def pack_dataset(
 def _target(output: str, cfg: Config) -> RemoteOutput | None:
     """The object-storage output ``output`` names, or None for a local folder."""
     return RemoteOutput(output, cfg.storage.staging) if is_uri(output) else None
+
+
+def _check_staging(staging: str | None, arguments: list[str]) -> None:
+    """A staging prefix (``storage.staging: s3://...``) never lies in an input folder: a
+    killed run's staged files would be read as inputs."""
+    if staging is None or not is_uri(staging):
+        return
+    for given in arguments:
+        folder = given.rstrip("/")
+        if is_uri(folder) and (staging.rstrip("/") == folder or staging.startswith(folder + "/")):
+            raise ConfigError(
+                f"storage.staging {staging} lies in the input {given}: give a staging prefix "
+                "outside the inputs"
+            )
 
 
 def _check_mix_sources(sources: list[Source]) -> None:
