@@ -205,11 +205,10 @@ class RayExecutor:
         """As :meth:`qudata.engines.local.LocalExecutor.map`."""
         ray = _import_ray()
         mirror = self.mirror
+        syncs = [None] * len(calls) if mirror is None else _syncs(mirror, function, calls)
         refs: list[Any] = [
-            self._remote.remote(
-                function, args, self._storage, mirror and mirror.sync_for(function, args)
-            )
-            for args in calls
+            self._remote.remote(function, args, self._storage, sync)
+            for args, sync in zip(calls, syncs, strict=True)
         ]
         number = {ref: n for n, ref in enumerate(refs)}
         pending = list(refs)
@@ -250,6 +249,25 @@ class RayExecutor:
             finally:
                 mirror.close()
         self._session.__exit__(None, None, None)
+
+
+def _syncs(
+    mirror: Mirror, function: Callable[..., Any], calls: Sequence[tuple[Any, ...]]
+) -> list[Any]:
+    """What each call fetches and uploads; a long list that repeats (a dedup step's
+    calls all read every partition's ids) is put in Ray's object store once."""
+    syncs: list[Any] = []
+    last: tuple[Sync, Any] | None = None
+    for args in calls:
+        sync = mirror.sync_for(function, args)
+        if len(sync.fetch) <= 64:
+            syncs.append(sync)
+        elif last is not None and last[0] == sync:
+            syncs.append(last[1])
+        else:
+            last = (sync, _import_ray().put(sync))
+            syncs.append(last[1])
+    return syncs
 
 
 def _alive_nodes() -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ __all__ = ["Changes", "Mismatch", "Sync", "download", "mirrored", "remove", "rem
 
 _BLOCK = 8 << 20
 _SMALL = 16 << 10
+#: Files a task fetches or uploads at once.
+TRANSFERS = 8
 
 
 @dataclass(frozen=True)
@@ -132,45 +135,59 @@ def mirrored(
     function: Callable[..., Any], args: tuple[Any, ...], sync: Sync
 ) -> tuple[Any, Changes]:
     """In a Ray task: ``function(*args)`` in a scratch folder of this node, its inputs
-    fetched from ``sync.prefix`` and its outputs uploaded there."""
+    fetched from ``sync.prefix`` and its outputs uploaded there (:data:`TRANSFERS` at
+    a time)."""
     fs, base = filesystem(sync.prefix)
     base = base.rstrip("/")
     run = run_folder(sync.run)
     scratch = run / f"w{os.getpid()}"  # one task at a time per worker process
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
+    changes = Changes()
+
+    def fetch(item: tuple[str, str]) -> tuple[str, tuple[int, int] | None, int]:
+        relative, sha = item
+        cached = run / "cache" / sha
+        downloaded = 0
+        if not cached.is_file():
+            try:
+                download(fs, f"{base}/{relative}", f"{sync.prefix}/{relative}", cached, sha)
+            except Mismatch:
+                if relative not in sync.optional:
+                    raise
+                return relative, None, 0  # --resume: the stage computes it again
+            downloaded = cached.stat().st_size
+        dest = scratch / relative
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, dest)
+        stat = dest.stat()
+        return relative, (stat.st_size, stat.st_mtime_ns), downloaded
+
+    folders = _is_local(fs)
+
+    def upload(path: Path) -> tuple[str, int, str] | None:
+        relative = path.relative_to(scratch).as_posix()
+        stat = path.stat()
+        if fetched.get(relative) == (stat.st_size, stat.st_mtime_ns):
+            return None  # fetched and left as it was
+        sha = _sha256(path)
+        _upload(fs, path, f"{base}/{relative}", f"{sync.prefix}/{relative}", folders)
+        return relative, stat.st_size, sha
+
     try:
-        fetched: dict[str, tuple[int, int]] = {}
-        changes = Changes()
-        for relative, sha in sorted(sync.fetch.items()):
-            cached = run / "cache" / sha
-            if not cached.is_file():
-                uri = f"{sync.prefix}/{relative}"
-                try:
-                    download(fs, f"{base}/{relative}", uri, cached, sha)
-                except Mismatch:
-                    if relative not in sync.optional:
-                        raise
-                    continue
-                changes.fetched += cached.stat().st_size
-            dest = scratch / relative
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(cached, dest)
-            stat = dest.stat()
-            fetched[relative] = (stat.st_size, stat.st_mtime_ns)
-        result = function(*_rewrite(args, Path(sync.root), scratch))
-        folders = _is_local(fs)
-        for path in sorted(_files(scratch)):
-            relative = path.relative_to(scratch).as_posix()
-            stat = path.stat()
-            if fetched.get(relative) == (stat.st_size, stat.st_mtime_ns):
-                continue  # fetched and left as it was
-            uri = f"{sync.prefix}/{relative}"
-            sha = _sha256(path)
-            _upload(fs, path, f"{base}/{relative}", uri, folders)
-            changes.written[relative] = (stat.st_size, sha)
-            if relative.endswith(".json") and stat.st_size <= _SMALL:
-                changes.small[relative] = path.read_bytes()
+        with ThreadPoolExecutor(TRANSFERS) as pool:
+            fetched: dict[str, tuple[int, int]] = {}
+            for relative, seen, downloaded in pool.map(fetch, sorted(sync.fetch.items())):
+                changes.fetched += downloaded
+                if seen is not None:
+                    fetched[relative] = seen
+            result = function(*_rewrite(args, Path(sync.root), scratch))
+            for done in pool.map(upload, sorted(_files(scratch))):
+                if done is not None:
+                    relative, size, sha = done
+                    changes.written[relative] = (size, sha)
+                    if relative.endswith(".json") and size <= _SMALL:
+                        changes.small[relative] = (scratch / relative).read_bytes()
         # what the call deleted is deleted by the driver, once it has the result: a task
         # run again (its node lost before it replied) still finds its inputs
         changes.removed = [r for r in fetched if not (scratch / r).exists()]
