@@ -362,7 +362,7 @@ def test_an_outage_while_staged_on_the_store_is_one_line_and_resumes(
         path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
         return str(path)
 
-    uri = f"s3://{s3.bucket}/outage/out"
+    uri = f"s3://{s3.bucket}/cut/out"
     pack = [sys.executable, "-m", "qudata", "pack", str(source), "-q", "--dedup", "none",
             "-f", "chatml", "-f", "jsonl"]  # fmt: skip
     args = [*pack, "-o", uri]
@@ -390,11 +390,11 @@ def test_an_outage_while_staged_on_the_store_is_one_line_and_resumes(
     assert run.returncode == 1, err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    staged = f"s3://{s3.bucket}/outage/.out.qudata-staging"
+    staged = f"s3://{s3.bucket}/cut/.out.qudata-staging"
     assert lines[0].startswith(f"Error: {staged}/.parts/") and ": cannot " in lines[0], err
     assert lines[0].endswith("the partitions done are kept: run again with --resume")
-    assert bucket_tree(s3, "outage/out") == {}  # nothing published
-    kept = bucket_tree(s3, "outage/.out.qudata-staging")
+    assert bucket_tree(s3, "cut/out") == {}  # nothing published
+    kept = bucket_tree(s3, "cut/.out.qudata-staging")
     assert any(name.startswith(".parts/done/scan-") for name in kept)
     port = int(s3.endpoint.rsplit(":", 1)[1])
     resumed = subprocess.run(
@@ -407,8 +407,8 @@ def test_an_outage_while_staged_on_the_store_is_one_line_and_resumes(
         capture_output=True, text=True, env=env, timeout=240,
     )  # fmt: skip
     assert local.returncode == 0, local.stderr
-    remote = bucket_tree(s3, "outage/out")
+    remote = bucket_tree(s3, "cut/out")
     assert_same(local_tree(tmp_path / "local"), remote)
     assert orjson.loads(remote["manifest.json"])["run"]["resumed"] > 0
-    assert bucket_tree(s3, "outage/.out.qudata-staging") == {}
+    assert bucket_tree(s3, "cut/.out.qudata-staging") == {}
     assert list(two_nodes.hidden.iterdir()) == []
