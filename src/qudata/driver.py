@@ -198,6 +198,7 @@ def _after_scans(job: Job, scans: list[Scan]) -> None:
     check_pieces(job.partitions, scans)
     job.content = [s.content or [] for s in scans]
     job.content_sha256 = hashlib.sha256(orjson.dumps(job.content)).hexdigest()
+    job.verdicts = [s.verdicts for s in scans]
     job.first_lines = line_starts(job.partitions, [s.lines for s in scans])
     stopped: set[str] = set()
     for partition, scan, first in zip(job.partitions, scans, job.first_lines, strict=True):

@@ -44,6 +44,8 @@ class Job:
     #: write pass reads the same bytes or fails), and the sha256 of all of them
     content: list[list[str]] = field(default_factory=list)
     content_sha256: str = ""
+    #: per partition, the sha256 of the verdicts map 1's checks left for map 2 (or None)
+    verdicts: list[str | None] = field(default_factory=list)
 
     @property
     def parts(self) -> Path:

@@ -34,7 +34,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -42,6 +42,7 @@ from qudata.account import Drop
 from qudata.config import DecontaminationConfig
 from qudata.errors import ConfigError, InputError
 from qudata.models import Document
+from qudata.quality.verdicts import VerdictMemo
 from qudata.unicode_scripts import UNSPACED, UNSPACED_RANGES
 
 __all__ = [
@@ -164,6 +165,7 @@ class Decontaminator:
                 self._owners.append(owner)
         self._indexes = {n: _Index(hashes[n], owners[n]) for n in sorted(hashes)}
         self.items = len({(o.path, o.item) for o in self._owners})
+        self.memo = VerdictMemo()  # map 1's verdicts, for map 2 (qudata.quality.verdicts)
 
     def describe(self) -> str:
         files = ", ".join(self.files)
@@ -178,6 +180,33 @@ class Decontaminator:
                 for i, m in enumerate(doc.messages)
                 if isinstance(m.get("content"), str)
             ]
+        key = self.memo.key(texts)
+        known, verdict = self.memo.get(key)
+        if known:
+            replayed = self._replay(verdict)
+            if replayed is not False:
+                return replayed
+        drop = self._check(texts)
+        self.memo.put(key, None if drop is None else [drop.detail, drop.extra])
+        return drop
+
+    def _replay(self, verdict: Any) -> Drop | Literal[False] | None:
+        """A verdict map 1 recorded, its counters counted again (``False``: not one
+        this check gives, so it checks again)."""
+        if verdict is None:
+            return None
+        try:
+            detail, extra = verdict
+            path, item = extra["benchmark"], extra["item"]
+        except (TypeError, ValueError, KeyError):
+            return False
+        if not (isinstance(detail, str) and path in self.dropped and isinstance(item, str)):
+            return False
+        self.dropped[path] += 1
+        self.matched[json.dumps([path, item])] += 1
+        return Drop("contaminated", detail, extra)
+
+    def _check(self, texts: list[tuple[str, str]]) -> Drop | None:
         for where, text in texts:
             words = normalized_words(text)
             hashed = _hashes(words)

@@ -29,6 +29,7 @@ from qudata.pause import pause_at
 from qudata.plan.job import Job
 from qudata.plan.partitions import Partition
 from qudata.quality.checks import first_drop
+from qudata.quality.verdicts import save_verdicts, start_recording
 from qudata.stages.content import file_sums, spans_of, unchanged
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import PartitionReader, Unreadable
@@ -52,6 +53,7 @@ class Scan:
     pieces: list[str] | None = None  # first piece: the sha256 of each piece's bytes
     size: int = 0  # first piece: the bytes of the whole file
     derived: dict[str, int] | None = None  # derived ids given out, per base
+    verdicts: str | None = None  # the sha256 of its checks' verdicts file (for map 2)
     resumed: bool = False  # taken from a killed run's record
     recomputed: str | None = None  # why a killed run's record was not taken
 
@@ -76,6 +78,7 @@ class Scan:
             "pieces": self.pieces,
             "size": self.size,
             "derived": self.derived,
+            "verdicts": self.verdicts,
         }
 
 
@@ -96,6 +99,10 @@ def scan_from_plain(data: dict[str, Any]) -> Scan:
     if schema is not None:
         MetadataSchema.from_json(schema)  # raises on a malformed schema
         scan.schema = schema
+    verdicts = data["verdicts"]
+    if verdicts is not None and not isinstance(verdicts, str):
+        raise TypeError("verdicts is text")
+    scan.verdicts = verdicts
     derived = data["derived"]
     if derived is not None:
         scan.derived = {str(k): int(v) for k, v in derived.items()}
@@ -173,6 +180,9 @@ def scan_partition(job: Job, index: int) -> Scan:
                 mix.append((n, job.mix_source[d.origin or ""], d.id, tokens))
         passed.clear()
 
+    checked = keys is not None or mix is not None  # the checks run here too
+    if checked:
+        start_recording(ctx.checks)
     normalize = DocumentNormalizer.from_input(cfg.input)
     count = _LineCount() if partition.span is not None else None  # lines as they are read
     reader = PartitionReader(cfg, partition, normalize, hash_bytes=True, tee=count)
@@ -181,7 +191,7 @@ def scan_partition(job: Job, index: int) -> Scan:
             continue
         if schema is not None:
             schema.observe(item)
-        if (keys is not None or mix is not None) and passes_checks(item, ctx) is None:
+        if checked and passes_checks(item, ctx) is None:
             passed.append((position, item))
             if len(passed) >= BATCH:
                 flush()
@@ -190,6 +200,8 @@ def scan_partition(job: Job, index: int) -> Scan:
     flush()  # the documents before an error count too (map 2 reads them again)
     if keys is not None:
         keys.close()
+    if checked:
+        scan.verdicts = save_verdicts(ctx.checks, job.part_file("checks", index))
     if mix is not None:
         path = job.part_file("mix", index)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,7 +222,8 @@ def scan_partition(job: Job, index: int) -> Scan:
         elif partition.piece == 0:
             scan.sha256 = scan.content[0]  # Parquet: the reader hashed the whole file
     files = key_files(job.dedup_dir, index) if keys is not None else []
-    record(job, "scan", index, scan.as_plain(), [*files, job.part_file("mix", index)])
+    kept = [*files, job.part_file("mix", index), job.part_file("checks", index)]
+    record(job, "scan", index, scan.as_plain(), kept)
     scan.recomputed = taken.reason
     return scan
 

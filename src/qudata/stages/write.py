@@ -25,6 +25,7 @@ from qudata.pack.registry import get_formatter
 from qudata.pack.schema import MetadataSchema
 from qudata.pause import pause_at
 from qudata.plan.job import Job
+from qudata.quality.verdicts import forget_verdicts, load_verdicts
 from qudata.stages.account import Account, account_from_plain, account_plain, reject_line
 from qudata.stages.context import StageContext, context
 from qudata.stages.read import PartitionReader, Unreadable
@@ -86,6 +87,8 @@ class _PartitionWriter:
         path = job.part_file("rejects", self.index)
         path.parent.mkdir(parents=True, exist_ok=True)
         before = [_check_counts(check) for check in ctx.checks]
+        recorded = job.verdicts[self.index] if job.verdicts else None
+        load_verdicts(ctx.checks, job.part_file("checks", self.index), recorded)
         outputs: list[FormatOutput] = []
         with open(path, "wb") as rejects:
             try:
@@ -102,6 +105,7 @@ class _PartitionWriter:
                     )
                 self._write(rejects, outputs)
             finally:
+                forget_verdicts(ctx.checks)
                 for out in outputs:
                     out.close_part()
         for out in outputs:
