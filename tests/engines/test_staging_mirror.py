@@ -145,3 +145,31 @@ def test_a_staging_prefix_in_an_input_folder_is_refused(tmp_path: Path) -> None:
     report = qudata.pack_dataset([folder], out, config={"storage": {"staging": "s3://b/t"}})
     assert report.output_dir == out and (tmp_path / "out" / "manifest.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
+
+
+def test_each_stage_fetches_only_what_it_reads(mirror: Mirror) -> None:
+    """The table per stage function: map 2 its partition's dedup verdicts and checks'
+    verdicts, the mix survey its scan's mix part too, a format's commit that format's
+    recorded parts (not the other formats', not another partition's)."""
+    from qudata.driver import _commit
+    from qudata.stages.mix import survey_partition
+    from qudata.stages.write import write_partition
+
+    job = Job(load_config({"dedup": {"method": "exact"}}), mirror.root, [])
+    for n in range(3):
+        for name in (f"dedup/{n:06d}.pos", f"dedup/{n:06d}.keys", f"dedup/{n:06d}.sig",
+                     f"dedup/{n:06d}.verdicts.npz", f"checks/{n:06d}.part",
+                     f"mix/{n:06d}.part", f"chatml/{n:06d}.part", f"jsonl/{n:06d}.part",
+                     f"rejects/{n:06d}.part"):  # fmt: skip
+            mirror.index[f".parts/{name}"] = (10, "0" * 64)
+    dedup = [f".parts/dedup/000001{s}" for s in (".keys", ".pos", ".verdicts.npz")]
+    write = mirror.sync_for(write_partition, (job, 1)).fetch
+    assert sorted(write) == [".parts/checks/000001.part", *dedup]
+    survey = mirror.sync_for(survey_partition, (job, 1)).fetch
+    assert sorted(survey) == [*dedup, ".parts/mix/000001.part"]
+    commit = mirror.sync_for(_commit, (job, "jsonl", {}, ["a", None, "c"])).fetch
+    assert sorted(commit) == [".parts/jsonl/000000.part", ".parts/jsonl/000002.part"]
+    rejects = mirror.sync_for(_commit, (job, None, {}, ["a", "b", None])).fetch
+    assert sorted(rejects) == [".parts/rejects/000000.part", ".parts/rejects/000001.part"]
+    job.cfg = load_config({"dedup": {"method": "none"}})
+    assert sorted(mirror.sync_for(write_partition, (job, 2)).fetch) == [".parts/checks/000002.part"]

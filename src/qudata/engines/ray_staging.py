@@ -161,6 +161,8 @@ class Mirror:
             if job.cfg.dedup.method != "none":
                 for suffix in _VERDICTS:
                     yield self._name(partition_file(job.dedup_dir, index, suffix))
+            if name == "write_partition":  # the checks' verdicts of map 1 (if any)
+                yield self._name(job.part_file("checks", index))
             if name == "survey_partition":
                 yield self._name(job.part_file("mix", index))
         elif job is not None and name == "_commit":  # a format's parts, or the rejects'
