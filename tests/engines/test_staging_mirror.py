@@ -173,3 +173,27 @@ def test_each_stage_fetches_only_what_it_reads(mirror: Mirror) -> None:
     assert sorted(rejects) == [".parts/rejects/000000.part", ".parts/rejects/000001.part"]
     job.cfg = load_config({"dedup": {"method": "none"}})
     assert sorted(mirror.sync_for(write_partition, (job, 2)).fetch) == [".parts/checks/000002.part"]
+
+
+def test_what_a_call_names_in_its_data_is_fetched_on_first_use(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    """A dedup step's data-dependent reads (here: ``assemble``'s kept documents' ids):
+    only the partitions the call asks for through ``need`` are fetched."""
+    from qudata.io.on_demand import need
+
+    folder = mirror.root / ".parts" / "dedup"
+    for n in range(4):
+        (tmp_path / "store/run/.parts/dedup").mkdir(parents=True, exist_ok=True)
+        body = f"ids of {n}".encode()
+        (tmp_path / f"store/run/.parts/dedup/{n:06d}.ids").write_bytes(body)
+        mirror.index[f".parts/dedup/{n:06d}.ids"] = (len(body), hashlib.sha256(body).hexdigest())
+
+    def assemble(directory: Path, partition: int) -> list[bytes]:
+        return [need(directory / f"{n:06d}.ids").read_bytes() for n in (partition, 3, 3)]
+
+    sync = mirror.sync_for(assemble, (folder, 1))
+    assert sync.fetch == {} and len(sync.lazy) == 4
+    result, changes = mirrored(assemble, (folder, 1), sync)
+    assert result == [b"ids of 1", b"ids of 3", b"ids of 3"]
+    assert changes.fetched == 16 and changes.written == {} and changes.removed == []

@@ -260,7 +260,7 @@ def _syncs(
     last: tuple[Sync, Any] | None = None
     for args in calls:
         sync = mirror.sync_for(function, args)
-        if len(sync.fetch) <= 64:
+        if len(sync.fetch) + len(sync.lazy) <= 64:
             syncs.append(sync)
         elif last is not None and last[0] == sync:
             syncs.append(last[1])

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from qudata.errors import StorageError
+from qudata.io.on_demand import on_demand
 from qudata.io.uri import filesystem, storage_error
 from qudata.plan.job import Job
 
@@ -48,6 +49,8 @@ class Sync:
     #: what a killed run's records name (``--resume``): missing or changed, it is left
     #: out (the stage computes it again), not an error
     optional: frozenset[str] = frozenset()
+    #: fetched only when the call asks for it (:func:`qudata.io.on_demand.need`)
+    lazy: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -181,7 +184,17 @@ def mirrored(
                 changes.fetched += downloaded
                 if seen is not None:
                     fetched[relative] = seen
-            result = function(*_rewrite(args, Path(sync.root), scratch))
+
+            def needed(path: Path) -> None:  # a file the call's data names, on first use
+                relative = path.relative_to(scratch).as_posix()
+                if relative in sync.lazy and relative not in fetched:
+                    _, seen, downloaded = fetch((relative, sync.lazy[relative]))
+                    changes.fetched += downloaded
+                    if seen is not None:
+                        fetched[relative] = seen
+
+            with on_demand(needed):
+                result = function(*_rewrite(args, Path(sync.root), scratch))
             for done in pool.map(upload, sorted(_files(scratch))):
                 if done is not None:
                     relative, size, sha = done

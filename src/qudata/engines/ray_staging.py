@@ -9,7 +9,8 @@ works in a scratch folder of its node:
 1. before the call, the task fetches from the prefix only the files that this call
    reads (:meth:`Mirror.sync_for`: the files its arguments name, and per stage function
    a table, e.g. map 2 its partition's dedup verdicts, a format's commit that format's
-   parts), each verified against the sha256 its writer computed; a node keeps what it
+   parts; a dedup step's data-dependent reads on first use, :mod:`qudata.io.on_demand`),
+   each verified against the sha256 its writer computed; a node keeps what it
    fetched (by sha256) for the run, so a file is fetched at most once per node;
 2. the call runs with the driver's staging path replaced by the scratch folder;
 3. after it, the task uploads every file the call wrote or changed (with its size and
@@ -151,7 +152,8 @@ class Mirror:
             optional.update([record, *self.records.get(record, [])])
             wanted.update(optional)
         fetch = {r: self.index[r][1] for r in sorted(wanted) if r in self.index}
-        return Sync(self.prefix, str(self.root), self.run, fetch, frozenset(optional))
+        lazy = self._on_demand(getattr(function, "__name__", ""), args)
+        return Sync(self.prefix, str(self.root), self.run, fetch, frozenset(optional), lazy)
 
     def _table(self, name: str, args: tuple[Any, ...]) -> Iterator[str]:
         """Per stage function, the files it reads that its arguments do not name."""
@@ -170,13 +172,21 @@ class Mirror:
             for index, sha in enumerate(args[3]):
                 if sha is not None:
                     yield self._name(job.part_file(kind, index))
-        elif name in ("bucket_range", "assemble"):  # signatures; the kept documents' ids
-            folder = self._name(Path(args[0]))
-            suffixes = (".sig",) if name == "bucket_range" else (".off", ".ids", ".keys")
-            for relative in self.index:
-                head, _, base = relative.rpartition("/")
-                if head == folder and base[:6].isdigit() and base[6:] in suffixes:
-                    yield relative
+
+    def _on_demand(self, name: str, args: tuple[Any, ...]) -> dict[str, str]:
+        """The files a dedup step reads only where its data names them (the signatures
+        of a candidate pair's partitions, the ids of the kept documents): fetched on
+        first use (:mod:`qudata.io.on_demand`)."""
+        if name not in ("bucket_range", "assemble"):
+            return {}
+        folder = self._name(Path(args[0]))
+        suffixes = (".sig",) if name == "bucket_range" else (".off", ".ids", ".keys")
+        lazy = {}
+        for relative, (_, sha) in self.index.items():
+            head, _, base = relative.rpartition("/")
+            if head == folder and base[:6].isdigit() and base[6:] in suffixes:
+                lazy[relative] = sha
+        return lazy
 
     def _name(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
