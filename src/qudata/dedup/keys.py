@@ -86,12 +86,16 @@ class KeyWriter:
                 raise MissingExtraError(
                     "near", "rensa", feature="Near-duplicate detection"
                 ) from None
-        self._files: dict[str, IO[bytes]] = {
-            # open across add_batch calls, closed by close()
-            suffix: open(partition_file(directory, partition, suffix), "wb")  # noqa: SIM115
-            for suffix in (".pos", ".keys", ".ids", ".off")
-            + ((".sig",) if self.params.near else ())
-        }
+        self._files: dict[str, IO[bytes]] = {}  # open across add_batch calls
+        try:
+            for suffix in (".pos", ".keys", ".ids", ".off") + (
+                (".sig",) if self.params.near else ()
+            ):
+                path = partition_file(directory, partition, suffix)
+                self._files[suffix] = open(path, "wb")  # noqa: SIM115 (closed by close, abort)
+        except BaseException:
+            self.abort()
+            raise
         self._count = self._id_bytes = 0
         self._last = -1
         self._exact: list[np.ndarray] = []
@@ -185,6 +189,11 @@ class KeyWriter:
                 self._runs[kind] += 1
                 buffer.clear()
         self._buffered = 0
+
+    def abort(self) -> None:
+        """Close the files, with no summary: the partition failed, its keys are not used."""
+        for handle in self._files.values():
+            handle.close()
 
     def close(self) -> None:
         """Write the last runs and the partition's summary (read by ``resolve``)."""

@@ -186,20 +186,24 @@ def scan_partition(job: Job, index: int) -> Scan:
     normalize = DocumentNormalizer.from_input(cfg.input)
     count = _LineCount() if partition.span is not None else None  # lines as they are read
     reader = PartitionReader(cfg, partition, normalize, hash_bytes=True, tee=count)
-    for position, item in reader:  # an error stops its file; a slice's next is read on
-        if isinstance(item, Unreadable):
-            continue
-        if schema is not None:
-            schema.observe(item)
-        if checked and passes_checks(item, ctx) is None:
-            passed.append((position, item))
-            if len(passed) >= BATCH:
-                flush()
-    scan.read, scan.error = reader.read, reader.error
-    scan.content = [file.sha256 or "" for file in reader.files]  # map 2 reads the same
-    flush()  # the documents before an error count too (map 2 reads them again)
-    if keys is not None:
-        keys.close()
+    finished = False
+    try:
+        for position, item in reader:  # an error stops its file; a slice's next is read on
+            if isinstance(item, Unreadable):
+                continue
+            if schema is not None:
+                schema.observe(item)
+            if checked and passes_checks(item, ctx) is None:
+                passed.append((position, item))
+                if len(passed) >= BATCH:
+                    flush()
+        scan.read, scan.error = reader.read, reader.error
+        scan.content = [file.sha256 or "" for file in reader.files]  # map 2 reads the same
+        flush()  # the documents before an error count too (map 2 reads them again)
+        finished = True
+    finally:
+        if keys is not None:
+            keys.close() if finished else keys.abort()  # no file left open on a failure
     if checked:
         scan.verdicts = save_verdicts(ctx.checks, job.part_file("checks", index))
     if mix is not None:
