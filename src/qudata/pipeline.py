@@ -114,6 +114,7 @@ def pack_dataset(
                 target.check(overwrite=cfg.output.overwrite)
             staging = make_staging(out, previous).resolve()  # absolute: workers may run elsewhere
             resumable = False
+            handoff: Any = None  # a Ray run's staging on the store, until the publication
             try:
                 sources = [_absolute(s) for s in _spool_stdin(found.sources, staging, cfg)]
                 job = Job(cfg, staging, plan_partitions(sources, _partition_size(cfg)))
@@ -122,7 +123,7 @@ def pack_dataset(
                 job.shuffle_buckets = _shuffle_buckets(job)
                 if cfg.mix is not None:
                     job.mix_source.update(argument_of)
-                outcome = _run(job, report, progress or Quiet(), target, where)
+                outcome, handoff = _run(job, report, progress or Quiet(), target, where)
                 if not resume:
                     report.resumed = None  # the summary says what --resume took, when asked
                 _check_written(outcome)
@@ -153,6 +154,8 @@ def pack_dataset(
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
             finally:
+                if handoff is not None:  # published or not, the staged copies go
+                    handoff.release()
                 forget()
                 spool = _spool_path(staging)
                 spool.unlink(missing_ok=True)
@@ -225,11 +228,18 @@ def _new_report(cfg: Config) -> RunReport:
 
 def _run(
     job: Job, report: RunReport, progress: Progress, target: RemoteOutput | None, where: str
-) -> Outcome:
+) -> tuple[Outcome, Any]:
+    """The run's account, and a Ray run's staging on the store when the output is on
+    the same file system: its committed files are copied there, not uploaded (the
+    caller releases it once the dataset is published or not)."""
     executor = _executor(job, target, where)
     mirror = getattr(executor, "files", None)  # Ray: the staging on object storage
+    handoff = None
     try:
         outcome = execute(job, report, executor, progress)
+        if mirror is not None and target is not None and mirror.fs is target.fs:
+            target.copies = mirror.committed()
+            mirror.keep, handoff = True, mirror
     except (StorageError, WorkerError):
         if mirror is not None:
             mirror.keep = True  # what the tasks staged there, for --resume
@@ -239,7 +249,7 @@ def _run(
     if mirror is not None:
         outcome.run["staging"] = {"uri": mirror.prefix, **mirror.moved}  # bytes moved
     outcome.run = {"engine": executor.name, "workers": executor.workers, **outcome.run}
-    return outcome
+    return outcome, handoff
 
 
 def _executor(job: Job, target: RemoteOutput | None, where: str) -> Executor:

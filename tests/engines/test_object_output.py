@@ -313,12 +313,23 @@ def _bucket_keys(s3: S3) -> list[str]:
 
 @pytest.mark.cluster
 def test_a_staging_folder_one_node_does_not_see_goes_through_the_store(
-    s3: S3, two_nodes: TwoNodes, tmp_path: Path
+    s3: S3, two_nodes: TwoNodes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Nodes that share nothing but the store: the staging folder (``storage.staging``)
     is one the second node does not see, so the tasks work in scratch folders of their
     nodes and keep the staging under a prefix beside the output; S3 in and out, the
-    local engine's dataset, and neither the prefix nor the staging folder is left."""
+    local engine's dataset (its data files copied on the store from the staging prefix,
+    not uploaded again), and neither the prefix nor the staging folder is left."""
+    import s3fs
+
+    copied: list[tuple[str, str]] = []
+    copy = s3fs.S3FileSystem.copy
+
+    def spy(self: Any, source: str, target: str, *args: Any, **kwargs: Any) -> Any:
+        copied.append((source, target))
+        return copy(self, source, target, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "copy", spy)
     source = corpus(tmp_path / "in.jsonl", 400)
     s3.fs().put_file(str(source), f"{s3.bucket}/mirror/in/in.jsonl")
     uri_in = f"s3://{s3.bucket}/mirror/in/*.jsonl"
@@ -338,6 +349,11 @@ def test_a_staging_folder_one_node_does_not_see_goes_through_the_store(
     assert staging["fetched"] > 0 and staging["uploaded"] > staging["pulled"] > 0
     assert [k for k in _bucket_keys(s3) if "qudata-staging" in k] == []
     assert list(two_nodes.hidden.iterdir()) == []
+    data = sorted(n for n in remote if n.startswith(("chatml/", "jsonl/")) or n == "rejects.jsonl")
+    staged = f"{s3.bucket}/mirror/.out.qudata-staging/"
+    assert sorted((a[len(staged) :], b) for a, b in copied) == [
+        (n, f"{s3.bucket}/mirror/out/{n}") for n in data if not n.endswith("README.md")
+    ]
 
 
 @pytest.mark.cluster

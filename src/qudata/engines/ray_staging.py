@@ -243,6 +243,20 @@ class Mirror:
             remove(self.fs, f"{self.base}/{relative}", f"{self.prefix}/{relative}")
         path.unlink(missing_ok=True)
 
+    def committed(self) -> dict[str, tuple[str, str]]:
+        """The committed files (not parts) by path under the staging: their path on
+        the store and their sha256 (for the publication to copy them there)."""
+        return {
+            relative: (f"{self.base}/{relative}", sha)
+            for relative, (_, sha) in self.index.items()
+            if not relative.startswith(".parts/")
+        }
+
+    def release(self) -> None:
+        """The prefix goes now (kept past :meth:`close` for the publication)."""
+        self.keep = False
+        self.close()
+
     def close(self) -> None:
         """The prefix goes (the run is over), unless :attr:`keep` (for ``--resume``);
         where the store fails, it stays (the next run into the same output removes it)."""
