@@ -237,7 +237,7 @@ def _run(
     handoff = None
     try:
         outcome = execute(job, report, executor, progress)
-        if mirror is not None and target is not None and mirror.fs is target.fs:
+        if mirror is not None and target is not None and _same_store(mirror.fs, target.fs):
             target.copies = mirror.committed()
             mirror.keep, handoff = True, mirror
     except (StorageError, WorkerError):
@@ -250,6 +250,12 @@ def _run(
         outcome.run["staging"] = {"uri": mirror.prefix, **mirror.moved}  # bytes moved
     outcome.run = {"engine": executor.name, "workers": executor.workers, **outcome.run}
     return outcome, handoff
+
+
+def _same_store(a: Any, b: Any) -> bool:
+    """Two fsspec file systems that reach the same store (so one copies the other's files
+    there): the same class with the same options."""
+    return type(a) is type(b) and a.storage_options == b.storage_options
 
 
 def _executor(job: Job, target: RemoteOutput | None, where: str) -> Executor:

@@ -330,6 +330,7 @@ def test_a_staging_folder_one_node_does_not_see_goes_through_the_store(
         return copy(self, source, target, *args, **kwargs)
 
     monkeypatch.setattr(s3fs.S3FileSystem, "copy", spy)
+    s3fs.S3FileSystem.clear_instance_cache()  # an instance made before has its own copy
     source = corpus(tmp_path / "in.jsonl", 400)
     s3.fs().put_file(str(source), f"{s3.bucket}/mirror/in/in.jsonl")
     uri_in = f"s3://{s3.bucket}/mirror/in/*.jsonl"
