@@ -61,7 +61,9 @@ def fetched(endpoint: str, reset: bool = False) -> int:
 LOG = Path(tempfile.gettempdir()) / f"qudata-cluster-bench-{os.getpid()}.log"
 
 
-def _timed_call(function: Any, args: tuple[Any, ...], storage: dict[str, Any]) -> Any:
+def _timed_call(
+    function: Any, args: tuple[Any, ...], storage: dict[str, Any], sync: Any = None
+) -> Any:
     """The engine's task body, logging its node and CPU seconds (the host's disk is shared
     by both raylets)."""
     import ray
@@ -70,7 +72,7 @@ def _timed_call(function: Any, args: tuple[Any, ...], storage: dict[str, Any]) -
 
     start = time.process_time()
     try:
-        return engine._call(function, args, storage)  # the original on a worker
+        return engine._call(function, args, storage, sync)  # the original on a worker
     finally:
         node = ray.get_runtime_context().get_node_id()[:8]
         with open(LOG, "a", encoding="utf-8") as log:

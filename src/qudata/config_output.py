@@ -178,6 +178,7 @@ class StorageConfig(Section):
         default=None,
         min_length=1,
         description="the local folder where a run whose `-o` is a URI stages the dataset "
-        "before the upload (default: the system's temporary folder; on a Ray cluster, a "
-        "folder every node mounts at the same path)",
+        "before the upload (default: the system's temporary folder), or an fsspec URI "
+        "(`s3://bucket/tmp`) under which Ray tasks keep the staging when the nodes share "
+        "no folder (see `docs/scaling.md`)",
     )

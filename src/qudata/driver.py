@@ -25,7 +25,7 @@ import orjson
 from qudata.account import Observations, RunReport
 from qudata.dedup.summary import DedupSummary
 from qudata.errors import InputError
-from qudata.executor import Executor, Progress
+from qudata.executor import Executor, LocalFiles, Progress, StagingFiles
 from qudata.export.inputs import input_entries
 from qudata.pack.schema import MetadataSchema
 from qudata.pause import pause_at
@@ -93,7 +93,8 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     check_remote(job.partitions, failed)  # each remote input: still the object listed
     report.inputs = input_entries(report.inputs, job.partitions, scans)
     names = list(cfg.pack.formats)
-    parts = [_parts_bytes(job, name) for name in [*names, "rejects"]]
+    files = getattr(executor, "files", None) or LocalFiles()
+    parts = [_parts_bytes(job, name, files) for name in [*names, "rejects"]]
     progress.phase("commit", sum(parts))
     commits: list[Committed | None] = executor.map(
         _commit,
@@ -171,14 +172,16 @@ def _scan_and_dedup(
     if cfg.dedup.method == "none":
         return scans, notes, None
     pause_at("dedup")
-    summary = resolve(job.dedup_dir, count, cfg.dedup, executor=executor, progress=progress)
+    files = getattr(executor, "files", None)  # Ray: the staging may be on object storage
+    summary = resolve(
+        job.dedup_dir, count, cfg.dedup, executor=executor, progress=progress, files=files
+    )
     return scans, notes, summary
 
 
-def _parts_bytes(job: Job, kind: str) -> int:
+def _parts_bytes(job: Job, kind: str, files: StagingFiles) -> int:
     """The bytes of ``kind``'s part files (a format, ``rejects``): the commit's work."""
-    folder = job.parts / kind
-    return sum(p.stat().st_size for p in folder.glob("*.part")) if folder.is_dir() else 0
+    return sum(files.size(job.part_file(kind, n)) or 0 for n in range(len(job.partitions)))
 
 
 def _commit(

@@ -9,9 +9,10 @@ any module may import it without a cycle.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["Executor", "Progress", "Quiet"]
+__all__ = ["Executor", "LocalFiles", "Progress", "Quiet", "StagingFiles"]
 
 
 class Executor(Protocol):
@@ -30,6 +31,29 @@ class Executor(Protocol):
     ) -> list[Any]: ...
 
     def close(self) -> None: ...
+
+
+class StagingFiles(Protocol):
+    """How the driver's own steps see the staging folder's files: the local folder
+    (:class:`LocalFiles`), or on a cluster that shares no folder, the object-storage
+    prefix the tasks keep it under (:class:`qudata.engines.ray_staging.Mirror`)."""
+
+    def size(self, path: Path) -> int | None: ...  # None: no such file
+    def read_bytes(self, path: Path) -> bytes: ...
+    def remove(self, path: Path) -> None: ...
+
+
+class LocalFiles:
+    """The staging folder's files where this process sees them."""
+
+    def size(self, path: Path) -> int | None:
+        return path.stat().st_size if path.is_file() else None
+
+    def read_bytes(self, path: Path) -> bytes:
+        return path.read_bytes()
+
+    def remove(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
 
 
 class Progress(Protocol):

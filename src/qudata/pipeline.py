@@ -93,6 +93,7 @@ def pack_dataset(
     check_not_an_input(out, [a for a in arguments if not glob.has_magic(a)], [])
     if target is not None:
         target.check_inputs(arguments)
+    _check_staging(cfg.storage.staging, arguments)
     expand = _walk
     if cfg.engine.name == "ray":
         expand = ray_engine().expand_sources
@@ -113,6 +114,7 @@ def pack_dataset(
                 target.check(overwrite=cfg.output.overwrite)
             staging = make_staging(out, previous).resolve()  # absolute: workers may run elsewhere
             resumable = False
+            handoff: Any = None  # a Ray run's staging on the store, until the publication
             try:
                 sources = [_absolute(s) for s in _spool_stdin(found.sources, staging, cfg)]
                 job = Job(cfg, staging, plan_partitions(sources, _partition_size(cfg)))
@@ -121,7 +123,7 @@ def pack_dataset(
                 job.shuffle_buckets = _shuffle_buckets(job)
                 if cfg.mix is not None:
                     job.mix_source.update(argument_of)
-                outcome = _run(job, report, progress or Quiet(), target)
+                outcome, handoff = _run(job, report, progress or Quiet(), target, where)
                 if not resume:
                     report.resumed = None  # the summary says what --resume took, when asked
                 _check_written(outcome)
@@ -152,6 +154,8 @@ def pack_dataset(
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
             finally:
+                if handoff is not None:  # published or not, the staged copies go
+                    handoff.release()
                 forget()
                 spool = _spool_path(staging)
                 spool.unlink(missing_ok=True)
@@ -170,6 +174,20 @@ def pack_dataset(
 def _target(output: str, cfg: Config) -> RemoteOutput | None:
     """The object-storage output ``output`` names, or None for a local folder."""
     return RemoteOutput(output, cfg.storage.staging) if is_uri(output) else None
+
+
+def _check_staging(staging: str | None, arguments: list[str]) -> None:
+    """A staging prefix (``storage.staging: s3://...``) never lies in an input folder: a
+    killed run's staged files would be read as inputs."""
+    if staging is None or not is_uri(staging):
+        return
+    for given in arguments:
+        folder = given.rstrip("/")
+        if is_uri(folder) and (staging.rstrip("/") == folder or staging.startswith(folder + "/")):
+            raise ConfigError(
+                f"storage.staging {staging} lies in the input {given}: give a staging prefix "
+                "outside the inputs"
+            )
 
 
 def _check_mix_sources(sources: list[Source]) -> None:
@@ -208,22 +226,51 @@ def _new_report(cfg: Config) -> RunReport:
     return RunReport(qudata_version=__version__, config=config)
 
 
-def _run(job: Job, report: RunReport, progress: Progress, target: RemoteOutput | None) -> Outcome:
-    executor = _executor(job, target)
+def _run(
+    job: Job, report: RunReport, progress: Progress, target: RemoteOutput | None, where: str
+) -> tuple[Outcome, Any]:
+    """The run's account, and a Ray run's staging on the store when the output is on
+    the same file system: its committed files are copied there, not uploaded (the
+    caller releases it once the dataset is published or not)."""
+    executor = _executor(job, target, where)
+    mirror = getattr(executor, "files", None)  # Ray: the staging on object storage
+    handoff = None
     try:
         outcome = execute(job, report, executor, progress)
+        if mirror is not None and target is not None and _same_store(mirror.fs, target.fs):
+            target.copies = mirror.committed()
+            mirror.keep, handoff = True, mirror
+    except (StorageError, WorkerError):
+        if mirror is not None:
+            mirror.keep = True  # what the tasks staged there, for --resume
+        raise
     finally:
         executor.close()
+    if mirror is not None:
+        outcome.run["staging"] = {"uri": mirror.prefix, **mirror.moved}  # bytes moved
     outcome.run = {"engine": executor.name, "workers": executor.workers, **outcome.run}
-    return outcome
+    return outcome, handoff
 
 
-def _executor(job: Job, target: RemoteOutput | None) -> Executor:
+def _same_store(a: Any, b: Any) -> bool:
+    """Two fsspec file systems that reach the same store (so one copies the other's files
+    there): the same class with the same options."""
+    return type(a) is type(b) and a.storage_options == b.storage_options
+
+
+def _executor(job: Job, target: RemoteOutput | None, where: str) -> Executor:
     size = sum(p.size for p in job.partitions)
+    cfg = job.cfg
+    prefix = None
+    if cfg.engine.name == "ray":  # where the staging goes when the nodes share no folder
+        from qudata.engines.ray_staging import staging_prefix
+
+        prefix = staging_prefix(where if target else os.path.abspath(where), cfg.storage.staging)
     try:
         executor: Executor = make_executor(
-            job.cfg.engine, size, len(job.partitions), staging=job.staging,
-            storage=job.cfg.storage.options,
+            cfg.engine, size, len(job.partitions), staging=job.staging,
+            storage=cfg.storage.options, prefix=prefix,
+            always=is_uri(cfg.storage.staging or ""), resume=job.resume,
         )  # fmt: skip
     except OutputError as exc:  # Ray: a staging folder some node does not see
         said = str(exc)
@@ -233,7 +280,8 @@ def _executor(job: Job, target: RemoteOutput | None) -> Executor:
         raise OutputError(
             f"{target.uri}: the staging folder {job.staging.parent} (storage.staging) is not "
             f"shared by the nodes of the Ray cluster: {problem}; set storage.staging to a "
-            "folder that every node mounts at the same path (NFS, a shared volume)"
+            "folder that every node mounts at the same path (NFS, a shared volume), or to "
+            "an object-storage prefix (s3://bucket/tmp)"
         ) from None
     return executor
 

@@ -180,13 +180,18 @@ def test_small_remote_files_and_a_text_folder(s3: S3, two_nodes: TwoNodes, tmp_p
     assert requests["get"] == 120 and requests["head"] == 0 and requests["list"] <= 8
 
 
-def test_a_killed_worker_is_retried(two_nodes: TwoNodes, tmp_path: Path) -> None:
+@pytest.mark.parametrize("staged", [False, True], ids=["shared", "through-the-store"])
+def test_a_killed_worker_is_retried(two_nodes: TwoNodes, tmp_path: Path, staged: bool) -> None:
     """kill -9 of the worker running a stage task: Ray runs the task again, the run ends
-    with exit 0 and the dataset of an undisturbed run."""
+    with exit 0 and the dataset of an undisturbed run (also with the staging kept on
+    object storage, ``storage.staging`` a URI: the task runs again in a new scratch
+    folder)."""
     source = tmp_path / "in.jsonl"
     big_jsonl(source, 3000, seed=11)
     config = ray_config(two_nodes)
     config["engine"]["partition_size"] = 40_000
+    if staged:
+        config["storage"] = {"staging": (tmp_path / "store").as_uri()}
     args = [str(source), "-f", "chatml", "-f", "jsonl", "--tokenizer", "none", "-q",
             "--config", _config_file(config, tmp_path)]  # fmt: skip
     clean = cli(*args, "-o", str(tmp_path / "clean"), tmp=tmp_path)
@@ -214,7 +219,17 @@ def test_a_killed_worker_is_retried(two_nodes: TwoNodes, tmp_path: Path) -> None
     assert run.returncode == 0, err
     a, b = tree(tmp_path / "clean"), tree(tmp_path / "killed")
     assert sorted(a) == sorted(b)
-    assert [n for n in a if a[n] != b[n]] == []  # the manifest's run section too
+    differ = [n for n in a if a[n] != b[n]]  # the manifest's run section too
+    if not staged:
+        assert differ == []
+    else:  # but the bytes the staging moved: the killed task's are not counted
+        assert differ in ([], ["manifest.json"])
+        ma, mb = orjson.loads(a["manifest.json"]), orjson.loads(b["manifest.json"])
+        store = (tmp_path / "store").as_uri() + "/qudata-"
+        assert ma["run"].pop("staging")["uri"].startswith(store)
+        assert mb["run"].pop("staging")["uri"].startswith(store)
+        assert ma == mb
+        assert list((tmp_path / "store").rglob("*")) == []
 
 
 def _config_file(config: dict[str, Any], tmp: Path) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -306,19 +307,125 @@ def test_ray_on_two_nodes_writes_the_same_dataset(
     assert orjson.loads(remote["manifest.json"])["run"]["engine"] == "ray"
 
 
+def _bucket_keys(s3: S3) -> list[str]:
+    return sorted(s3.fs().find(s3.bucket))
+
+
 @pytest.mark.cluster
-def test_a_staging_folder_one_node_does_not_see_is_refused(
+def test_a_staging_folder_one_node_does_not_see_goes_through_the_store(
+    s3: S3, two_nodes: TwoNodes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nodes that share nothing but the store: the staging folder (``storage.staging``)
+    is one the second node does not see, so the tasks work in scratch folders of their
+    nodes and keep the staging under a prefix beside the output; S3 in and out, the
+    local engine's dataset (its data files copied on the store from the staging prefix,
+    not uploaded again), and neither the prefix nor the staging folder is left."""
+    import s3fs
+
+    copied: list[tuple[str, str]] = []
+    copy = s3fs.S3FileSystem.copy
+
+    def spy(self: Any, source: str, target: str, *args: Any, **kwargs: Any) -> Any:
+        copied.append((source, target))
+        return copy(self, source, target, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "copy", spy)
+    s3fs.S3FileSystem.clear_instance_cache()  # an instance made before has its own copy
+    source = corpus(tmp_path / "in.jsonl", 400)
+    s3.fs().put_file(str(source), f"{s3.bucket}/mirror/in/in.jsonl")
+    uri_in = f"s3://{s3.bucket}/mirror/in/*.jsonl"
+    cfg = config(s3, tmp_path, dedup={"method": "near"})
+    qudata.pack_dataset([uri_in], tmp_path / "local", formats=FORMATS, config=cfg)
+    cfg["storage"]["staging"] = str(two_nodes.hidden)
+    cfg["engine"] = {"name": "ray", "address": two_nodes.address, "partition_size": "8KiB"}
+    uri = f"s3://{s3.bucket}/mirror/out"
+    qudata.pack_dataset([uri_in], uri, formats=FORMATS, config=cfg)
+    remote = bucket_tree(s3, "mirror/out")
+    manifest = assert_same(local_tree(tmp_path / "local"), remote)
+    assert manifest["counts"]["dropped"]["duplicate_exact"] > 0
+    run = orjson.loads(remote["manifest.json"])["run"]
+    assert run["engine"] == "ray" and run["workers"] == 2
+    staging = run["staging"]
+    assert staging["uri"] == f"s3://{s3.bucket}/mirror/.out.qudata-staging"
+    assert staging["fetched"] > 0 and staging["uploaded"] > staging["pulled"] > 0
+    assert [k for k in _bucket_keys(s3) if "qudata-staging" in k] == []
+    assert list(two_nodes.hidden.iterdir()) == []
+    data = sorted(n for n in remote if n.startswith(("chatml/", "jsonl/")) or n == "rejects.jsonl")
+    staged = f"{s3.bucket}/mirror/.out.qudata-staging/"
+    assert sorted((a[len(staged) :], b) for a, b in copied) == [
+        (n, f"{s3.bucket}/mirror/out/{n}") for n in data if not n.endswith("README.md")
+    ]
+
+
+@pytest.mark.cluster
+def test_an_outage_while_staged_on_the_store_is_one_line_and_resumes(
     s3: S3, two_nodes: TwoNodes, tmp_path: Path
 ) -> None:
-    source = corpus(tmp_path / "in.jsonl", 100)
-    cfg = config(s3, tmp_path, engine={"name": "ray", "address": two_nodes.address})
-    cfg["storage"]["staging"] = str(two_nodes.hidden)
-    uri = f"s3://{s3.bucket}/hidden/out"
-    with pytest.raises(OutputError) as caught:
-        qudata.pack_dataset([source], uri, formats=FORMATS, config=cfg)
-    message = str(caught.value)
-    assert message.startswith(f"{uri}: the staging folder {two_nodes.hidden}/qudata-")
-    assert "(storage.staging) is not shared by the nodes of the Ray cluster: node " in message
-    assert two_nodes.nodes[1][:12] in message and message.endswith("(NFS, a shared volume)")
-    assert bucket_tree(s3, "hidden/out") == {}
+    """The store goes away (a relay cut) while a map-2 task runs, its worker killed too:
+    the retries fail, one line naming the staged file's URI, exit 1, nothing published,
+    the staging prefix and folder kept; with the store back, ``--resume`` takes up the
+    partitions the killed run staged there and publishes the undisturbed dataset."""
+    proxy = Proxy(s3.endpoint)
+    source = corpus(tmp_path / "in.jsonl", 600)
+
+    def config_file(port: int) -> str:
+        options = {"s3": {**s3.options["s3"], "endpoint_url": f"http://127.0.0.1:{port}",
+                          "config_kwargs": {"retries": {"max_attempts": 1}}}}  # fmt: skip
+        cfg = {
+            "storage": {"options": options, "staging": str(two_nodes.hidden)},
+            "engine": {"name": "ray", "address": two_nodes.address, "partition_size": "8KiB"},
+        }
+        path = tmp_path / "config.yaml"  # one path: the cards' commands name it
+        path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+        return str(path)
+
+    uri = f"s3://{s3.bucket}/cut/out"
+    pack = [sys.executable, "-m", "qudata", "pack", str(source), "-q", "--dedup", "none",
+            "-f", "chatml", "-f", "jsonl"]  # fmt: skip
+    args = [*pack, "-o", uri]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    (two_nodes.hold / "armed").write_text("write_partition")
+    try:
+        run = subprocess.Popen(
+            [*args, "--config", config_file(proxy.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        pid_file = two_nodes.hold / "pid"
+        for _ in range(1200):
+            if (pid_file.exists() and pid_file.read_text()) or run.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not pid_file.exists():
+            run.kill()
+            pytest.fail("no task reached the hook: " + run.communicate()[1])
+        proxy.down()
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        err = run.communicate(timeout=240)[1]
+    finally:
+        (two_nodes.hold / "armed").unlink()
+        (two_nodes.hold / "pid").unlink(missing_ok=True)
+    assert run.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    staged = f"s3://{s3.bucket}/cut/.out.qudata-staging"
+    assert lines[0].startswith(f"Error: {staged}/.parts/") and ": cannot " in lines[0], err
+    assert lines[0].endswith("the partitions done are kept: run again with --resume")
+    assert bucket_tree(s3, "cut/out") == {}  # nothing published
+    kept = bucket_tree(s3, "cut/.out.qudata-staging")
+    assert any(name.startswith(".parts/done/scan-") for name in kept)
+    port = int(s3.endpoint.rsplit(":", 1)[1])
+    resumed = subprocess.run(
+        [*args, "--resume", "--config", config_file(port)],
+        capture_output=True, text=True, env=env, timeout=240,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    local = subprocess.run(
+        [*pack, "-o", str(tmp_path / "local"), "--engine", "local", "--config", config_file(port)],
+        capture_output=True, text=True, env=env, timeout=240,
+    )  # fmt: skip
+    assert local.returncode == 0, local.stderr
+    remote = bucket_tree(s3, "cut/out")
+    assert_same(local_tree(tmp_path / "local"), remote)
+    assert orjson.loads(remote["manifest.json"])["run"]["resumed"] > 0
+    assert bucket_tree(s3, "cut/.out.qudata-staging") == {}
     assert list(two_nodes.hidden.iterdir()) == []

@@ -431,3 +431,44 @@ def test_byte_range_partitions_on_ray(corpus: list[Path], tmp_path: Path) -> Non
     local, _ = both(corpus, tmp_path, config)
     manifest = orjson.loads(local["manifest.json"])
     assert manifest["counts"]["dropped"].get("duplicate_exact", 0) > 0
+
+
+def _mix_config(tmp_path: Path) -> dict[str, Any]:
+    rng = random.Random(4)
+    paths = []
+    for name, docs, words in (("web", 60, 12), ("code", 40, 40)):
+        rows = [{"id": f"{name}{n}", "text": _text(rng, words)} for n in range(docs)]
+        rows.append(dict(rows[3], id=f"{name}-copy"))  # a duplicate: the survey reads verdicts
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+        paths.append(str(path))
+    return {
+        "mix": {"sources": [{"path": paths[0], "weight": 0.6}, {"path": paths[1], "weight": 0.4}],
+                "target_tokens": 3000, "seed": 2},
+        "engine": {"partition_size": 1024},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ["near", "mix"])
+def test_staging_on_object_storage(corpus: list[Path], tmp_path: Path, case: str) -> None:
+    """``storage.staging`` an fsspec URI: every task works in a scratch folder of its own,
+    fetching what it reads from the prefix and uploading what it writes; the dataset is
+    the local engine's, and the prefix is gone at the end."""
+    remote = tmp_path / "remote"
+    config: dict[str, Any] = {
+        "dedup": {"method": "near"},
+        "output": {"split": {"train": 0.5, "test": 0.5}, "shuffle": True, "shard_records": 9},
+        "engine": {"partition_size": 2048},
+    }
+    inputs: list[Any] = list(corpus)
+    if case == "mix":
+        config, inputs = {"dedup": {"method": "exact"}, **_mix_config(tmp_path)}, []
+    config["storage"] = {"staging": remote.as_uri()}
+    local, distributed = both(inputs, tmp_path, config)
+    assert orjson.loads(local["manifest.json"])["counts"]["dropped"].get("duplicate_exact")
+    staging = orjson.loads(distributed["manifest.json"])["run"]["staging"]
+    assert staging["uri"].startswith(remote.as_uri() + "/qudata-")
+    data = sum(len(body) for name, body in local.items() if name != "manifest.json")
+    assert 0 < staging["pulled"] <= data  # the committed files, downloaded once
+    assert staging["uploaded"] > staging["pulled"] and staging["fetched"] > 0
+    assert not remote.exists() or list(remote.rglob("*")) == []

@@ -29,6 +29,7 @@ import numpy as np
 
 from qudata.dedup.files import BAND, DUP, EDGE, NEAR_KIND, DedupParams, partition_file
 from qudata.dedup.runs import read_range, write_run
+from qudata.io.on_demand import need
 
 __all__ = ["WINDOW", "Documents", "bucket_range", "first_kept"]
 
@@ -88,7 +89,7 @@ def _signatures(directory: Path, refs: np.ndarray, num_perm: int) -> np.ndarray:
     parts = (refs >> np.uint64(32)).astype(np.int64)
     for part in np.unique(parts):
         chosen = parts == part
-        path = partition_file(directory, int(part), ".sig")
+        path = need(partition_file(directory, int(part), ".sig"))
         mapped = np.memmap(path, dtype=np.uint32, mode="r").reshape(-1, num_perm)
         out[chosen] = mapped[(refs[chosen] & _LOW).astype(np.int64)]
         del mapped

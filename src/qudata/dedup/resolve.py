@@ -23,7 +23,7 @@ from qudata.dedup.runs import key_ranges
 from qudata.dedup.summary import DedupSummary
 from qudata.dedup.verdicts import assemble, cluster_sizes
 from qudata.errors import OutputError
-from qudata.executor import Executor, Progress
+from qudata.executor import Executor, LocalFiles, Progress, StagingFiles
 
 __all__ = ["Resolution"]
 
@@ -31,27 +31,29 @@ __all__ = ["Resolution"]
 class _Spill:
     """Files of the step: their sizes are counted once, when they are removed or kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, files: StagingFiles) -> None:
         self.bytes = 0
+        self.files = files
 
     def remove(self, paths: Sequence[Path]) -> None:
         for path in paths:
-            if path.exists():
-                self.bytes += path.stat().st_size
-                path.unlink()
+            size = self.files.size(path)
+            if size is not None:
+                self.bytes += size
+                self.files.remove(path)
 
     def keep(self, paths: Sequence[Path]) -> None:
-        self.bytes += sum(p.stat().st_size for p in paths if p.exists())
+        self.bytes += sum(self.files.size(p) or 0 for p in paths)
 
 
-def _meta(directory: Path, partition: int) -> dict[str, Any]:
+def _meta(files: StagingFiles, directory: Path, partition: int) -> dict[str, Any]:
     path = partition_file(directory, partition, ".meta.json")
-    if not path.exists():
+    if files.size(path) is None:
         raise OutputError(
             f"dedup: {path} is missing: the staging folder changed while the run read it; "
             "run the command again (without --resume)"
         )
-    meta: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    meta: dict[str, Any] = json.loads(files.read_bytes(path).decode("utf-8"))
     return meta
 
 
@@ -63,8 +65,8 @@ def _runs(directory: Path, metas: Sequence[dict[str, Any]], kind: str) -> list[P
     ]
 
 
-def _size(paths: Sequence[Path]) -> int:
-    return sum(p.stat().st_size for p in paths)
+def _size(files: StagingFiles, paths: Sequence[Path]) -> int:
+    return sum(files.size(p) or 0 for p in paths)
 
 
 class Resolution:
@@ -77,17 +79,19 @@ class Resolution:
         params: DedupParams,
         executor: Executor,
         progress: Progress | None = None,
+        files: StagingFiles | None = None,
     ) -> None:
+        files = files or LocalFiles()
         self.directory, self.partitions = directory, partitions
-        self.params, self.executor, self.spill = params, executor, _Spill()
+        self.params, self.executor, self.spill = params, executor, _Spill(files)
         self.progress = progress
-        self.metas = [_meta(directory, p) for p in range(partitions)]
+        self.metas = [_meta(files, directory, p) for p in range(partitions)]
         self.exact_runs = _runs(directory, self.metas, "exact")
-        self.exact_ranges = key_ranges(_size(self.exact_runs), params.range_bytes)
+        self.exact_ranges = key_ranges(_size(files, self.exact_runs), params.range_bytes)
         self.band_runs = _runs(directory, self.metas, "band") if params.near else []
         self.band_space = params.bands << BAND_HASH_BITS
         self.band_ranges = (
-            key_ranges(_size(self.band_runs), params.range_bytes, space=self.band_space)
+            key_ranges(_size(files, self.band_runs), params.range_bytes, space=self.band_space)
             if params.near
             else []
         )

@@ -43,7 +43,7 @@ from qudata.dedup.keys import KeyWriter
 from qudata.dedup.resolve import Resolution
 from qudata.dedup.summary import DedupSummary
 from qudata.dedup.verdicts import PartitionVerdicts
-from qudata.executor import Executor, Progress
+from qudata.executor import Executor, Progress, StagingFiles
 
 __all__ = ["DedupSummary", "KeyWriter", "key_files", "read_verdicts", "resolve"]
 
@@ -57,6 +57,7 @@ def resolve(
     executor: Executor | None = None,
     workers: int = 1,
     progress: Progress | None = None,
+    files: StagingFiles | None = None,
 ) -> DedupSummary:
     """Every partition's verdicts: the first copy of a cluster in input order is kept.
 
@@ -64,6 +65,7 @@ def resolve(
     Ray) runs the steps; without one, a local executor of ``workers`` processes
     (1: this process) does, and is closed at the end. ``progress`` gets the phase
     ``dedup`` in tasks (each call over a key range, a partition or all documents).
+    ``files``: how this process sees ``directory``'s files (default: where they are).
 
     Example::
 
@@ -76,7 +78,7 @@ def resolve(
         executor = LocalExecutor(workers)
     try:
         params = DedupParams.of(dedup, memory)
-        return Resolution(directory, partitions, params, executor, progress).run()
+        return Resolution(directory, partitions, params, executor, progress, files).run()
     finally:
         if own:
             executor.close()

@@ -20,6 +20,7 @@ from qudata.dedup import DedupVerdict
 from qudata.dedup.files import BAND, DUP, EXACT_KIND, NEAR_KIND, partition_file
 from qudata.dedup.near import Documents
 from qudata.dedup.runs import read_range, write_run
+from qudata.io.on_demand import need
 
 __all__ = ["PartitionVerdicts", "assemble", "cluster_sizes"]
 
@@ -43,11 +44,12 @@ def _kept_names(directory: Path, kept: np.ndarray) -> tuple[list[bytes], np.ndar
     for part in np.unique(parts):
         chosen = np.flatnonzero(parts == part)
         index = (kept[chosen] & _LOW).astype(np.int64)
-        ends = np.memmap(partition_file(directory, int(part), ".off"), dtype="<u8", mode="r")
-        blob = np.memmap(partition_file(directory, int(part), ".ids"), dtype=np.uint8, mode="r")
-        key_rows = np.memmap(
-            partition_file(directory, int(part), ".keys"), dtype=np.uint8, mode="r"
-        )
+        ends = np.memmap(need(partition_file(directory, int(part), ".off")), dtype="<u8",
+                         mode="r")  # fmt: skip
+        blob = np.memmap(need(partition_file(directory, int(part), ".ids")), dtype=np.uint8,
+                         mode="r")  # fmt: skip
+        key_rows = np.memmap(need(partition_file(directory, int(part), ".keys")),
+                             dtype=np.uint8, mode="r")  # fmt: skip
         keys[chosen] = key_rows.reshape(-1, 16)[index]
         stops = ends[index].astype(np.int64)
         starts = np.where(index > 0, ends[np.maximum(index - 1, 0)], 0).astype(np.int64)

@@ -37,11 +37,19 @@ def make_executor(
     *,
     staging: Path | None = None,
     storage: dict[str, dict[str, Any]] | None = None,
+    prefix: str | None = None,
+    always: bool = False,
+    resume: bool = False,
 ) -> Any:
     """The executor ``engine`` asks for; a small input runs in this process. Ray checks
-    that every node sees ``staging`` and sets the ``storage`` options on its workers."""
+    that every node sees ``staging`` and sets the ``storage`` options on its workers;
+    ``prefix``: an object-storage prefix where Ray keeps the staging when a node does
+    not see it (or ``always``; ``resume``: take up what a killed run left there)."""
     if engine.name == "ray":
-        return ray_engine().RayExecutor(engine, staging=staging, storage=storage or {})
+        return ray_engine().RayExecutor(
+            engine, staging=staging, storage=storage or {}, prefix=prefix, always=always,
+            resume=resume,
+        )  # fmt: skip
     from qudata.engines.local import LocalExecutor, usable_cpus
 
     workers = engine.workers or usable_cpus()

@@ -5,8 +5,11 @@ same, byte for byte; only the ``run`` section of ``manifest.json`` differs. Each
 is one task: map 1 and map 2 per partition, the commit per format. Tasks read their
 partition themselves (a local path every node sees at the same place, or an fsspec
 URI, in ranged requests) and write their part files straight into the staging folder,
-which must therefore be on a file system every node shares: :func:`check_shared`
-refuses one that a node does not see, before the first task. The driver never touches
+which must therefore be on a file system every node shares (:func:`check_shared`
+checks it before the first task), or else is kept under an object-storage prefix, each
+task working in a scratch folder of its node (:mod:`qudata.engines.ray_staging`): when
+``storage.staging`` is a URI, or when the output is one and the staging folder is not
+shared. A staging folder a node does not see is refused otherwise. The driver never touches
 a record: it plans the partitions, resolves duplicates on compact keys, plans the mix
 and adds up the partitions' accounts.
 
@@ -22,7 +25,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,8 @@ from qudata.errors import (
 from qudata.io.uri import configure
 
 from .ray_inputs import expand_sources
+from .ray_scratch import Sync, mirrored, remove_scratch
+from .ray_staging import Mirror
 
 __all__ = ["RETRIES", "RayExecutor", "expand_sources", "ray_session"]
 
@@ -88,13 +93,19 @@ def _test_hold(function: Callable[..., Any]) -> None:
 
 
 def _call(
-    function: Callable[..., Any], args: tuple[Any, ...], storage: dict[str, Any]
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    storage: dict[str, Any],
+    sync: Sync | None = None,
 ) -> tuple[bool, Any]:
-    """One stage call in a Ray task; a qudata error comes back as data, a storage error
-    is raised (Ray runs the task again)."""
+    """One stage call in a Ray task (``sync``: in a scratch folder, the staging on
+    object storage); a qudata error comes back as data, a storage error is raised (Ray
+    runs the task again)."""
     configure(storage)
     _test_hold(function)
     try:
+        if sync is not None:
+            return True, mirrored(function, args, sync)
         return True, function(*args)
     except StorageError:
         raise
@@ -139,8 +150,10 @@ def _failure(exc: BaseException, function: Callable[..., Any], number: int) -> Q
 
 class RayExecutor:
     """Runs stage calls as Ray tasks (one CPU each), on the cluster of ``engine``;
-    ``staging`` must be a folder every node sees, ``storage``: the fsspec options set
-    on every worker."""
+    ``storage``: the fsspec options set on every worker. ``staging`` must be a folder
+    every node sees, unless ``prefix`` (an object-storage prefix) is given: then the
+    staging is kept there when ``always`` or when ``staging`` is not shared (``resume``:
+    what a killed run left there is taken up)."""
 
     name = "ray"
 
@@ -150,7 +163,11 @@ class RayExecutor:
         *,
         staging: Path | None = None,
         storage: dict[str, Any] | None = None,
+        prefix: str | None = None,
+        always: bool = False,
+        resume: bool = False,
     ) -> None:
+        self.mirror: Mirror | None = None
         self._session = ray_session(engine)
         self._session.__enter__()
         try:
@@ -160,11 +177,23 @@ class RayExecutor:
             self._remote = ray.remote(
                 num_cpus=1, max_retries=RETRIES, retry_exceptions=[StorageError]
             )(_call)
-            if staging is not None:
-                check_shared(staging)
+            if staging is not None and prefix is not None and always:
+                self.mirror = Mirror(prefix, staging, resume=resume)
+            elif staging is not None:
+                try:
+                    check_shared(staging)
+                except OutputError:
+                    if prefix is None:
+                        raise
+                    self.mirror = Mirror(prefix, staging, resume=resume)
         except BaseException:
             self.close()
             raise
+
+    @property
+    def files(self) -> Mirror | None:
+        """The driver's view of a staging kept on object storage (None: a shared folder)."""
+        return self.mirror
 
     def map(
         self,
@@ -175,7 +204,12 @@ class RayExecutor:
     ) -> list[Any]:
         """As :meth:`qudata.engines.local.LocalExecutor.map`."""
         ray = _import_ray()
-        refs: list[Any] = [self._remote.remote(function, args, self._storage) for args in calls]
+        mirror = self.mirror
+        syncs = [None] * len(calls) if mirror is None else _syncs(mirror, function, calls)
+        refs: list[Any] = [
+            self._remote.remote(function, args, self._storage, sync)
+            for args, sync in zip(calls, syncs, strict=True)
+        ]
         number = {ref: n for n, ref in enumerate(refs)}
         pending = list(refs)
         finished: dict[int, Any] = {}
@@ -192,6 +226,9 @@ class RayExecutor:
                         raise _failure(exc, function, number[ref]) from None
                     if not ok:
                         raise rebuild_error(value)
+                    if mirror is not None:
+                        value, changes = value
+                        mirror.apply(changes)
                     finished[number[ref]] = value
                     if on_done is not None:
                         on_done(number[ref], value)
@@ -205,7 +242,54 @@ class RayExecutor:
         return results
 
     def close(self) -> None:
+        if self.mirror is not None:
+            mirror, self.mirror = self.mirror, None
+            try:
+                _on_every_node(remove_scratch, mirror.run)
+            finally:
+                mirror.close()
         self._session.__exit__(None, None, None)
+
+
+def _syncs(
+    mirror: Mirror, function: Callable[..., Any], calls: Sequence[tuple[Any, ...]]
+) -> list[Any]:
+    """What each call fetches and uploads; a long list that repeats (a dedup step's
+    calls all read every partition's ids) is put in Ray's object store once."""
+    syncs: list[Any] = []
+    last: tuple[Sync, Any] | None = None
+    for args in calls:
+        sync = mirror.sync_for(function, args)
+        if len(sync.fetch) + len(sync.lazy) <= 64:
+            syncs.append(sync)
+        elif last is not None and last[0] == sync:
+            syncs.append(last[1])
+        else:
+            last = (sync, _import_ray().put(sync))
+            syncs.append(last[1])
+    return syncs
+
+
+def _alive_nodes() -> list[dict[str, Any]]:
+    return [
+        n for n in _import_ray().nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU")
+    ]
+
+
+def _on_every_node(function: Callable[..., Any], *args: Any) -> None:
+    """``function(*args)`` once on every node with CPUs (what fails is left alone)."""
+    ray = _import_ray()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    task = ray.remote(num_cpus=0, max_retries=0)(function)
+    refs = [
+        task.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+        ).remote(*args)
+        for n in _alive_nodes()
+    ]
+    with suppress(Exception):  # a node lost meanwhile: its scratch went with it
+        ray.get(refs, timeout=60)
 
 
 def check_shared(staging: Path) -> None:
@@ -218,7 +302,7 @@ def check_shared(staging: Path) -> None:
     token = uuid.uuid4().hex
     check = staging / ".node-check"
     check.write_text(token, encoding="utf-8")
-    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU")]
+    nodes = _alive_nodes()
     sees = ray.remote(num_cpus=0, max_retries=RETRIES)(_sees)
     try:
         refs = [
@@ -237,10 +321,13 @@ def check_shared(staging: Path) -> None:
                 raise OutputError(
                     f"{staging.parent}: the output folder is not shared by the nodes of the "
                     f"Ray cluster: node {where} {problem}; give -o a folder that every "
-                    "node mounts at the same path (NFS, a shared volume)"
+                    "node mounts at the same path (NFS, a shared volume), or stage through "
+                    "object storage (storage.staging: s3://bucket/tmp)"
                 )
     finally:
         check.unlink(missing_ok=True)
+        for node in nodes:  # those after a node that failed too
+            (staging / f".node-{node['NodeID']}").unlink(missing_ok=True)
 
 
 @contextmanager

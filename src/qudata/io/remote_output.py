@@ -7,7 +7,8 @@ Object stores have no rename, so the commit is an upload with ``manifest.json`` 
    local ``-o``, and the publish gate verifies it there;
 2. the previous dataset's ``manifest.json`` is deleted (``--overwrite``): from here on
    the prefix is not a dataset;
-3. every other file is uploaded to its final key, and read back: its size and sha256
+3. every other file is uploaded to its final key (or copied there on the store, when a
+   Ray run staged it on the same file system), and read back: its size and sha256
    must be those of the staged file (a read-back, not the store's ETag, which is an MD5
    only for single-part uploads and not on every store);
 4. the previous dataset's keys that the new one does not have are deleted;
@@ -58,10 +59,15 @@ class RemoteOutput:
         self.path = path.rstrip("/")
         protocols = self.fs.protocol
         self._local = "file" in (protocols if isinstance(protocols, tuple) else (protocols,))
+        if staging_root is not None and "://" in staging_root:  # staged on object storage
+            staging_root = None
         root = Path(staging_root or tempfile.gettempdir()).absolute()
         digest = hashlib.sha256(self.uri.encode("utf-8")).hexdigest()[:16]
         #: never created: its parent holds the lock and the staging folders of runs into uri
         self.shadow = root / f"qudata-{digest}" / "out"
+        #: staged files already on this file system (a Ray run's staging on the store):
+        #: relative path -> (its path there, its sha256); copied there, not uploaded
+        self.copies: dict[str, tuple[str, str]] = {}
 
     def _key(self, relative: str) -> str:
         return f"{self.path}/{relative}"
@@ -169,10 +175,15 @@ class RemoteOutput:
             self.fs.invalidate_cache(self.path)
 
     def _upload(self, local: Path, key: str) -> None:
-        """``local`` to ``key``, then read back: the same size and sha256."""
+        """``local`` to ``key`` (or a copy of the same bytes already on the store, made
+        there), then read back: the same size and sha256."""
         if self._local:  # a file:// prefix: its folders first (a store has none)
             self.fs.makedirs(key.rsplit("/", 1)[0], exist_ok=True)
-        self.fs.put_file(str(local), key)
+        source = self.copies.get(key[len(self.path) + 1 :])
+        if source is not None and source[1] == _sha256_local(local):
+            self.fs.copy(source[0], key)  # server-side: no bytes through this machine
+        else:
+            self.fs.put_file(str(local), key)
         self.fs.invalidate_cache(key)
         size = os.path.getsize(local)
         stored = self.fs.size(key)
