@@ -20,8 +20,10 @@ from typing import Any
 from qudata.config import Config, load_config, parse_size
 from qudata.driver import tally
 from qudata.engines import make_executor
+from qudata.errors import OutputError
 from qudata.executor import Quiet
-from qudata.io.sources import expand_inputs
+from qudata.io.sources import Source, expand_inputs
+from qudata.io.uri import configure, is_uri
 from qudata.plan.job import Job
 from qudata.plan.partitions import plan_partitions
 from qudata.quality.tokens import get_token_counter
@@ -79,14 +81,16 @@ def collect_stats(
         tokenizer=counter.name if counter else "none",
         tokens_exact=bool(counter and counter.exact),
     )
-    folder = Path(tempfile.mkdtemp(prefix="qudata-stats-"))
+    configure(cfg.storage.options)
+    staging = cfg.storage.staging
+    local = staging if staging is not None and not is_uri(staging) else None
+    folder = Path(tempfile.mkdtemp(prefix="qudata-stats-", dir=local)).resolve()
     executor = None
     try:
         size = cfg.engine.partition_size  # pack's partitions
-        pieces = plan_partitions(expand_inputs(inputs), None if size is None else parse_size(size))
+        pieces = plan_partitions(_sources(inputs, cfg), None if size is None else parse_size(size))
         job = Job(cfg, folder, pieces)
-        size = sum(p.size for p in job.partitions)
-        executor = make_executor(cfg.engine, size, len(job.partitions))
+        executor = _executor(job)
         total = tally(job, executor, Quiet())
     finally:
         if executor is not None:
@@ -98,3 +102,45 @@ def collect_stats(
     result.documents = dict(zip(THRESHOLDS, total.documents, strict=True))
     result.tokens = dict(zip(THRESHOLDS, total.tokens, strict=True))
     return result
+
+
+def _sources(
+    inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], cfg: Config
+) -> list[Source]:
+    """The inputs as ``pack`` walks them (URIs through fsspec, Ray's listing on Ray)."""
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]
+    arguments = [os.fspath(item) for item in inputs]
+    if cfg.engine.name == "ray" or any(is_uri(a) for a in arguments):
+        from qudata.engines.ray_inputs import expand_sources  # imports no Ray
+
+        return expand_sources(arguments).sources
+    return expand_inputs(arguments)
+
+
+def _executor(job: Job) -> Any:
+    """``pack``'s executor for the tally; on Ray, the staging on ``storage.staging`` when
+    it is an object-storage prefix (nodes that share no folder), else a folder every node
+    must see (refused in one line otherwise)."""
+    cfg = job.cfg
+    size = sum(p.size for p in job.partitions)
+    prefix = None
+    if cfg.engine.name == "ray" and is_uri(cfg.storage.staging or ""):
+        from qudata.engines.ray_staging import staging_prefix
+
+        prefix = staging_prefix(f"stats:{job.staging}", cfg.storage.staging)
+    try:
+        return make_executor(
+            cfg.engine, size, len(job.partitions), staging=job.staging,
+            storage=cfg.storage.options, prefix=prefix, always=prefix is not None,
+        )  # fmt: skip
+    except OutputError as exc:  # Ray: a staging folder some node does not see
+        said = str(exc)
+        if "Ray cluster: " not in said:
+            raise
+        problem = said.split("Ray cluster: ", 1)[1].split("; give -o", 1)[0]
+        raise OutputError(
+            f"qudata stats: its staging folder {job.staging} is not shared by the nodes of "
+            f"the Ray cluster: {problem}; set storage.staging to a folder that every node "
+            "mounts at the same path, or to an object-storage prefix (s3://bucket/tmp)"
+        ) from None

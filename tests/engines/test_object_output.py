@@ -334,7 +334,9 @@ def test_a_staging_folder_one_node_does_not_see_goes_through_the_store(
     source = corpus(tmp_path / "in.jsonl", 400)
     s3.fs().put_file(str(source), f"{s3.bucket}/mirror/in/in.jsonl")
     uri_in = f"s3://{s3.bucket}/mirror/in/*.jsonl"
-    cfg = config(s3, tmp_path, dedup={"method": "near"})
+    # the same partitions on both engines: a split remote input's manifest entry and card
+    # row give its ranges (docs/command-line.md)
+    cfg = config(s3, tmp_path, dedup={"method": "near"}, engine={"partition_size": "8KiB"})
     qudata.pack_dataset([uri_in], tmp_path / "local", formats=FORMATS, config=cfg)
     cfg["storage"]["staging"] = str(two_nodes.hidden)
     cfg["engine"] = {"name": "ray", "address": two_nodes.address, "partition_size": "8KiB"}

@@ -472,3 +472,34 @@ def test_staging_on_object_storage(corpus: list[Path], tmp_path: Path, case: str
     assert 0 < staging["pulled"] <= data  # the committed files, downloaded once
     assert staging["uploaded"] > staging["pulled"] and staging["fetched"] > 0
     assert not remote.exists() or list(remote.rglob("*")) == []
+
+
+def test_stats_on_ray_with_staging_on_object_storage(
+    corpus: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``qudata stats`` runs pack's driver: on Ray with ``storage.staging`` an fsspec URI
+    its tasks stage through the prefix too, and the figures are the local engine's."""
+    from qudata.engines import ray_staging
+    from qudata.stats import collect_stats
+
+    prefixes: list[str] = []
+    made = ray_staging.Mirror.__init__
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> None:
+        made(self, *args, **kwargs)
+        prefixes.append(self.prefix)
+
+    monkeypatch.setattr(ray_staging.Mirror, "__init__", spy)
+
+    config: dict[str, Any] = {"dedup": {"method": "near"}, "engine": {"partition_size": 2048}}
+    local = collect_stats(corpus, config=config).as_dict()
+    remote = tmp_path / "remote"
+    ray_config = {
+        **config,
+        "engine": {"name": "ray", "partition_size": 2048},
+        "storage": {"staging": remote.as_uri()},
+    }
+    assert collect_stats(corpus, config=ray_config).as_dict() == local
+    assert len(prefixes) == 1 and prefixes[0].startswith(remote.as_uri() + "/qudata-")
+    assert local["duplicates"]  # the tally read the dedup step's verdicts
+    assert not remote.exists() or list(remote.rglob("*")) == []
