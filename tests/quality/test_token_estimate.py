@@ -57,3 +57,24 @@ def test_known_texts() -> None:
 @given(st.text(alphabet=st.sampled_from("aZ 7\né日😀\u0301\ud800"), max_size=3000))
 def test_any_text(text: str) -> None:
     assert list(EstimateCounter().token_ends(text)) == loop_ends(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="ab Z\n7.", min_size=1, max_size=3000)  # ASCII: a closed form
+    | st.text(alphabet=st.sampled_from("aZ 7\né日😀\u0301\ud800"), min_size=1, max_size=3000)
+)
+def test_each_end_looked_at_alone_is_the_definitions(text: str) -> None:
+    """The budget looks ends up one at a time (a bisection, a window's end, a slice):
+    each is the definition's, whichever way it is asked for."""
+    from bisect import bisect_right
+
+    ends, want = EstimateCounter().token_ends(text), loop_ends(text)
+    assert [ends[k] for k in range(len(ends))] == want
+    assert [ends[-k] for k in range(1, len(ends) + 1)] == [
+        want[-k] for k in range(1, len(want) + 1)
+    ]
+    middle = len(want) // 2
+    assert list(ends[middle:]) == want[middle:] and list(ends[:middle]) == want[:middle]
+    for start in (0, len(text) // 3, len(text) - 1):
+        assert bisect_right(ends, start) == bisect_right(want, start)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,31 +61,71 @@ class EstimateCounter:
         n = estimate_tokens(text)
         if not n:
             return array("q")
+        if text.isascii():  # the estimate of a prefix of L characters is int(L/4.25 + 0.5)
+            return _Ends(n, len(text), None)
         import numpy as np
 
         size = len(text)
-        if text.isascii():  # the estimate of a prefix of L characters is int(L/4.25 + 0.5)
-            ends = np.minimum(size, np.ceil((np.arange(n) + 0.5) * 4.25)).astype(np.int64)
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+        # per character, the index of its cost in _steps() (its extra UTF-8 bytes); the
+        # start cost (0.5) first
+        index = np.empty(size + 1, np.uint8)
+        index[0] = 4
+        extra = index[1:]
+        np.greater_equal(points, 0x80, out=extra.view(np.bool_))
+        extra += points >= 0x800
+        extra += points >= 0x10000
+        cost = _steps()[index]
+        np.cumsum(cost, out=cost)  # left to right, as the loop it replaces
+        return _Ends(n, size, cost)
+
+
+class _Ends(Sequence[int]):
+    """An estimate's token ends, each computed where it is looked at (the budget looks at
+    a few per part: a bisection and the window's end), not a list of every one.
+
+    End ``k`` (of ``n``) is the first character count at which the running cost reaches
+    ``k + 1`` (``cost``: its left-to-right sum, ``cost[j]`` after ``j`` characters; for
+    an ASCII text ``None``: ``ceil((k + 0.5) * 4.25)``), at most ``size``; the last is
+    ``size``.
+    """
+
+    __slots__ = ("_cost", "_n", "_size")
+
+    def __init__(self, n: int, size: int, cost: np.ndarray[Any, Any] | None) -> None:
+        self._n, self._size, self._cost = n, size, cost
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, k: int) -> int: ...
+    @overload
+    def __getitem__(self, k: slice) -> Sequence[int]: ...
+
+    def __getitem__(self, k: int | slice) -> int | Sequence[int]:
+        if isinstance(k, slice):
+            return self._all()[k]
+        if k < 0:
+            k += self._n
+        if not 0 <= k < self._n:
+            raise IndexError("token end out of range")
+        if k == self._n - 1:
+            return self._size
+        if self._cost is None:
+            return min(self._size, math.ceil((k + 0.5) * 4.25))
+        return min(self._size, int(self._cost.searchsorted(k + 1)))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._all())
+
+    def _all(self) -> list[int]:
+        import numpy as np
+
+        counts = np.arange(self._n, dtype=np.int64)
+        if self._cost is None:
+            ends = np.minimum(self._size, np.ceil((counts + 0.5) * 4.25)).astype(np.int64)
         else:
-            points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
-            # per character, the index of its cost in _steps() (its extra UTF-8 bytes); the
-            # start cost (0.5) first
-            index = np.empty(size + 1, np.uint8)
-            index[0] = 4
-            extra = index[1:]
-            np.greater_equal(points, 0x80, out=extra.view(np.bool_))
-            extra += points >= 0x800
-            extra += points >= 0x10000
-            cost = _steps()[index]
-            np.cumsum(cost, out=cost)  # left to right, as the loop it replaces
-            # the counts reached after each character: floor(cost) >= k iff cost >= k
-            reached: np.ndarray[Any, Any] = cost.astype(np.int32 if size < 2**30 else np.int64)
-            jumps = reached[1:] - reached[:-1]
-            ends = np.repeat(np.arange(1, size + 1, dtype=reached.dtype), jumps)[:n]
-            ends = ends.astype(np.int64)
-            if len(ends) < n:  # the running sum fell short of the rounded estimate
-                ends = np.concatenate((ends, np.full(n - len(ends), size, np.int64)))
-        ends[-1] = size
-        out = array("q")
-        out.frombytes(ends.tobytes())
-        return out
+            ends = np.minimum(self._size, self._cost.searchsorted(counts + 1))
+        ends[-1] = self._size
+        return ends.tolist()  # type: ignore[no-any-return]
