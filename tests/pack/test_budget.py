@@ -194,3 +194,49 @@ def test_cost_is_linear_in_the_text_length() -> None:
     assert counter.ends == 1
     assert counter.counts <= len(parts) + 2
     assert sum(len(p) for p in parts) > 0.95 * len(text.replace("\n\n", ""))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from(["a", "b.", " ", "\n", "\n\n", "\t", "\u3000", "\u2028", "\n \n"]),
+        max_size=200,
+    ).map("".join),
+    data=st.data(),
+)
+def test_paragraph_breaks_found_back_from_the_window_end_are_the_regex_spans(
+    text: str, data: st.DataObject
+) -> None:
+    """The backward search gives the regex's last break starting in ``(low, high]``,
+    also where it looks back past many single line ends (its fallback)."""
+    from qudata.pack import budget
+
+    if not text:
+        return
+    regex, found = budget._Cuts(budget._PARAGRAPH, text), budget._Paragraphs(text)
+    for _ in range(8):
+        high = data.draw(st.integers(0, len(text) - 1))
+        low = data.draw(st.integers(-1, high))
+        assert found.last(low, high) == regex.last(low, high), (low, high)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from(["a", ".", "!", "?", "\u3002", "\uff1f", " ", "\n", "\t", "1.5", "..."]),
+        max_size=200,
+    ).map("".join),
+    data=st.data(),
+)
+def test_sentence_ends_found_back_from_the_window_end_are_the_regex_spans(
+    text: str, data: st.DataObject
+) -> None:
+    from qudata.pack import budget
+
+    if not text:
+        return
+    regex, found = budget._Cuts(budget._SENTENCE, text), budget._Sentences(text)
+    for _ in range(8):
+        high = data.draw(st.integers(0, len(text) - 1))
+        low = data.draw(st.integers(-1, high))
+        assert found.last(low, high) == regex.last(low, high), (low, high)

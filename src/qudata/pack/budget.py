@@ -32,7 +32,9 @@ _PARAGRAPH = re.compile(r"\n\s*\n")
 # spans 2.4x slower
 _SENTENCE = re.compile(r"[.!?\u3002\uff01\uff1f](\s+)")
 _SPACE = re.compile(r"\s+")
+_STOPS = ".!?\u3002\uff01\uff1f"  # _SENTENCE's full stops
 _FIRST_BATCH, _MAX_BATCH = 4, 64  # parts guessed, then counted together
+_LOOK_BACK = 32  # line ends looked at back from a window's end before the regex's spans
 
 
 class _Cuts:
@@ -53,18 +55,87 @@ class _Cuts:
         return self.starts[i], self.ends[i]
 
 
+class _Paragraphs:
+    """:data:`_PARAGRAPH`'s breaks, found back from a window's end: a break is a run of
+    whitespace holding two line ends or more, from its first line end to after its last
+    (the regex's greedy match), so the last one starting in a window is found from the
+    window's last line end without a scan of the text. After :data:`_LOOK_BACK` line
+    ends with no break (a window of single lines) the regex's spans of the whole text
+    are used, made once."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._all: _Cuts | None = None
+
+    def last(self, low: int, high: int) -> tuple[int, int] | None:
+        """As :meth:`_Cuts.last`: the last break starting in ``(low, high]``."""
+        text, size = self.text, len(self.text)
+        line_end = text.rfind("\n", 0, high + 1)
+        for _ in range(_LOOK_BACK):
+            if line_end <= low:
+                return None
+            run = line_end  # the whitespace run holding this line end
+            while run > 0 and text[run - 1].isspace():
+                run -= 1
+            first = text.find("\n", run, line_end + 1)
+            after = line_end + 1
+            while after < size and text[after].isspace():
+                after += 1
+            final = text.rfind("\n", first, after)
+            if final > first:  # a break: the last one starting at or before ``high``
+                return (first, final + 1) if first > low else None
+            line_end = text.rfind("\n", 0, run)
+        if self._all is None:
+            self._all = _Cuts(_PARAGRAPH, text)
+        return self._all.last(low, high)
+
+
+class _Sentences:
+    """:data:`_SENTENCE`'s spans (group 1: the whitespace run after a full stop), found back
+    from a window's end: every full stop followed by whitespace starts one, so the last
+    is the nearest such stop; after :data:`_LOOK_BACK` stops followed by no whitespace
+    (``1.5``, ``...``) the regex's spans of the whole text are used, made once."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._all: _Cuts | None = None
+
+    def last(self, low: int, high: int) -> tuple[int, int] | None:
+        """As :meth:`_Cuts.last`: the last span starting in ``(low, high]``."""
+        text, size = self.text, len(self.text)
+        best, looked = low, 0  # a span must start after ``best``
+        for stop in _STOPS:
+            end = min(high, size - 1)  # the stop at most at ``high - 1``
+            while (at := text.rfind(stop, 0, end)) >= max(best, 0):
+                if text[at + 1].isspace():
+                    best = at + 1
+                    break
+                looked += 1
+                if looked > _LOOK_BACK:
+                    if self._all is None:
+                        self._all = _Cuts(_SENTENCE, text)
+                    return self._all.last(low, high)
+                end = at
+        if best == low:
+            return None
+        after = best + 1
+        while after < size and text[after].isspace():
+            after += 1
+        return best, after
+
+
 class _Splitter:
     def __init__(self, text: str, budget: int, counter: TokenCounter) -> None:
         self.text, self.budget, self.counter = text, budget, counter
         self.ends: Sequence[int] = counter.token_ends(text)
 
     @cached_property
-    def paragraphs(self) -> _Cuts:
-        return _Cuts(_PARAGRAPH, self.text)
+    def paragraphs(self) -> _Paragraphs:
+        return _Paragraphs(self.text)
 
     @cached_property
-    def sentences(self) -> _Cuts:  # only when a window has no paragraph break
-        return _Cuts(_SENTENCE, self.text)
+    def sentences(self) -> _Sentences:  # only when a window has no paragraph break
+        return _Sentences(self.text)
 
     def window_end(self, start: int, tokens: int) -> int:
         """The furthest token end such that ``text[start:end]`` spans ``tokens`` tokens."""
