@@ -24,7 +24,7 @@ from typing import Any
 from qudata.account import RunReport
 from qudata.config import Config, load_config, parse_size
 from qudata.driver import Outcome, execute
-from qudata.engines import make_executor, ray_engine
+from qudata.engines import job_executor, ray_engine
 from qudata.errors import ConfigError, InputError, OutputError, StorageError, WorkerError
 from qudata.executor import Executor, Progress, Quiet
 from qudata.export.publish import publish_dataset
@@ -259,30 +259,19 @@ def _same_store(a: Any, b: Any) -> bool:
 
 
 def _executor(job: Job, target: RemoteOutput | None, where: str) -> Executor:
-    size = sum(p.size for p in job.partitions)
-    cfg = job.cfg
-    prefix = None
-    if cfg.engine.name == "ray":  # where the staging goes when the nodes share no folder
-        from qudata.engines.ray_staging import staging_prefix
+    if target is None:
+        executor: Executor = job_executor(job, os.path.abspath(where))
+        return executor
 
-        prefix = staging_prefix(where if target else os.path.abspath(where), cfg.storage.staging)
-    try:
-        executor: Executor = make_executor(
-            cfg.engine, size, len(job.partitions), staging=job.staging,
-            storage=cfg.storage.options, prefix=prefix,
-            always=is_uri(cfg.storage.staging or ""), resume=job.resume,
-        )  # fmt: skip
-    except OutputError as exc:  # Ray: a staging folder some node does not see
-        said = str(exc)
-        if target is None or "Ray cluster: " not in said:
-            raise
-        problem = said.split("Ray cluster: ", 1)[1].split("; give -o", 1)[0]
-        raise OutputError(
+    def unshared(problem: str) -> OutputError:
+        return OutputError(
             f"{target.uri}: the staging folder {job.staging.parent} (storage.staging) is not "
             f"shared by the nodes of the Ray cluster: {problem}; set storage.staging to a "
             "folder that every node mounts at the same path (NFS, a shared volume), or to "
             "an object-storage prefix (s3://bucket/tmp)"
-        ) from None
+        )
+
+    executor = job_executor(job, where, unshared=unshared)
     return executor
 
 

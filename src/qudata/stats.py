@@ -19,7 +19,7 @@ from typing import Any
 
 from qudata.config import Config, load_config, parse_size
 from qudata.driver import tally
-from qudata.engines import make_executor
+from qudata.engines import job_executor
 from qudata.errors import OutputError
 from qudata.executor import Quiet
 from qudata.io.sources import Source, expand_inputs
@@ -122,25 +122,12 @@ def _executor(job: Job) -> Any:
     """``pack``'s executor for the tally; on Ray, the staging on ``storage.staging`` when
     it is an object-storage prefix (nodes that share no folder), else a folder every node
     must see (refused in one line otherwise)."""
-    cfg = job.cfg
-    size = sum(p.size for p in job.partitions)
-    prefix = None
-    if cfg.engine.name == "ray" and is_uri(cfg.storage.staging or ""):
-        from qudata.engines.ray_staging import staging_prefix
 
-        prefix = staging_prefix(f"stats:{job.staging}", cfg.storage.staging)
-    try:
-        return make_executor(
-            cfg.engine, size, len(job.partitions), staging=job.staging,
-            storage=cfg.storage.options, prefix=prefix, always=prefix is not None,
-        )  # fmt: skip
-    except OutputError as exc:  # Ray: a staging folder some node does not see
-        said = str(exc)
-        if "Ray cluster: " not in said:
-            raise
-        problem = said.split("Ray cluster: ", 1)[1].split("; give -o", 1)[0]
-        raise OutputError(
+    def unshared(problem: str) -> OutputError:
+        return OutputError(
             f"qudata stats: its staging folder {job.staging} is not shared by the nodes of "
             f"the Ray cluster: {problem}; set storage.staging to a folder that every node "
             "mounts at the same path, or to an object-storage prefix (s3://bucket/tmp)"
-        ) from None
+        )
+
+    return job_executor(job, str(job.staging), unshared=unshared)

@@ -7,13 +7,17 @@ the Ray engine runs (a missing extra is one line naming ``pip install 'qudata[ra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qudata.config import EngineConfig
-from qudata.errors import MissingExtraError
+from qudata.errors import MissingExtraError, OutputError
 
-__all__ = ["SMALL_INPUT_BYTES", "make_executor", "ray_engine"]
+if TYPE_CHECKING:
+    from qudata.plan.job import Job
+
+__all__ = ["SMALL_INPUT_BYTES", "job_executor", "make_executor", "ray_engine"]
 
 #: An input smaller than this runs in this process, unless ``engine.workers`` is set.
 SMALL_INPUT_BYTES = 4 << 20
@@ -56,3 +60,31 @@ def make_executor(
     if input_bytes < SMALL_INPUT_BYTES and not engine.workers:
         workers = 1
     return LocalExecutor(min(workers, max(1, partitions)))
+
+
+def job_executor(
+    job: Job, where: str, *, unshared: Callable[[str], Exception] | None = None
+) -> Any:
+    """:func:`make_executor` for ``job`` (its engine, staging and storage options); on Ray
+    its staging prefix for the output ``where`` (:func:`~qudata.engines.ray_staging.
+    staging_prefix`). A staging folder a node of the cluster does not see raises
+    ``unshared(what the node lacks)`` when given, else the engine's own error."""
+    from qudata.io.uri import is_uri
+
+    cfg = job.cfg
+    prefix = None
+    if cfg.engine.name == "ray":  # where the staging goes when the nodes share no folder
+        from qudata.engines.ray_staging import staging_prefix
+
+        prefix = staging_prefix(where, cfg.storage.staging)
+    try:
+        return make_executor(
+            cfg.engine, sum(p.size for p in job.partitions), len(job.partitions),
+            staging=job.staging, storage=cfg.storage.options, prefix=prefix,
+            always=is_uri(cfg.storage.staging or ""), resume=job.resume,
+        )  # fmt: skip
+    except OutputError as exc:  # Ray: a staging folder some node does not see
+        said = str(exc)
+        if unshared is None or "Ray cluster: " not in said:
+            raise
+        raise unshared(said.split("Ray cluster: ", 1)[1].split("; give -o", 1)[0]) from None

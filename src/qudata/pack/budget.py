@@ -55,21 +55,33 @@ class _Cuts:
         return self.starts[i], self.ends[i]
 
 
-class _Paragraphs:
-    """:data:`_PARAGRAPH`'s breaks, found back from a window's end: a break is a run of
-    whitespace holding two line ends or more, from its first line end to after its last
-    (the regex's greedy match), so the last one starting in a window is found from the
-    window's last line end without a scan of the text. After :data:`_LOOK_BACK` line
-    ends with no break (a window of single lines) the regex's spans of the whole text
-    are used, made once."""
+class _FromTheEnd:
+    """A kind of boundary found back from a window's end; the regex's spans of the whole
+    text (:class:`_Cuts` of :attr:`pattern`, made once) where that looks back too far."""
+
+    pattern: re.Pattern[str]
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._all: _Cuts | None = None
 
+    def _regex(self, low: int, high: int) -> tuple[int, int] | None:
+        if self._all is None:
+            self._all = _Cuts(self.pattern, self.text)
+        return self._all.last(low, high)
+
+
+class _Paragraphs(_FromTheEnd):
+    """:data:`_PARAGRAPH`'s breaks: a break is a run of whitespace holding two line ends
+    or more, from its first line end to after its last (the regex's greedy match), so the
+    last one starting in a window is found from the window's last line end; after
+    :data:`_LOOK_BACK` line ends with no break (a window of single lines), the regex's."""
+
+    pattern = _PARAGRAPH
+
     def last(self, low: int, high: int) -> tuple[int, int] | None:
         """As :meth:`_Cuts.last`: the last break starting in ``(low, high]``."""
-        text, size = self.text, len(self.text)
+        text = self.text
         line_end = text.rfind("\n", 0, high + 1)
         for _ in range(_LOOK_BACK):
             if line_end <= low:
@@ -78,27 +90,20 @@ class _Paragraphs:
             while run > 0 and text[run - 1].isspace():
                 run -= 1
             first = text.find("\n", run, line_end + 1)
-            after = line_end + 1
-            while after < size and text[after].isspace():
-                after += 1
-            final = text.rfind("\n", first, after)
+            final = text.rfind("\n", first, _run_end(text, line_end))
             if final > first:  # a break: the last one starting at or before ``high``
                 return (first, final + 1) if first > low else None
             line_end = text.rfind("\n", 0, run)
-        if self._all is None:
-            self._all = _Cuts(_PARAGRAPH, text)
-        return self._all.last(low, high)
+        return self._regex(low, high)
 
 
-class _Sentences:
-    """:data:`_SENTENCE`'s spans (group 1: the whitespace run after a full stop), found back
-    from a window's end: every full stop followed by whitespace starts one, so the last
-    is the nearest such stop; after :data:`_LOOK_BACK` stops followed by no whitespace
-    (``1.5``, ``...``) the regex's spans of the whole text are used, made once."""
+class _Sentences(_FromTheEnd):
+    """:data:`_SENTENCE`'s spans (group 1: the whitespace run after a full stop): every
+    full stop followed by whitespace starts one, so the last is the nearest such stop;
+    after :data:`_LOOK_BACK` stops followed by no whitespace (``1.5``, ``...``), the
+    regex's."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._all: _Cuts | None = None
+    pattern = _SENTENCE
 
     def last(self, low: int, high: int) -> tuple[int, int] | None:
         """As :meth:`_Cuts.last`: the last span starting in ``(low, high]``."""
@@ -112,16 +117,16 @@ class _Sentences:
                     break
                 looked += 1
                 if looked > _LOOK_BACK:
-                    if self._all is None:
-                        self._all = _Cuts(_SENTENCE, text)
-                    return self._all.last(low, high)
+                    return self._regex(low, high)
                 end = at
-        if best == low:
-            return None
-        after = best + 1
-        while after < size and text[after].isspace():
-            after += 1
-        return best, after
+        return None if best == low else (best, _run_end(text, best))
+
+
+def _run_end(text: str, at: int) -> int:
+    """Where the whitespace run at ``at`` (a whitespace character) ends."""
+    match = _SPACE.match(text, at)
+    assert match is not None
+    return match.end()
 
 
 class _Splitter:
@@ -157,12 +162,10 @@ class _Splitter:
         # the last whitespace in the second half of the window keeps words whole
         space = max(text.rfind(" ", start, high + 1), text.rfind("\n", start, high + 1))
         if space > start + (high - start) // 2:
-            match = _SPACE.match(text, space)
-            assert match is not None
             begin = space
             while begin > start and text[begin - 1].isspace():
                 begin -= 1
-            return begin, match.end()
+            return begin, _run_end(text, space)
         if high <= start:  # not one token fits: take one whole token (or character)
             later = self.ends[bisect_right(self.ends, start) :]
             high = next((e for e in later if e > start), start + 1)

@@ -180,6 +180,8 @@ class Decontaminator:
                 for i, m in enumerate(doc.messages)
                 if isinstance(m.get("content"), str)
             ]
+        if not self.memo.active:  # neither map 1 recording nor map 2 replaying
+            return self._check(texts)
         key = self.memo.key(texts)
         known, verdict = self.memo.get(key)
         if known:
@@ -324,14 +326,7 @@ def _hashes(words: list[str]) -> Any:
 
 def _grams(words: Any, n: int) -> Any:
     """The hash of every run of ``n`` words (a polynomial, wrapping at 2**64)."""
-    count = len(words) - n + 1
-    if count <= 0:
-        return np.empty(0, np.uint64)
-    grams = np.zeros(count, np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(n):
-            grams = grams * _BASE + words[k : k + count]
-    return grams
+    return _longer(np.zeros(len(words), np.uint64), words, 0, n)
 
 
 def _longer(grams: Any, words: Any, done: int, n: int) -> Any:

@@ -52,6 +52,11 @@ class VerdictMemo:
                 digest.update(data)
         return digest.hexdigest()
 
+    @property
+    def active(self) -> bool:
+        """Whether it records or holds verdicts (else a check need not hash its texts)."""
+        return self.recording or bool(self._known)
+
     def get(self, key: str) -> tuple[bool, Any]:
         """``(True, verdict)`` when one is known for ``key``, else ``(False, None)``."""
         if key in self._known:
