@@ -7,6 +7,7 @@ fail``), never as a traceback.
 
 from __future__ import annotations
 
+import functools
 import signal
 
 import click
@@ -21,6 +22,7 @@ from qudata.cli_args import (
     mix_section,
     parse_columns,
     parse_split_option,
+    spare_workers,
 )
 from qudata.cli_exit import check_output_parent, clean_end, on_signal
 from qudata.cli_stats import print_stats_of, stats
@@ -32,8 +34,13 @@ from qudata.config import (
     OutputConfig,
     load_config,
 )
+from qudata.engines import SMALL_INPUT_BYTES
+from qudata.engines.local import usable_cpus
+from qudata.engines.spares import end_spares, fork_spares
 from qudata.pack.registry import FORMATTERS
 from qudata.progress import TerminalProgress
+from qudata.quality.tokens.choose import DEFAULT_SPEC
+from qudata.quality.tokens.encodings import ENCODINGS, load_encoding
 from qudata.version import __version__
 
 __all__ = ["cli", "main"]
@@ -240,6 +247,15 @@ def pack(
     standard input) into a dataset folder: one subfolder per format, manifest.json (the
     account of every document) and rejects.jsonl (every dropped document with its reason).
     """
+    if not dry_run:  # the local engine's workers, forked while this process has one
+        # thread: they start with qudata imported, and load the likely tokenizer while
+        # this process plans the run
+        named = (tokenizer or DEFAULT_SPEC).strip().lower()
+        warm = functools.partial(load_encoding, named) if named in ENCODINGS else None
+        count = spare_workers(
+            inputs, "ray" if ray_address else engine, workers, usable_cpus(), SMALL_INPUT_BYTES
+        )
+        fork_spares(count, warm)
     from qudata.pipeline import pack_dataset
 
     overrides = config_overrides(
@@ -314,3 +330,4 @@ def main() -> None:
     finally:  # the command has ended and said how: a late signal changes nothing
         for held in (signal.SIGINT, signal.SIGTERM):
             signal.signal(held, signal.SIG_IGN)
+        end_spares()

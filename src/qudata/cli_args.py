@@ -7,6 +7,7 @@ given becomes the dataset card's "made with" line (:func:`command_line`).
 
 from __future__ import annotations
 
+import os
 import shlex
 import typing
 from typing import Any
@@ -133,3 +134,23 @@ def parse_split_option(spec: str) -> dict[str, float]:
         return parse_split(spec)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--split") from exc
+
+
+def spare_workers(
+    inputs: tuple[str, ...], engine: str | None, workers: int | None, cpus: int, small: int
+) -> int:
+    """The worker processes a ``pack`` command line will likely want, guessed from its
+    options before the configuration is read: ``--workers`` N gives N - 1, Ray none,
+    local input files of fewer than ``small`` bytes in all none (they run in this
+    process), anything else one per CPU but this one. The engine takes what it needs of
+    them (:mod:`qudata.engines.spares`)."""
+    if engine == "ray":
+        return 0
+    if workers is not None:
+        return workers - 1
+    total = 0
+    for name in inputs:
+        if not os.path.isfile(name):  # standard input, a folder, a glob, a URI: unknown
+            return max(0, cpus - 1)
+        total += os.path.getsize(name)
+    return 0 if total < small else max(0, cpus - 1)

@@ -22,19 +22,22 @@ from qudata.errors import WorkerError
 from .hostile_limits import ROOT, run_qudata, subprocess_env, time_limit
 
 # Makes map 1 sleep in the worker processes only: the run waits on its workers, which is
-# when an interrupt or a kill must still end everything.
+# when an interrupt or a kill must still end everything. The command line forks its
+# workers (qudata.engines.spares) from a process that has run this already: a forked
+# worker is told by its pid.
 SLOW_WORKERS = """\
-import functools, sys, time
-if sys.argv[:1] == ["-c"]:
-    import qudata.stages.scan as scan
-    original = scan.scan_partition
+import functools, os, sys, time
+COMMAND = os.getpid()  # a worker: spawned (python -c) or forked (another pid)
+import qudata.stages.scan as scan
+original = scan.scan_partition
 
-    @functools.wraps(original)
-    def scan_partition(job, index):
+@functools.wraps(original)
+def scan_partition(job, index):
+    if sys.argv[:1] == ["-c"] or os.getpid() != COMMAND:
         time.sleep(120)
-        return original(job, index)
+    return original(job, index)
 
-    scan.scan_partition = scan_partition
+scan.scan_partition = scan_partition
 """
 
 
@@ -258,14 +261,18 @@ def test_a_worker_ignores_sigint_and_exits_at_end_of_input() -> None:
 
 
 FULL_IN_WORKERS = """\
-import errno, os, sys
-if sys.argv[:1] == ["-c"]:
-    import qudata.stages.write as write
+import errno, functools, os, sys
+COMMAND = os.getpid()  # a worker: spawned (python -c) or forked (another pid)
+import qudata.stages.write as write
+original = write.write_partition
 
-    def write_partition(job, index):
+@functools.wraps(original)
+def write_partition(job, index):
+    if sys.argv[:1] == ["-c"] or os.getpid() != COMMAND:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(job.part_file("jsonl", index)))
+    return original(job, index)
 
-    write.write_partition = write_partition
+write.write_partition = write_partition
 """
 
 

@@ -4,20 +4,24 @@
 ``workers`` N runs calls in N lanes: this process's main thread, and N - 1 worker
 processes of :class:`~qudata.engines.pool.ProcessPool`, each driven by a thread of a
 :class:`concurrent.futures.ThreadPoolExecutor`. The lane in this process starts at
-once, while the worker processes are still importing qudata (about half a second
-each), and needs no pickling; results come back in call order, so what the driver
-does with them never depends on which lane finished first.
+once, while the worker processes are still importing qudata (a fifth of a second;
+none for the workers the command line forked ahead, :mod:`~qudata.engines.spares`),
+and needs no pickling; a worker's lane takes a call only once its process is ready.
+Results come back in call order, so what the driver does with them never depends on
+which lane finished first.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from qudata.engines.pool import ProcessPool
+from qudata.engines.spares import take_spares
 
 __all__ = ["LocalExecutor", "usable_cpus"]
 
@@ -73,10 +77,13 @@ class LocalExecutor:
         for number in range(len(calls)):
             todo.put(number)
         done: queue.SimpleQueue[tuple[int, bool, Any]] = queue.SimpleQueue()
+        settled = [threading.Event() for _ in range(self.workers - 1)]
         lanes = [
-            threads.submit(self._lane, worker, function, calls, todo, done)
+            threads.submit(self._lane, worker, function, calls, todo, done, settled[worker])
             for worker in range(self.workers - 1)
         ]
+        for event in settled:  # the ready workers' first calls are sent before ours
+            event.wait(0.1)
         finished: dict[int, Any] = {}
         following = 0  # the next call whose result is handed on
 
@@ -121,23 +128,45 @@ class LocalExecutor:
         calls: Sequence[tuple[Any, ...]],
         todo: queue.SimpleQueue[int],
         done: queue.SimpleQueue[tuple[int, bool, Any]],
+        settled: threading.Event,
     ) -> None:
-        """One worker process's lane: calls from ``todo`` until none is left or one fails."""
+        """One worker process's lane: calls from ``todo`` until none is left or one fails.
+        It takes none before its process is ready (a call taken early would wait for the
+        worker's imports while this process's lane could have run it). ``settled`` is
+        set once its first request is sent, or it has none to send yet: the main lane
+        waits for that, as its own first call may hold the GIL for a while (loading a
+        tokenizer), and this thread needs the GIL to send."""
         assert self._pool is not None
+        try:
+            if not self._pool.ready(worker, 0):
+                settled.set()
+                while not self._pool.ready(worker, 0.02):
+                    if todo.empty():
+                        return
+        except BaseException as exc:
+            done.put((-1, False, exc))
+            return
+        finally:
+            if todo.empty():
+                settled.set()
         while True:
             try:
                 number = todo.get_nowait()
             except queue.Empty:
+                settled.set()
                 return
             try:
-                done.put((number, True, self._pool.call(worker, function, calls[number])))
+                self._pool.send(worker, function, calls[number])
+                settled.set()
+                done.put((number, True, self._pool.receive(worker)))
             except BaseException as exc:
+                settled.set()
                 done.put((number, False, exc))
                 return
 
     def _start(self) -> ThreadPoolExecutor:
         if self._threads is None:
-            self._pool = ProcessPool(self.workers - 1)
+            self._pool = ProcessPool(self.workers - 1, take_spares(self.workers - 1))
             self._pool.start()
             self._threads = ThreadPoolExecutor(self.workers - 1, thread_name_prefix="qudata-pool")
         return self._threads

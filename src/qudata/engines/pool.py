@@ -6,7 +6,8 @@ method imports the caller's ``__main__`` in every worker, so a script calling
 again in each worker (and fails with ``BrokenProcessPool``); its queues start a
 resource-tracker process that outlives a killed run; and a Ctrl-C reaches every
 worker, which prints its own traceback. ``fork`` is no cure: the parent holds
-threads (tokenizers, progress).
+threads (tokenizers, progress). Only the command line forks, as it starts and has one
+thread: :mod:`qudata.engines.spares` (those workers serve the same protocol).
 
 Here a worker is ``python -c 'from qudata.engines.pool import serve; serve()'``:
 
@@ -19,16 +20,19 @@ Here a worker is ``python -c 'from qudata.engines.pool import serve; serve()'``:
   idle worker also ends when its request pipe reaches end of file;
 * no other process (no resource tracker, no fork server) is started.
 
-A request is one pickled ``(module, function, args)``, length-prefixed, on the
+A worker first says it is ready (``(True, "ready")``, once its imports are done);
+then a request is one pickled ``(module, function, args)``, length-prefixed, on the
 worker's standard input; the reply, ``(ok, value)``, comes back on its standard
 output. Only qudata's own functions are called.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pickle
+import select
 import signal
 import struct
 import subprocess
@@ -37,16 +41,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from qudata.errors import QudataError, WorkerError, error_state, rebuild_error
 
-__all__ = ["ProcessPool", "serve"]
+__all__ = ["ProcessPool", "Worker", "serve", "serve_on"]
 
 _HEADER = struct.Struct("<Q")
 #: what a worker imports as it starts, before its first request (the map stages)
 _WARM = ("qudata.stages.scan", "qudata.stages.write")
 _PR_SET_PDEATHSIG = 1
+_READY = (True, "ready")
 
 
 def _write(stream: IO[bytes], payload: Any) -> None:
@@ -66,6 +71,20 @@ def _read(stream: IO[bytes]) -> Any:
     return pickle.loads(data)
 
 
+class Worker(Protocol):
+    """What the pool uses of a worker process (:class:`subprocess.Popen`, or one forked
+    ahead by :mod:`qudata.engines.spares`)."""
+
+    stdin: IO[bytes] | None
+    stdout: IO[bytes] | None
+
+    def poll(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
 class ProcessPool:
     """``workers`` processes, started on first use; :meth:`map` runs one call per worker.
 
@@ -76,9 +95,11 @@ class ProcessPool:
         pool.close()
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, started: Sequence[Worker] = ()) -> None:
         self.workers = workers
-        self._processes: list[subprocess.Popen[bytes]] = []
+        self._started = list(started)[:workers]  # already running: taken first
+        self._processes: list[Worker] = []
+        self._ready: list[bool] = []  # per worker: its "ready" was read
         self._busy = False
         self._in_flight = 0  # calls of :meth:`call` not yet answered
         self._lock = threading.Lock()
@@ -93,7 +114,9 @@ class ProcessPool:
         group: dict[str, Any] = (
             {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
         )
-        for _ in range(self.workers):
+        self._ready = [False] * self.workers
+        self._processes, self._started = self._started, []
+        for _ in range(self.workers - len(self._processes)):
             self._processes.append(
                 subprocess.Popen(
                     [sys.executable, "-c", code, str(os.getpid())],
@@ -114,6 +137,8 @@ class ProcessPool:
         self._busy = True
         name = (function.__module__, function.__qualname__)
         try:
+            for worker in range(len(calls)):
+                self.ready(worker, None)
             for process, args in zip(self._processes, calls, strict=False):
                 assert process.stdin is not None
                 _write(process.stdin, (*name, args))
@@ -135,25 +160,61 @@ class ProcessPool:
     def call(self, worker: int, function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         """``function(*args)`` in worker number ``worker`` (one call at a time per worker;
         calls on different workers may run from different threads)."""
+        self.send(worker, function, args)
+        return self.receive(worker)
+
+    def send(self, worker: int, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """The first half of :meth:`call`: the request, once the worker is ready."""
         if not self._processes:
             raise WorkerError("the worker processes were ended (the run was stopped)")
         process = self._processes[worker]
-        assert process.stdin is not None and process.stdout is not None
+        assert process.stdin is not None
         with self._lock:
             self._in_flight += 1
         try:
+            self.ready(worker, None)
             _write(process.stdin, (function.__module__, function.__qualname__, args))
+        except (BrokenPipeError, OSError, ValueError) as exc:
+            raise self._ended(worker, exc) from None
+
+    def receive(self, worker: int) -> Any:
+        """The second half of :meth:`call`: its reply (a failure raised here)."""
+        if not self._processes:
+            raise WorkerError("the worker processes were ended (the run was stopped)")
+        process = self._processes[worker]
+        assert process.stdout is not None
+        try:
             ok, value = _read(process.stdout)
             with self._lock:
                 self._in_flight -= 1
-        except (EOFError, BrokenPipeError, OSError, ValueError) as exc:
-            code = process.poll()
-            raise WorkerError(
-                f"a worker process ended unexpectedly (exit code {code}): {exc!r}"
-            ) from None
+        except (EOFError, OSError, ValueError) as exc:
+            raise self._ended(worker, exc) from None
         if not ok:
             raise _failure(value)
         return value
+
+    def _ended(self, worker: int, exc: BaseException) -> WorkerError:
+        code = self._processes[worker].poll() if worker < len(self._processes) else None
+        return WorkerError(f"a worker process ended unexpectedly (exit code {code}): {exc!r}")
+
+    def ready(self, worker: int, timeout: float | None) -> bool:
+        """Whether worker number ``worker`` has done its imports and takes calls,
+        waiting at most ``timeout`` seconds (None: until it is)."""
+        if self._ready[worker]:
+            return True
+        stdout = self._processes[worker].stdout
+        assert stdout is not None
+        if timeout is not None and not select.select([stdout], [], [], timeout)[0]:
+            return False
+        try:
+            said = _read(stdout)
+        except (EOFError, OSError, ValueError) as exc:
+            said = exc
+        if said != _READY:
+            code = self._processes[worker].poll()
+            raise WorkerError(f"a worker process did not start (exit code {code}): {said!r}")
+        self._ready[worker] = True
+        return True
 
     def start(self) -> None:
         """Start the workers now (they start on first use otherwise)."""
@@ -221,13 +282,28 @@ def _die_with(parent: int) -> None:
 
 def serve() -> None:
     """The worker's loop: requests from standard input, replies on standard output."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
     parent = int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid()
+    serve_on(sys.stdin.buffer, sys.stdout.buffer, parent)
+
+
+def serve_on(
+    requests: IO[bytes],
+    replies: IO[bytes],
+    parent: int,
+    warm: Callable[[], object] | None = None,
+) -> None:
+    """The worker's loop on these streams (:func:`serve`; a forked worker's pipes).
+    ``warm``: run before the worker says it is ready (what its first call will likely
+    need, such as the tokenizer); its failure is left for that call to meet."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
     _die_with(parent)
-    requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the replies
     for module in _WARM:  # while the parent plans: the stages' imports, done ahead
         importlib.import_module(module)
+    if warm is not None:
+        with contextlib.suppress(Exception):  # the call that needs it reports it
+            warm()
+    _write(replies, _READY)
     while True:
         try:
             module, name, args = _read(requests)

@@ -1,0 +1,187 @@
+"""Workers forked as the command starts: taken up by the local engine, never holding a
+call before they are ready, never holding the command's standard output, ended when
+nothing takes them, and refused where a fork is unsafe.
+
+Each case that forks runs in a fresh interpreter: the test process has threads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from qudata.cli_args import spare_workers
+from qudata.engines import spares
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks on Linux")
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_a_forked_worker_serves_the_pool_and_holds_none_of_the_command_s_output() -> None:
+    result = _run(
+        """
+        import os
+        from qudata.dedup.text import exact_key
+        from qudata.engines import spares
+        from qudata.engines.pool import ProcessPool
+
+        spares.fork_spares(2)
+        taken = spares.take_spares(2)
+        assert len(taken) == 2
+        pool = ProcessPool(2, taken)
+        pool.start()
+        assert pool.ready(0, 30) and pool.ready(1, 30)
+        for spare in taken:
+            # its standard output is the command's standard error, its input /dev/null
+            assert os.readlink(f"/proc/{spare.pid}/fd/1") == os.readlink("/proc/self/fd/2")
+            assert os.readlink(f"/proc/{spare.pid}/fd/0") == "/dev/null"
+            assert os.getpgid(spare.pid) == spare.pid  # its own process group
+        assert pool.map(exact_key, [("a B",), ("b",)]) == [exact_key("a b"), exact_key("b")]
+        pids = [p.pid for p in pool._processes]
+        pool.close()
+        assert sorted(pids) == sorted(s.pid for s in taken)
+        assert all(s.poll() == 0 for s in taken)
+        print("ok")
+        """
+    )
+    assert result.stdout == "ok\n"
+
+
+def test_a_worker_still_warming_takes_no_call_and_a_failed_warm_is_left_alone() -> None:
+    result = _run(
+        """
+        import time
+        from qudata.engines import spares
+        from qudata.engines.local import LocalExecutor
+        from qudata.plan.partitions import partition_bytes
+
+        spares.fork_spares(1, lambda: time.sleep(3))
+        executor = LocalExecutor(2)  # takes the spare
+        pool = executor._pool
+        assert pool is not None and not pool.ready(0, 0)
+        started = time.monotonic()
+        calls = [(n << 20,) for n in range(40)]
+        assert executor.map(partition_bytes, calls) == [partition_bytes(n << 20) for n in range(40)]
+        # this process's lane ran them all: the warming worker held none for 3 s
+        assert time.monotonic() - started < 1.5, time.monotonic() - started
+        executor.close()
+
+        def fails():
+            raise RuntimeError("no such tokenizer")
+
+        spares.fork_spares(1, fails)
+        executor = LocalExecutor(2)
+        assert executor._pool is not None and executor._pool.ready(0, 30)
+        assert executor._pool.call(0, partition_bytes, (5 << 30,)) == partition_bytes(5 << 30)
+        executor.close()
+        print("ok")
+        """
+    )
+    assert result.stdout == "ok\n"
+
+
+def test_spares_nothing_takes_are_ended() -> None:
+    result = _run(
+        """
+        import os, time
+        from qudata.engines import spares
+
+        spares.fork_spares(2, lambda: time.sleep(60))
+        pids = [s.pid for s in spares._SPARES]
+        assert len(pids) == 2
+        started = time.monotonic()
+        spares.end_spares()
+        assert time.monotonic() - started < 5  # killed, not waited for
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            raise AssertionError(f"{pid} still runs")
+        assert spares.take_spares(1) == []
+        print("ok")
+        """
+    )
+    assert result.stdout == "ok\n"
+
+
+def test_no_fork_while_another_thread_runs() -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        spares.fork_spares(1)
+        assert spares.take_spares(1) == []
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_the_command_line_guesses_the_workers_it_will_want(tmp_path: Path) -> None:
+    small, big = tmp_path / "small.jsonl", tmp_path / "big.jsonl"
+    small.write_bytes(b"{}\n" * 10)
+    with open(big, "wb") as out:
+        out.truncate(5 << 20)
+    assert spare_workers((str(small),), None, None, 4, 4 << 20) == 0  # runs here
+    assert spare_workers((str(small), str(big)), None, None, 4, 4 << 20) == 3
+    assert spare_workers((str(tmp_path),), None, None, 4, 4 << 20) == 3  # a folder: unknown
+    assert spare_workers(("-",), None, None, 2, 4 << 20) == 1
+    assert spare_workers((str(big),), "ray", None, 4, 4 << 20) == 0
+    assert spare_workers((str(small),), None, 3, 4, 4 << 20) == 2  # asked for
+    assert spare_workers((str(big),), None, 1, 4, 4 << 20) == 0
+
+
+def test_the_command_takes_its_forked_workers(tmp_path: Path) -> None:
+    """``qudata pack`` forks its workers, and a run with them gives the same bytes."""
+    source = tmp_path / "in.jsonl"
+    with open(source, "w") as out:
+        for i in range(9000):
+            words = f"word{i % 977} " * 60
+            out.write(f'{{"id": "d{i}", "text": "doc {i} {words}"}}\n')
+    code = """
+        import sys
+        from qudata.engines import spares
+        forked = []
+        original = spares.fork_spares
+        def fork_spares(count, warm=None):
+            original(count, warm)
+            forked.extend(s.pid for s in spares._SPARES)
+        spares.fork_spares = fork_spares
+        import qudata.cli, qudata.engines.local as local
+        qudata.cli.fork_spares = fork_spares
+        taken = []
+        original_take = local.take_spares
+        local.take_spares = lambda n: taken.extend(original_take(n)) or taken
+        sys.argv = ["qudata", *sys.argv[1:]]
+        try:
+            qudata.cli.main()
+        finally:
+            print(len(forked), sorted(s.pid for s in taken) == sorted(forked), file=sys.stderr)
+    """
+    outs = []
+    for workers in ("2", "1"):
+        out = tmp_path / f"out{workers}"
+        args = ["pack", str(source), "-o", str(out), "-f", "jsonl", "--workers", workers, "-q"]
+        result = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code), *args],
+            capture_output=True, text=True, timeout=300, env={**os.environ},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.split() == (["1", "True"] if workers == "2" else ["0", "True"])
+        outs.append((out / "jsonl" / "train-00000-of-00001.jsonl").read_bytes())
+    assert outs[0] == outs[1] and outs[0].count(b"\n") == 9000
