@@ -158,8 +158,6 @@ def _scan_and_dedup(
 ) -> tuple[list[Scan], list[str], DedupSummary | None]:
     """Map 1, what the driver learns from the scans, and the global dedup step (on
     ``executor``): the scans, notes of recomputed partitions, and dedup's summary."""
-    from qudata.dedup.step import resolve  # numpy: imported when used
-
     cfg = job.cfg
     count = len(job.partitions)
     calls = [(job, n) for n in range(count)]
@@ -172,6 +170,9 @@ def _scan_and_dedup(
     if cfg.dedup.method == "none":
         return scans, notes, None
     pause_at("dedup")
+    # numpy: imported when used, after map 1 (the workers have their first calls first)
+    from qudata.dedup.step import resolve
+
     files = getattr(executor, "files", None)  # Ray: the staging may be on object storage
     summary = resolve(
         job.dedup_dir, count, cfg.dedup, executor=executor, progress=progress, files=files

@@ -3,9 +3,10 @@
 The global dedup step never merges runs record by record. A run is a raw file of
 records sorted by ``key``; a consumer takes one key range ``[lo, hi)`` at a time
 and reads that slice of every run (a binary search on a memory map touches a few
-pages, then one plain read), so its memory is bounded by the range, which
-:func:`key_ranges` sizes from the budget. Keys are hashes or document references,
-so equal-width ranges are balanced, and equal keys never straddle two ranges.
+pages, then one plain read; a run of up to 1 MiB is read whole), so its memory is
+bounded by the range, which :func:`key_ranges` sizes from the budget. Keys are
+hashes or document references, so equal-width ranges are balanced, and equal keys
+never straddle two ranges.
 Each range is independent of the others: an executor may process them in parallel.
 
     >>> import numpy as np, tempfile, pathlib
@@ -54,10 +55,20 @@ def write_run(path: Path, records: np.ndarray, *, order: Sequence[str] = ()) -> 
         records.tofile(out)
 
 
+#: A run up to this size is read whole to find a range (a memory map costs more).
+SMALL_RUN_BYTES = 1 << 20
+
+
 def _slice(path: Path, dtype: np.dtype[Any], lo: int, hi: int | None) -> np.ndarray:
-    count = os.path.getsize(path) // dtype.itemsize
+    size = os.path.getsize(path)
+    count = size // dtype.itemsize
     if count == 0:
         return np.empty(0, dtype)
+    if size <= SMALL_RUN_BYTES:
+        records = np.fromfile(path, dtype=dtype, count=count)
+        start = int(np.searchsorted(records["key"], np.uint64(lo))) if lo else 0
+        stop = count if hi is None else int(np.searchsorted(records["key"], np.uint64(hi)))
+        return records[start:stop] if start < stop else np.empty(0, dtype)
     mapped = np.memmap(path, dtype=dtype, mode="r", shape=(count,))
     keys = mapped["key"]
     start = int(np.searchsorted(keys, np.uint64(lo))) if lo else 0
