@@ -31,7 +31,7 @@ def test_a_range_is_the_records_of_every_run_with_keys_in_it(tmp_path: Path, cou
     records = np.concatenate([_run(paths[0], count, 1), _run(paths[1], count // 3, 2)])
     assert (paths[0].stat().st_size > runs.SMALL_RUN_BYTES) == (count == 100_000)
     seen = []
-    for lo, hi in key_ranges(10**9, 10**9 // 2) + [(0, None), (2**63, 2**63 + 2**40)]:
+    for lo, hi in [*key_ranges(10**9, 10**9 // 2), (0, None), (2**63, 2**63 + 2**40)]:
         got = read_range(paths, DTYPE, lo, hi)
         inside = (records["key"] >= np.uint64(lo)) & (
             True if hi is None else records["key"] < np.uint64(hi)
