@@ -8,12 +8,11 @@ the command's own process, which has imported qudata already. A forked worker ha
 same code as a spawned one and serves the same pipe protocol
 (:func:`~qudata.engines.pool.serve_on`); it only skips the imports.
 
-Fork is safe here and nowhere later: the process has one thread (a fork with more
-copies locks they hold). Elsewhere (Python API, notebooks, another system than Linux)
-nothing is forked, and the pool spawns its workers as before. A spare the run does not
-take (one worker, a small input, Ray) ends at :func:`end_spares`, or when its request
-pipe closes as this process exits
-(or it dies with it).
+Fork is safe here and nowhere later: the process has one thread, native ones counted
+(a fork with more copies locks they hold). Elsewhere (the Python API, a notebook, a
+system other than Linux) nothing is forked, and the pool spawns its workers as
+before. A spare the run does not take (one worker, a small input, Ray) is ended by
+:func:`end_spares`, or dies with this process.
 """
 
 from __future__ import annotations
@@ -74,7 +73,7 @@ def fork_spares(count: int, warm: Callable[[], object] | None = None) -> None:
     """Fork ``count`` workers now, if this process may fork: Linux, one thread.
     ``warm``: what each runs before it says it is ready (the likely tokenizer: a core
     that would wait for the command to plan loads it meanwhile)."""
-    if count < 1 or not sys.platform.startswith("linux") or threading.active_count() > 1:
+    if count < 1 or not sys.platform.startswith("linux") or _threads() > 1:
         return
     parent = os.getpid()
     for _ in range(count):
@@ -99,6 +98,14 @@ def fork_spares(count: int, warm: Callable[[], object] | None = None) -> None:
         os.close(replies_out)
         stdin, stdout = os.fdopen(requests_out, "wb"), os.fdopen(replies_in, "rb")
         _SPARES.append(Forked(pid, stdin, stdout))
+
+
+def _threads() -> int:
+    """This process's threads, native ones included (a library's thread pool)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return max(2, threading.active_count())  # unknown: no fork
 
 
 def _become_worker(*parent_ends: int) -> None:
