@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qudata.pack.packed_entries import SequenceEncoder, entry, next_entry
 from qudata.pack.packed_writer import PackedWriter
 
 pq = pytest.importorskip("pyarrow.parquet")
@@ -26,9 +27,24 @@ RECORDS = st.lists(
 )
 
 
+def _write(writer: PackedWriter, via: str, record: dict[str, Any], length: int) -> None:
+    """A record as map 2 hands it on: a JSON record (shuffled runs), or an int32 entry."""
+    if via == "lists":
+        writer.write_document([record], tokens=length)
+    else:
+        writer.write_encoded(SequenceEncoder().encode(record), tokens=[length])
+
+
 @settings(max_examples=40, deadline=None)
-@given(RECORDS, st.sampled_from(["bfd", "sequential"]), st.sampled_from([None, 3]))
-def test_rows_hold_every_sequence_once(cases: Any, strategy: str, shard_rows: Any) -> None:
+@given(
+    RECORDS,
+    st.sampled_from(["bfd", "sequential"]),
+    st.sampled_from([None, 3]),
+    st.sampled_from(["lists", "entries"]),
+)
+def test_rows_hold_every_sequence_once(
+    cases: Any, strategy: str, shard_rows: Any, via: str
+) -> None:
     seq_len = 40
     directory = Path(tempfile.mkdtemp(prefix="qudata-packed-"))
     try:
@@ -41,12 +57,12 @@ def test_rows_hold_every_sequence_once(cases: Any, strategy: str, shard_rows: An
         for number, (length, low, high) in enumerate(cases):
             ids = [number * 100 + k for k in range(length)]
             if low is None:
-                writer.write_document([{"doc": f"p{number}", "ids": ids}], tokens=length)
+                _write(writer, via, {"doc": f"p{number}", "ids": ids}, length)
                 stream += ids
                 continue
             low, high = sorted((min(low, length), min(high, length)))
             record = {"doc": f"c{number}", "ids": ids, "spans": [[low, high]]}
-            writer.write_document([record], tokens=length)
+            _write(writer, via, record, length)
             chats[f"c{number}"] = (ids, [int(low <= k < high) for k in range(length)])
         files = writer.close()
         rows = [r for f in files for r in pq.read_table(directory / f.path).to_pylist()]
@@ -78,3 +94,33 @@ def test_rows_hold_every_sequence_once(cases: Any, strategy: str, shard_rows: An
         assert not list((directory / "packed").glob(".*"))
     finally:
         shutil.rmtree(directory)
+
+
+def test_a_document_s_entries_give_the_rows_its_records_give(tmp_path: Path) -> None:
+    records = [
+        {"doc": "a", "ids": list(range(1, 30)), "spans": [[3, 10], [20, 29]]},
+        {"doc": "a", "ids": list(range(40, 52)), "spans": [[0, 12]]},
+        {"doc": "b", "ids": list(range(60, 131))},  # plain text: cut into blocks
+        {"doc": "c", "ids": [2**31 - 1, 0, 7], "spans": [[1, 2]]},
+    ]
+    tables = []
+    for via in ("lists", "entries"):
+        directory = tmp_path / via
+        writer = PackedWriter(directory / "packed", "train", relative_to=directory, seq_len=32)
+        if via == "lists":
+            writer.write_document(records)
+        else:
+            encoder = SequenceEncoder()
+            writer.write_encoded(b"".join(encoder.encode(r) for r in records))
+        files = writer.close()
+        tables.append([pq.read_table(directory / f.path).to_pylist() for f in files])
+    assert tables[0] == tables[1] and sum(len(t) for t in tables[0]) >= 4
+
+
+def test_a_cut_entry_is_an_error() -> None:
+    import numpy as np
+
+    data = entry([["d", 3, None]], [np.array([1, 2, 3])])
+    assert next_entry(data + data, 0) == (data, len(data))
+    with pytest.raises(ValueError, match="left"):
+        next_entry(data[:-1], 0)

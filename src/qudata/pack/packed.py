@@ -10,13 +10,11 @@ at once (:mod:`qudata.pack.masks`); the result is checked and becomes one record
 ``<think>`` blocks are counted in ``events`` (``reasoning_tokens_trained`` and
 ``reasoning_tokens_masked``), a dropped conversation's in ``dropped_tokens``. A plain
 document becomes ``{"doc", "ids"}``: its tokens and the end-of-document token, packed
-as pretraining data (masks all ones). Records are plain JSON values: they may be
-serialised between the steps of a run.
-
-Drops: ``too_long`` (over ``seq_len``, with ``on_overflow: drop``, or a single turn
-too long to split), ``mask_empty``, ``mask_full``, ``mask_unaligned`` (a generation
-prompt that is not a prefix of the rendering), ``decode_mismatch`` and
-``mask_mismatch`` (the checks), ``markup``, ``template_error``, ``empty_text``.
+as pretraining data (masks all ones); map 2's parts hold records as int32 entries.
+Drops: ``too_long`` (over ``seq_len`` with ``on_overflow: drop``, or a turn too long to
+split), ``mask_empty``, ``mask_full``, ``mask_unaligned`` (a generation prompt not a prefix
+of the rendering), ``decode_mismatch``, ``mask_mismatch``, ``markup``, ``template_error``,
+``empty_text``.
 
 A template that renders earlier assistant turns differently from the last (Qwen3's
 ``<think>`` stripping) is counted in ``events["reasoning_template"]`` and handled by
@@ -24,9 +22,7 @@ A template that renders earlier assistant turns differently from the last (Qwen3
 last (the others are context), ``per_turn`` writes one sequence per assistant turn (the
 conversation up to it, only that turn masked), ``keep`` masks every turn as the
 template renders it in the whole conversation. An assistant message of ``weight`` 0
-(OpenAI's fine-tuning format) is context.
-
-Packing over the whole split happens in the writer (:mod:`qudata.pack.packed_writer`).
+(OpenAI's fine-tuning format) is context. The writer packs the whole split.
 """
 
 from __future__ import annotations
@@ -56,6 +52,7 @@ from qudata.pack.masks import (
     reasoning_counts,
     token_spans,
 )
+from qudata.pack.packed_entries import SequenceEncoder
 from qudata.pack.packed_writer import PackedWriter
 from qudata.pack.templates import (
     compile_chat_template,
@@ -111,9 +108,7 @@ class PackedOptions(Section):
 
 class PackedFormatter(Formatter[PackedOptions]):
     """Packed training rows: ``input_ids``, ``position_ids``, ``seq_lengths``,
-    ``assistant_masks``, ``doc_ids``.
-
-    Example::
+    ``assistant_masks``, ``doc_ids``. Example::
 
         pack_dataset(["chats.jsonl"], "out", formats=["packed"],
                      config={"pack": {"packed": {"seq_len": 2048}}})
@@ -123,6 +118,7 @@ class PackedFormatter(Formatter[PackedOptions]):
     name: ClassVar[str] = "packed"
     extension: ClassVar[str] = ".parquet"
     options_model: ClassVar[type[PackedOptions]] = PackedOptions
+    writes_encoded: ClassVar[bool] = True  # parts hold int32 ids, not JSON lists
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         import_pyarrow()  # a missing extra is one line before anything is written
@@ -366,6 +362,9 @@ class PackedFormatter(Formatter[PackedOptions]):
 
     def record_tokens(self, record: Record) -> int | None:
         return len(record["ids"])
+
+    def encoder(self, opts: PackedOptions) -> SequenceEncoder:
+        return SequenceEncoder()
 
     def writer(self, directory: Path, split: str, **options: Any) -> Any:
         opts = self.options

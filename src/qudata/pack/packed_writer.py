@@ -43,6 +43,7 @@ import orjson
 from qudata.account import FileStats
 from qudata.io.parquet import import_pyarrow
 from qudata.pack.bfd import pack, rows_lower_bound
+from qudata.pack.packed_entries import entry, next_entry, segments_of
 
 __all__ = ["FILL_BINS", "PackedWriter", "bridge_schema", "row_schema"]
 
@@ -107,27 +108,42 @@ class PackedWriter:
         self._spill_path = directory / f".{split}.packed.spill"
         self._spill: Any = None
         self._offsets, self._sizes, self._lengths = array("q"), array("i"), array("i")
-        self._stream: list[list[Any]] = []  # the open pretraining block: [doc, ids] pieces
+        self._stream: list[tuple[str, Any]] = []  # the open pretraining block: [doc, ids] pieces
         self._streamed = 0
         self._done: list[tuple[Path, FileStats]] = []
         self._open_path: Path | None = None
         self._bound = 0  # the split's rows_lower_bound, once packed
 
     def write_document(self, records: Sequence[dict[str, Any]], *, tokens: int = 0) -> None:
+        import numpy as np
+
         for record in records:
-            ids = record["ids"]
+            ids = np.asarray(record["ids"], dtype=np.int32)
             if "spans" not in record:
                 self._add_stream(record["doc"], ids)
                 continue
             if len(ids) > self.seq_len:
                 raise ValueError(f"a sequence of {len(ids)} tokens > seq_len {self.seq_len}")
-            self._add([[record["doc"], ids, record["spans"]]], len(ids))
+            self._add([(record["doc"], ids, record["spans"])], len(ids))
 
-    def _add_stream(self, doc: str, ids: list[int]) -> None:
+    def write_encoded(self, data: bytes, *, tokens: Sequence[int] = ()) -> None:
+        """One document's records as :class:`SequenceEncoder` made them."""
+        at = 0
+        while at < len(data):
+            entry, at = next_entry(data, at)
+            for doc, ids, spans in segments_of(entry):
+                if spans is None:
+                    self._add_stream(doc, ids)
+                elif len(ids) > self.seq_len:
+                    raise ValueError(f"a sequence of {len(ids)} tokens > seq_len {self.seq_len}")
+                else:
+                    self._add([(doc, ids, spans)], len(ids))
+
+    def _add_stream(self, doc: str, ids: Any) -> None:
         at = 0
         while at < len(ids):
             take = min(len(ids) - at, self.seq_len - self._streamed)
-            self._stream.append([doc, ids[at : at + take]])
+            self._stream.append((doc, ids[at : at + take]))
             self._streamed += take
             at += take
             if self._streamed == self.seq_len:
@@ -135,15 +151,20 @@ class PackedWriter:
 
     def _flush_stream(self) -> None:
         if self._stream:
-            segments = [[doc, ids, [[0, len(ids)]]] for doc, ids in self._stream]
+            segments = [(doc, ids, [[0, len(ids)]]) for doc, ids in self._stream]
             self._add(segments, self._streamed)
             self._stream, self._streamed = [], 0
 
-    def _add(self, segments: list[Any], length: int) -> None:
+    def _add(self, segments: list[tuple[str, Any, Any]], length: int) -> None:
+        """Spill one sequence: its segments' docs, lengths and spans, then their ids."""
+        heads = [[doc, len(ids), spans] for doc, ids, spans in segments]
+        self._add_entry(entry(heads, [ids for _, ids, _ in segments]), length)
+
+    def _add_entry(self, data: bytes, length: int) -> None:
+        """Spill an entry (:func:`~qudata.pack.packed_entries.entry`) of ``length`` tokens."""
         if self._spill is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._spill = open(self._spill_path, "w+b")  # noqa: SIM115 (closed in close/abort)
-        data = orjson.dumps(segments)
         self._offsets.append(self._spill.tell())
         self._sizes.append(len(data))
         self._lengths.append(length)
@@ -186,7 +207,7 @@ class PackedWriter:
             segments: list[Any] = []
             for index in members.tolist():
                 self._spill.seek(self._offsets[index])
-                segments.extend(orjson.loads(self._spill.read(self._sizes[index])))
+                segments.extend(segments_of(self._spill.read(self._sizes[index])))
                 pending += self._lengths[index]
             batch.append(segments)
             if len(batch) >= _ROWS_PER_GROUP or shard.full(len(batch), pending):
@@ -271,7 +292,8 @@ class _Shard:
         import numpy as np
 
         pa, seq_len = self.owner.pa, self.owner.seq_len
-        ids: list[int] = []
+        id_parts: list[np.ndarray[Any, Any]] = []
+        count = 0  # the ids so far
         masks: list[np.ndarray[Any, Any]] = []
         lengths: list[int] = []
         docs: list[str] = []
@@ -285,12 +307,13 @@ class _Shard:
                 if self.owner.bridge:  # Bridge's labels: position i trains token i + 1
                     mask = np.append(mask[1:], np.int8(0))
                 figures["longest"] = max(figures["longest"], len(seq))
-                ids.extend(seq)
+                id_parts.append(seq)
+                count += len(seq)
                 masks.append(mask)
                 lengths.append(len(seq))
                 docs.append(doc)
                 self.docs.add(doc)
-            row_ends.append(len(ids))
+            row_ends.append(count)
             segment_ends.append(len(lengths))
             tokens = row_ends[-1] - row_ends[-2]
             figures["most"] = max(figures["most"], len(row))
@@ -300,6 +323,7 @@ class _Shard:
             shortest = self.owner.shortest
             self.owner.shortest = tokens if shortest is None else min(shortest, tokens)
             self.fill[min(FILL_BINS - 1, tokens * FILL_BINS // seq_len)] += 1
+        ids = np.concatenate(id_parts).astype(np.int32) if id_parts else np.zeros(0, np.int32)
         sizes = np.asarray(lengths, dtype=np.int32)
         starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
         positions = np.arange(len(ids), dtype=np.int32) - starts.astype(np.int32)
@@ -311,7 +335,7 @@ class _Shard:
             first = np.asarray(row_ends[:-1], dtype=np.int32)[row_of] if lengths else starts[:0]
             seq_starts = (np.cumsum(sizes) - sizes).astype(np.int32) - first
             bridge = [
-                pa.ListArray.from_arrays(by_token, pa.array(np.asarray(ids, dtype=np.int32))),
+                pa.ListArray.from_arrays(by_token, pa.array(ids)),
                 pa.ListArray.from_arrays(by_segment, pa.array(seq_starts.astype(np.int32))),
                 pa.ListArray.from_arrays(by_token, pa.array(all_masks)),
             ]
@@ -321,7 +345,7 @@ class _Shard:
             self.stats.tokens += len(ids)
             return
         columns = [
-            pa.ListArray.from_arrays(by_token, pa.array(np.asarray(ids, dtype=np.int32))),
+            pa.ListArray.from_arrays(by_token, pa.array(ids)),
             pa.ListArray.from_arrays(by_token, pa.array(positions)),
             pa.ListArray.from_arrays(by_segment, pa.array(sizes)),
             pa.ListArray.from_arrays(by_token, pa.array(all_masks)),
