@@ -53,6 +53,23 @@ def test_replay_is_every_payload_once_in_seeded_key_order(buckets: int, tmp_path
     assert list(tmp_path.iterdir()) == []  # spill files removed
 
 
+def test_encoded_payloads_come_back_as_they_were_in_the_same_order(tmp_path: Path) -> None:
+    """A part's entries (header line and bytes, newlines inside) are shuffled as bytes,
+    in the order the JSON payloads of the same ids take."""
+    names = ids(3000)
+    encoded = SpillShuffler(tmp_path, seed=5, buckets=7, encoded=True)
+    decoded = SpillShuffler(tmp_path, seed=5, buckets=7)
+    for number, name in enumerate(names):
+        encoded.add(name, b'["train","%s"]\n\x00line\nbytes %d' % (name.encode(), number))
+        decoded.add(name, [name, number])
+    got = list(encoded.replay())
+    expected = [
+        b'["train","%s"]\n\x00line\nbytes %d' % (name.encode(), number)
+        for name, number in decoded.replay()
+    ]
+    assert got == expected and len(got) == len(names)
+
+
 def test_ties_replay_in_input_order(tmp_path: Path) -> None:
     shuffler = SpillShuffler(tmp_path, seed=0, buckets=8)
     for number in range(20):

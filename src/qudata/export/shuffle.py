@@ -25,9 +25,14 @@ _HEADER = struct.Struct("<QQI")  # key, document number, length
 
 
 class SpillShuffler:
-    """Collect ``(key, document)`` pairs on disk; replay them in key order."""
+    """Collect ``(key, document)`` pairs on disk; replay them in key order. ``encoded``:
+    the payloads are bytes, kept and given back as they are (a document's entry of a
+    part: no JSON round trip)."""
 
-    def __init__(self, directory: Path, *, seed: int, buckets: int = 64) -> None:
+    def __init__(
+        self, directory: Path, *, seed: int, buckets: int = 64, encoded: bool = False
+    ) -> None:
+        self.encoded = encoded
         self._dir = Path(tempfile.mkdtemp(prefix=".shuffle-", dir=directory))
         self._seed = seed
         self._buckets: list[BinaryIO] = [
@@ -37,9 +42,10 @@ class SpillShuffler:
         self._count = 0
 
     def add(self, doc_id: str, payload: Any) -> None:
-        """Queue one document's payload (any orjson-serialisable value)."""
+        """Queue one document's payload (any orjson-serialisable value; bytes when
+        ``encoded``)."""
         key = xxhash.xxh3_64_intdigest(doc_id.encode("utf-8", "surrogatepass"), seed=self._seed)
-        data = orjson.dumps(payload)
+        data = payload if self.encoded else orjson.dumps(payload)
         bucket = (key * len(self._buckets)) >> 64  # uniform for any number of buckets
         self._buckets[bucket].write(_HEADER.pack(key, self._count, len(data)) + data)
         self._count += 1
@@ -61,7 +67,7 @@ class SpillShuffler:
                 del data
                 items.sort()
                 for _, _, raw in items:
-                    yield orjson.loads(raw)
+                    yield raw if self.encoded else orjson.loads(raw)
         finally:
             self.cleanup()
 

@@ -75,19 +75,17 @@ class FormatOutput:
         self.shufflers: dict[str, SpillShuffler] = {}
         self.histograms: dict[str, Any] = {}
         # JSON Lines through the default writer (or a writer that says it takes encoded
-        # records): parts hold the encoded bytes, and the commit copies them (without the
-        # shuffle, which orders records by id)
-        self.raw = not output.shuffle and (
-            formatter.writes_encoded
-            or (
-                type(formatter).encoder is Formatter.encoder
-                and type(formatter).writer is Formatter.writer
-            )
+        # records): parts hold the encoded bytes, and the commit copies them (the shuffle
+        # orders each document's entry, bytes and all)
+        self.raw = formatter.writes_encoded or (
+            type(formatter).encoder is Formatter.encoder
+            and type(formatter).writer is Formatter.writer
         )
         self._encoder = formatter.encoder(self.opts) if self.raw else None
         # text records: parts hold each record's UTF-8 bytes (no JSON round trip)
-        self.text_bytes = not output.shuffle and formatter.writes_text_bytes
-        # rows for Arrow (Parquet): parts hold Arrow IPC batches, made in map 2
+        self.text_bytes = formatter.writes_text_bytes
+        # rows for Arrow (Parquet): parts hold Arrow IPC batches, made in map 2 (not with
+        # the shuffle: a batch's rows are several documents)
         self.arrow = None if output.shuffle else formatter.arrow_schema()
         self._part: BinaryIO | None = None
         if part is not None:
@@ -224,30 +222,29 @@ class FormatOutput:
             for n in tokens:
                 histogram.add(n)
 
-    def _shuffler(self, split: str) -> SpillShuffler:
+    def _shuffler(self, split: str, *, encoded: bool = False) -> SpillShuffler:
         if split not in self.shufflers:
             self.shufflers[split] = SpillShuffler(
-                self.root, seed=self.output.seed, buckets=self.shuffle_buckets
+                self.root, seed=self.output.seed, buckets=self.shuffle_buckets, encoded=encoded
             )
         return self.shufflers[split]
 
     def replay(self, part: Path) -> None:
         """Write the documents of one map-2 part file (the commit, partition by partition)."""
         with open(part, "rb") as handle:
-            if self.raw:
-                while line := handle.readline():
-                    split, _, tokens, size = orjson.loads(line)
-                    self._emit_encoded(split, handle.read(size), tokens)
-                return
             if self.arrow is not None:
                 while line := handle.readline():
                     docs, size = orjson.loads(line)
                     self._replay_rows(docs, handle.read(size))
                 return
-            if self.text_bytes:
+            if self.raw or self.text_bytes:  # a header line (split, id, tokens, sizes), bytes
                 while line := handle.readline():
-                    split, _, tokens, sizes = orjson.loads(line)
-                    self._emit(split, [handle.read(size) for size in sizes], tokens)
+                    head = orjson.loads(line)
+                    data = handle.read(head[3] if self.raw else sum(head[3]))
+                    if self.output.shuffle:  # the entry as it is, in its place later
+                        self._shuffler(head[0], encoded=True).add(head[1], line + data)
+                    else:
+                        self._entry(head, data)
                 return
             for line in handle:
                 split, doc_id, records, tokens = orjson.loads(line)
@@ -255,6 +252,18 @@ class FormatOutput:
                     self._shuffler(split).add(doc_id, [records, tokens])
                 else:
                     self._emit(split, records, tokens)
+
+    def _entry(self, head: list[Any], data: bytes) -> None:
+        """A document's entry of a part: its encoded records, or its text records' bytes."""
+        split, _, tokens, size = head
+        if self.raw:
+            self._emit_encoded(split, data, tokens)
+            return
+        blocks, at = [], 0
+        for length in size:
+            blocks.append(data[at : at + length])
+            at += length
+        self._emit(split, blocks, tokens)
 
     def _replay_rows(self, docs: list[list[Any]], data: bytes) -> None:
         """One batch of an Arrow part: each document's rows, sliced from the batch's table."""
@@ -279,8 +288,13 @@ class FormatOutput:
     def close(self) -> FormatStats:
         """Replay shuffles, finish every split in the configured order, and fill the stats."""
         for split, shuffler in self.shufflers.items():
-            for records, tokens in shuffler.replay():
-                self._emit(split, records, tokens)
+            for item in shuffler.replay():
+                if shuffler.encoded:  # a part's entry: its header line, then its bytes
+                    line, _, data = item.partition(b"\n")
+                    self._entry(orjson.loads(line), data)
+                else:
+                    records, tokens = item
+                    self._emit(split, records, tokens)
         files = []
         for split in self.output.split:
             if split in self.writers:
