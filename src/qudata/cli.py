@@ -36,7 +36,7 @@ from qudata.config import (
 )
 from qudata.engines import SMALL_INPUT_BYTES
 from qudata.engines.local import usable_cpus
-from qudata.engines.spares import end_spares, fork_spares
+from qudata.engines.spares import forked_workers
 from qudata.pack.registry import FORMATTERS
 from qudata.progress import TerminalProgress
 from qudata.quality.tokens.choose import DEFAULT_SPEC
@@ -247,75 +247,76 @@ def pack(
     standard input) into a dataset folder: one subfolder per format, manifest.json (the
     account of every document) and rejects.jsonl (every dropped document with its reason).
     """
-    if not dry_run:  # the local engine's workers, forked while this process has one
-        # thread: they start with qudata imported, and load the likely tokenizer while
-        # this process plans the run
-        named = (tokenizer or DEFAULT_SPEC).strip().lower()
-        warm = functools.partial(load_encoding, named) if named in ENCODINGS else None
+    # the local engine's workers, forked while this process has one thread: they start
+    # with qudata imported, and load the likely tokenizer while this process plans the run
+    named = (tokenizer or DEFAULT_SPEC).strip().lower()
+    warm = functools.partial(load_encoding, named) if named in ENCODINGS else None
+    count = 0
+    if not dry_run:
         count = spare_workers(
             inputs, "ray" if ray_address else engine, workers, usable_cpus(), SMALL_INPUT_BYTES
         )
-        fork_spares(count, warm)
-    from qudata.pipeline import pack_dataset
+    with forked_workers(count, warm):  # those the run does not take end with the command
+        from qudata.pipeline import pack_dataset
 
-    overrides = config_overrides(
-        input={
-            "on_error": on_error,
-            "text_key": text_key,
-            "id_key": id_key,
-            "columns": parse_columns(columns),
-        },
-        quality={"tokenizer": tokenizer, "min_quality_score": min_quality},
-        dedup={"method": dedup, "threshold": dedup_threshold, "memory": dedup_memory},
-        output={
-            "seed": seed,
-            "shuffle": shuffle,
-            "shard_size": shard_size,
-            "shard_records": shard_records,
-            "compression": compression,
-        },
-        engine={
-            "name": engine or ("ray" if ray_address else None),
-            "address": ray_address,
-            "workers": workers,
-        },
-    )
-    if mix_specs or target_tokens:
-        overrides["mix"] = mix_section(mix_specs, target_tokens)
-    if split_spec is not None:
-        overrides.setdefault("output", {})["split"] = parse_split_option(split_spec)
-    if dry_run:
-        print_stats_of(inputs, config_path, overrides)
-        return
-    with clean_end(output_dir):
-        cfg = load_config(config_path, overrides=overrides)
-        if not inputs and cfg.mix is None:  # mix.sources of --config replace INPUTS
-            raise click.UsageError(
-                "give INPUTS (files, folders, globs or -), --mix, or mix.sources in --config"
-            )
-        check_output_parent(output_dir)
-        with TerminalProgress(quiet) as progress:
-            report = pack_dataset(
-                inputs,
-                output_dir,
-                config=cfg,
-                formats=formats or None,
-                overwrite=overwrite,
-                progress=progress,
-                command=command_line(output_dir),
-                resume=resume,
-            )
-    try:
-        for caution in report.cautions:
-            click.echo(f"Warning: {caution}", err=True)
-        if not quiet:
-            from qudata.console import print_summary
-
-            print_summary(report)
-    except KeyboardInterrupt as exc:  # the dataset is in place
-        exc.published = output_dir  # type: ignore[attr-defined]
+        overrides = config_overrides(
+            input={
+                "on_error": on_error,
+                "text_key": text_key,
+                "id_key": id_key,
+                "columns": parse_columns(columns),
+            },
+            quality={"tokenizer": tokenizer, "min_quality_score": min_quality},
+            dedup={"method": dedup, "threshold": dedup_threshold, "memory": dedup_memory},
+            output={
+                "seed": seed,
+                "shuffle": shuffle,
+                "shard_size": shard_size,
+                "shard_records": shard_records,
+                "compression": compression,
+            },
+            engine={
+                "name": engine or ("ray" if ray_address else None),
+                "address": ray_address,
+                "workers": workers,
+            },
+        )
+        if mix_specs or target_tokens:
+            overrides["mix"] = mix_section(mix_specs, target_tokens)
+        if split_spec is not None:
+            overrides.setdefault("output", {})["split"] = parse_split_option(split_spec)
+        if dry_run:
+            print_stats_of(inputs, config_path, overrides)
+            return
         with clean_end(output_dir):
-            raise
+            cfg = load_config(config_path, overrides=overrides)
+            if not inputs and cfg.mix is None:  # mix.sources of --config replace INPUTS
+                raise click.UsageError(
+                    "give INPUTS (files, folders, globs or -), --mix, or mix.sources in --config"
+                )
+            check_output_parent(output_dir)
+            with TerminalProgress(quiet) as progress:
+                report = pack_dataset(
+                    inputs,
+                    output_dir,
+                    config=cfg,
+                    formats=formats or None,
+                    overwrite=overwrite,
+                    progress=progress,
+                    command=command_line(output_dir),
+                    resume=resume,
+                )
+        try:
+            for caution in report.cautions:
+                click.echo(f"Warning: {caution}", err=True)
+            if not quiet:
+                from qudata.console import print_summary
+
+                print_summary(report)
+        except KeyboardInterrupt as exc:  # the dataset is in place
+            exc.published = output_dir  # type: ignore[attr-defined]
+            with clean_end(output_dir):
+                raise
 
 
 cli.add_command(stats)
@@ -330,4 +331,3 @@ def main() -> None:
     finally:  # the command has ended and said how: a late signal changes nothing
         for held in (signal.SIGINT, signal.SIGTERM):
             signal.signal(held, signal.SIG_IGN)
-        end_spares()

@@ -15,6 +15,8 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
+from qudata.plan.partitions import partition_bytes
+
 __all__ = [
     "COLUMN_OPTION",
     "HOW_OPTIONS",
@@ -142,7 +144,8 @@ def spare_workers(
     """The worker processes a ``pack`` command line will likely want, guessed from its
     options before the configuration is read: ``--workers`` N gives N - 1, Ray none,
     local input files of fewer than ``small`` bytes in all none (they run in this
-    process), anything else one per CPU but this one. The engine takes what it needs of
+    process), more one per CPU or partition but this process's lane, anything else one
+    per CPU but this one. The engine takes what it needs of
     them (:mod:`qudata.engines.spares`)."""
     if engine == "ray":
         return 0
@@ -153,4 +156,6 @@ def spare_workers(
         if not os.path.isfile(name):  # standard input, a folder, a glob, a URI: unknown
             return max(0, cpus - 1)
         total += os.path.getsize(name)
-    return 0 if total < small else max(0, cpus - 1)
+    if total < small:
+        return 0
+    return max(0, min(cpus, -(-total // partition_bytes(total))) - 1)  # a lane a partition

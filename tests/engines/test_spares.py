@@ -65,7 +65,7 @@ def test_a_forked_worker_serves_the_pool_and_holds_none_of_the_command_s_output(
 def test_a_worker_still_warming_takes_no_call_and_a_failed_warm_is_left_alone() -> None:
     result = _run(
         """
-        import time
+        import os, time
         from qudata.engines import spares
         from qudata.engines.local import LocalExecutor
         from qudata.plan.partitions import partition_bytes
@@ -84,7 +84,11 @@ def test_a_worker_still_warming_takes_no_call_and_a_failed_warm_is_left_alone() 
         def fails():
             raise RuntimeError("no such tokenizer")
 
+        deadline = time.monotonic() + 10  # the closed pool's threads are gone
+        while len(os.listdir("/proc/self/task")) > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
         spares.fork_spares(1, fails)
+        assert len(spares._SPARES) == 1
         executor = LocalExecutor(2)
         assert executor._pool is not None and executor._pool.ready(0, 30)
         assert executor._pool.call(0, partition_bytes, (5 << 30,)) == partition_bytes(5 << 30)
@@ -144,6 +148,7 @@ def test_the_command_line_guesses_the_workers_it_will_want(tmp_path: Path) -> No
     assert spare_workers((str(big),), "ray", None, 4, 4 << 20) == 0
     assert spare_workers((str(small),), None, 3, 4, 4 << 20) == 2  # asked for
     assert spare_workers((str(big),), None, 1, 4, 4 << 20) == 0
+    assert spare_workers((str(big),), None, None, 64, 4 << 20) == 4  # 5 partitions of 1 MiB
 
 
 def test_the_command_takes_its_forked_workers(tmp_path: Path) -> None:
@@ -185,3 +190,75 @@ def test_the_command_takes_its_forked_workers(tmp_path: Path) -> None:
         assert result.stderr.split() == (["1", "True"] if workers == "2" else ["0", "True"])
         outs.append((out / "jsonl" / "train-00000-of-00001.jsonl").read_bytes())
     assert outs[0] == outs[1] and outs[0].count(b"\n") == 9000
+
+
+def test_a_forked_worker_takes_the_environment_the_run_has_when_it_is_taken() -> None:
+    """``pack_dataset`` sets the storage options (an environment variable the workers
+    read) after the command line forked: the worker sees them as a spawned one would."""
+    result = _run(
+        """
+        import os
+        from qudata.engines import spares
+        from qudata.engines.pool import ProcessPool
+        from qudata.quality.tokens.fast import ENV, enabled
+
+        spares.fork_spares(1)
+        os.environ[ENV] = "0"  # after the fork
+        pool = ProcessPool(1, spares.take_spares(1))
+        pool.start()
+        assert pool.call(0, enabled, ()) is False
+        pool.close()
+        print("ok")
+        """
+    )
+    assert result.stdout == "ok\n"
+
+
+def test_the_executor_ends_the_spares_it_does_not_take() -> None:
+    result = _run(
+        """
+        import os
+        from qudata.config import EngineConfig
+        from qudata.engines import make_executor, spares
+
+        spares.fork_spares(3)
+        pids = [s.pid for s in spares._SPARES]
+        executor = make_executor(EngineConfig(workers=2), 100 << 20, 10)
+        taken = [p.pid for p in executor._pool._processes]
+        assert len(pids) == 3 and spares._SPARES == []
+        assert len(taken) == 1 and taken[0] in pids  # the other two were ended
+        for pid in pids:
+            if pid != taken[0]:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    continue
+                raise AssertionError(f"{pid} still runs")
+        executor.close()
+        print("ok")
+        """
+    )
+    assert result.stdout == "ok\n"
+
+
+STREAMS = "from qudata.engines import spares; spares.fork_spares(1); print(len(spares._SPARES))"
+
+
+def test_no_fork_with_a_standard_stream_closed(tmp_path: Path) -> None:
+    """A closed descriptor 1 would be reused by a pipe, which the worker's redirection of
+    its standard output would then close: the run spawns its workers instead."""
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(f'{{"id": "d{i}", "text": "doc {i} words"}}\n' for i in range(50)))
+    closed = subprocess.run(
+        ["bash", "-c", f'exec "{sys.executable}" -c "$0" 2>&1 0<&-', STREAMS],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert closed.stdout.strip() == "0", closed.stdout
+    run = subprocess.run(
+        ["bash", "-c", f'exec "{sys.executable}" -m qudata "$@" >&-', "qudata", "pack",
+         str(source), "-o", str(tmp_path / "out"), "-f", "jsonl", "--workers", "2", "-q"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = (tmp_path / "out" / "jsonl" / "train-00000-of-00001.jsonl").read_bytes()
+    assert lines.count(b"\n") == 50

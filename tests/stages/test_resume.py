@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 import qudata
 
@@ -93,6 +94,22 @@ def test_a_killed_run_resumes_to_the_same_bytes(tmp_path: Path) -> None:
     # step already consumed are computed again)
     assert run_b["resumed"] >= 3
     assert list(tmp_path.glob(".out.qudata-partial-*")) == []
+
+
+def test_a_killed_run_of_another_parts_layout_is_not_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed by another version, whose parts are laid out otherwise (``-f packed``
+    held JSON before its int32 entries), starts afresh instead of misreading them."""
+    from qudata.stages import resume
+
+    source = _input(tmp_path / "in.jsonl")
+    out = tmp_path / "out"
+    _killed_run(tmp_path, source, out)
+    monkeypatch.setattr(resume, "PARTS_LAYOUT", resume.PARTS_LAYOUT + 1)
+    report = qudata.pack_dataset(source, out, config=CONFIG, resume=True)
+    assert orjson.loads((out / "manifest.json").read_bytes())["run"]["resumed"] == 0
+    assert report.balanced()
 
 
 def test_a_changed_input_is_not_resumed(tmp_path: Path) -> None:

@@ -49,17 +49,23 @@ def make_executor(
     that every node sees ``staging`` and sets the ``storage`` options on its workers;
     ``prefix``: an object-storage prefix where Ray keeps the staging when a node does
     not see it (or ``always``; ``resume``: take up what a killed run left there)."""
+    from qudata.engines.spares import end_spares
+
     if engine.name == "ray":
-        return ray_engine().RayExecutor(
+        executor = ray_engine().RayExecutor(
             engine, staging=staging, storage=storage or {}, prefix=prefix, always=always,
             resume=resume,
         )  # fmt: skip
+        end_spares()  # the workers the command line forked ahead: not wanted here
+        return executor
     from qudata.engines.local import LocalExecutor, usable_cpus
 
     workers = engine.workers or usable_cpus()
     if input_bytes < SMALL_INPUT_BYTES and not engine.workers:
         workers = 1
-    return LocalExecutor(min(workers, max(1, partitions)))
+    local = LocalExecutor(min(workers, max(1, partitions)))  # takes the spares it needs
+    end_spares()  # and the others end now, not with the command
+    return local
 
 
 def job_executor(

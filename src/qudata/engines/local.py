@@ -82,8 +82,6 @@ class LocalExecutor:
             threads.submit(self._lane, worker, function, calls, todo, done, settled[worker])
             for worker in range(self.workers - 1)
         ]
-        for event in settled:  # the ready workers' first calls are sent before ours
-            event.wait(0.1)
         finished: dict[int, Any] = {}
         following = 0  # the next call whose result is handed on
 
@@ -99,6 +97,8 @@ class LocalExecutor:
                 following += 1
 
         try:
+            for event in settled:  # the ready workers' first calls are sent before ours
+                event.wait(0.1)
             while True:
                 while not done.empty():
                     take(*done.get())
@@ -144,6 +144,7 @@ class LocalExecutor:
                     if todo.empty():
                         return
         except BaseException as exc:
+            settled.set()
             done.put((-1, False, exc))
             return
         finally:

@@ -98,6 +98,7 @@ class ProcessPool:
     def __init__(self, workers: int, started: Sequence[Worker] = ()) -> None:
         self.workers = workers
         self._started = list(started)[:workers]  # already running: taken first
+        self._adopted: list[bool] = []  # per worker: forked ahead (its environment is old)
         self._processes: list[Worker] = []
         self._ready: list[bool] = []  # per worker: its "ready" was read
         self._busy = False
@@ -116,7 +117,9 @@ class ProcessPool:
         )
         self._ready = [False] * self.workers
         self._processes, self._started = self._started, []
-        for _ in range(self.workers - len(self._processes)):
+        spawned = self.workers - len(self._processes)
+        self._adopted = [True] * len(self._processes) + [False] * spawned
+        for _ in range(spawned):
             self._processes.append(
                 subprocess.Popen(
                     [sys.executable, "-c", code, str(os.getpid())],
@@ -213,6 +216,16 @@ class ProcessPool:
         if said != _READY:
             code = self._processes[worker].poll()
             raise WorkerError(f"a worker process did not start (exit code {code}): {said!r}")
+        if self._adopted[worker]:  # as a spawned worker would: this process's environment
+            stdin = self._processes[worker].stdin  # now (the storage options, set since)
+            assert stdin is not None
+            try:
+                _write(stdin, (__name__, adopt_environment.__qualname__, (dict(os.environ),)))
+                said = _read(stdout)
+            except (EOFError, OSError, ValueError) as exc:
+                said = exc
+            if said != (True, None):
+                raise WorkerError(f"a worker process did not take the environment: {said!r}")
         self._ready[worker] = True
         return True
 
@@ -249,6 +262,12 @@ class ProcessPool:
     def __del__(self) -> None:
         for process in self._processes:
             process.kill()
+
+
+def adopt_environment(environ: dict[str, str]) -> None:
+    """In a worker: ``environ`` is its environment from now on."""
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 def _failure(value: Any) -> QudataError | OSError:

@@ -24,12 +24,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO
 
 from qudata.engines.pool import serve_on
 
-__all__ = ["Forked", "end_spares", "fork_spares", "take_spares"]
+__all__ = ["Forked", "end_spares", "fork_spares", "forked_workers", "take_spares"]
 
 _SPARES: list[Forked] = []
 
@@ -69,11 +71,28 @@ class Forked:
                 os.kill(self.pid, signal.SIGKILL)
 
 
+@contextmanager
+def forked_workers(count: int, warm: Callable[[], object] | None = None) -> Iterator[None]:
+    """:func:`fork_spares` for a command; the spares nothing took end with it."""
+    fork_spares(count, warm)
+    try:
+        yield
+    finally:
+        end_spares()
+
+
 def fork_spares(count: int, warm: Callable[[], object] | None = None) -> None:
-    """Fork ``count`` workers now, if this process may fork: Linux, one thread.
-    ``warm``: what each runs before it says it is ready (the likely tokenizer: a core
-    that would wait for the command to plan loads it meanwhile)."""
+    """Fork ``count`` workers now, if this process may fork: Linux, one thread, its
+    standard streams open (a closed one's number would go to a pipe, which the worker's
+    redirections would then close). ``warm``: what each runs before it says it is ready
+    (the likely tokenizer: a core that would wait for the command to plan loads it
+    meanwhile)."""
     if count < 1 or not sys.platform.startswith("linux") or _threads() > 1:
+        return
+    try:
+        for fd in (0, 1, 2):
+            os.fstat(fd)
+    except OSError:
         return
     parent = os.getpid()
     for _ in range(count):
@@ -92,6 +111,9 @@ def fork_spares(count: int, warm: Callable[[], object] | None = None) -> None:
                 requests, replies = os.fdopen(requests_in, "rb"), os.fdopen(replies_out, "wb")
                 serve_on(requests, replies, parent, warm)
                 code = 0
+            except BaseException:  # as a spawned worker would print it, before it ends
+                traceback.print_exc()
+                sys.stderr.flush()
             finally:
                 os._exit(code)
         os.close(requests_in)

@@ -35,6 +35,10 @@ __all__ = ["Taken", "file_sha256", "fingerprint", "record", "start", "take"]
 
 T = TypeVar("T")
 
+#: The layout of map 2's parts (``-f packed``'s int32 entries, the shuffle's bytes since
+#: 2): a killed run of another layout is not taken up.
+PARTS_LAYOUT = 2
+
 #: The reasons a record is computed again that the summary names (a record that is
 #: simply absent, or whose parts the commit consumed, is computed again silently).
 NOT_VERIFIED = "record did not verify"
@@ -55,7 +59,9 @@ def fingerprint(job: Job, config: dict[str, Any]) -> str:
                     stat = os.stat(source.path)
                     seen = [stat.st_size, stat.st_mtime_ns]
             inputs.append([source.name, where, seen])
-    data = orjson.dumps({"config": config, "inputs": inputs}, option=orjson.OPT_SORT_KEYS)
+    data = orjson.dumps(
+        {"config": config, "inputs": inputs, "parts": PARTS_LAYOUT}, option=orjson.OPT_SORT_KEYS
+    )
     return hashlib.sha256(data).hexdigest()
 
 
