@@ -3,13 +3,15 @@
 One call per format (they can run side by side). A format's part files are replayed
 partition by partition into its split writers, so shard boundaries follow from the
 documents' sizes in input order, never from the partitioning or the workers; the
-seeded shuffle, when on, orders each split by the documents' ids as before. The
-rejects' parts are concatenated as they are.
+seeded shuffle, when on, orders each split by the documents' ids as before. Each part
+is checked against the sha256 its partition recorded (while the part before it is
+replayed). The rejects' parts are concatenated as they are.
 """
 
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,9 +77,13 @@ def commit_format(
         counter=counter,
         shuffle_buckets=job.shuffle_buckets,
     )
+    # each part is checked (its sha256, in a thread: hashlib lets go of the GIL) while
+    # the one before it is replayed, on the core the commit would leave idle
+    checker = ThreadPoolExecutor(1, thread_name_prefix="qudata-commit-check")
     try:
-        for index, sha256 in enumerate(parts):
-            part = checked_part(job, name, index, sha256)
+        checks = [checker.submit(checked_part, job, name, n, sha) for n, sha in enumerate(parts)]
+        for index, check in enumerate(checks):
+            part = check.result()
             if part is not None:
                 try:
                     out.replay(part)
@@ -94,6 +100,8 @@ def commit_format(
     except BaseException:
         out.abort()
         raise
+    finally:
+        checker.shutdown(wait=True, cancel_futures=True)
     if counter is not None:
         if stats.tokenizer == "none":  # a format with its own tokenizer names it itself
             stats.tokenizer, stats.tokens_exact = counter.name, counter.exact
