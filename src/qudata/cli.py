@@ -34,7 +34,6 @@ from qudata.config import (
     OutputConfig,
     load_config,
 )
-from qudata.engines import SMALL_INPUT_BYTES
 from qudata.engines.local import usable_cpus
 from qudata.engines.spares import forked_workers
 from qudata.pack.registry import FORMATTERS
@@ -253,9 +252,7 @@ def pack(
     warm = functools.partial(load_encoding, named) if named in ENCODINGS else None
     count = 0
     if not dry_run:
-        count = spare_workers(
-            inputs, "ray" if ray_address else engine, workers, usable_cpus(), SMALL_INPUT_BYTES
-        )
+        count = spare_workers(inputs, "ray" if ray_address else engine, workers, usable_cpus())
     with forked_workers(count, warm):  # those the run does not take end with the command
         from qudata.pipeline import pack_dataset
 

@@ -15,6 +15,7 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
+from qudata.engines import SMALL_INPUT_BYTES, local_lanes
 from qudata.plan.partitions import partition_bytes
 
 __all__ = [
@@ -139,23 +140,22 @@ def parse_split_option(spec: str) -> dict[str, float]:
 
 
 def spare_workers(
-    inputs: tuple[str, ...], engine: str | None, workers: int | None, cpus: int, small: int
+    inputs: tuple[str, ...], engine: str | None, workers: int | None, cpus: int
 ) -> int:
     """The worker processes a ``pack`` command line will likely want, guessed from its
-    options before the configuration is read: ``--workers`` N gives N - 1, Ray none,
-    local input files of fewer than ``small`` bytes in all none (they run in this
-    process), more one per CPU or partition but this process's lane, anything else one
-    per CPU but this one. The engine takes what it needs of
-    them (:mod:`qudata.engines.spares`)."""
+    options before the configuration is read: ``--workers`` N gives N - 1, Ray none;
+    otherwise the local engine's lanes (:func:`~qudata.engines.local_lanes`) but this
+    process's, for local files of known size, or as for a large input (standard input,
+    a folder, a glob, a URI). The engine takes what it needs of them
+    (:mod:`qudata.engines.spares`)."""
     if engine == "ray":
         return 0
     if workers is not None:
         return workers - 1
-    total = 0
-    for name in inputs:
-        if not os.path.isfile(name):  # standard input, a folder, a glob, a URI: unknown
-            return max(0, cpus - 1)
-        total += os.path.getsize(name)
-    if total < small:
-        return 0
-    return max(0, min(cpus, -(-total // partition_bytes(total))) - 1)  # a lane a partition
+    total, partitions = 0, cpus
+    if all(os.path.isfile(name) for name in inputs):
+        total = sum(os.path.getsize(name) for name in inputs)
+        partitions = -(-total // partition_bytes(total))
+    else:
+        total = SMALL_INPUT_BYTES
+    return local_lanes(None, total, partitions, cpus) - 1

@@ -141,14 +141,14 @@ def test_the_command_line_guesses_the_workers_it_will_want(tmp_path: Path) -> No
     small.write_bytes(b"{}\n" * 10)
     with open(big, "wb") as out:
         out.truncate(5 << 20)
-    assert spare_workers((str(small),), None, None, 4, 4 << 20) == 0  # runs here
-    assert spare_workers((str(small), str(big)), None, None, 4, 4 << 20) == 3
-    assert spare_workers((str(tmp_path),), None, None, 4, 4 << 20) == 3  # a folder: unknown
-    assert spare_workers(("-",), None, None, 2, 4 << 20) == 1
-    assert spare_workers((str(big),), "ray", None, 4, 4 << 20) == 0
-    assert spare_workers((str(small),), None, 3, 4, 4 << 20) == 2  # asked for
-    assert spare_workers((str(big),), None, 1, 4, 4 << 20) == 0
-    assert spare_workers((str(big),), None, None, 64, 4 << 20) == 4  # 5 partitions of 1 MiB
+    assert spare_workers((str(small),), None, None, 4) == 0  # runs here
+    assert spare_workers((str(small), str(big)), None, None, 4) == 3
+    assert spare_workers((str(tmp_path),), None, None, 4) == 3  # a folder: unknown
+    assert spare_workers(("-",), None, None, 2) == 1
+    assert spare_workers((str(big),), "ray", None, 4) == 0
+    assert spare_workers((str(small),), None, 3, 4) == 2  # asked for
+    assert spare_workers((str(big),), None, 1, 4) == 0
+    assert spare_workers((str(big),), None, None, 64) == 4  # 5 partitions of 1 MiB
 
 
 def test_the_command_takes_its_forked_workers(tmp_path: Path) -> None:

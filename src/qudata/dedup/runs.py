@@ -64,18 +64,21 @@ def _slice(path: Path, dtype: np.dtype[Any], lo: int, hi: int | None) -> np.ndar
     count = size // dtype.itemsize
     if count == 0:
         return np.empty(0, dtype)
-    if size <= SMALL_RUN_BYTES:
-        records = np.fromfile(path, dtype=dtype, count=count)
-        start = int(np.searchsorted(records["key"], np.uint64(lo))) if lo else 0
-        stop = count if hi is None else int(np.searchsorted(records["key"], np.uint64(hi)))
-        return records[start:stop] if start < stop else np.empty(0, dtype)
-    mapped = np.memmap(path, dtype=dtype, mode="r", shape=(count,))
-    keys = mapped["key"]
+    small = size <= SMALL_RUN_BYTES
+    records: np.ndarray = (
+        np.fromfile(path, dtype=dtype, count=count)
+        if small
+        else np.memmap(path, dtype=dtype, mode="r", shape=(count,))
+    )
+    keys = records["key"]
     start = int(np.searchsorted(keys, np.uint64(lo))) if lo else 0
     stop = count if hi is None else int(np.searchsorted(keys, np.uint64(hi)))
-    del keys, mapped
+    del keys
     if stop <= start:
         return np.empty(0, dtype)
+    if small:
+        return records[start:stop]
+    del records  # the map: the range is read plainly
     return np.fromfile(path, dtype=dtype, count=stop - start, offset=start * dtype.itemsize)
 
 

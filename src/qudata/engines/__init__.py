@@ -17,7 +17,7 @@ from qudata.errors import MissingExtraError, OutputError
 if TYPE_CHECKING:
     from qudata.plan.job import Job
 
-__all__ = ["SMALL_INPUT_BYTES", "job_executor", "make_executor", "ray_engine"]
+__all__ = ["SMALL_INPUT_BYTES", "job_executor", "local_lanes", "make_executor", "ray_engine"]
 
 #: An input smaller than this runs in this process, unless ``engine.workers`` is set.
 SMALL_INPUT_BYTES = 4 << 20
@@ -32,6 +32,13 @@ def ray_engine() -> Any:
             raise
         raise MissingExtraError("ray", "ray", feature="--engine ray") from None
     return ray
+
+
+def local_lanes(workers: int | None, input_bytes: int, partitions: int, cpus: int) -> int:
+    """The local engine's lanes: ``workers`` (``engine.workers``), else one per CPU, or
+    one for an input under :data:`SMALL_INPUT_BYTES`; never more than the partitions."""
+    lanes = workers or (1 if input_bytes < SMALL_INPUT_BYTES else cpus)
+    return min(lanes, max(1, partitions))
 
 
 def make_executor(
@@ -60,10 +67,8 @@ def make_executor(
         return executor
     from qudata.engines.local import LocalExecutor, usable_cpus
 
-    workers = engine.workers or usable_cpus()
-    if input_bytes < SMALL_INPUT_BYTES and not engine.workers:
-        workers = 1
-    local = LocalExecutor(min(workers, max(1, partitions)))  # takes the spares it needs
+    lanes = local_lanes(engine.workers, input_bytes, partitions, usable_cpus())
+    local = LocalExecutor(lanes)  # takes the spares it needs
     end_spares()  # and the others end now, not with the command
     return local
 

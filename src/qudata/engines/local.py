@@ -138,32 +138,29 @@ class LocalExecutor:
         tokenizer), and this thread needs the GIL to send."""
         assert self._pool is not None
         try:
-            if not self._pool.ready(worker, 0):
-                settled.set()
-                while not self._pool.ready(worker, 0.02):
-                    if todo.empty():
-                        return
-        except BaseException as exc:
-            settled.set()
-            done.put((-1, False, exc))
-            return
-        finally:
-            if todo.empty():
-                settled.set()
-        while True:
             try:
-                number = todo.get_nowait()
-            except queue.Empty:
-                settled.set()
-                return
-            try:
-                self._pool.send(worker, function, calls[number])
-                settled.set()
-                done.put((number, True, self._pool.receive(worker)))
+                if not self._pool.ready(worker, 0):
+                    settled.set()  # not ready: the main lane does not wait for it
+                    while not self._pool.ready(worker, 0.02):
+                        if todo.empty():
+                            return
             except BaseException as exc:
-                settled.set()
-                done.put((number, False, exc))
+                done.put((-1, False, exc))
                 return
+            while True:
+                try:
+                    number = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    self._pool.send(worker, function, calls[number])
+                    settled.set()
+                    done.put((number, True, self._pool.receive(worker)))
+                except BaseException as exc:
+                    done.put((number, False, exc))
+                    return
+        finally:
+            settled.set()
 
     def _start(self) -> ThreadPoolExecutor:
         if self._threads is None:

@@ -41,7 +41,8 @@ class SequenceEncoder(Encoder):
 def entry(heads: list[list[Any]], ids: list[Any]) -> bytes:
     """An entry: ``heads`` (``[doc, length, spans]`` each), then each one's ``ids``."""
     head = orjson.dumps(heads)
-    return b"".join([_HEAD.pack(len(head)), head, *(i.astype("<i4").tobytes() for i in ids)])
+    blocks = (i.astype("<i4", copy=False).tobytes() for i in ids)
+    return b"".join([_HEAD.pack(len(head)), head, *blocks])
 
 
 def next_entry(data: bytes, at: int) -> tuple[bytes, int]:

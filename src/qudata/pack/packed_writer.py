@@ -131,13 +131,13 @@ class PackedWriter:
         at = 0
         while at < len(data):
             entry, at = next_entry(data, at)
-            for doc, ids, spans in segments_of(entry):
-                if spans is None:
-                    self._add_stream(doc, ids)
-                elif len(ids) > self.seq_len:
-                    raise ValueError(f"a sequence of {len(ids)} tokens > seq_len {self.seq_len}")
-                else:
-                    self._add([(doc, ids, spans)], len(ids))
+            [(doc, ids, spans)] = segments_of(entry)  # a record: one segment
+            if spans is None:
+                self._add_stream(doc, ids)
+            elif len(ids) > self.seq_len:
+                raise ValueError(f"a sequence of {len(ids)} tokens > seq_len {self.seq_len}")
+            else:  # a sequence of its own: spilled as the entry it came in
+                self._add_entry(entry, len(ids))
 
     def _add_stream(self, doc: str, ids: Any) -> None:
         at = 0
