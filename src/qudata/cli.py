@@ -7,7 +7,6 @@ fail``), never as a traceback.
 
 from __future__ import annotations
 
-import functools
 import signal
 
 import click
@@ -22,6 +21,7 @@ from qudata.cli_args import (
     mix_section,
     parse_columns,
     parse_split_option,
+    spare_warm,
     spare_workers,
 )
 from qudata.cli_exit import check_output_parent, clean_end, on_signal
@@ -38,8 +38,6 @@ from qudata.engines.local import usable_cpus
 from qudata.engines.spares import forked_workers
 from qudata.pack.registry import FORMATTERS
 from qudata.progress import TerminalProgress
-from qudata.quality.tokens.choose import DEFAULT_SPEC
-from qudata.quality.tokens.encodings import ENCODINGS, load_encoding
 from qudata.version import __version__
 
 __all__ = ["cli", "main"]
@@ -248,11 +246,11 @@ def pack(
     """
     # the local engine's workers, forked while this process has one thread: they start
     # with qudata imported, and load the likely tokenizer while this process plans the run
-    named = (tokenizer or DEFAULT_SPEC).strip().lower()
-    warm = functools.partial(load_encoding, named) if named in ENCODINGS else None
+    warm, planned_engine, planned_workers = spare_warm(config_path, tokenizer, engine, workers)
     count = 0
     if not dry_run:
-        count = spare_workers(inputs, "ray" if ray_address else engine, workers, usable_cpus())
+        planned_engine = "ray" if ray_address else planned_engine
+        count = spare_workers(inputs, planned_engine, planned_workers, usable_cpus())
     with forked_workers(count, warm):  # those the run does not take end with the command
         from qudata.pipeline import pack_dataset
 

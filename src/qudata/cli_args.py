@@ -7,16 +7,23 @@ given becomes the dataset card's "made with" line (:func:`command_line`).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shlex
 import typing
+from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import BaseModel
 
+from qudata.config import read_yaml
 from qudata.engines import SMALL_INPUT_BYTES, local_lanes
+from qudata.errors import ConfigError
 from qudata.plan.partitions import partition_bytes
+from qudata.quality.tokens.base import TokenCounter
+from qudata.quality.tokens.choose import DEFAULT_SPEC, get_token_counter
 
 __all__ = [
     "COLUMN_OPTION",
@@ -29,6 +36,8 @@ __all__ = [
     "mix_section",
     "parse_columns",
     "parse_split_option",
+    "spare_warm",
+    "spare_workers",
 ]
 
 
@@ -159,3 +168,36 @@ def spare_workers(
     else:
         total = SMALL_INPUT_BYTES
     return local_lanes(None, total, partitions, cpus) - 1
+
+
+def spare_warm(
+    config_path: str | None, tokenizer: str | None, engine: str | None, workers: int | None
+) -> tuple[functools.partial[TokenCounter | None], str | None, int | None]:
+    """What a forked worker loads while the command plans (the run's token counter, as
+    :mod:`qudata.stages.context` will ask for it), and the engine and workers the run
+    will likely have: the command line's options, else the configuration file's (read
+    as written; a file that cannot be read, or a value of the wrong type, is left for
+    the configuration's own checks to report)."""
+    sections: dict[str, Any] = {}
+    if config_path is not None:
+        with contextlib.suppress(ConfigError):
+            sections = read_yaml(Path(config_path))
+    quality, run = _section(sections, "quality"), _section(sections, "engine")
+    spec = tokenizer if tokenizer is not None else _typed(quality.get("tokenizer"), str)
+    threads = _typed(quality.get("token_threads"), int)
+    warm = functools.partial(get_token_counter, spec or DEFAULT_SPEC, threads)
+    if engine is None:
+        engine = _typed(run.get("name"), str)
+    if workers is None:
+        workers = _typed(run.get("workers"), int)
+    return warm, engine, workers
+
+
+def _section(sections: dict[str, Any], name: str) -> dict[str, Any]:
+    found = sections.get(name)
+    return found if isinstance(found, dict) else {}
+
+
+def _typed(value: Any, kind: type) -> Any:
+    """``value`` if it is a ``kind`` (not a bool), else None."""
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None

@@ -70,6 +70,7 @@ __all__ = [
     "merge_options",
     "parse_count",
     "parse_size",
+    "read_yaml",
     "validate_section",
 ]
 
@@ -182,7 +183,8 @@ class Config(Section):
         return self
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A configuration file's sections as written (loaded safely, not validated)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -231,7 +233,7 @@ def load_config(
     elif isinstance(source, Mapping):
         data = dict(source)
     else:
-        data = _read_yaml(Path(source))
+        data = read_yaml(Path(source))
     if overrides:
         data = _deep_merge(data, overrides)
     return validate_section(Config, data)

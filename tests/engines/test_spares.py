@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from qudata.cli_args import spare_workers
+from qudata.cli_args import spare_warm, spare_workers
 from qudata.engines import spares
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks on Linux")
@@ -149,6 +149,28 @@ def test_the_command_line_guesses_the_workers_it_will_want(tmp_path: Path) -> No
     assert spare_workers((str(small),), None, 3, 4) == 2  # asked for
     assert spare_workers((str(big),), None, 1, 4) == 0
     assert spare_workers((str(big),), None, None, 64) == 4  # 5 partitions of 1 MiB
+
+
+def test_the_spares_warm_what_the_config_file_names(tmp_path: Path) -> None:
+    """The tokenizer, engine and workers of ``--config``, unless the command line names
+    them; a file that cannot be read, or a value of the wrong type, is not guessed from."""
+    config = tmp_path / "pack.yaml"
+    config.write_text(
+        "quality: {tokenizer: o200k_base, token_threads: 3}\nengine: {name: ray, workers: 5}\n"
+    )
+    warm, engine, workers = spare_warm(str(config), None, None, None)
+    assert (warm.args, engine, workers) == (("o200k_base", 3), "ray", 5)
+    warm, engine, workers = spare_warm(str(config), "estimate", "local", 2)
+    assert (warm.args, engine, workers) == (("estimate", 3), "local", 2)
+    config.write_text("quality: {tokenizer: 7}\nengine: [ray]\n")
+    warm, engine, workers = spare_warm(str(config), None, None, None)
+    assert (warm.args, engine, workers) == (("cl100k_base", None), None, None)
+    config.write_text("quality: {tokenizer: [unclosed\n")
+    warm, engine, workers = spare_warm(str(config), None, None, None)
+    assert (warm.args, engine, workers) == (("cl100k_base", None), None, None)
+    warm, _, _ = spare_warm(str(tmp_path / "missing.yaml"), None, None, None)
+    assert warm.args == ("cl100k_base", None)
+    assert warm() is not None  # the counter itself (loaded once per process)
 
 
 def test_the_command_takes_its_forked_workers(tmp_path: Path) -> None:
