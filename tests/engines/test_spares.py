@@ -284,3 +284,25 @@ def test_no_fork_with_a_standard_stream_closed(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     lines = (tmp_path / "out" / "jsonl" / "train-00000-of-00001.jsonl").read_bytes()
     assert lines.count(b"\n") == 50
+
+
+def test_the_command_starts_no_blas_threads(tmp_path: Path) -> None:
+    """qudata makes no BLAS call: numpy, imported during the run, starts no OpenBLAS
+    thread, which would spin on the cores the run needs, in the command or its workers."""
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(f'{{"text": "document {i} " }}\n' for i in range(50)))
+    result = _run(
+        f"""
+        import os, sys
+        os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        from qudata.cli import main
+        sys.argv = ["qudata", "pack", {str(source)!r}, "-o", {str(tmp_path / "out")!r}, "-q"]
+        try:
+            main()
+        except SystemExit as exc:
+            assert not exc.code, exc.code
+        assert "numpy" in sys.modules  # the dedup step imported it
+        print(os.environ.get("OPENBLAS_NUM_THREADS"), len(os.listdir("/proc/self/task")))
+        """
+    )
+    assert result.stdout.split() == ["1", "1"]
