@@ -36,6 +36,7 @@ from qudata.config import (
     load_config,
 )
 from qudata.engines.local import usable_cpus
+from qudata.engines.pool import quiet_collector
 from qudata.engines.spares import forked_workers
 from qudata.pack.registry import FORMATTERS
 from qudata.progress import TerminalProgress
@@ -326,6 +327,7 @@ def main() -> None:
     # spin on the cores the run needs (measured: 0.2 CPU-s of a 2-core run). Before
     # numpy's import here (it is imported when first used), so workers inherit it.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    quiet_collector()  # before pack forks its workers: they inherit it
     try:
         cli(prog_name="qudata")
     finally:  # the command has ended and said how: a late signal changes nothing

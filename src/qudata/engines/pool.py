@@ -29,6 +29,7 @@ output. Only qudata's own functions are called.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import pickle
@@ -45,9 +46,11 @@ from typing import IO, Any, Protocol
 
 from qudata.errors import QudataError, WorkerError, error_state, rebuild_error
 
-__all__ = ["ProcessPool", "Worker", "serve", "serve_on"]
+__all__ = ["COLLECTOR_THRESHOLDS", "ProcessPool", "Worker", "quiet_collector", "serve", "serve_on"]
 
 _HEADER = struct.Struct("<Q")
+#: the cycle collector's thresholds in a run's processes (Python's: 700, 10, 10)
+COLLECTOR_THRESHOLDS = (10_000, 50, 50)
 #: what a worker imports as it starts, before its first request (the map stages)
 _WARM = ("qudata.stages.scan", "qudata.stages.write")
 _PR_SET_PDEATHSIG = 1
@@ -299,6 +302,16 @@ def _die_with(parent: int) -> None:
     threading.Thread(target=watch, name="qudata-parent-watch", daemon=True).start()
 
 
+def quiet_collector() -> None:
+    """Set a run's process's cycle collector aside from what it has imported, and make it
+    run less often. The stages make millions of short-lived containers and few cycles;
+    each full pass would walk the imported modules' objects too (frozen here, which
+    also keeps a forked worker from copying their pages as the collector touches them).
+    Measured on ``-f megatron`` at 50 MB: 0.09 CPU-s less of 3.2."""
+    gc.freeze()
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+
+
 def serve() -> None:
     """The worker's loop: requests from standard input, replies on standard output."""
     parent = int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid()
@@ -322,6 +335,7 @@ def serve_on(
     if warm is not None:
         with contextlib.suppress(Exception):  # the call that needs it reports it
             warm()
+    quiet_collector()
     _write(replies, _READY)
     while True:
         try:
