@@ -209,7 +209,7 @@ def cli() -> None:
     "--resume",
     is_flag=True,
     help="Take up the staging folder that a killed run into OUTPUT_DIR left: partitions it "
-    "completed (checked by sha256) are not computed again; the output is the same.",
+    "completed (checked by their digests) are not computed again; the output is the same.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print no progress and no summary.")
 def pack(

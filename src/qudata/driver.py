@@ -75,7 +75,7 @@ def execute(job: Job, report: RunReport, executor: Executor, progress: Progress)
     resumed = sum(s.resumed for s in scans)
     taken = {"partitions": count, "taken": int(job.resume), "scan": resumed, "write": 0}
 
-    recorded: list[dict[str, str]] = []  # per partition, the sha256 of each part it wrote
+    recorded: list[dict[str, str]] = []  # per partition, the digest of each part it wrote
 
     def add(account: Account) -> None:  # in partition order, as each is done
         nonlocal resumed
@@ -189,7 +189,7 @@ def _commit(
     job: Job, name: str | None, feature_state: dict[str, Any], parts: list[str | None]
 ) -> Committed | None:
     """One commit call: a format's shards, or (``name`` None) the rejects; ``parts``:
-    the sha256 of each partition's part, as it recorded them."""
+    the digest of each partition's part, as it recorded them."""
     if name is None:
         commit_rejects(job, parts)
         return None

@@ -45,7 +45,7 @@ def _tamper(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, change: Any) -> Non
     ("change", "says"),
     [
         (lambda path: path.unlink(), "is missing at the commit"),
-        (lambda path: path.write_bytes(path.read_bytes()[:-10]), "its sha256 differs"),
+        (lambda path: path.write_bytes(path.read_bytes()[:-10]), "its digest differs"),
     ],
 )
 def test_a_missing_or_changed_part_fails_the_commit(

@@ -53,7 +53,7 @@ def test_positions_count_documents_and_read_counts_every_record(tmp_path: Path) 
     assert (reader.read, reader.documents, reader.error) == (30, 27, None)
     (read,) = reader.files
     assert (read.records, read.error) == (30, None)
-    assert read.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert read.digest == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_an_error_that_stops_a_file_is_one_record_or_raised(tmp_path: Path) -> None:
@@ -119,3 +119,32 @@ def test_stats_agree_with_pack_on_every_partitioning(tmp_path: Path) -> None:
             n for reason, n in report.dropped.items() if reason.startswith("duplicate")
         )
         assert stats.documents[0.0] == report.accepted
+
+
+def test_the_pieces_of_a_split_local_file_are_tied_by_xxh3_and_the_file_by_sha256(
+    tmp_path: Path,
+) -> None:
+    """A piece's digest as read (both passes) is its range's xxh3-128, the same the first
+    piece's whole-file read gives it; the whole file is sha256 (the manifest's)."""
+    import xxhash
+
+    from qudata.stages.content import file_sums, spans_of
+
+    path = tmp_path / "in.jsonl"
+    data = _lines(set(), count=400, words=40)
+    path.write_bytes(data)
+    cfg = load_config(FAST)
+    partitions = plan_partitions(expand_inputs([path]), 16 << 10)
+    assert len(partitions) > 2
+    digests = []
+    for partition in partitions:
+        reader = PartitionReader(
+            cfg, partition, DocumentNormalizer.from_input(cfg.input), hash_bytes=True
+        )
+        list(reader)
+        assert partition.span is not None
+        start, end = partition.span
+        assert reader.files[0].digest == xxhash.xxh3_128_hexdigest(data[start:end])
+        digests.append(reader.files[0].digest)
+    whole, pieces, size = file_sums(str(path), spans_of(partitions, partitions[0]))
+    assert (whole, pieces, size) == (hashlib.sha256(data).hexdigest(), digests, len(data))

@@ -44,7 +44,7 @@ class Account:
     by_format: dict[str, FormatStats] = field(default_factory=dict)
     feature_state: dict[str, dict[str, Any]] = field(default_factory=dict)
     resumed: bool = False  # taken from a killed run's record
-    #: the part files it wrote: kind (a format, ``rejects``) -> sha256
+    #: the part files it wrote: kind (a format, ``rejects``) -> digest (resume.file_digest)
     parts: dict[str, str] = field(default_factory=dict)
     recomputed: str | None = None  # why a killed run's record was not taken
     #: the field-level account: disposition -> input key -> records

@@ -4,8 +4,8 @@ One call per format (they can run side by side). A format's part files are repla
 partition by partition into its split writers, so shard boundaries follow from the
 documents' sizes in input order, never from the partitioning or the workers; the
 seeded shuffle, when on, orders each split by the documents' ids as before. Each part
-is checked against the sha256 its partition recorded (while the part before it is
-replayed). The rejects' parts are concatenated as they are.
+is checked against the digest its partition recorded (:func:`~qudata.stages.resume.file_digest`,
+while the part before it is replayed). The rejects' parts are concatenated as they are.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from qudata.pack.schema import MetadataSchema
 from qudata.pause import pause_at
 from qudata.plan.job import Job
 from qudata.stages.context import context
-from qudata.stages.resume import file_sha256
+from qudata.stages.resume import file_digest
 
 __all__ = ["Committed", "checked_part", "commit_format", "commit_rejects"]
 
@@ -39,20 +39,20 @@ class Committed:
     histograms: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
 
 
-def checked_part(job: Job, kind: str, index: int, sha256: str | None) -> Path | None:
-    """The part file of ``kind`` that partition ``index`` recorded with ``sha256`` (None:
+def checked_part(job: Job, kind: str, index: int, digest: str | None) -> Path | None:
+    """The part file of ``kind`` that partition ``index`` recorded with ``digest`` (None:
     it wrote none); one that is missing or changed is an error, never skipped."""
-    if sha256 is None:
+    if digest is None:
         return None
     part = job.part_file(kind, index)
     what = f"the {kind} part of partition {index} ({part})"
     try:
-        found = file_sha256(part)
+        found = file_digest(part)
     except FileNotFoundError:
         raise IntegrityError(f"{what} is missing at the commit; nothing was published") from None
-    if found != sha256:
+    if found != digest:
         raise IntegrityError(
-            f"{what} is not the file the partition wrote (its sha256 differs); "
+            f"{what} is not the file the partition wrote (its digest differs); "
             "nothing was published"
         )
     return part
@@ -62,7 +62,7 @@ def commit_format(
     job: Job, name: str, feature_state: dict[str, Any], parts: list[str | None]
 ) -> Committed:
     """Write format ``name``'s shards from its parts (``parts``: per partition, the
-    sha256 of the part it recorded, None when it wrote none); ``feature_state``: what
+    digest of the part it recorded, None when it wrote none); ``feature_state``: what
     map 2 learnt of its records' keys (for the card's features)."""
     pause_at("commit")
     cfg = job.cfg
@@ -77,7 +77,7 @@ def commit_format(
         counter=counter,
         shuffle_buckets=job.shuffle_buckets,
     )
-    # each part is checked (its sha256, in a thread: hashlib lets go of the GIL) while
+    # each part is checked (its digest, in a thread: xxhash lets go of the GIL) while
     # the one before it is replayed, on the core the commit would leave idle
     checker = ThreadPoolExecutor(1, thread_name_prefix="qudata-commit-check")
     try:
@@ -116,8 +116,8 @@ def commit_format(
 def commit_rejects(job: Job, parts: list[str | None]) -> None:
     """``rejects.jsonl``: every partition's rejects, in partition order."""
     with AtomicFile(job.staging / "rejects.jsonl") as out:
-        for index, sha256 in enumerate(parts):
-            part = checked_part(job, "rejects", index, sha256)
+        for index, digest in enumerate(parts):
+            part = checked_part(job, "rejects", index, digest)
             if part is not None:
                 with open(part, "rb") as handle:
                     shutil.copyfileobj(handle, _Writer(out), 1 << 20)

@@ -8,7 +8,6 @@ partition: the key of dedup verdicts) and count records, errors and bytes alike.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from qudata.io.uri import local_copy
 from qudata.models import Document
 from qudata.normalize.document import DocumentNormalizer
 from qudata.plan.partitions import Partition
-from qudata.stages.content import Tee, changed
+from qudata.stages.content import Tee, changed, read_digest
 
 __all__ = ["FileRead", "PartitionReader", "Unreadable", "source_items"]
 
@@ -46,7 +45,7 @@ class FileRead:
 
     name: str
     records: int = 0  # readable or not, and the error that stopped it
-    sha256: str | None = None  # of the bytes read (when the reader hashes)
+    digest: str | None = None  # of the bytes read, when the reader hashes (content.read_digest)
     error: InputError | None = None  # what stopped it
 
 
@@ -58,7 +57,8 @@ class PartitionReader:
     An error that stops a file (one that cannot be read on, or any unreadable record
     under ``input.on_error: fail``) is raised when ``fail``, else it comes as an
     :class:`Unreadable` with ``stopped`` set, and the next file of a slice is read on.
-    ``hash_bytes``: the sha256 of each file's bytes as read (:attr:`FileRead.sha256`);
+    ``hash_bytes``: the digest of each file's bytes as read (:attr:`FileRead.digest`:
+    :func:`~qudata.stages.content.read_digest`, sha256 but for a piece of a split file);
     ``expect``: the ones an earlier read saw (the scan's), a file that differs raises
     :func:`~qudata.stages.content.changed`; ``tee``: another digest fed the same bytes
     (the scan counts a piece's lines with it).
@@ -89,11 +89,11 @@ class PartitionReader:
             read = FileRead(source.name)
             self.files.append(read)
             yield from self._file(source, read)
-            if self.expect is not None and read.sha256 != self.expect[number]:
+            if self.expect is not None and read.digest != self.expect[number]:
                 raise changed(source.name)  # a partial or other read is never published
 
     def _file(self, source: Source, read: FileRead) -> Iterator[tuple[int, Document | Unreadable]]:
-        digest = hashlib.sha256() if self.hash else None
+        digest = read_digest(self.partition) if self.hash else None
         feed = Tee(digest, self.tee) if digest is not None or self.tee is not None else None
         items = source_items(
             self.cfg,
@@ -123,7 +123,7 @@ class PartitionReader:
             )
         finally:
             if digest is not None:
-                read.sha256 = digest.hexdigest()
+                read.digest = digest.hexdigest()
 
 
 def source_items(

@@ -1,14 +1,15 @@
-"""``--resume``: a stage's result kept beside the part files it wrote, with their sha256.
+"""``--resume``: a stage's result kept beside the part files it wrote, with their digests.
 
 When a partition's stage completes, its result (plain JSON data, never anything that
-can run code when read) and the sha256 of each file it left are recorded in
+can run code when read) and the digest of each file it left (:func:`file_digest`, the
+same the commit checks each part against) are recorded in
 ``.parts/done/<stage>-<partition>.json``, written last, by rename. The record's first
 line is the sha256 of the rest, its JSON body. A resumed run takes a record only if
 the run's fingerprint (configuration, partitions, input sizes and times; of a URI its
 size and ETag or version) is the one
 recorded in ``.parts/job.json``, the record's hash matches its body, it names its own
 stage and partition, it parses into the stage's result, and every file it names
-still has its sha256; anything else is computed again (the summary says so for a
+still has its digest; anything else is computed again (the summary says so for a
 record that did not verify). The commit is never resumed: it consumes the parts,
 and a partition whose parts it had consumed is computed again. What a forged record
 with a matching hash could still claim is caught by the publish gate
@@ -26,18 +27,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+import xxhash
 
 from qudata.errors import QudataError
 from qudata.io.uri import is_uri, remote_identity
 from qudata.plan.job import Job
 
-__all__ = ["Taken", "file_sha256", "fingerprint", "record", "start", "take"]
+__all__ = ["Taken", "file_digest", "fingerprint", "record", "start", "take"]
 
 T = TypeVar("T")
 
-#: The layout of map 2's parts (``-f packed``'s int32 entries, the shuffle's bytes since
-#: 2): a killed run of another layout is not taken up.
-PARTS_LAYOUT = 2
+#: The layout of the parts and records (``-f packed``'s int32 entries, the shuffle's bytes
+#: since 2; xxh3-128 digests of the parts and of the pieces of split local files since 3):
+#: a killed run of another layout is not taken up.
+PARTS_LAYOUT = 3
 
 #: The reasons a record is computed again that the summary names (a record that is
 #: simply absent, or whose parts the commit consumed, is computed again silently).
@@ -93,8 +96,14 @@ def _path(job: Job, stage: str, index: int) -> Path:
     return job.parts / "done" / f"{stage}-{index:06d}.json"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path) -> str:
+    """The xxh3-128 digest of a file of the staging (a part, a dedup key file). It
+    tells the file a partition wrote from any other (truncated, left by another run,
+    changed): a content hash, at a tenth of sha256's cost. The staging is not a
+    boundary against someone who can write to it, who could forge the records that
+    name the digests as well: the publish gate reconciles what is published with the
+    account (:mod:`qudata.export.verify`), and the published files have their sha256."""
+    digest = xxhash.xxh3_128()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
@@ -109,10 +118,10 @@ def record(
     files: Iterable[Path],
     given: Any = None,
 ) -> dict[str, str]:
-    """Keep ``result`` (plain data) of ``stage`` for partition ``index`` and the sha256
-    of those of ``files`` that exist; return those sha256 by path under the parts.
+    """Keep ``result`` (plain data) of ``stage`` for partition ``index`` and the digest
+    of those of ``files`` that exist; return those digests by path under the parts.
     ``given``: what the result was computed from (plain data; :func:`take` compares)."""
-    sums = {f.relative_to(job.parts).as_posix(): file_sha256(f) for f in files if f.exists()}
+    sums = {f.relative_to(job.parts).as_posix(): file_digest(f) for f in files if f.exists()}
     body = orjson.dumps(
         {"stage": stage, "partition": index, "given": given, "result": result, "files": sums}
     )
@@ -167,6 +176,6 @@ def take(
             return Taken(reason=NOT_VERIFIED)
         if not part.is_file():
             return Taken()  # consumed by the commit or the global step: computed again
-        if file_sha256(part) != sha:
+        if file_digest(part) != sha:
             return Taken(reason="a part file it names changed")
     return Taken(result, sums)

@@ -49,8 +49,8 @@ class Scan:
     schema: dict[str, Any] | None = None
     error: InputError | None = None  # its line counts from the partition's first line
     sha256: str | None = None  # the whole file's, when this is its first piece (local)
-    content: list[str] | None = None  # the sha256 of each file's bytes as it read them
-    pieces: list[str] | None = None  # first piece: the sha256 of each piece's bytes
+    content: list[str] | None = None  # the digest of each file's bytes as read (read_digest)
+    pieces: list[str] | None = None  # first piece: the digest of each piece's bytes
     size: int = 0  # first piece: the bytes of the whole file
     derived: dict[str, int] | None = None  # derived ids given out, per base
     verdicts: str | None = None  # the sha256 of its checks' verdicts file (for map 2)
@@ -198,7 +198,7 @@ def scan_partition(job: Job, index: int) -> Scan:
                 if len(passed) >= BATCH:
                     flush()
         scan.read, scan.error = reader.read, reader.error
-        scan.content = [file.sha256 or "" for file in reader.files]  # map 2 reads the same
+        scan.content = [file.digest or "" for file in reader.files]  # map 2 reads the same
         flush()  # the documents before an error count too (map 2 reads them again)
         finished = True
     finally:

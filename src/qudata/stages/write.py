@@ -58,7 +58,7 @@ def write_partition(job: Job, index: int) -> Account:
 
 
 def _kinds(files: dict[str, str]) -> dict[str, str]:
-    """The sha256 of each part file of a partition, by its kind (its folder)."""
+    """The digest of each part file of a partition, by its kind (its folder)."""
     return {name.split("/", 1)[0]: sha for name, sha in files.items()}
 
 
@@ -190,7 +190,7 @@ class _PartitionWriter:
             if read.error is not None:
                 entry["failed"] = True
             elif partition.pieces == 1:
-                entry["sha256"] = read.sha256
+                entry["sha256"] = read.digest  # a whole file's: sha256
             account.inputs.append(entry)
 
     def _checks(self, batch: list[Document], reject: Any) -> tuple[list[Document], list[int]]:
