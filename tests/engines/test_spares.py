@@ -62,6 +62,34 @@ def test_a_forked_worker_serves_the_pool_and_holds_none_of_the_command_s_output(
     assert result.stdout == "ok\n"
 
 
+def test_what_the_workers_warm_is_loaded_once_before_the_fork(tmp_path: Path) -> None:
+    """The command loads the likely tokenizer once, before it forks: each worker finds
+    it loaded (it shares this process's copy) and is ready as it starts."""
+    loads = tmp_path / "loads"
+    result = _run(
+        f"""
+        import functools, os
+        from qudata.engines import spares
+        from qudata.engines.pool import ProcessPool
+
+        @functools.cache
+        def load():
+            with open({str(loads)!r}, "a") as out:
+                out.write(f"{{os.getpid()}}\\n")
+            return "tokenizer"
+
+        spares.fork_spares(2, load)
+        taken = spares.take_spares(2)
+        pool = ProcessPool(2, taken)
+        pool.start()
+        assert pool.ready(0, 30) and pool.ready(1, 30)
+        pool.close()
+        print(os.getpid())
+        """
+    )
+    assert loads.read_text().split() == result.stdout.split()  # this process's load only
+
+
 def test_a_worker_still_warming_takes_no_call_and_a_failed_warm_is_left_alone() -> None:
     result = _run(
         """

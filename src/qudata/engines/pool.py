@@ -46,7 +46,15 @@ from typing import IO, Any, Protocol
 
 from qudata.errors import QudataError, WorkerError, error_state, rebuild_error
 
-__all__ = ["COLLECTOR_THRESHOLDS", "ProcessPool", "Worker", "quiet_collector", "serve", "serve_on"]
+__all__ = [
+    "COLLECTOR_THRESHOLDS",
+    "ProcessPool",
+    "Worker",
+    "prepare",
+    "quiet_collector",
+    "serve",
+    "serve_on",
+]
 
 _HEADER = struct.Struct("<Q")
 #: the cycle collector's thresholds in a run's processes (Python's: 700, 10, 10)
@@ -318,6 +326,17 @@ def serve() -> None:
     serve_on(sys.stdin.buffer, sys.stdout.buffer, parent)
 
 
+def prepare(warm: Callable[[], object] | None = None) -> None:
+    """What a worker does before it says it is ready: the stages' imports, and ``warm``
+    (what its first call will likely need, such as the tokenizer; a failure is left for
+    that call to meet)."""
+    for module in _WARM:
+        importlib.import_module(module)
+    if warm is not None:
+        with contextlib.suppress(Exception):
+            warm()
+
+
 def serve_on(
     requests: IO[bytes],
     replies: IO[bytes],
@@ -330,11 +349,7 @@ def serve_on(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
     _die_with(parent)
     sys.stdout = sys.stderr  # a stray print must not corrupt the replies
-    for module in _WARM:  # while the parent plans: the stages' imports, done ahead
-        importlib.import_module(module)
-    if warm is not None:
-        with contextlib.suppress(Exception):  # the call that needs it reports it
-            warm()
+    prepare(warm)  # while the parent plans (a forked worker has it from its parent)
     quiet_collector()
     _write(replies, _READY)
     while True:
