@@ -98,7 +98,8 @@ def test_a_worker_still_warming_takes_no_call_and_a_failed_warm_is_left_alone() 
         from qudata.engines.local import LocalExecutor
         from qudata.plan.partitions import partition_bytes
 
-        spares.fork_spares(1, lambda: time.sleep(3))
+        parent = os.getpid()  # a worker still warming (the command's own load is done)
+        spares.fork_spares(1, lambda: os.getpid() != parent and time.sleep(3))
         executor = LocalExecutor(2)  # takes the spare
         pool = executor._pool
         assert pool is not None and not pool.ready(0, 0)
@@ -133,7 +134,8 @@ def test_spares_nothing_takes_are_ended() -> None:
         import os, time
         from qudata.engines import spares
 
-        spares.fork_spares(2, lambda: time.sleep(60))
+        parent = os.getpid()  # a worker still warming (the command's own load is done)
+        spares.fork_spares(2, lambda: os.getpid() != parent and time.sleep(60))
         pids = [s.pid for s in spares._SPARES]
         assert len(pids) == 2
         started = time.monotonic()
