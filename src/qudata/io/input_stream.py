@@ -13,14 +13,13 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import queue
 import stat
 import sys
-import threading
 import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from qudata.io.hash_thread import HashThread
 from qudata.io.lines import LongLine, read_lines
 
 __all__ = ["InputStream", "open_input"]
@@ -50,16 +49,7 @@ class _StoredRaw(io.RawIOBase):
         self._raw = raw
         self.offset = 0
         self._limit = limit  # read at most this many bytes (a partition's byte range)
-        self._queue: queue.Queue[bytes | None] | None = None
-        if digest is not None:
-            self._queue = queue.Queue(maxsize=4)
-            self._thread = threading.Thread(target=self._hash, args=(digest,), daemon=True)
-            self._thread.start()
-
-    def _hash(self, digest: Any) -> None:
-        assert self._queue is not None
-        while (chunk := self._queue.get()) is not None:
-            digest.update(chunk)
+        self._hashing = None if digest is None else HashThread(digest)
 
     def readable(self) -> bool:
         return True
@@ -74,15 +64,14 @@ class _StoredRaw(io.RawIOBase):
         n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
         if n:
             self.offset += n
-            if self._queue is not None:
-                self._queue.put(bytes(memoryview(buffer)[:n]))
+            if self._hashing is not None:
+                self._hashing.update(bytes(memoryview(buffer)[:n]))
         return n or 0
 
     def close(self) -> None:
         if not self.closed:
-            if self._queue is not None:
-                self._queue.put(None)
-                self._thread.join()
+            if self._hashing is not None:
+                self._hashing.close()
             if self._raw is not sys.stdin.buffer:
                 self._raw.close()
         super().close()

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
-import threading
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
 from qudata.io.compression import compressing_writer
+from qudata.io.hash_thread import HashThread
 
 __all__ = ["AtomicFile"]
 
@@ -33,13 +32,7 @@ class _HashingFile:
         self.digest = hashlib.sha256()
         self.size = 0
         self._buffer = bytearray()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
-        self._thread = threading.Thread(target=self._hash, daemon=True)
-        self._thread.start()
-
-    def _hash(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self.digest.update(chunk)
+        self._hashing = HashThread(self.digest)
 
     def write(self, data: bytes) -> int:
         self._buffer += data
@@ -51,7 +44,7 @@ class _HashingFile:
     def _spill(self) -> None:
         chunk = bytes(self._buffer)
         self._buffer.clear()
-        self._queue.put(chunk)
+        self._hashing.update(chunk)
         self._file.write(chunk)
 
     def flush(self) -> None:
@@ -62,8 +55,7 @@ class _HashingFile:
         if self._file.closed:
             return
         self._spill()
-        self._queue.put(None)
-        self._thread.join()
+        self._hashing.close()
         self._file.close()
 
     @property
