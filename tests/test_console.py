@@ -73,7 +73,7 @@ def test_resume_says_what_it_reused_and_recomputed(tmp_path: Path) -> None:
     line = (
         f"resume: reused {resumed['scan']:,} of {parts:,} partitions' reading and "
         f"{resumed['write']:,} of {parts:,} partitions' writing (their files checked by "
-        f"sha256); computed again: {parts - resumed['scan']:,} readings, "
+        f"their digests); computed again: {parts - resumed['scan']:,} readings, "
         f"{parts - resumed['write']:,} writings, the dedup step and the commit"
     )
     assert line in printed(report)

@@ -177,9 +177,11 @@ def spare_warm(
     :mod:`qudata.stages.context` will ask for it), and the engine and workers the run
     will likely have: the command line's options, else the configuration file's (read
     as written; a file that cannot be read, or a value of the wrong type, is left for
-    the configuration's own checks to report)."""
+    the configuration's own checks to report; a pipe or other special file is not read
+    here)."""
     sections: dict[str, Any] = {}
-    if config_path is not None:
+    # a regular file only: a pipe (``--config <(...)``) can be read once, by the run
+    if config_path is not None and os.path.isfile(config_path):
         with contextlib.suppress(ConfigError):
             sections = read_yaml(Path(config_path))
     quality, run = _section(sections, "quality"), _section(sections, "engine")

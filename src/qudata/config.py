@@ -197,6 +197,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply to be a configuration") from None
+    except ValueError as exc:  # a scalar its tag cannot build (a date 2020-13-45, !!int x)
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

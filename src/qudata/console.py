@@ -59,7 +59,7 @@ def resume_line(resumed: Mapping[str, int]) -> str:
     scan, write = resumed["scan"], resumed["write"]
     return (
         f"resume: reused {scan:,} of {parts:,} partitions' reading and {write:,} of "
-        f"{parts:,} partitions' writing (their files checked by sha256); computed again: "
+        f"{parts:,} partitions' writing (their files checked by their digests); computed again: "
         f"{parts - scan:,} readings, {parts - write:,} writings, the dedup step and the commit"
     )
 

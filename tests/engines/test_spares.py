@@ -203,6 +203,38 @@ def test_the_spares_warm_what_the_config_file_names(tmp_path: Path) -> None:
     assert warm() is not None  # the counter itself (loaded once per process)
 
 
+def test_a_config_given_as_a_pipe_is_read_once_by_the_run(tmp_path: Path) -> None:
+    """``--config <(...)`` (a pipe, read once): the spares do not guess from it, the run
+    takes its settings (here the one format it names)."""
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(f'{{"text": "document {i}"}}\n' for i in range(20)))
+    out = tmp_path / "out"
+    command = (
+        f"{sys.executable} -m qudata pack {source} -o {out} -q "
+        "--config <(printf 'pack:\\n  formats: [plain]\\n')"
+    )
+    run = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["plain"]
+
+
+def test_spares_stop_at_the_open_files_limit() -> None:
+    """More spares than the open-files limit allows pipes for (``engine.workers`` of a
+    configuration written for a larger machine): those forked serve, no traceback."""
+    result = _run(
+        """
+        import resource
+        from qudata.engines import spares
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+        spares.fork_spares(40)
+        print(0 < len(spares._SPARES) < 40)
+        spares.end_spares()
+        """
+    )
+    assert result.stdout.split() == ["True"] and "Traceback" not in result.stderr
+
+
 def test_the_command_takes_its_forked_workers(tmp_path: Path) -> None:
     """``qudata pack`` forks its workers, and a run with them gives the same bytes."""
     source = tmp_path / "in.jsonl"

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from qudata.config import load_config
-from qudata.engines.ray_scratch import Mismatch, mirrored
+from qudata.engines.ray_scratch import Mismatch, mirrored, run_folder
 from qudata.engines.ray_staging import Mirror, staging_prefix
 from qudata.plan.job import Job
 
@@ -197,3 +197,37 @@ def test_what_a_call_names_in_its_data_is_fetched_on_first_use(
     result, changes = mirrored(assemble, (folder, 1), sync)
     assert result == [b"ids of 1", b"ids of 3", b"ids of 3"]
     assert changes.fetched == 16 and changes.written == {} and changes.removed == []
+
+
+def test_resume_fetches_the_files_a_stage_s_own_record_names(tmp_path: Path) -> None:
+    """A record as a stage writes it (:func:`qudata.stages.resume.record`: its files by
+    their xxh3-128) on the prefix: the stage that takes it up fetches the record and its
+    part, checked against that digest; a part changed since is left out (computed again)."""
+    import shutil
+
+    from qudata.stages.resume import record
+
+    root = tmp_path / "staging"
+    job = Job(load_config(None), root, [])
+    part = job.part_file("jsonl", 0)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b'{"text": "one"}\n')
+    record(job, "write", 0, {}, [part])
+    store = tmp_path / "store" / "run"
+    shutil.copytree(root / ".parts", store / ".parts")  # what the killed run staged
+    shutil.rmtree(root / ".parts")
+    mirror = Mirror((tmp_path / "store").as_uri() + "/run", root, resume=True)
+    job.resume = True
+
+    def reads(job: Job, index: int) -> list[str]:
+        files = job.staging.rglob("*")
+        return sorted(p.relative_to(job.staging).as_posix() for p in files if p.is_file())
+
+    reads.__name__ = "write_partition"
+    found, _ = mirrored(reads, (job, 0), mirror.sync_for(reads, (job, 0)))
+    assert found == [".parts/done/write-000000.json", ".parts/jsonl/000000.part"]
+    (store / ".parts/jsonl/000000.part").write_bytes(b'{"text": "two"}\n')
+    shutil.rmtree(run_folder(mirror.run) / "cache")  # a node that has not fetched it yet
+    found, _ = mirrored(reads, (job, 0), mirror.sync_for(reads, (job, 0)))
+    assert found == [".parts/done/write-000000.json"]
+    mirror.close()

@@ -87,8 +87,10 @@ def test_the_largest_seed_is_accepted(source: Path, tmp_path: Path) -> None:
         (b"a:\n" + b"".join(b"  " * i + b"b:\n" for i in range(1, 3000)), ""),
         ("pack:\n  chatml:\n    system_message: caf\xe9\n".encode("latin-1"), "not UTF-8"),
         (b"\xff\xfe\x00\x00", "not UTF-8"),
+        (b"output:\n  seed: 2020-13-45\n", "not valid YAML"),  # a date no calendar has
+        (b"output:\n  seed: !!int x\n", "not valid YAML"),
     ],
-    ids=["deep_flow", "deep_block", "latin1", "utf32"],
+    ids=["deep_flow", "deep_block", "latin1", "utf32", "bad_date", "bad_int"],
 )
 def test_a_hostile_config_file_is_one_line(
     source: Path, tmp_path: Path, content: bytes, needle: str

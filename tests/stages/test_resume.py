@@ -96,6 +96,23 @@ def test_a_killed_run_resumes_to_the_same_bytes(tmp_path: Path) -> None:
     assert list(tmp_path.glob(".out.qudata-partial-*")) == []
 
 
+def test_every_piece_s_scan_of_a_split_file_is_taken_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the dedup step (which consumes the scans' key files), every scan of the
+    pieces of a split local file is taken up: the digest its record gives the piece's
+    bytes is the one ``--resume`` computes of them now (the first piece's whole-file
+    read, and each later piece's range)."""
+    monkeypatch.setitem(CONFIG, "dedup", {"method": "none"})
+    source = _input(tmp_path / "in.jsonl")
+    out = tmp_path / "out"
+    _killed_run(tmp_path, source, out)
+    report = qudata.pack_dataset(source, out, config=CONFIG, resume=True)
+    resumed = report.resumed
+    assert resumed is not None and resumed["partitions"] > 3
+    assert resumed["scan"] == resumed["partitions"] and resumed["write"] >= 3
+
+
 def test_a_killed_run_of_another_parts_layout_is_not_resumed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

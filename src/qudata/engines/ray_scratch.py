@@ -2,7 +2,8 @@
 
 The task side of :mod:`qudata.engines.ray_staging` (see there): :func:`mirrored` fetches
 the files a call reads from the prefix (each checked against the sha256 its writer
-computed; a node keeps what it fetched, by sha256, until the run ends), runs the call
+computed, or the digest a killed run's record names it by; a node keeps what it
+fetched, by that digest, until the run ends), runs the call
 with the driver's staging path replaced by the scratch folder, and uploads what the
 call wrote or changed (with its size and sha256); what it deleted, the driver deletes
 from the prefix once it has the result (a task run again still finds its inputs).
@@ -21,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import xxhash
 
 from qudata.errors import StorageError
 from qudata.io.on_demand import on_demand
@@ -78,11 +81,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _hash_of(expected: str) -> Any:
+    """A new hash of the kind ``expected`` is: xxh3-128 (32 hex digits: what a killed
+    run's record names its files by, :func:`qudata.stages.resume.file_digest`), else
+    sha256 (what a task computed of what it uploaded)."""
+    return xxhash.xxh3_128() if len(expected) == 32 else hashlib.sha256()
+
+
 def download(fs: Any, key: str, uri: str, dest: Path, sha256: str) -> None:
-    """``key`` to ``dest`` (by rename), its sha256 checked while it is fetched."""
+    """``key`` to ``dest`` (by rename), its digest (``sha256``, or the xxh3-128 a
+    record names it by: :func:`_hash_of`) checked while it is fetched."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     temp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    digest = hashlib.sha256()
+    digest = _hash_of(sha256)
     try:
         with fs.open(key, "rb", block_size=_BLOCK) as stream, open(temp, "wb") as out:
             while block := stream.read(_BLOCK):
@@ -100,7 +111,8 @@ def download(fs: Any, key: str, uri: str, dest: Path, sha256: str) -> None:
     if digest.hexdigest() != sha256:
         temp.unlink(missing_ok=True)
         raise Mismatch(
-            f"{uri}: the staged file is not the one its task wrote (sha256 differs)", uri=uri
+            f"{uri}: the staged file is not the one its task wrote ({digest.name.lower()} differs)",
+            uri=uri,
         )
     os.replace(temp, dest)
 

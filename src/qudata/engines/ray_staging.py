@@ -24,7 +24,8 @@ file view). Nothing read back is unpickled. A storage failure in a task is a
 :class:`~qudata.errors.StorageError` naming the URI (Ray runs the task again). When the
 executor closes, every node's scratch goes, and the prefix too unless the run failed
 for a storage or a worker (:attr:`Mirror.keep`): ``--resume`` then rebuilds the index
-from the killed run's records (each names its files with their sha256) and fetches a
+from the killed run's records (each names its files with their xxh3-128 digest,
+:func:`qudata.stages.resume.file_digest`, which the fetch checks) and fetches a
 record and its files for the stage that takes it.
 """
 
@@ -91,7 +92,7 @@ class Mirror:
 
     def _recover(self) -> None:
         """``--resume``: the index of what a killed run left, from its records (their
-        first line is the sha256 of the rest, which names each file's sha256); a file
+        first line is the sha256 of the rest, which names each file's digest); a file
         no record names is not taken."""
         done = f"{self.base}/.parts/done/"
         try:

@@ -102,14 +102,16 @@ def fork_spares(count: int, warm: Callable[[], object] | None = None) -> None:
         return
     parent = os.getpid()
     for _ in range(count):
-        requests_in, requests_out = os.pipe()
-        replies_in, replies_out = os.pipe()
+        fds: list[int] = []
         try:
+            fds.extend(os.pipe())
+            fds.extend(os.pipe())
             pid = os.fork()
-        except OSError:  # no more processes: the pool spawns what it needs
-            for fd in (requests_in, requests_out, replies_in, replies_out):
+        except OSError:  # no more processes or files: the pool spawns what it needs
+            for fd in fds:
                 os.close(fd)
             return
+        requests_in, requests_out, replies_in, replies_out = fds
         if pid == 0:  # the worker: it never returns into the command's code
             code = 1
             try:
