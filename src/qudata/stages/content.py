@@ -31,6 +31,7 @@ from qudata.io.uri import current_identities, is_uri, open_stored, remote_identi
 from qudata.plan.partitions import Partition
 
 __all__ = [
+    "PIECE_DIGEST",
     "Tee",
     "changed",
     "check_pieces",
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 22
+#: The digest of a byte range of a split local file, in both passes, in the first
+#: piece's whole-file read and in ``--resume``'s check (they must agree).
+PIECE_DIGEST = xxhash.xxh3_128
 #: What identifies a remote object's bytes (with its size), when the store gives it.
 _VERSIONS = {"etag", "version_id", "generation", "md5_hash", "blob_id"}
 
@@ -68,7 +72,7 @@ def read_digest(partition: Partition) -> Any:
     for a byte range of a split local file (the manifest gives the whole file's sha256,
     from :func:`file_sums`), else sha256 (the manifest gives it)."""
     if partition.pieces > 1 and partition.span is not None and not is_uri(partition.source.path):
-        return xxhash.xxh3_128()
+        return PIECE_DIGEST()
     return hashlib.sha256()
 
 
@@ -81,7 +85,7 @@ def file_sums(path: str, spans: Sequence[tuple[int, int]]) -> tuple[str, list[st
     size = 0
     with open_stored(path) as handle:  # a local path or a URI
         for start, end in spans:
-            piece = xxhash.xxh3_128()
+            piece = PIECE_DIGEST()
             left = end - start
             while left > 0 and (chunk := handle.read(min(left, _CHUNK))):
                 whole.update(chunk)
@@ -194,7 +198,7 @@ def unchanged(partitions: Sequence[Partition], partition: Partition, scan: Any) 
 
 def _range_digest(path: str, start: int, end: int) -> str:
     """The :func:`read_digest` of a piece of a split local file."""
-    digest = xxhash.xxh3_128()
+    digest = PIECE_DIGEST()
     with open(path, "rb") as handle:
         handle.seek(start)
         left = end - start
