@@ -3,6 +3,7 @@ published, no staging left; configuration errors are found before the run."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import subprocess
@@ -124,6 +125,18 @@ def test_a_full_disk_is_an_io_error(
     assert result.exit_code == 1
     _one_error_line(result, 1, "No space left on device")
     assert not (tmp_path / "out").exists() and _leftovers(tmp_path) == []
+    assert _open_under(tmp_path) == []  # no file the write failed on is left open
+
+
+def _open_under(folder: Path) -> list[str]:
+    """The files under ``folder`` this process still holds open."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(str(folder)):
+                found.append(target)
+    return found
 
 
 def _mount(target: Path, options: str) -> bool:

@@ -54,9 +54,11 @@ class _HashingFile:
     def close(self) -> None:
         if self._file.closed:
             return
-        self._spill()
-        self._hashing.close()
-        self._file.close()
+        try:
+            self._spill()  # a full disk raises here: the thread and the file end all the same
+        finally:
+            self._hashing.close()
+            self._file.close()
 
     @property
     def closed(self) -> bool:
@@ -99,11 +101,17 @@ class AtomicFile:
         tb: TracebackType | None,
     ) -> None:
         assert self._stream is not None and self._raw is not None
-        self._stream.close()
-        if not self._raw.closed:
-            self._raw.close()
+        try:
+            self._stream.close()
+        except BaseException:  # the last bytes did not go (a full disk): no partial file
+            exc_type = exc_type or OSError
+            raise
+        finally:
+            if not self._raw.closed:
+                self._raw.close()
+            if exc_type is not None:
+                self.temp_path.unlink(missing_ok=True)
         if exc_type is not None:
-            self.temp_path.unlink(missing_ok=True)
             return
         self.sha256 = self._raw.digest.hexdigest()
         self.bytes_written = self._raw.size
