@@ -246,9 +246,11 @@ def pack(
     standard input) into a dataset folder: one subfolder per format, manifest.json (the
     account of every document) and rejects.jsonl (every dropped document with its reason).
     """
-    # the local engine's workers, forked while this process has one thread: they start
-    # with qudata imported, and load the likely tokenizer while this process plans the run
-    warm, planned_engine, planned_workers = spare_warm(config_path, tokenizer, engine, workers)
+    # the local engine's workers, forked while this process has one thread, once it has
+    # imported the stages and loaded the likely tokenizer (they share them)
+    warm, planned_engine, planned_workers = spare_warm(
+        config_path, tokenizer, engine, workers, dedup
+    )
     count = 0
     if not dry_run:
         planned_engine = "ray" if ray_address else planned_engine
@@ -324,9 +326,11 @@ def main() -> None:
     """Entry point of the ``qudata`` console script."""
     signal.signal(signal.SIGTERM, on_signal)  # like Ctrl-C: clean up, then exit 143
     # qudata makes no BLAS call, and OpenBLAS's threads, started when numpy is imported,
-    # spin on the cores the run needs (measured: 0.2 CPU-s of a 2-core run). Before
-    # numpy's import here (it is imported when first used), so workers inherit it.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # spin on the cores the run needs (measured: 0.2 CPU-s of a 2-core run) and would
+    # forbid the fork of its workers once numpy is loaded. Set before numpy's import
+    # (it is imported when first used), whatever the environment says: nothing else
+    # runs in qudata's processes, and its workers inherit it.
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
     quiet_collector()  # before pack forks its workers: they inherit it
     try:
         cli(prog_name="qudata")

@@ -38,6 +38,7 @@ __all__ = [
     "parse_split_option",
     "spare_warm",
     "spare_workers",
+    "warm_run",
 ]
 
 
@@ -171,14 +172,17 @@ def spare_workers(
 
 
 def spare_warm(
-    config_path: str | None, tokenizer: str | None, engine: str | None, workers: int | None
+    config_path: str | None,
+    tokenizer: str | None,
+    engine: str | None,
+    workers: int | None,
+    dedup: str | None = None,
 ) -> tuple[functools.partial[TokenCounter | None], str | None, int | None]:
-    """What a forked worker loads while the command plans (the run's token counter, as
-    :mod:`qudata.stages.context` will ask for it), and the engine and workers the run
-    will likely have: the command line's options, else the configuration file's (read
-    as written; a file that cannot be read, or a value of the wrong type, is left for
-    the configuration's own checks to report; a pipe or other special file is not read
-    here)."""
+    """What the command loads before it forks its workers (:func:`warm_run`), and the
+    engine and workers the run will likely have: the command line's options, else the
+    configuration file's (read as written; a file that cannot be read, or a value of the
+    wrong type, is left for the configuration's own checks to report; a pipe or other
+    special file is not read here)."""
     sections: dict[str, Any] = {}
     # a regular file only: a pipe (``--config <(...)``) can be read once, by the run
     if config_path is not None and os.path.isfile(config_path):
@@ -187,12 +191,27 @@ def spare_warm(
     quality, run = _section(sections, "quality"), _section(sections, "engine")
     spec = tokenizer if tokenizer is not None else _typed(quality.get("tokenizer"), str)
     threads = _typed(quality.get("token_threads"), int)
-    warm = functools.partial(get_token_counter, spec or DEFAULT_SPEC, threads)
+    spec = spec or DEFAULT_SPEC
+    if dedup is None:
+        dedup = _typed(_section(sections, "dedup").get("method"), str)
+    arrays = not (dedup == "none" and spec.strip().lower() == "none")
+    warm = functools.partial(warm_run, spec, threads, arrays)
     if engine is None:
         engine = _typed(run.get("name"), str)
     if workers is None:
         workers = _typed(run.get("workers"), int)
     return warm, engine, workers
+
+
+def warm_run(spec: str, threads: int | None, arrays: bool) -> TokenCounter | None:
+    """The run's token counter, as :mod:`qudata.stages.context` will ask for it, and with
+    ``arrays`` numpy (the dedup keys, quicktok's ids and the budget's token ends use it;
+    a run without a tokenizer or dedup never imports it)."""
+    counter = get_token_counter(spec, threads)
+    if arrays:
+        import numpy  # noqa: F401
+
+    return counter
 
 
 def _section(sections: dict[str, Any], name: str) -> dict[str, Any]:

@@ -183,24 +183,40 @@ def test_the_command_line_guesses_the_workers_it_will_want(tmp_path: Path) -> No
 
 def test_the_spares_warm_what_the_config_file_names(tmp_path: Path) -> None:
     """The tokenizer, engine and workers of ``--config``, unless the command line names
-    them; a file that cannot be read, or a value of the wrong type, is not guessed from."""
+    them; a file that cannot be read, or a value of the wrong type, is not guessed from.
+    numpy comes too, unless the run neither tokenizes nor dedups."""
     config = tmp_path / "pack.yaml"
     config.write_text(
         "quality: {tokenizer: o200k_base, token_threads: 3}\nengine: {name: ray, workers: 5}\n"
     )
     warm, engine, workers = spare_warm(str(config), None, None, None)
-    assert (warm.args, engine, workers) == (("o200k_base", 3), "ray", 5)
+    assert (warm.args, engine, workers) == (("o200k_base", 3, True), "ray", 5)
     warm, engine, workers = spare_warm(str(config), "estimate", "local", 2)
-    assert (warm.args, engine, workers) == (("estimate", 3), "local", 2)
+    assert (warm.args, engine, workers) == (("estimate", 3, True), "local", 2)
     config.write_text("quality: {tokenizer: 7}\nengine: [ray]\n")
     warm, engine, workers = spare_warm(str(config), None, None, None)
-    assert (warm.args, engine, workers) == (("cl100k_base", None), None, None)
+    assert (warm.args, engine, workers) == (("cl100k_base", None, True), None, None)
     config.write_text("quality: {tokenizer: [unclosed\n")
     warm, engine, workers = spare_warm(str(config), None, None, None)
-    assert (warm.args, engine, workers) == (("cl100k_base", None), None, None)
+    assert (warm.args, engine, workers) == (("cl100k_base", None, True), None, None)
     warm, _, _ = spare_warm(str(tmp_path / "missing.yaml"), None, None, None)
-    assert warm.args == ("cl100k_base", None)
-    assert warm() is not None  # the counter itself (loaded once per process)
+    assert warm.args == ("cl100k_base", None, True)
+    config.write_text("quality: {tokenizer: none}\ndedup: {method: none}\n")
+    assert spare_warm(str(config), None, None, None)[0].args == ("none", None, False)
+    assert spare_warm(str(config), None, None, None, "exact")[0].args == ("none", None, True)
+    assert spare_warm(None, "none", None, None, "none")[0].args == ("none", None, False)
+    result = _run(
+        """
+        import sys
+        from qudata.cli_args import spare_warm
+        warm, _, _ = spare_warm(None, "none", None, None, "none")
+        assert warm() is None and "numpy" not in sys.modules
+        warm, _, _ = spare_warm(None, "cl100k_base", None, None, None)
+        assert warm() is not None and "numpy" in sys.modules  # the counter, and numpy
+        print("ok")
+        """
+    )
+    assert result.stdout == "ok\n"
 
 
 def test_a_config_given_as_a_pipe_is_read_once_by_the_run(tmp_path: Path) -> None:
@@ -357,7 +373,7 @@ def test_the_command_starts_no_blas_threads_and_quiets_the_collector(tmp_path: P
     result = _run(
         f"""
         import gc, os, sys
-        os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        os.environ["OPENBLAS_NUM_THREADS"] = "4"  # the environment's: qudata makes no BLAS call
         from qudata.cli import main
         sys.argv = ["qudata", "pack", {str(source)!r}, "-o", {str(tmp_path / "out")!r}, "-q"]
         try:
