@@ -189,9 +189,8 @@ def spare_warm(
         with contextlib.suppress(ConfigError):
             sections = read_yaml(Path(config_path))
     quality, run = _section(sections, "quality"), _section(sections, "engine")
-    spec = tokenizer if tokenizer is not None else _typed(quality.get("tokenizer"), str)
+    spec = tokenizer or _typed(quality.get("tokenizer"), str) or DEFAULT_SPEC
     threads = _typed(quality.get("token_threads"), int)
-    spec = spec or DEFAULT_SPEC
     if dedup is None:
         dedup = _typed(_section(sections, "dedup").get("method"), str)
     arrays = not (dedup == "none" and spec.strip().lower() == "none")

@@ -26,6 +26,7 @@ from typing import Any
 import xxhash
 
 from qudata.errors import StorageError
+from qudata.io.hashing import file_hexdigest
 from qudata.io.on_demand import on_demand
 from qudata.io.uri import filesystem, storage_error
 from qudata.plan.job import Job
@@ -71,14 +72,6 @@ class Changes:
 
 class Mismatch(StorageError):
     """A staged file missing from the prefix, or not the bytes its task wrote."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _hash_of(expected: str) -> Any:
@@ -185,7 +178,7 @@ def mirrored(
         stat = path.stat()
         if fetched.get(relative) == (stat.st_size, stat.st_mtime_ns):
             return None  # fetched and left as it was
-        sha = _sha256(path)
+        sha = file_hexdigest(path, hashlib.sha256())
         _upload(fs, path, f"{base}/{relative}", f"{sync.prefix}/{relative}", folders)
         return relative, stat.st_size, sha
 

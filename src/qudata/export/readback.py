@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any, Protocol
 
 from qudata.errors import IntegrityError
-from qudata.io.hash_thread import HashThread
+from qudata.io.hashing import HashThread
 
 __all__ = ["FileSystem", "LocalFileSystem", "Mismatch", "check_file", "count_lines", "fail"]
 
@@ -113,7 +113,7 @@ def check_file(
 
 class _Hashing:
     """A file read through: its bytes are counted as they are read, and hashed on a second
-    thread (:class:`~qudata.io.hash_thread.HashThread`) while they are counted."""
+    thread (:class:`~qudata.io.hashing.HashThread`) while they are counted."""
 
     def __init__(self, raw: IO[bytes], hashing: HashThread) -> None:
         self.raw, self.hashing, self.size = raw, hashing, 0

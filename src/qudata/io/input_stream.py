@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from qudata.io.hash_thread import HashThread
+from qudata.io.hashing import HashThread
 from qudata.io.lines import LongLine, read_lines
 
 __all__ = ["InputStream", "open_input"]

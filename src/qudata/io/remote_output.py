@@ -38,6 +38,7 @@ from pathlib import Path
 import orjson
 
 from qudata.errors import OutputError, QudataError, WriteError
+from qudata.io.hashing import file_hexdigest
 from qudata.io.output_dir import check_not_an_input, held_signals
 from qudata.io.uri import filesystem, storage_error
 from qudata.pause import pause_at
@@ -180,7 +181,7 @@ class RemoteOutput:
         if self._local:  # a file:// prefix: its folders first (a store has none)
             self.fs.makedirs(key.rsplit("/", 1)[0], exist_ok=True)
         source = self.copies.get(key[len(self.path) + 1 :])
-        if source is not None and source[1] == _sha256_local(local):
+        if source is not None and source[1] == file_hexdigest(local, hashlib.sha256()):
             self.fs.copy(source[0], key)  # server-side: no bytes through this machine
         else:
             self.fs.put_file(str(local), key)
@@ -190,7 +191,7 @@ class RemoteOutput:
         name = f"{self.uri}{key[len(self.path) :]}"
         if stored != size:
             raise WriteError(f"{name}: {stored:,} bytes stored, {size:,} uploaded")
-        if _sha256_local(local) != self._sha256(key):
+        if file_hexdigest(local, hashlib.sha256()) != self._sha256(key):
             raise WriteError(f"{name}: the stored bytes differ from the uploaded ones (sha256)")
 
     def _sha256(self, key: str) -> str:
@@ -223,14 +224,6 @@ class RemoteOutput:
             except Exception:
                 left += 1
         return left
-
-
-def _sha256_local(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while block := stream.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _strip(message: str, uri: str) -> str:

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from qudata.io.compression import compressing_writer
-from qudata.io.hash_thread import HashThread
+from qudata.io.hashing import HashThread
 
 __all__ = ["AtomicFile"]
 

@@ -27,6 +27,7 @@ from typing import Any
 import xxhash
 
 from qudata.errors import IntegrityError, QudataError
+from qudata.io.hashing import file_hexdigest
 from qudata.io.uri import current_identities, is_uri, open_stored, remote_identity
 from qudata.plan.partitions import Partition
 
@@ -186,7 +187,7 @@ def unchanged(partitions: Sequence[Partition], partition: Partition, scan: Any) 
                         return False
                     found = sums[0]
                 else:
-                    found = _range_digest(source.path, *partition.span)
+                    found = file_hexdigest(source.path, PIECE_DIGEST(), partition.span)
             else:
                 found = file_sums(source.path, [])[0]
         except OSError:
@@ -194,15 +195,3 @@ def unchanged(partitions: Sequence[Partition], partition: Partition, scan: Any) 
         if found != recorded:
             return False
     return True
-
-
-def _range_digest(path: str, start: int, end: int) -> str:
-    """The :func:`read_digest` of a piece of a split local file."""
-    digest = PIECE_DIGEST()
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        left = end - start
-        while left > 0 and (chunk := handle.read(min(left, _CHUNK))):
-            digest.update(chunk)
-            left -= len(chunk)
-    return digest.hexdigest()

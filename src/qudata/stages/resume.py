@@ -30,6 +30,7 @@ import orjson
 import xxhash
 
 from qudata.errors import QudataError
+from qudata.io.hashing import file_hexdigest
 from qudata.io.uri import is_uri, remote_identity
 from qudata.plan.job import Job
 
@@ -103,11 +104,7 @@ def file_digest(path: Path) -> str:
     boundary against someone who can write to it, who could forge the records that
     name the digests as well: the publish gate reconciles what is published with the
     account (:mod:`qudata.export.verify`), and the published files have their sha256."""
-    digest = xxhash.xxh3_128()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_hexdigest(path, xxhash.xxh3_128())
 
 
 def record(

@@ -1,4 +1,5 @@
-"""A digest fed on a second thread, beside the thread that reads or writes the bytes.
+"""Hashing bytes: on a second thread beside the one that reads or writes them
+(:class:`HashThread`), or a local file's, read in chunks (:func:`file_hexdigest`).
 
 ``hashlib`` and ``xxhash`` let go of the GIL on large buffers, so a file's sha256 costs
 the reading or writing thread only the hand-over of each chunk. An input is hashed as it
@@ -18,11 +19,14 @@ Example::
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from typing import Any
 
-__all__ = ["HashThread"]
+__all__ = ["HashThread", "file_hexdigest"]
+
+_CHUNK = 1 << 22
 
 
 class HashThread:
@@ -48,3 +52,22 @@ class HashThread:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+
+
+def file_hexdigest(
+    path: str | os.PathLike[str], digest: Any, span: tuple[int, int] | None = None
+) -> str:
+    """The hex digest of the local file ``path`` (of its bytes ``start`` to ``end`` with
+    ``span``), fed to ``digest`` (a new ``hashlib`` or ``xxhash`` object)."""
+    with open(path, "rb") as handle:
+        if span is None:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+        else:
+            handle.seek(span[0])
+            left = span[1] - span[0]
+            while left > 0 and (chunk := handle.read(min(left, _CHUNK))):
+                digest.update(chunk)
+                left -= len(chunk)
+    hexdigest: str = digest.hexdigest()
+    return hexdigest
